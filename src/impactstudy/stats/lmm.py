@@ -1,0 +1,403 @@
+"""Linear mixed model with a council random intercept and an optional nested respondent intercept.
+
+The model is ``y = X beta + b_council + b_respondent(council) + e``, fitted by REML. It is the model
+lme4 fits with ``lmer(value ~ wave + (1 | council_code) + (1 | council_code:respondent_id))``, and
+:func:`fit_lmm` reproduces lme4's estimates, ``vcov`` and REML criterion, and lmerTest's Satterthwaite
+degrees of freedom, so every number in a report can be re-derived in R.
+
+Why not statsmodels ``MixedLM``: it forms dense per-group matrices and takes ~7 s on a national panel
+(80,000 rows, 30,000 respondents, 152 councils); this module takes well under a second. It exploits the
+nested structure: within council ``i``, ``V_i = s2 * (I + t1 * J + t2 * blockdiag(J_resp))``, whose
+inverse and determinant follow in closed form from Sherman-Morrison per respondent block and then per
+council. After one pass that sums ``[X y]`` per respondent, a REML evaluation costs
+O(respondents * p^2) and never touches an n x n matrix. The REML deviance is profiled over the residual
+variance and minimised over the variance ratios ``t = theta^2`` (lme4's relative covariance factors
+squared) with L-BFGS-B and an exact gradient, with ``t >= 0`` so a variance can sit on the boundary.
+
+Satterthwaite degrees of freedom follow lmerTest exactly: variance parameters ``(theta, sigma)``, their
+covariance ``2 * H^-1`` from the Hessian ``H`` of the unprofiled REML deviance (here a central
+difference of the exact gradient), and the exact Jacobian of ``vcov(beta)`` with respect to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, optimize, stats
+
+from impactstudy.errors import DataError
+
+# lme4's isSingular() tolerance on theta, and lmerTest's tolerance on Hessian eigenvalues.
+SINGULAR_TOL = 1e-4
+HESSIAN_EIGEN_TOL = 1e-8
+_COMPONENTS = ("council", "respondent")
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """Sufficient statistics of ``[X y]`` for the nested REML likelihood.
+
+    A block is a respondent within a council (nested model) or a whole council (council-only model,
+    where the respondent ratio is fixed at 0). Blocks are sorted by council, ``starts`` gives the first
+    block of each council, so per-council sums are a single ``np.add.reduceat``.
+    """
+
+    zz: np.ndarray  # (p+1, p+1): [X y]'[X y]
+    sums: np.ndarray  # (blocks, p+1): column sums of [X y] within each block
+    sizes: np.ndarray  # (blocks,): observations in each block
+    council: np.ndarray  # (blocks,): council index of each block
+    starts: np.ndarray  # (councils,): index of the first block of each council
+    n: int
+    p: int
+    nested: bool
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """Everything one evaluation of the REML deviance at ratios ``t`` yields."""
+
+    a: np.ndarray  # X' W^-1 X (W = V / s2)
+    a_chol: np.ndarray  # lower Cholesky factor of a
+    beta: np.ndarray
+    rss: float  # (y - X beta)' W^-1 (y - X beta), lme4's penalised weighted RSS
+    logdet_w: float
+    logdet_a: float
+    grad_logdet_w: np.ndarray  # d logdet W / d t_k
+    grad_logdet_a: np.ndarray  # d logdet(X' W^-1 X) / d t_k
+    grad_rss: np.ndarray  # d rss / d t_k
+    gram: tuple[np.ndarray, ...]  # G_k = Q_kX' Q_kX, so d(X' W^-1 X)/d t_k = -G_k
+
+
+def _block_stats(y: np.ndarray, x: np.ndarray, council: np.ndarray, respondent: np.ndarray | None) -> _Blocks:
+    """Sum ``[X y]`` per block (respondent within council, or council) in one O(n p) pass."""
+    council_idx, _ = pd.factorize(council, sort=True)
+    if respondent is None:
+        block_idx = council_idx
+    else:
+        resp_idx, _ = pd.factorize(respondent, sort=True)
+        pair = council_idx.astype(np.int64) * (int(resp_idx.max()) + 1) + resp_idx
+        block_idx, _ = pd.factorize(pair, sort=True)  # sorted by council, then respondent
+    z = np.column_stack([x, y])
+    n_blocks = int(block_idx.max()) + 1
+    sums = np.column_stack([np.bincount(block_idx, weights=z[:, j], minlength=n_blocks) for j in range(z.shape[1])])
+    sizes = np.bincount(block_idx, minlength=n_blocks).astype(float)
+    block_council = np.empty(n_blocks, dtype=np.int64)
+    block_council[block_idx] = council_idx
+    starts = np.flatnonzero(np.r_[True, np.diff(block_council) != 0])
+    return _Blocks(
+        zz=z.T @ z,
+        sums=sums,
+        sizes=sizes,
+        council=block_council,
+        starts=starts,
+        n=len(y),
+        p=x.shape[1],
+        nested=respondent is not None,
+    )
+
+
+def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
+    """Evaluate ``[X y]' W^-1 [X y]``, ``logdet W`` and their derivatives in ``t`` in O(blocks p^2).
+
+    With ``D = I + t2 blockdiag(J_resp)`` and ``W = D + t1 J`` per council, for block sums ``S_j`` of
+    sizes ``m_j``: ``u_j = 1 / (1 + t2 m_j)``, council sums ``C_i = sum_j u_j S_j`` and
+    ``s_i = sum_j u_j m_j``. Then ``Z' W^-1 Z = Z'Z - sum_j t2 u_j S_j S_j' - sum_i t1 / (1 + t1 s_i)
+    C_i C_i'`` and ``logdet W = sum_j log(1 + t2 m_j) + sum_i log(1 + t1 s_i)``. The derivative of
+    ``Z' W^-1 Z`` in ``t_k`` is ``-Q_k' Q_k`` with ``Q_k`` the level-k group sums of ``W^-1 Z``.
+    """
+    t1 = float(t[0])
+    t2 = float(t[1]) if b.nested else 0.0
+    p, m, s = b.p, b.sizes, b.sums
+    u = 1.0 / (1.0 + t2 * m)
+    c = np.add.reduceat(s * u[:, None], b.starts, axis=0)
+    sc = np.add.reduceat(u * m, b.starts)
+    f = 1.0 / (1.0 + t1 * sc)
+    q1 = c * f[:, None]
+    mzz = b.zz - t1 * (q1.T @ c)
+    logdet_w = float(np.sum(np.log1p(t1 * sc)))
+    grad_logdet_w = [float(np.sum(sc * f))]
+    qs = [q1]
+    if b.nested:
+        mzz -= t2 * ((s * u[:, None]).T @ s)
+        logdet_w += float(np.sum(np.log1p(t2 * m)))
+        mu = m * u
+        grad_logdet_w.append(float(np.sum(mu) - t1 * np.sum(np.add.reduceat(mu**2, b.starts) * f)))
+        qs.append(s * u[:, None] - (t1 * mu * f[b.council])[:, None] * c[b.council])
+    a = mzz[:p, :p]
+    try:
+        a_chol = linalg.cholesky(a, lower=True)
+    except linalg.LinAlgError as err:  # unreachable after the rank check unless t is absurd
+        raise DataError(f"lmm: X'V^-1X is not positive definite ({err}); check the design matrix") from err
+    beta = linalg.cho_solve((a_chol, True), mzz[:p, p])
+    rss = float(mzz[p, p] - mzz[:p, p] @ beta)
+    coef = np.r_[-beta, 1.0]
+    grams, grad_a, grad_rss = [], [], []
+    for q in qs:
+        qx = q[:, :p]
+        half = linalg.solve_triangular(a_chol, qx.T, lower=True)  # L^-1 Q_X'
+        grams.append(qx.T @ qx)
+        grad_a.append(-float(np.sum(half**2)))  # tr(A^-1 dA) with dA = -Q_X'Q_X
+        grad_rss.append(-float(np.sum((q @ coef) ** 2)))  # envelope theorem: -||Q [-beta; 1]||^2
+    return _Terms(
+        a=a,
+        a_chol=a_chol,
+        beta=beta,
+        rss=rss,
+        logdet_w=logdet_w,
+        logdet_a=2.0 * float(np.sum(np.log(np.diag(a_chol)))),
+        grad_logdet_w=np.array(grad_logdet_w),
+        grad_logdet_a=np.array(grad_a),
+        grad_rss=np.array(grad_rss),
+        gram=tuple(grams),
+    )
+
+
+def _profiled_deviance(b: _Blocks, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """REML deviance (lme4's REML criterion) with the residual variance profiled out, and its gradient."""
+    tt = _terms(b, t)
+    dof = b.n - b.p
+    dev = tt.logdet_w + tt.logdet_a + dof * (1.0 + np.log(2.0 * np.pi * tt.rss / dof))
+    grad = tt.grad_logdet_w + tt.grad_logdet_a + dof * tt.grad_rss / tt.rss
+    return float(dev), grad
+
+
+def _varpar_gradient(b: _Blocks, varpar: np.ndarray) -> np.ndarray:
+    """Gradient of the unprofiled REML deviance in lmerTest's parameters ``(theta..., sigma)``.
+
+    The deviance is even in each theta (it depends on theta^2), so it is defined for the small
+    negative theta a central difference at a boundary fit evaluates, exactly as in lmerTest.
+    """
+    theta, sigma = varpar[:-1], varpar[-1]
+    tt = _terms(b, theta**2)
+    d_t = tt.grad_logdet_w + tt.grad_logdet_a + tt.grad_rss / sigma**2
+    d_sigma = -2.0 * tt.rss / sigma**3 + 2.0 * (b.n - b.p) / sigma
+    return np.r_[2.0 * theta * d_t, d_sigma]
+
+
+def _hessian(b: _Blocks, varpar: np.ndarray) -> np.ndarray:
+    """Hessian of the REML deviance in ``(theta, sigma)``: Richardson-extrapolated central differences
+    of the exact gradient (error O(h^4)), symmetrised."""
+    k = len(varpar)
+    h = 1e-3 * np.maximum(np.abs(varpar), 0.1)
+
+    def jac(step: np.ndarray) -> np.ndarray:
+        cols = []
+        for i in range(k):
+            e = np.zeros(k)
+            e[i] = step[i]
+            cols.append((_varpar_gradient(b, varpar + e) - _varpar_gradient(b, varpar - e)) / (2.0 * step[i]))
+        return np.column_stack(cols)
+
+    hess = (4.0 * jac(h / 2.0) - jac(h)) / 3.0
+    return (hess + hess.T) / 2.0
+
+
+def _check_inputs(
+    y: np.ndarray, x: np.ndarray, columns: tuple[str, ...], council: np.ndarray, respondent: np.ndarray | None
+) -> None:
+    """Refuse inputs lme4 would refuse, with a message that says what to fix."""
+    n = len(y)
+    if y.ndim != 1 or x.ndim != 2 or x.shape[0] != n or len(council) != n:
+        raise DataError(f"lmm: y has shape {y.shape}, X {x.shape}, council {len(council)}; they must have n rows")
+    if respondent is not None and len(respondent) != n:
+        raise DataError(f"lmm: respondent has {len(respondent)} entries for {n} rows")
+    if len(columns) != x.shape[1]:
+        raise DataError(f"lmm: {len(columns)} column names for {x.shape[1]} columns of X")
+    bad_y = int(np.sum(~np.isfinite(y)))
+    bad_x = int(np.sum(~np.all(np.isfinite(x), axis=1)))
+    bad_g = int(np.sum(pd.isna(council))) + (0 if respondent is None else int(np.sum(pd.isna(respondent))))
+    if bad_y or bad_x or bad_g:
+        raise DataError(
+            f"lmm: {bad_y} rows with a missing or infinite value, {bad_x} with a missing design entry, "
+            f"{bad_g} missing council/respondent labels; drop incomplete rows before fitting"
+        )
+    levels = {"council": pd.unique(council).size}
+    if respondent is not None:
+        levels["council:respondent"] = pd.MultiIndex.from_arrays([council, respondent]).nunique()
+    for name, k in levels.items():
+        if k < 2 or k >= n:
+            raise DataError(
+                f"lmm: {k} {name} levels for {n} rows; a random intercept needs at least 2 levels and fewer "
+                "levels than rows (drop the respondent level when respondents do not recur)"
+            )
+    rank = np.linalg.matrix_rank(x)
+    if rank < x.shape[1]:
+        _, _, piv = linalg.qr(x, mode="economic", pivoting=True)
+        dropped = [columns[j] for j in sorted(piv[rank:])]
+        raise DataError(
+            f"lmm: design matrix is rank deficient ({rank} of {x.shape[1]} columns); {', '.join(dropped)} "
+            "are linear combinations of other columns (an empty wave or group cell?)"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class LmmFit:
+    """A fitted REML linear mixed model; every number matches lme4/lmerTest for the same data."""
+
+    terms: tuple[str, ...]
+    beta: np.ndarray
+    vcov: np.ndarray  # REML covariance of beta, as lme4's vcov()
+    var_council: float
+    var_respondent: float | None  # None when the model has no respondent level
+    var_residual: float
+    theta: np.ndarray  # lme4's theta: random-effect SDs relative to the residual SD
+    reml_criterion: float  # -2 * REML log-likelihood, as lme4's REMLcrit()
+    n_obs: int
+    n_groups: dict[str, int]
+    converged: bool
+    warnings: tuple[str, ...]
+    vcov_varpar: np.ndarray = field(repr=False)  # covariance of (theta..., sigma), lmerTest's vcov_varpar
+    vcov_jacobian: np.ndarray = field(repr=False)  # d vcov / d (theta..., sigma): (k, p, p), lmerTest's Jac_list
+
+    @property
+    def sd_council(self) -> float:
+        return float(np.sqrt(self.var_council))
+
+    @property
+    def sd_respondent(self) -> float | None:
+        return None if self.var_respondent is None else float(np.sqrt(self.var_respondent))
+
+    @property
+    def sd_residual(self) -> float:
+        return float(np.sqrt(self.var_residual))
+
+    @property
+    def singular(self) -> bool:
+        """True for a boundary fit, as lme4's ``isSingular()``."""
+        return bool(np.any(self.theta < SINGULAR_TOL))
+
+    def contrast(self, L: np.ndarray, level: float = 0.95) -> dict[str, float]:
+        """Wald t-test of ``L @ beta = 0`` with Satterthwaite df, as lmerTest's ``contest1D()``.
+
+        ``df = 2 (L V L')^2 / (g' A g)``, with ``g`` the gradient of ``L V L'`` in ``(theta, sigma)``
+        and ``A`` their asymptotic covariance.
+        """
+        lv = np.asarray(L, dtype=float)
+        if lv.shape != self.beta.shape:
+            raise ValueError(f"contrast vector has shape {lv.shape}; expected {self.beta.shape} ({self.terms})")
+        estimate = float(lv @ self.beta)
+        var = float(lv @ self.vcov @ lv)
+        grad = np.einsum("i,kij,j->k", lv, self.vcov_jacobian, lv)
+        denom = float(grad @ self.vcov_varpar @ grad)
+        df = 2.0 * var**2 / denom if denom > 0 else np.inf
+        se = np.sqrt(var)
+        t = estimate / se
+        half = stats.t.ppf(0.5 + level / 2.0, df) * se
+        return {
+            "estimate": estimate,
+            "std_error": float(se),
+            "df": float(df),
+            "t": float(t),
+            "p_value": float(2.0 * stats.t.sf(abs(t), df)),
+            "ci_low": estimate - float(half),
+            "ci_high": estimate + float(half),
+        }
+
+    def summary_frame(self, level: float = 0.95) -> pd.DataFrame:
+        """Tidy table of the fixed effects: term, estimate, std_error, df, t, p_value, ci_low, ci_high."""
+        rows = [{"term": term, **self.contrast(row, level)} for term, row in zip(self.terms, np.eye(len(self.terms)))]
+        return pd.DataFrame(rows, columns=["term", "estimate", "std_error", "df", "t", "p_value", "ci_low", "ci_high"])
+
+
+def _optimise(b: _Blocks) -> tuple[np.ndarray, bool, list[str]]:
+    """Minimise the profiled REML deviance over the variance ratios ``t >= 0``."""
+    k = 2 if b.nested else 1
+    res = optimize.minimize(
+        lambda t: _profiled_deviance(b, t),
+        x0=np.ones(k),  # lme4's start: theta = 1
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * k,
+        options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 500},
+    )
+    t = np.asarray(res.x, dtype=float)
+    _, grad = _profiled_deviance(b, t)
+    # Projected gradient: at t_k = 0 only a negative slope (the deviance falls inward) is a failure.
+    proj = np.where(t > 0, grad, np.minimum(grad, 0.0))
+    # lme4 flags |gradient| > 0.002 on its scaled scale; here the scale is the ratio itself.
+    converged = bool(np.all(np.abs(proj) * np.maximum(t, 1.0) < 2e-3))
+    messages = [] if converged else [f"failed to converge: {res.message}; projected gradient {proj.tolist()}"]
+    return t, converged, messages
+
+
+def fit_lmm(
+    y: np.ndarray,
+    X: np.ndarray,
+    columns: list[str] | tuple[str, ...],
+    council: np.ndarray,
+    respondent: np.ndarray | None = None,
+) -> LmmFit:
+    """Fit ``y ~ X + (1 | council) [+ (1 | council:respondent)]`` by REML.
+
+    ``X`` includes the intercept column; ``columns`` names its columns. Respondent ids are nested
+    within council (the same id in two councils is two respondents), as ``council:respondent`` in lme4.
+    Raises :class:`DataError` for missing values, fewer than two groups, as many groups as rows, or a
+    rank-deficient ``X``.
+    """
+    yv = np.asarray(y, dtype=float)
+    xv = np.asarray(X, dtype=float)
+    cv = np.asarray(council)
+    rv = None if respondent is None else np.asarray(respondent)
+    names = tuple(columns)
+    _check_inputs(yv, xv, names, cv, rv)
+    b = _block_stats(yv, xv, cv, rv)
+    t, converged, messages = _optimise(b)
+    tt = _terms(b, t)
+    dev, _ = _profiled_deviance(b, t)
+    dof = b.n - b.p
+    sigma2 = tt.rss / dof
+    a_inv = linalg.cho_solve((tt.a_chol, True), np.eye(b.p))
+    theta = np.sqrt(t)
+    sigma = np.sqrt(sigma2)
+
+    hess = _hessian(b, np.r_[theta, sigma])
+    evals, evecs = np.linalg.eigh(hess)
+    if np.any(evals < -HESSIAN_EIGEN_TOL):
+        messages.append(f"failed to converge: REML Hessian has negative eigenvalues {evals[evals < -HESSIAN_EIGEN_TOL]}")
+        converged = False
+    keep = evals > HESSIAN_EIGEN_TOL
+    vcov_varpar = 2.0 * (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T  # pseudo-inverse, as lmerTest
+    jac = [sigma2 * 2.0 * th * a_inv @ g @ a_inv for th, g in zip(theta, tt.gram)]
+    jac.append(2.0 * sigma * a_inv)
+
+    singular = [name for name, th in zip(_COMPONENTS, theta) if th < SINGULAR_TOL]
+    if singular:
+        messages.append(f"boundary (singular) fit: {' and '.join(singular)} variance estimated as (near) zero")
+    n_groups = {"council": len(b.starts)}
+    if b.nested:
+        n_groups["respondent"] = len(b.sizes)
+    return LmmFit(
+        terms=names,
+        beta=tt.beta,
+        vcov=sigma2 * a_inv,
+        var_council=float(t[0] * sigma2),
+        var_respondent=float(t[1] * sigma2) if b.nested else None,
+        var_residual=float(sigma2),
+        theta=theta,
+        reml_criterion=dev,
+        n_obs=b.n,
+        n_groups=n_groups,
+        converged=converged,
+        warnings=tuple(messages),
+        vcov_varpar=vcov_varpar,
+        vcov_jacobian=np.stack(jac),
+    )
+
+
+def fit_summary(fit: LmmFit) -> dict[str, Any]:
+    """JSON-ready record of a fit for ``models.json``: variance components, criterion, diagnostics."""
+    return {
+        "terms": list(fit.terms),
+        "beta": fit.beta.tolist(),
+        "var_council": fit.var_council,
+        "var_respondent": fit.var_respondent,
+        "var_residual": fit.var_residual,
+        "reml_criterion": fit.reml_criterion,
+        "n_obs": fit.n_obs,
+        "n_groups": dict(fit.n_groups),
+        "converged": fit.converged,
+        "warnings": list(fit.warnings),
+    }

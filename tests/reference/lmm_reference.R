@@ -1,0 +1,121 @@
+# Reference values from R (lme4 + lmerTest) for impactstudy.stats.lmm.
+#
+# Fits REML random-intercept models with lme4 and Satterthwaite t-tests with lmerTest, and writes
+#   fixtures/lmm_<name>.csv   the data (so Python fits exactly the same rows)
+#   fixtures/lmm_<name>.json  estimates, SEs, vcov, variance components, REML criterion, theta,
+#                             Satterthwaite df and p per coefficient and for named contrasts
+# Datasets: lme4's sleepstudy (Reaction ~ Days + (1 | Subject)); a simulated unbalanced panel of
+# respondents nested in councils over three waves (value ~ wave and value ~ wave * status, both with
+# (1 | council_code) + (1 | council_code:respondent_id)); and a panel whose council means are equal by
+# construction, so the council variance is estimated at the boundary (singular fit).
+# tests/test_lmm.py reads the fixtures; it never needs R.
+#
+# Regenerate from the repository root with:  Rscript tests/reference/lmm_reference.R
+suppressPackageStartupMessages({
+  library(lme4)
+  library(lmerTest)
+  library(jsonlite)
+})
+
+here <- "tests/reference/fixtures"
+dir.create(here, showWarnings = FALSE, recursive = TRUE)
+# Tight optimiser tolerances so the reference is the optimum itself, not lme4's default stopping point.
+ctrl <- lmerControl(optimizer = "nloptwrap",
+                    optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, xtol_rel = 1e-12, maxeval = 1e5))
+
+describe <- function(m, contrasts = list()) {
+  vc <- as.data.frame(VarCorr(m))
+  co <- summary(m)$coefficients
+  out <- list(
+    formula = deparse(formula(m)),
+    terms = rownames(co),
+    beta = unname(fixef(m)),
+    se = unname(co[, "Std. Error"]),
+    df = unname(co[, "df"]),
+    t = unname(co[, "t value"]),
+    p = unname(co[, "Pr(>|t|)"]),
+    vcov = unname(as.matrix(vcov(m))),
+    varcomp = setNames(as.list(vc$vcov), vc$grp),
+    theta = unname(getME(m, "theta")),
+    sigma = sigma(m),
+    reml_criterion = unname(REMLcrit(m)),
+    n_obs = nobs(m),
+    n_groups = as.list(ngrps(m)),
+    singular = isSingular(m),
+    contrasts = list()
+  )
+  for (nm in names(contrasts)) {
+    L <- contrasts[[nm]]
+    ct <- contest1D(m, L, confint = TRUE)
+    out$contrasts[[nm]] <- list(L = L, estimate = ct$Estimate, se = ct$`Std. Error`, df = ct$df,
+                                t = ct$`t value`, p = ct$`Pr(>|t|)`, lower = ct$lower, upper = ct$upper)
+  }
+  out
+}
+
+save <- function(name, data, fits) {
+  write.csv(data, file.path(here, sprintf("lmm_%s.csv", name)), row.names = FALSE)
+  writeLines(toJSON(fits, digits = NA, auto_unbox = TRUE, pretty = TRUE),
+             file.path(here, sprintf("lmm_%s.json", name)))
+}
+
+# ---- (1) sleepstudy, random intercept only ----------------------------------------------------
+data(sleepstudy, package = "lme4")
+ss <- data.frame(Reaction = sleepstudy$Reaction, Days = sleepstudy$Days,
+                 Subject = as.character(sleepstudy$Subject))
+m_ss <- lmer(Reaction ~ Days + (1 | Subject), data = ss, REML = TRUE, control = ctrl)
+save("sleepstudy", ss, list(intercept = describe(m_ss)))
+
+# ---- (2) nested panel: respondents within councils, three waves, unbalanced --------------------
+simulate_panel <- function(n_councils, council_sd) {
+  rows <- list()
+  for (i in seq_len(n_councils)) {
+    code <- sprintf("E%08d", 10000000 + i)
+    status <- if (i %% 3 == 0) "B" else "A"
+    u_c <- rnorm(1, 0, council_sd)
+    n_resp <- sample(1:6, 1)
+    for (r in seq_len(n_resp)) {
+      u_r <- rnorm(1, 0, 0.7)
+      for (w in 1:3) {
+        if (runif(1) < 0.2) next                            # respondent missed this wave
+        shift <- c(0, 0.3, 0.5)[w] + if (status == "B") c(0, 0.4, 0.2)[w] else 0
+        rows[[length(rows) + 1]] <- data.frame(
+          council_code = code, respondent_id = sprintf("R%d", r), wave = sprintf("w%d", w),
+          status = status, value = 3 + u_c + u_r + shift + rnorm(1, 0, 1))
+      }
+    }
+  }
+  do.call(rbind, rows)
+}
+
+set.seed(20251126)
+nested <- simulate_panel(24, council_sd = 0.6)
+fit_data <- transform(nested, wave = factor(wave, levels = c("w1", "w2", "w3")),
+                      status = factor(status, levels = c("A", "B")))
+m_wave <- lmer(value ~ wave + (1 | council_code) + (1 | council_code:respondent_id),
+               data = fit_data, REML = TRUE, control = ctrl)
+m_group <- lmer(value ~ wave * status + (1 | council_code) + (1 | council_code:respondent_id),
+                data = fit_data, REML = TRUE, control = ctrl)
+# Columns of m_group: (Intercept) wavew2 wavew3 statusB wavew2:statusB wavew3:statusB
+save("nested", nested, list(
+  wave = describe(m_wave, list(`w3 - w2` = c(0, -1, 1))),
+  wave_status = describe(m_group, list(
+    `status=A: w2 - w1` = c(0, 1, 0, 0, 0, 0),
+    `status=A: w3 - w2` = c(0, -1, 1, 0, 0, 0),
+    `status=B: w3 - w1` = c(0, 0, 1, 0, 0, 1),
+    `status=B: w3 - w2` = c(0, -1, 1, 0, -1, 1)))
+))
+
+# ---- (3) boundary: equal council means, so the council variance is estimated as 0 --------------
+set.seed(7)
+flat <- simulate_panel(15, council_sd = 0)
+flat$value <- flat$value - ave(flat$value, flat$council_code)   # every council has mean 0
+flat_data <- transform(flat, wave = factor(wave, levels = c("w1", "w2", "w3")))
+m_flat <- lmer(value ~ wave + (1 | council_code) + (1 | council_code:respondent_id),
+               data = flat_data, REML = TRUE, control = ctrl)
+m_flat1 <- lmer(value ~ wave + (1 | council_code), data = flat_data, REML = TRUE, control = ctrl)
+save("boundary", flat, list(
+  nested = describe(m_flat, list(`w3 - w2` = c(0, -1, 1))),
+  council = describe(m_flat1, list(`w3 - w2` = c(0, -1, 1)))
+))
+cat("wrote", file.path(here, "lmm_*.{csv,json}"), "\n")
