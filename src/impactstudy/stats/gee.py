@@ -1,0 +1,76 @@
+"""Gaussian GEE for change over waves: ``value ~ C(wave)`` (x ``C(group)``), exchangeable within council.
+
+The population-averaged counterpart of the LMM: the same treatment-coded mean model, fitted with
+statsmodels ``GEE`` (Gaussian family, identity link, exchangeable working correlation among all answers
+from one council) and sandwich standard errors, which stay valid when the working correlation is
+wrong (respondents recurring across waves are one source of that).
+
+Conventions, chosen so that R's ``geepack::geeglm(value ~ wave, id = council, corstr =
+"exchangeable", std.err = "san.se")`` reproduces the estimates and robust errors exactly:
+
+- the scale and exchangeable correlation are moment estimates with no degrees-of-freedom correction
+  (statsmodels ``ddof_scale=0``; its default subtracts the number of parameters, geepack does not);
+- the robust covariance is the plain sandwich, no small-sample factor (neither package applies one).
+
+Few councils (fewer than ``few_councils``): the sandwich is biased downwards, so the bias-reduced
+covariance of Mancl & DeRouen (2001) (statsmodels ``cov_type="bias_reduced"``) is used, with a t
+reference on ``K - p`` degrees of freedom (K councils, p mean parameters), as Mancl & DeRouen
+recommend. Otherwise the reference is the normal distribution and ``df`` is NaN. The ``correction``
+column says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from impactstudy.stats import tidy
+
+MODEL = "gee"
+ROBUST = "none (sandwich SE, normal reference)"
+BIAS_REDUCED = "bias-reduced (Mancl-DeRouen) SE, t reference df=K-p"
+
+
+def fit_gee(
+    data: pd.DataFrame,
+    wave_order: Sequence[str],
+    contrasts: Sequence[tidy.Contrast],
+    group: str | None = None,
+    few_councils: int = 40,
+    conf_level: float = 0.95,
+) -> pd.DataFrame:
+    """Wave contrasts from a GEE, one row per contrast (and per ``group`` level when given).
+
+    ``data`` is the long frame of one measure; ``contrasts`` are ``(later, earlier)`` wave pairs. With
+    ``group`` the model is ``value ~ C(wave) * C(group)`` and each contrast is evaluated within each level.
+    """
+    d = tidy.prepare(data, wave_order, group)
+    n_councils = d["council_code"].nunique()
+    bias_reduced = n_councils < few_councils
+    correction = BIAS_REDUCED if bias_reduced else ROBUST
+
+    def result(fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
+        return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, conf_level=conf_level,
+                              fit=fit, warning=warning)
+
+    if n_councils < 2:
+        return result(None, f"GEE needs at least 2 councils with observed values, has {n_councils}")
+    design = tidy.wave_design(d, group, intercept=True)
+    n_params = design.matrix.shape[1]
+    df = float(n_councils - n_params) if bias_reduced else None
+    if df is not None and df < 1:
+        return result(None, f"too few councils ({n_councils}) for {n_params} mean parameters with bias-reduced SEs")
+    with tidy.captured_warnings() as caught:
+        model = sm.GEE(d["value"].to_numpy(), design.matrix, groups=d["council_code"].to_numpy(),
+                       family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Exchangeable())
+        fit = model.fit(cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
+    warning = tidy.join_warnings(*caught)
+    if fit is None:
+        return result(None, tidy.join_warnings("GEE could not be fitted", warning))
+    cov = np.asarray(fit.cov_params())
+    if not np.all(np.isfinite(cov)):
+        return result(None, tidy.join_warnings("robust covariance is not finite", warning))
+    return result(tidy.WaldFit(np.asarray(fit.params), cov, design, df), warning)
