@@ -1,5 +1,155 @@
-"""Command-line entry point (filled in below)."""
+"""The ``impactstudy`` command: a thin layer over :mod:`impactstudy.stages` and friends.
+
+A user's mistake ends with a one-line message on stderr and the exit code of its kind (see
+:mod:`impactstudy.errors` and the README's table); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from impactstudy import __version__
+from impactstudy.errors import UserError
+
+EXIT_VALIDATION_FAILED = 6
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        from impactstudy import stages
+
+        ran = stages.run(args.study, [stage], root=args.root, force=args.force, wait=args.wait, log=_log)
+        if not ran:
+            _log(f"{stage}: up to date (nothing to do)")
+        return 0
+
+    return command
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from impactstudy import stages
+
+    ran = stages.run(args.study, None, root=args.root, force=args.force, wait=args.wait, log=_log)
+    if not ran:
+        _log("all stages up to date (nothing to do)")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from impactstudy import stages
+
+    stale = 0
+    for name, reasons in stages.status(args.study, root=args.root):
+        if reasons:
+            stale += 1
+            print(f"{name:<28} stale: {'; '.join(reasons)}")
+        else:
+            print(f"{name:<28} up to date")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from impactstudy.stages import open_study
+    from impactstudy.validate import validate_study
+
+    study, paths = open_study(args.study, args.root)
+    problems = validate_study(study, paths)
+    for problem in problems:
+        print(problem)
+    if problems:
+        _log(f"{len(problems)} problem(s) in study '{args.study}'")
+        return EXIT_VALIDATION_FAILED
+    _log(f"study '{args.study}': config and raw files agree ({len(study.waves)} waves, {len(study.measures)} measures)")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from impactstudy.template import write_template
+
+    path = write_template(Path(args.root), args.name, force=args.force)
+    _log(f"wrote {path}; put the raw files in data/raw/{args.name}/ and edit the config")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from impactstudy.demo import generate
+
+    summary = generate(Path(args.root), study=args.study, councils=args.councils, seed=args.seed,
+                       extra_waves=args.extra_waves, force=args.force)
+    _log(f"demo study '{args.study}': {summary.get('message', 'written')}")
+    return 0
+
+
+def _cmd_councils_resolve(args: argparse.Namespace) -> int:
+    from impactstudy.councils import resolve_to_csv
+
+    sys.stdout.write(resolve_to_csv(args.values, as_of=args.as_of))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the README's command reference and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="impactstudy",
+        description="Survey waves of a longitudinal impact study to linked panels, change-over-time models and an HTML report.",
+    )
+    parser.add_argument("--version", action="version", version=f"impactstudy {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--study", default=os.environ.get("STUDY", "demo"), help="study name (default: $STUDY or demo)")
+    common.add_argument("--root", default=".", help="project folder holding pipelines/, data/ and reports/")
+    stage_opts = argparse.ArgumentParser(add_help=False)
+    stage_opts.add_argument("--force", action="store_true", help="rerun even if inputs are unchanged")
+    stage_opts.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                            help="wait this long for another run of the study to finish")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for stage, text in (
+        ("ingest", "read each wave's raw file into waves/<wave>.parquet, quarantine.csv, ingest_report.json"),
+    ):
+        p = sub.add_parser(stage, parents=[common, stage_opts], help=text, description=text)
+        p.set_defaults(func=_stage_command(stage))
+    p = sub.add_parser("run", parents=[common, stage_opts], help="run every stage that is out of date")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("status", parents=[common], help="list each stage (and wave) as up to date or stale, and why")
+    p.set_defaults(func=_cmd_status)
+    p = sub.add_parser("validate", parents=[common], help="check the config against the raw files, reporting every problem")
+    p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("init", help="write a commented template pipelines/<study>/study.toml")
+    p.add_argument("name", help="study name")
+    p.add_argument("--root", default=".")
+    p.add_argument("--force", action="store_true", help="overwrite an existing config")
+    p.set_defaults(func=_cmd_init)
+    p = sub.add_parser("demo", parents=[common], help="write the synthetic demo study (config and raw files)")
+    p.add_argument("--councils", type=int, default=40, help="number of councils (6 gives the original study's size)")
+    p.add_argument("--seed", type=int, default=20130401)
+    p.add_argument("--extra-waves", type=int, default=0, choices=(0, 1), help="1 adds a second follow-up wave")
+    p.add_argument("--force", action="store_true", help="overwrite an existing demo study")
+    p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("councils", help="the council register")
+    csub = p.add_subparsers(dest="councils_command", required=True, metavar="SUBCOMMAND")
+    r = csub.add_parser("resolve", help="resolve council codes or names to GSS codes, printed as CSV")
+    r.add_argument("--as-of", default=None, metavar="DATE", help="resolve as of this date (YYYY-MM-DD)")
+    r.add_argument("values", nargs="+", metavar="VALUE")
+    r.set_defaults(func=_cmd_councils_resolve)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    return 0
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as err:
+        print(f"impactstudy: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("impactstudy: interrupted", file=sys.stderr)
+        return 130

@@ -19,9 +19,10 @@ suppressPackageStartupMessages({
 
 here <- "tests/reference/fixtures"
 dir.create(here, showWarnings = FALSE, recursive = TRUE)
-# Tight optimiser tolerances so the reference is the optimum itself, not lme4's default stopping point.
-ctrl <- lmerControl(optimizer = "nloptwrap",
-                    optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, xtol_rel = 1e-12, maxeval = 1e5))
+# bobyqa with a tight final trust radius, so the reference is the optimum itself. lme4's default
+# (nloptwrap) stops early on the boundary data set: theta = (0.363, 0), REML 330.19, where bobyqa
+# reaches theta = (0.454, 0), REML 329.95.
+ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhobeg = 0.2, rhoend = 1e-10, maxfun = 1e5))
 
 describe <- function(m, contrasts = list()) {
   vc <- as.data.frame(VarCorr(m))
@@ -107,7 +108,7 @@ save("nested", nested, list(
 ))
 
 # ---- (3) boundary: equal council means, so the council variance is estimated as 0 --------------
-set.seed(7)
+set.seed(1)    # a seed where only the council variance is on the boundary
 flat <- simulate_panel(15, council_sd = 0)
 flat$value <- flat$value - ave(flat$value, flat$council_code)   # every council has mean 0
 flat_data <- transform(flat, wave = factor(wave, levels = c("w1", "w2", "w3")))

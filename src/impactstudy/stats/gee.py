@@ -63,10 +63,16 @@ def fit_gee(
     df = float(n_councils - n_params) if bias_reduced else None
     if df is not None and df < 1:
         return result(None, f"too few councils ({n_councils}) for {n_params} mean parameters with bias-reduced SEs")
+    if d["value"].nunique() < 2:
+        return result(None, "every observed value is the same; nothing varies to model")
     with tidy.captured_warnings() as caught:
         model = sm.GEE(d["value"].to_numpy(), design.matrix, groups=d["council_code"].to_numpy(),
                        family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Exchangeable())
-        fit = model.fit(cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
+        try:
+            fit = model.fit(cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
+        except (ValueError, np.linalg.LinAlgError) as err:  # statsmodels' way of saying the data defeat it
+            caught.append(f"{type(err).__name__}: {err}")
+            fit = None
     warning = tidy.join_warnings(*caught)
     if fit is None:
         return result(None, tidy.join_warnings("GEE could not be fitted", warning))

@@ -1,0 +1,578 @@
+"""Load and check a study's ``study.toml`` into typed, immutable objects.
+
+The config is the only place a study is described: its waves (in order), how each wave's columns map
+onto harmonised measures, the council key, covariates and model settings. Loading is strict: an unknown
+key, a misspelt measure or wave, or a file path that leaves the study's raw folder is a
+:class:`~impactstudy.errors.ConfigError` naming the key and the closest valid spelling, because a
+silently ignored setting is worse than a refusal.
+
+Measures with ``options`` (a multiple-response set, or a grid of Likert items) are expanded here into
+one measure per option, named ``<name>_<option>``; everything downstream sees plain measures and keeps
+the set name in :attr:`Measure.parent` for reporting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from impactstudy.errors import ConfigError
+
+MEASURE_TYPES = ("likert", "numeric", "binary", "multi", "text")
+MODEL_NAMES = ("lmm", "gee", "ordinal", "paired_t", "wilcoxon", "mcnemar")
+FORMATS = {
+    ".sav": "sav",
+    ".zsav": "sav",
+    ".por": "por",
+    ".dta": "dta",
+    ".sas7bdat": "sas7bdat",
+    ".csv": "csv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+}
+DUPLICATE_RULES = ("latest", "most_complete")
+COVARIATE_KINDS = ("category", "number", "date")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Reader options for one raw file; ``None`` means the reader's default."""
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | int | None = None
+    header_row: int = 1  # 1-based row holding the column names (Excel / CSV)
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One survey wave: a raw file and where its identifying columns are."""
+
+    id: str
+    label: str
+    order: int
+    file: str  # relative to data/raw/<study>/
+    format: str
+    read: ReadOptions
+    council: str
+    council_check: str | None = None
+    respondent: str | None = None
+    role: str | None = None
+    submitted: str | None = None
+    fieldwork_start: date | None = None
+    fieldwork_end: date | None = None
+
+    @property
+    def as_of(self) -> date | None:
+        """The date council identifiers are resolved at: the end of fieldwork, else its start."""
+        return self.fieldwork_end or self.fieldwork_start
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A harmonised measure, after expansion of option sets (see module docstring)."""
+
+    name: str
+    label: str
+    type: str  # likert | numeric | binary | text  ("multi" options become binary measures)
+    columns: Mapping[str, str]  # wave id -> raw column
+    levels: tuple[float, ...] = ()
+    level_labels: Mapping[float, str] = field(default_factory=dict)
+    missing: Mapping[str, str] = field(default_factory=dict)  # raw code or label -> reason
+    recode: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # wave -> raw -> code
+    reverse: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    aim: str | None = None
+    parent: str | None = None  # the option set this measure came from
+    option: str | None = None
+    option_label: str | None = None
+    coding_frame_for: str | None = None
+    pii: bool = False
+    models: tuple[str, ...] | None = None  # override of the default models for this type
+
+    @property
+    def waves(self) -> tuple[str, ...]:
+        """Waves in which this measure was asked."""
+        return tuple(self.columns)
+
+
+@dataclass(frozen=True)
+class CouncilsFile:
+    """Optional council covariates file: a council key plus covariates such as status."""
+
+    file: str
+    key: str
+    covariates: Mapping[str, str]  # column -> kind (category | number | date)
+    group_by: tuple[str, ...] = ()
+    aliases: str | None = None  # optional CSV alias,gss_code extending the shipped alias table
+
+
+@dataclass(frozen=True)
+class Aim:
+    """A research aim: a report section with its title and introduction."""
+
+    id: str
+    title: str
+    intro: str = ""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A baseline expected-outcome set paired option by option with a follow-up achieved set."""
+
+    expected: str
+    achieved: str
+
+
+@dataclass(frozen=True)
+class TimeSinceReview:
+    """Settings for the optional LMM on months since each council's review."""
+
+    date: str
+    knots: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Model-stage settings (see the design notes for the defaults)."""
+
+    few_councils: int = 20
+    flag_councils: int = 10
+    time_since_review: TimeSinceReview | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class Study:
+    """A whole study config."""
+
+    name: str
+    title: str
+    description: str
+    waves: tuple[Wave, ...]
+    measures: tuple[Measure, ...]
+    councils: CouncilsFile | None
+    aims: tuple[Aim, ...]
+    expectations: tuple[Expectation, ...]
+    models: ModelSettings
+    duplicates: str = "latest"
+    min_cell: int = 5
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def wave_ids(self) -> tuple[str, ...]:
+        """Wave ids in study order."""
+        return tuple(w.id for w in self.waves)
+
+    def wave(self, wave_id: str) -> Wave:
+        """The wave with this id."""
+        for w in self.waves:
+            if w.id == wave_id:
+                return w
+        raise KeyError(wave_id)
+
+    def measure(self, name: str) -> Measure:
+        """The (expanded) measure with this name."""
+        for m in self.measures:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def set_members(self, parent: str) -> tuple[Measure, ...]:
+        """The measures expanded from option set ``parent``, in declaration order."""
+        return tuple(m for m in self.measures if m.parent == parent)
+
+    @property
+    def analysed_measures(self) -> tuple[Measure, ...]:
+        """Measures that reach processed data (personal data never do)."""
+        return tuple(m for m in self.measures if not m.pii)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _suggest(name: str, valid: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+class _Section:
+    """A TOML table being read: tracks which keys were used so unknown keys can be reported."""
+
+    def __init__(self, data: Any, where: str, source: Path):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: {where} must be a table, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+        self.source = source
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.where}: {message}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if key not in self.data:
+            if required:
+                raise self.error(f"missing required key '{key}'")
+            return default
+        value = self.data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.error(f"'{key}' must be {names}, got {value!r}")
+        return value
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                raise self.error(f"unknown key '{key}'{_suggest(key, allowed)}")
+
+
+def _identifier(value: str, what: str, section: _Section) -> str:
+    if not value or not all(c.isalnum() or c == "_" for c in value) or value[0].isdigit():
+        raise section.error(f"{what} '{value}' must be letters, digits and underscores, not starting with a digit")
+    return value
+
+
+def _relative_file(value: str, section: _Section) -> str:
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise section.error(
+            f"file '{value}' must be a path inside the study's raw folder (no '..', not absolute)"
+        )
+    return str(path)
+
+
+def _date(value: Any, key: str, section: _Section) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise section.error(f"'{key}' must be a date such as 2013-06-30, got {value!r}")
+
+
+# -------------------------------------------------------------------------------------------- waves
+
+
+def _read_options(data: Any, section: _Section) -> ReadOptions:
+    sub = _Section(data or {}, f"{section.where}.read", section.source)
+    sub.check_keys(("encoding", "delimiter", "sheet", "header_row"))
+    header_row = sub.get("header_row", int, 1)
+    if header_row < 1:
+        raise sub.error("'header_row' is 1-based and must be at least 1")
+    return ReadOptions(
+        encoding=sub.get("encoding", str),
+        delimiter=sub.get("delimiter", str),
+        sheet=sub.get("sheet", (str, int)),
+        header_row=header_row,
+    )
+
+
+def _wave(data: Any, order: int, source: Path) -> Wave:
+    sec = _Section(data, f"waves[{order}]", source)
+    sec.check_keys(
+        (
+            "id", "label", "file", "format", "read", "council", "council_check", "respondent", "role",
+            "submitted", "fieldwork_start", "fieldwork_end",
+        )
+    )
+    wave_id = _identifier(sec.get("id", str, required=True), "wave id", sec)
+    sec.where = f"wave '{wave_id}'"
+    file = _relative_file(sec.get("file", str, required=True), sec)
+    fmt = sec.get("format", str)
+    if fmt is None:
+        suffix = PurePosixPath(file).suffix.lower()
+        if suffix not in FORMATS:
+            raise sec.error(
+                f"cannot tell the format of '{file}' from its extension; set format to one of "
+                f"{', '.join(sorted(set(FORMATS.values())))}"
+            )
+        fmt = FORMATS[suffix]
+    elif fmt not in set(FORMATS.values()):
+        raise sec.error(f"unknown format '{fmt}'{_suggest(fmt, sorted(set(FORMATS.values())))}")
+    start = _date(sec.get("fieldwork_start", (date, str)), "fieldwork_start", sec)
+    end = _date(sec.get("fieldwork_end", (date, str)), "fieldwork_end", sec)
+    if start and end and end < start:
+        raise sec.error("fieldwork_end is before fieldwork_start")
+    return Wave(
+        id=wave_id,
+        label=sec.get("label", str, wave_id),
+        order=order,
+        file=file,
+        format=fmt,
+        read=_read_options(sec.get("read", dict), sec),
+        council=sec.get("council", str, required=True),
+        council_check=sec.get("council_check", str),
+        respondent=sec.get("respondent", str),
+        role=sec.get("role", str),
+        submitted=sec.get("submitted", str),
+        fieldwork_start=start,
+        fieldwork_end=end,
+    )
+
+
+# ----------------------------------------------------------------------------------------- measures
+
+_MEASURE_KEYS = (
+    "name", "label", "type", "aim", "levels", "labels", "missing", "columns", "recode", "reverse", "min",
+    "max", "options", "coding_frame_for", "pii", "models",
+)
+
+
+def code_key(key: str) -> str:
+    """Normalise a missing-code or recode key: numeric keys compare as numbers ('8' == '8.0')."""
+    try:
+        number = float(key)
+    except ValueError:
+        return key.strip()
+    return repr(float(number))
+
+
+def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ...], source: Path) -> list[Measure]:
+    sec = _Section(data, f"measures[{index}]", source)
+    sec.check_keys(_MEASURE_KEYS)
+    name = _identifier(sec.get("name", str, required=True), "measure name", sec)
+    sec.where = f"measure '{name}'"
+    mtype = sec.get("type", str, required=True)
+    if mtype not in MEASURE_TYPES:
+        raise sec.error(f"unknown type '{mtype}'{_suggest(mtype, MEASURE_TYPES)}; use one of {', '.join(MEASURE_TYPES)}")
+    aim = sec.get("aim", str)
+    if aim is not None and aim not in aims:
+        raise sec.error(f"unknown aim '{aim}'{_suggest(aim, aims)}")
+
+    levels: tuple[float, ...] = ()
+    level_labels: dict[float, str] = {}
+    if mtype == "likert":
+        raw_levels = sec.get("levels", list, required=True)
+        if len(raw_levels) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw_levels):
+            raise sec.error("'levels' must list at least two numeric codes in order")
+        levels = tuple(float(v) for v in raw_levels)
+        labels = sec.get("labels", list, [])
+        if labels and len(labels) != len(levels):
+            raise sec.error(f"'labels' has {len(labels)} entries but 'levels' has {len(levels)}")
+        level_labels = {lv: str(lb) for lv, lb in zip(levels, labels, strict=False)}
+    elif mtype in ("binary", "multi"):
+        levels = (0.0, 1.0)
+        level_labels = {0.0: "No", 1.0: "Yes"}
+        for key in ("levels", "labels"):
+            if key in sec.data:
+                raise sec.error(f"'{key}' does not apply to {mtype} measures (they are coded 0 = no, 1 = yes)")
+
+    missing = {code_key(str(k)): str(v) for k, v in sec.get("missing", dict, {}).items()}
+    recode_sec = sec.get("recode", dict, {})
+    recode: dict[str, dict[str, float]] = {}
+    for wave_id, mapping in recode_sec.items():
+        if wave_id not in waves:
+            raise sec.error(f"recode names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
+        if not isinstance(mapping, dict):
+            raise sec.error(f"recode.{wave_id} must be a table of raw value = code")
+        recode[wave_id] = {code_key(str(k)): float(v) for k, v in mapping.items()}
+    reverse = tuple(sec.get("reverse", list, []))
+    for wave_id in reverse:
+        if wave_id not in waves:
+            raise sec.error(f"reverse names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
+    if reverse and mtype != "likert":
+        raise sec.error("'reverse' applies to likert measures only")
+    models = sec.get("models", list)
+    if models is not None:
+        for model in models:
+            if model not in MODEL_NAMES:
+                raise sec.error(f"unknown model '{model}'{_suggest(model, MODEL_NAMES)}")
+        models = tuple(models)
+    minimum = sec.get("min", float)
+    maximum = sec.get("max", float)
+    if (minimum is not None or maximum is not None) and mtype != "numeric":
+        raise sec.error("'min' and 'max' apply to numeric measures (likert ranges come from 'levels')")
+
+    columns = sec.get("columns", dict, required=True)
+    for wave_id in columns:
+        if wave_id not in waves:
+            raise sec.error(f"columns names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
+    options = sec.get("options", dict)
+    common = dict(
+        levels=levels, level_labels=level_labels, missing=missing, recode=recode, reverse=reverse,
+        minimum=minimum, maximum=maximum, aim=aim, coding_frame_for=sec.get("coding_frame_for", str),
+        pii=sec.get("pii", bool, False), models=models,
+    )
+    label = sec.get("label", str, name)
+    if mtype == "multi" and not options:
+        raise sec.error("a multi measure needs 'options' (option = label) and per-wave columns per option")
+    if not options:
+        for wave_id, column in columns.items():
+            if not isinstance(column, str):
+                raise sec.error(f"columns.{wave_id} must be a column name (measures without options)")
+        return [Measure(name=name, label=label, type=mtype, columns=dict(columns), **common)]
+
+    expanded: list[Measure] = []
+    for option, option_label in options.items():
+        _identifier(option, "option", sec)
+        per_wave: dict[str, str] = {}
+        for wave_id, mapping in columns.items():
+            if not isinstance(mapping, dict):
+                raise sec.error(f"columns.{wave_id} must map each option to a column")
+            for key in mapping:
+                if key not in options:
+                    raise sec.error(f"columns.{wave_id} names unknown option '{key}'{_suggest(key, list(options))}")
+            if option in mapping:
+                per_wave[wave_id] = mapping[option]
+        expanded.append(
+            Measure(
+                name=f"{name}_{option}",
+                label=f"{label}: {option_label}",
+                type="binary" if mtype == "multi" else mtype,
+                columns=per_wave,
+                parent=name,
+                option=option,
+                option_label=str(option_label),
+                **common,
+            )
+        )
+    return expanded
+
+
+# ---------------------------------------------------------------------------------------- the rest
+
+
+def _councils(data: Any, source: Path) -> CouncilsFile | None:
+    if data is None:
+        return None
+    sec = _Section(data, "councils", source)
+    sec.check_keys(("file", "key", "covariates", "group_by", "aliases"))
+    covariates = sec.get("covariates", dict, {})
+    for column, kind in covariates.items():
+        if kind not in COVARIATE_KINDS:
+            raise sec.error(f"covariate '{column}' has unknown kind '{kind}'; use one of {', '.join(COVARIATE_KINDS)}")
+    group_by = tuple(sec.get("group_by", list, []))
+    for column in group_by:
+        if column not in covariates:
+            raise sec.error(f"group_by names '{column}', which is not a declared covariate{_suggest(column, list(covariates))}")
+    aliases = sec.get("aliases", str)
+    return CouncilsFile(
+        file=_relative_file(sec.get("file", str, required=True), sec),
+        key=sec.get("key", str, required=True),
+        covariates=dict(covariates),
+        group_by=group_by,
+        aliases=_relative_file(aliases, sec) if aliases else None,
+    )
+
+
+def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> ModelSettings:
+    sec = _Section(data or {}, "models", source)
+    sec.check_keys(("few_councils", "flag_councils", "time_since_review", "workers"))
+    tsr_data = sec.get("time_since_review", dict)
+    tsr = None
+    if tsr_data is not None:
+        sub = _Section(tsr_data, "models.time_since_review", source)
+        sub.check_keys(("date", "knots"))
+        column = sub.get("date", str, required=True)
+        if councils is None or councils.covariates.get(column) != "date":
+            raise sub.error(f"'date' must name a date covariate of the councils file, got '{column}'")
+        knots = sub.get("knots", list, [])
+        tsr = TimeSinceReview(date=column, knots=tuple(float(k) for k in knots))
+    return ModelSettings(
+        few_councils=sec.get("few_councils", int, 20),
+        flag_councils=sec.get("flag_councils", int, 10),
+        time_since_review=tsr,
+        workers=sec.get("workers", int),
+    )
+
+
+def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
+    """Build a :class:`Study` from parsed TOML, checking every key; ``source`` names it in errors."""
+    top = _Section(dict(data), "top level", source)
+    top.check_keys(
+        ("title", "description", "ingest", "councils", "waves", "aims", "measures", "models", "report", "expectations")
+    )
+    raw_waves = top.get("waves", list, required=True)
+    if not raw_waves:
+        raise top.error("declare at least one [[waves]] entry")
+    waves = tuple(_wave(w, i, source) for i, w in enumerate(raw_waves))
+    wave_ids = tuple(w.id for w in waves)
+    if len(set(wave_ids)) != len(wave_ids):
+        raise top.error(f"wave ids must be unique, got {list(wave_ids)}")
+
+    aims = []
+    for i, a in enumerate(top.get("aims", list, [])):
+        sec = _Section(a, f"aims[{i}]", source)
+        sec.check_keys(("id", "title", "intro"))
+        aims.append(Aim(id=_identifier(sec.get("id", str, required=True), "aim id", sec),
+                        title=sec.get("title", str, required=True), intro=sec.get("intro", str, "")))
+    aim_ids = tuple(a.id for a in aims)
+
+    measures: list[Measure] = []
+    for i, m in enumerate(top.get("measures", list, required=True)):
+        measures.extend(_measures(m, i, wave_ids, aim_ids, source))
+    names = [m.name for m in measures]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise top.error(f"measure names must be unique after expanding options, repeated: {', '.join(duplicated)}")
+    parents = {m.parent for m in measures if m.parent} | set(names)
+    for m in measures:
+        if m.coding_frame_for and m.coding_frame_for not in parents:
+            raise top.error(f"measure '{m.name}': coding_frame_for names unknown measure '{m.coding_frame_for}'")
+
+    councils = _councils(top.get("councils", dict), source)
+    ingest = _Section(top.get("ingest", dict, {}), "ingest", source)
+    ingest.check_keys(("duplicates",))
+    duplicates = ingest.get("duplicates", str, "latest")
+    if duplicates not in DUPLICATE_RULES:
+        raise ingest.error(f"'duplicates' must be one of {', '.join(DUPLICATE_RULES)}, got '{duplicates}'")
+    report = _Section(top.get("report", dict, {}), "report", source)
+    report.check_keys(("min_cell",))
+
+    expectations = []
+    sets = {m.parent for m in measures if m.parent}
+    for i, e in enumerate(top.get("expectations", list, [])):
+        sec = _Section(e, f"expectations[{i}]", source)
+        sec.check_keys(("expected", "achieved"))
+        pair = Expectation(sec.get("expected", str, required=True), sec.get("achieved", str, required=True))
+        for key in ("expected", "achieved"):
+            value = getattr(pair, key)
+            if value not in sets:
+                raise sec.error(f"'{key}' names '{value}', which is not an option set{_suggest(value, sorted(sets))}")
+        expected_opts = {m.option for m in measures if m.parent == pair.expected}
+        achieved_opts = {m.option for m in measures if m.parent == pair.achieved}
+        if not expected_opts & achieved_opts:
+            raise sec.error(f"'{pair.expected}' and '{pair.achieved}' share no options to pair")
+        expectations.append(pair)
+
+    return Study(
+        name=name,
+        title=top.get("title", str, name),
+        description=top.get("description", str, "").strip(),
+        waves=waves,
+        measures=tuple(measures),
+        councils=councils,
+        aims=tuple(aims),
+        expectations=tuple(expectations),
+        models=_model_settings(top.get("models", dict), councils, source),
+        duplicates=duplicates,
+        min_cell=report.get("min_cell", int, 5),
+        raw=dict(data),
+    )
+
+
+def load_study(path: Path, name: str | None = None) -> Study:
+    """Read ``study.toml`` at ``path``; the study's name defaults to its folder's name."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no study config here; create one with `impactstudy init <study>`")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
+    return parse_study(data, name or path.parent.name, path)

@@ -1,0 +1,107 @@
+"""Where a study's files live, relative to the project root.
+
+One place names every file the stages read and write, so the data contracts in the README and the
+code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from impactstudy.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    """Every path of one study under a project root."""
+
+    root: Path
+    study: str
+
+    def __post_init__(self) -> None:
+        if not self.study or not all(c.isalnum() or c in "_-" for c in self.study):
+            raise ConfigError(f"study name '{self.study}' must be letters, digits, '-' or '_'")
+
+    @property
+    def config(self) -> Path:
+        return self.root / "pipelines" / self.study / "study.toml"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw" / self.study
+
+    @property
+    def processed(self) -> Path:
+        return self.root / "data" / "processed" / self.study
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports" / self.study
+
+    @property
+    def waves_dir(self) -> Path:
+        return self.processed / "waves"
+
+    def wave_file(self, wave_id: str) -> Path:
+        return self.waves_dir / f"{wave_id}.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.processed / "quarantine.csv"
+
+    @property
+    def ingest_report(self) -> Path:
+        return self.processed / "ingest_report.json"
+
+    @property
+    def panel_long(self) -> Path:
+        return self.processed / "panel_long.parquet"
+
+    @property
+    def panel_wide(self) -> Path:
+        return self.processed / "panel_wide.parquet"
+
+    @property
+    def panel_sav(self) -> Path:
+        return self.processed / "panel_long.sav"
+
+    @property
+    def linkage(self) -> Path:
+        return self.processed / "linkage.csv"
+
+    @property
+    def linkage_summary(self) -> Path:
+        return self.processed / "linkage_summary.json"
+
+    @property
+    def link_quarantine(self) -> Path:
+        return self.processed / "quarantine_link.csv"
+
+    @property
+    def models_json(self) -> Path:
+        return self.processed / "models.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.processed / "manifest.json"
+
+    @property
+    def tables(self) -> Path:
+        return self.reports / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.reports / "figures"
+
+    @property
+    def secret_salt(self) -> Path:
+        """Per-study pseudonymisation salt: outside data/processed and reports, never committed."""
+        return self.root / ".secrets" / f"{self.study}.salt"
+
+    def raw_file(self, relative: str) -> Path:
+        """A file named in the config, which must stay inside the study's raw folder."""
+        path = (self.raw / relative).resolve()
+        if not path.is_relative_to(self.raw.resolve()):
+            raise ConfigError(f"{relative}: path leaves the study's raw folder {self.raw}; keep raw files inside it")
+        return path
