@@ -56,6 +56,8 @@ def fit_gee(
         return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, conf_level=conf_level,
                               fit=fit, warning=warning)
 
+    if d.empty:
+        return result(None, "no observed values")
     if n_councils < 2:
         return result(None, f"GEE needs at least 2 councils with observed values, has {n_councils}")
     design = tidy.wave_design(d, group, intercept=True)

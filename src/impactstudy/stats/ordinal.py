@@ -55,6 +55,8 @@ def fit_ordinal(
         return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, conf_level=conf_level,
                               fit=fit, warning=warning, cell_problem=lambda lv, a, b: _separated(d, group, lv, a, b))
 
+    if d.empty:
+        return result(None, "no observed values")
     categories, codes = np.unique(d["value"].to_numpy(), return_inverse=True)
     if len(categories) < 2:
         return result(None, f"only {len(categories)} response category observed; nothing to model")
