@@ -12,9 +12,11 @@ Resolution order, first hit wins (``method`` in brackets):
 2. DfE 3-digit code, e.g. ``801``, ``'801'``, ``'801.0'`` (``code``, note ``DfE code 801``).
 3. Official register name after normalisation (``exact``).
 4. Known variant from the shipped alias table plus a study's own aliases (``alias``).
-5. Fuzzy match with :func:`rapidfuzz.fuzz.ratio` on normalised names (``fuzzy``), accepted
-   only when the best score is at least :data:`FUZZY_CUTOFF` *and* beats the best different
-   authority by more than :data:`FUZZY_MARGIN`; otherwise ``unmatched`` naming the candidates.
+5. Fuzzy match on normalised names and aliases (``fuzzy``): the best :func:`rapidfuzz.fuzz.ratio`
+   score must be at least :data:`FUZZY_CUTOFF`, beat the best *different* authority by more than
+   :data:`FUZZY_MARGIN` points, and be strictly fewer edits away (rapidfuzz ``OSA`` distance, where
+   swapping two neighbouring letters is one edit) than any other authority. Otherwise the input is
+   ``unmatched`` and the note names the two candidates.
 
 Numbers and code-like strings never go to the fuzzy step: a code that is not in the register is
 ``unmatched``, not "nearly" another code.
@@ -24,13 +26,14 @@ The identifier then picks an authority by date (``as_of``; ``None`` means today)
 * A name or DfE code that several register rows share (``Northumberland``, DfE ``825``) means the
   row valid on ``as_of``.
 * An identifier whose authority had ended by ``as_of`` follows ``successor_codes``: a code change
-  (Gateshead E08000020 → E08000037) or a merger (Poole → Bournemouth, Christchurch and Poole) maps
-  to the successor with a note. A split (Northamptonshire, Cumbria) is ``unmatched`` with the parts
-  named in the note, because no single successor is right. The one exception is an authority whose
-  *first* listed successor carries its own name — Dorset County → Dorset (E06000059), with the
-  Christchurch part going to BCP: the register lists the continuing authority first (SOURCES.md,
-  "Rows to treat with care"), children's-services and most county series continue in it, so it is
-  mapped there with a note naming the other part.
+  (Gateshead E08000020 → E08000037) or a merger (Poole → Bournemouth, Christchurch and Poole)
+  maps to the successor with a note. A split (Northamptonshire, Cumbria) is ``unmatched`` with the
+  parts named in the note, because no single successor is right. The one exception is an
+  authority whose *first* listed successor carries its own name: Dorset County (E10000009) maps to
+  Dorset (E06000059) with a note that the Christchurch part went to BCP (E06000058). Five of its six
+  districts went to Dorset, the register lists that continuing authority first (SOURCES.md, "Rows
+  to treat with care"), and county series such as children's services continue in it, so flagging
+  it would throw away a well-defined answer.
 * An identifier whose authority did not yet exist on ``as_of`` is ``unmatched`` ("not yet
   created"), except a pure code change (same name, DfE code and type), where the new code maps back
   to the old code that was in use on that date.
@@ -109,7 +112,7 @@ _WORD_SUBS = {"saint": "st"}
 
 @functools.lru_cache(maxsize=65536)
 def _basic(text: str) -> str:
-    """Case, accents, punctuation, ``&``/``and``, ``St.``/``Saint`` and ``X, City of`` order folded."""
+    """Fold case, accents, punctuation, ``&``/``and``, ``St.``/``Saint``, ``X, City of`` order."""
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
     text = re.sub(r"^(.*?),\s*(city|county|the)\s+of\s*$", r"\2 of \1", text.strip())
@@ -385,7 +388,10 @@ def _span(row: _Row) -> str:
     return f"{row.gss} {row.kind} from {row.start}{until}"
 
 
-def _identify_name(key: str, basic: str, aliases: Mapping[str, str], register: _Register):
+def _identify_name(
+    key: str, basic: str, aliases: Mapping[str, str], register: _Register
+) -> _Hit | None:
+    """Official name as written (after :func:`_basic`), then normalised, then an alias."""
     if basic in register.by_basic:
         return _Hit(register.by_basic[basic], "exact", 100.0, "")
     if key in register.by_key:
@@ -415,6 +421,7 @@ def _fuzzy(keys: list[str], aliases: Mapping[str, str], register: _Register) -> 
     edits = np.minimum.reduceat(
         process.cdist(keys, targets, scorer=OSA.distance, dtype=np.int32), starts, axis=1
     )
+
     def label(i: int) -> str:
         return repr(register.rows[register.by_key[lineages[i]][-1]].name)
 
@@ -436,12 +443,13 @@ def _fuzzy(keys: list[str], aliases: Mapping[str, str], register: _Register) -> 
             )
         else:
             note = f"fuzzy match to {label(best)}; next best {label(runner)} at {score[runner]:.1f}"
-            out[key] = _Hit(register.by_key[lineages[best]], "fuzzy", round(float(score[best]), 1), note)
+            score_best = round(float(score[best]), 1)
+            out[key] = _Hit(register.by_key[lineages[best]], "fuzzy", score_best, note)
     return out
 
 
 def _settle(hit: _Hit, on: date, register: _Register) -> _Result:
-    """Pick, among the rows an identifier names, the authority valid on ``on`` (module docstring)."""
+    """Among the rows an identifier names, pick the authority valid on ``on`` (see module doc)."""
     rows = [register.rows[code] for code in hit.candidates]
     notes = [hit.note] if hit.note else []
 
@@ -459,7 +467,9 @@ def _settle(hit: _Hit, on: date, register: _Register) -> _Result:
         first = min(rows, key=lambda row: row.start)
         old = [register.rows[code] for code in register.predecessors.get(first.gss, ())]
         if len(old) == 1 and _is_code_change(old[0], first) and old[0].live(on):
-            notes.append(f"{first.gss} not in use until {first.start}; code on {on} was {old[0].gss}")
+            notes.append(
+                f"{first.gss} not in use until {first.start}; code on {on} was {old[0].gss}"
+            )
             return done(old[0])
         return fail(f"{first.label()} not yet created on {on} (from {first.start})")
     row = max(ended, key=lambda row: row.end)
