@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for stage, text in (
         ("ingest", "read each wave's raw file into waves/<wave>.parquet, quarantine.csv, ingest_report.json"),
+        ("link", "resolve councils and link waves into panel_long/panel_wide, linkage.csv, panel_long.sav"),
     ):
         p = sub.add_parser(stage, parents=[common, stage_opts], help=text, description=text)
         p.set_defaults(func=_stage_command(stage))

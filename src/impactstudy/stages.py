@@ -18,6 +18,7 @@ from impactstudy.pipeline import Manifest, Step, run_steps, study_lock
 # stage name -> "module:function" returning that stage's steps for a study
 STAGE_STEPS = {
     "ingest": "impactstudy.ingest:ingest_steps",
+    "link": "impactstudy.link:link_steps",
 }
 STAGES = tuple(STAGE_STEPS)
 

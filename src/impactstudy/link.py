@@ -1,0 +1,408 @@
+"""The link stage: one panel per council across all waves.
+
+Each wave's council identifiers are resolved against the council register as of that wave's
+fieldwork date (:func:`impactstudy.councils.resolve`), then carried to the code the same authority has
+on the study's reference date (the last wave's), so a council whose GSS code changed between waves
+(Northumberland and Gateshead in 2013) is one council in the panel. A row whose council cannot be
+resolved, or whose identifiers disagree (the code names one council, the name another), goes to
+``quarantine_link.csv`` with the reason and is listed in ``linkage.csv``: every ingested row is in the
+panel or in a quarantine.
+
+Respondents link across waves by their (pseudonymised) respondent id where the study has one;
+otherwise by council and role (``<council>:<role>:<n>``, the n-th such respondent in the wave).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+
+from impactstudy.atomic import atomic_path, read_parquet_metadata, write_csv, write_json, write_parquet
+from impactstudy.config import Study
+from impactstudy.councils import load_register, resolve
+from impactstudy.errors import DataError
+from impactstudy.harmonise import QUARANTINE_COLUMNS, missing_column
+from impactstudy.io import read_raw
+from impactstudy.paths import StudyPaths
+from impactstudy.pipeline import Step
+
+LINKAGE_COLUMNS = ["wave", "council_raw", "council_code", "council_name", "method", "score", "note", "n_rows"]
+LONG_ID_COLUMNS = ["council_code", "council_name", "wave", "wave_order", "respondent_id", "role", "source_row"]
+DAYS_PER_MONTH = 365.25 / 12
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """Everything the link stage writes, as DataFrames and dicts (the stage only writes them)."""
+
+    panel_long: pd.DataFrame
+    panel_wide: pd.DataFrame
+    person_wave: pd.DataFrame
+    linkage: pd.DataFrame
+    quarantine: pd.DataFrame
+    summary: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------------- councils
+
+
+def reference_date(study: Study) -> date | None:
+    """The date panel council codes are expressed at: the last wave's fieldwork date."""
+    dates = [w.as_of for w in study.waves if w.as_of]
+    return max(dates) if dates else None
+
+
+def carry_code_changes(codes: pd.Series, as_of: date | None) -> pd.Series:
+    """Map each GSS code to the code the same authority has on ``as_of`` (code changes only).
+
+    A merger or split is not followed: a panel council is an authority, and a successor is a
+    different authority. Only a new code for the same authority (same name and DfE code) is.
+    """
+    register = load_register().set_index("gss_code")
+    mapping: dict[str, str] = {}
+    day = pd.Timestamp(as_of) if as_of else pd.Timestamp.today()
+    for code in codes.dropna().unique():
+        current = code
+        while current in register.index:
+            row = register.loc[current]
+            successors = [s for s in row["successor_codes"].split(";") if s]
+            if len(successors) != 1 or successors[0] not in register.index:
+                break
+            nxt = register.loc[successors[0]]
+            if (nxt["name"], nxt["dfe_la_code"]) != (row["name"], row["dfe_la_code"]) or nxt["valid_from"] > day:
+                break
+            current = successors[0]
+        mapping[code] = current
+    return codes.map(mapping).astype("string")
+
+
+def resolve_wave(values: pd.Series, as_of: date | None, aliases: Any) -> pd.DataFrame:
+    """Resolve the distinct identifiers in ``values``; one row per distinct value (``input``)."""
+    distinct = pd.Series(values.dropna().unique(), dtype="object")
+    return resolve(distinct.tolist(), as_of=as_of, aliases=aliases).drop_duplicates("input")
+
+
+def council_covariates(study: Study, paths: StudyPaths, aliases: Any) -> tuple[pd.DataFrame, list[str]]:
+    """The study's council covariates by panel council code, and notes on rows that did not resolve."""
+    spec = study.councils
+    if spec is None:
+        return pd.DataFrame(columns=["council_code"]), []
+    path = paths.raw_file(spec.file)
+    table = read_raw(path, "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv").data
+    for column in [spec.key, *spec.covariates]:
+        if column not in table.columns:
+            raise DataError(f"{path}: no column '{column}'; the [councils] section of study.toml names it")
+    as_of = reference_date(study)
+    resolved = resolve(table[spec.key].tolist(), as_of=as_of, aliases=aliases)
+    notes = [
+        f"{path.name} row {i + 2}: council '{raw}' not resolved ({note})"
+        for i, (raw, code, note) in enumerate(zip(table[spec.key], resolved["gss_code"], resolved["note"]))
+        if pd.isna(code)
+    ]
+    out = pd.DataFrame({"council_code": carry_code_changes(resolved["gss_code"], as_of)})
+    for column, kind in spec.covariates.items():
+        values = table[column].replace("", None)
+        if kind == "date":
+            out[column] = pd.to_datetime(values, errors="coerce", format="mixed", dayfirst=True).astype("datetime64[ns]")
+        elif kind == "number":
+            out[column] = pd.to_numeric(values, errors="coerce")
+        else:
+            out[column] = values.astype("string")
+    out = out.dropna(subset=["council_code"])
+    repeated = out["council_code"][out["council_code"].duplicated()].unique().tolist()
+    if repeated:
+        raise DataError(f"{path}: councils {', '.join(repeated)} appear more than once; keep one row per council")
+    return out.reset_index(drop=True), notes
+
+
+# ------------------------------------------------------------------------------------------- waves
+
+
+def _quarantine(frame: pd.DataFrame, source_file: str, column: str, value: pd.Series, reason: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "wave": frame["wave"].to_numpy(),
+            "source_file": source_file,
+            "source_row": frame["source_row"].to_numpy(),
+            "column": column,
+            "value": value.astype("string").to_numpy(),
+            "reason": reason.to_numpy(),
+            "scope": "row",
+        },
+        columns=QUARANTINE_COLUMNS,
+    )
+
+
+def link_wave(frame: pd.DataFrame, study: Study, wave_id: str, source_file: str, aliases: Any,
+              as_of: date | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Resolve one ingested wave's councils: (linked rows with ``council_code``, linkage rows, quarantine)."""
+    wave = study.wave(wave_id)
+    primary = resolve_wave(frame["council_raw"], wave.as_of, aliases).set_index("input")
+    codes = frame["council_raw"].map(primary["gss_code"]).astype("string")
+    reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+    unmatched = codes.isna()
+    reasons[unmatched] = (
+        "Council '" + frame.loc[unmatched, "council_raw"] + "' not found in the register as of "
+        + str(wave.as_of) + ": " + frame.loc[unmatched, "council_raw"].map(primary["note"]).fillna("")
+        + "; correct it or add an alias"
+    )
+    if "council_check_raw" in frame:
+        check = resolve_wave(frame["council_check_raw"], wave.as_of, aliases).set_index("input")
+        check_codes = frame["council_check_raw"].map(check["gss_code"]).astype("string")
+        disagree = codes.notna() & check_codes.notna() & (codes != check_codes)
+        reasons[disagree] = (
+            "Identifiers disagree: " + wave.council + " '" + frame.loc[disagree, "council_raw"] + "' is "
+            + codes[disagree] + " but " + str(wave.council_check) + " '" + frame.loc[disagree, "council_check_raw"]
+            + "' is " + check_codes[disagree] + "; correct one of them"
+        )
+    rejected = reasons.notna()
+    quarantine = _quarantine(frame[rejected], source_file, wave.council, frame.loc[rejected, "council_raw"], reasons[rejected])
+    counts = frame["council_raw"].value_counts()
+    linkage = primary.reset_index().rename(columns={"input": "council_raw", "gss_code": "council_code", "name": "council_name"})
+    linkage.insert(0, "wave", wave_id)
+    linkage["n_rows"] = linkage["council_raw"].map(counts).astype("int64")
+    linked = frame[~rejected].copy()
+    linked["council_code"] = carry_code_changes(codes[~rejected], as_of)
+    return linked, linkage[LINKAGE_COLUMNS], quarantine
+
+
+def _respondent_keys(frame: pd.DataFrame) -> pd.Series:
+    """Respondent ids where given, else council:role:n within the wave."""
+    if frame["respondent_id"].notna().all():
+        return frame["respondent_id"].astype("string")
+    role = frame["role"].fillna("unknown role").astype(str)
+    n = frame.groupby(["wave", "council_code", role], sort=False).cumcount() + 1
+    fallback = frame["council_code"].astype(str) + ":" + role + ":" + n.astype(str)
+    return frame["respondent_id"].fillna(fallback).astype("string")
+
+
+def months_since(when: pd.Series, review: pd.Series) -> pd.Series:
+    """Months (average length) from the review date to each response."""
+    return ((when - review).dt.days / DAYS_PER_MONTH).astype("float64")
+
+
+def _response_dates(frame: pd.DataFrame, study: Study) -> pd.Series:
+    """When each response was made: its submission time, else the middle of its wave's fieldwork."""
+    middle = {}
+    for wave in study.waves:
+        start, end = wave.fieldwork_start or wave.fieldwork_end, wave.fieldwork_end or wave.fieldwork_start
+        middle[wave.id] = pd.Timestamp(start) + (pd.Timestamp(end) - pd.Timestamp(start)) / 2 if start else pd.NaT
+    fallback = frame["wave"].map(middle)
+    when = frame["submitted_at"] if "submitted_at" in frame else pd.Series(pd.NaT, index=frame.index)
+    return pd.to_datetime(when).fillna(pd.to_datetime(fallback)).astype("datetime64[ns]")
+
+
+# ------------------------------------------------------------------------------------------ panels
+
+
+def value_labels(meta: dict[str, Any]) -> dict[str, dict[float, str]]:
+    """{measure: {code: label}} from ingest's Parquet metadata."""
+    return {name: {float(k): v for k, v in m["level_labels"].items()} for name, m in meta["measures"].items()}
+
+
+def to_long(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> pd.DataFrame:
+    """One row per council × wave × respondent × measure asked in that wave."""
+    measures = [m for m in study.analysed_measures if m.name in person_wave.columns]
+    ids = LONG_ID_COLUMNS + ["authority_type", "region", *covariate_columns, "months_since_review"]
+    pieces = []
+    for m in measures:
+        asked = person_wave["wave"].isin(m.waves)
+        part = person_wave.loc[asked, ids].copy()
+        part["measure"] = m.name
+        if m.type == "text":
+            text = person_wave.loc[asked, m.name].astype("string")
+            part["value"] = np.nan
+            part["value_label"] = text
+            part["missing_reason"] = pd.Series(np.where(text.isna(), "No answer", None), index=text.index, dtype="string")
+        else:
+            values = person_wave.loc[asked, m.name].astype("float64")
+            part["value"] = values
+            part["value_label"] = values.map(m.level_labels).astype("string") if m.level_labels else pd.Series(pd.NA, index=values.index, dtype="string")
+            part["missing_reason"] = person_wave.loc[asked, missing_column(m.name)].astype("string")
+        pieces.append(part)
+    long = pd.concat(pieces, ignore_index=True)
+    order = ["council_code", "council_name", "wave", "wave_order", "respondent_id", "role", "measure", "value",
+             "value_label", "missing_reason", "authority_type", "region", *covariate_columns, "months_since_review", "source_row"]
+    long = long[order].sort_values(["council_code", "wave_order", "respondent_id", "measure"], kind="stable")
+    for column in ("council_code", "council_name", "wave", "measure", "role", "authority_type", "region"):
+        long[column] = long[column].astype("category")
+    return long.reset_index(drop=True)
+
+
+def to_wide(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> pd.DataFrame:
+    """One row per council and respondent, columns ``<measure>__<wave>``."""
+    measures = [m.name for m in study.analysed_measures if m.name in person_wave.columns]
+    keys = ["council_code", "respondent_id"]
+    values = person_wave.set_index(keys + ["wave"])[measures].unstack("wave")
+    columns = [(m, w) for m in measures for w in study.wave_ids if (m, w) in values.columns and w in study.measure(m).waves]
+    values = values[columns]
+    values.columns = [f"{m}__{w}" for m, w in columns]
+    static = (person_wave.sort_values("wave_order").groupby(keys, sort=True)
+              [["council_name", "role", "authority_type", "region", *covariate_columns]].last())
+    present = person_wave.pivot_table(index=keys, columns="wave", values="source_row", aggfunc="size", observed=True)
+    static["waves_present"] = present.notna().apply(
+        lambda row: ";".join(w for w in study.wave_ids if w in row.index and row[w]), axis=1)
+    return static.join(values).reset_index()
+
+
+def link(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataFrame, covariate_notes: list[str],
+         aliases: Any, source_files: dict[str, str]) -> LinkResult:
+    """Link ingested waves into panels (pure: the stage reads inputs and writes the result)."""
+    as_of = reference_date(study)
+    linked, linkages, quarantines = [], [], []
+    for wave_id, frame in waves.items():
+        rows, linkage, quarantine = link_wave(frame, study, wave_id, source_files[wave_id], aliases, as_of)
+        linked.append(rows)
+        linkages.append(linkage)
+        quarantines.append(quarantine)
+    person_wave = pd.concat(linked, ignore_index=True)
+    person_wave["wave_order"] = person_wave["wave"].map({w.id: w.order for w in study.waves}).astype("int64")
+    register = load_register().set_index("gss_code")
+    person_wave["council_name"] = person_wave["council_code"].map(register["name"]).astype("string")
+    person_wave["authority_type"] = person_wave["council_code"].map(register["authority_type"]).astype("string")
+    person_wave["region"] = person_wave["council_code"].map(register["region"]).astype("string")
+    covariate_columns = [c for c in covariates.columns if c != "council_code"]
+    person_wave = person_wave.merge(covariates, on="council_code", how="left", validate="many_to_one")
+    person_wave["respondent_id"] = _respondent_keys(person_wave)
+    tsr = study.models.time_since_review
+    if tsr is not None and tsr.date in person_wave:
+        person_wave["months_since_review"] = months_since(_response_dates(person_wave, study), person_wave[tsr.date])
+    else:
+        person_wave["months_since_review"] = np.nan
+    person_wave = person_wave.sort_values(["council_code", "wave_order", "respondent_id"], kind="stable").reset_index(drop=True)
+
+    linkage = pd.concat(linkages, ignore_index=True)
+    quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    summary = linkage_summary(study, person_wave, linkage, quarantine, covariates, covariate_notes)
+    return LinkResult(
+        panel_long=to_long(person_wave, study, covariate_columns),
+        panel_wide=to_wide(person_wave, study, covariate_columns),
+        person_wave=person_wave,
+        linkage=linkage,
+        quarantine=quarantine,
+        summary=summary,
+    )
+
+
+def linkage_summary(study: Study, person_wave: pd.DataFrame, linkage: pd.DataFrame, quarantine: pd.DataFrame,
+                    covariates: pd.DataFrame, covariate_notes: list[str]) -> dict[str, Any]:
+    """Rows matched by each method, unmatched rows, councils per wave and participation patterns."""
+    rows_by_method = linkage.groupby("method")["n_rows"].sum().astype(int).to_dict()
+    councils = sorted(person_wave["council_code"].unique())
+    present = person_wave.groupby("council_code")["wave"].agg(set)
+    patterns = {c: "".join("X" if w in present[c] else "-" for w in study.wave_ids) for c in councils}
+    register = load_register().set_index("gss_code")
+    panel_councils = register.loc[councils]
+    as_of = reference_date(study)
+    live = load_register()
+    if as_of:
+        day = pd.Timestamp(as_of)
+        live = live[(live["valid_from"] <= day) & (live["valid_to"].isna() | (live["valid_to"] >= day))]
+    return {
+        "rows_by_method": {k: rows_by_method.get(k, 0) for k in ("code", "exact", "alias", "fuzzy", "unmatched")},
+        "rows_quarantined": {str(k): int(v) for k, v in quarantine.groupby("wave").size().items()},
+        "rows_linked": {w: int((person_wave["wave"] == w).sum()) for w in study.wave_ids},
+        "councils_per_wave": {w: int(person_wave.loc[person_wave["wave"] == w, "council_code"].nunique()) for w in study.wave_ids},
+        "respondents_per_wave": {w: int(person_wave.loc[person_wave["wave"] == w, "respondent_id"].nunique()) for w in study.wave_ids},
+        "councils": len(councils),
+        "participation": patterns,
+        "participation_counts": dict(sorted(Counter(patterns.values()).items(), key=lambda kv: (-kv[1], kv[0]))),
+        "sample_vs_register": {
+            "reference_date": str(as_of) if as_of else None,
+            "authority_type": _compare(panel_councils["authority_type"], live["authority_type"]),
+            "region": _compare(panel_councils["region"], live["region"]),
+        },
+        "councils_without_covariates": sorted(set(councils) - set(covariates["council_code"])) if len(covariates.columns) > 1 else [],
+        "covariate_notes": covariate_notes,
+    }
+
+
+def _compare(sample: pd.Series, register: pd.Series) -> dict[str, dict[str, int]]:
+    counts = register.value_counts()
+    in_sample = sample.value_counts()
+    return {k: {"sample": int(in_sample.get(k, 0)), "register": int(counts[k])} for k in sorted(counts.index)}
+
+
+# -------------------------------------------------------------------------------------------- SPSS
+
+
+def _spss_name(name: str) -> str:
+    return name[:64]
+
+
+def write_person_wave_sav(path: Any, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> None:
+    """Person-wave rows, one column per measure, with variable and value labels (SPSS, PSPP, Stata)."""
+    measures = [m for m in study.analysed_measures if m.name in person_wave.columns]
+    frame = person_wave[["council_code", "council_name", "wave_order", "respondent_id", "role", "authority_type",
+                         "region", *covariate_columns, "months_since_review"] + [m.name for m in measures]].copy()
+    frame["wave_order"] = frame["wave_order"].astype("float64") + 1
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.StringDtype) or frame[column].dtype == object:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+    frame = frame.rename(columns={"wave_order": "wave"})
+    labels = {"council_code": "Council GSS code", "council_name": "Council", "wave": "Survey wave",
+              "respondent_id": "Respondent (pseudonymised)", "role": "Respondent role", "authority_type": "Authority type",
+              "region": "Region", "months_since_review": "Months since the council's review"}
+    labels.update({m.name: m.label for m in measures})
+    value_labels_ = {"wave": {float(w.order + 1): w.label for w in study.waves}}
+    value_labels_.update({m.name: dict(m.level_labels) for m in measures if m.level_labels})
+    frame.columns = [_spss_name(c) for c in frame.columns]
+    with atomic_path(path) as tmp:
+        pyreadstat.write_sav(frame, str(tmp), column_labels={_spss_name(k): v for k, v in labels.items()},
+                             variable_value_labels={_spss_name(k): v for k, v in value_labels_.items()})
+
+
+# ------------------------------------------------------------------------------------------- stage
+
+
+def _aliases(study: Study, paths: StudyPaths) -> Any:
+    return paths.raw_file(study.councils.aliases) if study.councils and study.councils.aliases else None
+
+
+def run_link(study: Study, paths: StudyPaths) -> LinkResult:
+    """Read ingest's outputs, link, and write every link output."""
+    waves, sources = {}, {}
+    for wave in study.waves:
+        path = paths.wave_file(wave.id)
+        if not path.is_file():
+            raise DataError(f"{path}: not found; run `impactstudy ingest --study {paths.study}` first")
+        waves[wave.id] = pd.read_parquet(path)
+        sources[wave.id] = read_parquet_metadata(path)["wave"]["source_file"]
+    aliases = _aliases(study, paths)
+    covariates, notes = council_covariates(study, paths, aliases)
+    result = link(study, waves, covariates, notes, aliases, sources)
+    covariate_columns = [c for c in covariates.columns if c != "council_code"]
+    metadata = read_parquet_metadata(paths.wave_file(study.waves[0].id))
+    meta = {"measures": metadata["measures"], "waves": {w.id: {"label": w.label, "order": w.order} for w in study.waves},
+            "covariates": covariate_columns}
+    write_parquet(paths.panel_long, result.panel_long, meta)
+    write_parquet(paths.panel_wide, result.panel_wide, meta)
+    write_csv(paths.linkage, result.linkage)
+    write_csv(paths.link_quarantine, result.quarantine)
+    write_json(paths.linkage_summary, result.summary)
+    write_person_wave_sav(paths.panel_sav, result.person_wave, study, covariate_columns)
+    return result
+
+
+def link_steps(study: Study, paths: StudyPaths) -> list[Step]:
+    """The link stage as one step over every ingested wave and the councils file."""
+    inputs = [paths.wave_file(w.id) for w in study.waves]
+    if study.councils is not None:
+        inputs.append(paths.raw_file(study.councils.file))
+        if study.councils.aliases:
+            inputs.append(paths.raw_file(study.councils.aliases))
+    config = {"waves": [asdict(w) for w in study.waves], "councils": asdict(study.councils) if study.councils else None,
+              "time_since_review": asdict(study.models.time_since_review) if study.models.time_since_review else None}
+    return [Step(
+        name="link",
+        inputs=tuple(inputs),
+        config=config,
+        outputs=(paths.panel_long, paths.panel_wide, paths.linkage, paths.link_quarantine, paths.linkage_summary, paths.panel_sav),
+        run=lambda: run_link(study, paths),
+    )]
