@@ -60,12 +60,12 @@ from rapidfuzz.distance import OSA
 from impactstudy.errors import ConfigError
 
 #: Lowest rapidfuzz ``fuzz.ratio`` (0-100, on normalised names) accepted as a fuzzy match.
-#: One typing slip in a name of 7+ letters scores 85 or more; unrelated names score below 70.
+#: One typing slip in a name of 7+ letters scores 85 or more; unrelated names typically below 70.
 FUZZY_CUTOFF = 85.0
 #: A fuzzy match must beat the best *different* authority by more than this many points, or it is
-#: too close to call ("Est Sussex" scores 95.2 against both East and West Sussex). With 10 points,
-#: none of ~12,000 simulated one- and two-slip typos of register names was matched to the wrong
-#: authority (with 5, "Barent" went to Brent instead of Barnet); about 1 in 20 became ambiguous.
+#: too close to call ("Est Sussex" scores 95.2 against both East and West Sussex). With 5 points,
+#: "Barent" went to Brent instead of Barnet; with 10 (plus the edit-count rule in ``_fuzzy``) no
+#: one-slip typo in a ~37,000-typo simulation went wrong, and about 1 in 20 became ambiguous.
 FUZZY_MARGIN = 10.0
 #: The register is complete from this date (the 2009 unitary reorganisation); earlier dates would
 #: resolve against authorities that are not in it.
