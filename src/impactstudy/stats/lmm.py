@@ -41,15 +41,18 @@ class _Blocks:
     """Sufficient statistics of ``[X y]`` for the nested REML likelihood.
 
     A block is a respondent within a council (nested model) or a whole council (council-only model,
-    where the respondent ratio is fixed at 0). Blocks are sorted by council, ``starts`` gives the first
-    block of each council, so per-council sums are a single ``np.add.reduceat``.
+    where the respondent ratio is fixed at 0). Every per-block weight depends only on the block's size
+    ``m``, so blocks are pooled into size classes: all sums run over (council, size class) cells, and a
+    likelihood evaluation costs O(councils * classes * p^2), whatever the number of rows or respondents.
     """
 
     zz: np.ndarray  # (p+1, p+1): [X y]'[X y]
-    sums: np.ndarray  # (blocks, p+1): column sums of [X y] within each block
-    sizes: np.ndarray  # (blocks,): observations in each block
-    council: np.ndarray  # (blocks,): council index of each block
-    starts: np.ndarray  # (councils,): index of the first block of each council
+    k: np.ndarray  # (councils, classes, p+1): sum of [X y] over the blocks of a class in a council
+    m1: np.ndarray  # (councils, classes): sum of block sizes m_j
+    m2: np.ndarray  # (councils, classes): sum of m_j^2
+    outer: np.ndarray  # (classes, p+1, p+1): sum over a class of S_j S_j' (S_j = block sum of [X y])
+    size: np.ndarray  # (classes,): block size m of each class
+    count: np.ndarray  # (classes,): number of blocks in each class
     n: int
     p: int
     nested: bool
@@ -59,8 +62,7 @@ class _Blocks:
 class _Terms:
     """Everything one evaluation of the REML deviance at ratios ``t`` yields."""
 
-    a: np.ndarray  # X' W^-1 X (W = V / s2)
-    a_chol: np.ndarray  # lower Cholesky factor of a
+    a_chol: np.ndarray  # lower Cholesky factor of X' W^-1 X (W = V / s2)
     beta: np.ndarray
     rss: float  # (y - X beta)' W^-1 (y - X beta), lme4's penalised weighted RSS
     logdet_w: float
@@ -68,31 +70,42 @@ class _Terms:
     grad_logdet_w: np.ndarray  # d logdet W / d t_k
     grad_logdet_a: np.ndarray  # d logdet(X' W^-1 X) / d t_k
     grad_rss: np.ndarray  # d rss / d t_k
-    gram: tuple[np.ndarray, ...]  # G_k = Q_kX' Q_kX, so d(X' W^-1 X)/d t_k = -G_k
+    gram: tuple[np.ndarray, ...]  # G_k with d(X' W^-1 X)/d t_k = -G_k
 
 
 def _block_stats(y: np.ndarray, x: np.ndarray, council: np.ndarray, respondent: np.ndarray | None) -> _Blocks:
-    """Sum ``[X y]`` per block (respondent within council, or council) in one O(n p) pass."""
-    council_idx, _ = pd.factorize(council, sort=True)
+    """Sum ``[X y]`` per block, then per (council, block-size class), in one O(n p) pass."""
+    council_idx, council_levels = pd.factorize(council)
     if respondent is None:
         block_idx = council_idx
     else:
-        resp_idx, _ = pd.factorize(respondent, sort=True)
-        pair = council_idx.astype(np.int64) * (int(resp_idx.max()) + 1) + resp_idx
-        block_idx, _ = pd.factorize(pair, sort=True)  # sorted by council, then respondent
+        resp_idx, _ = pd.factorize(respondent)
+        block_idx, _ = pd.factorize(council_idx.astype(np.int64) * (int(resp_idx.max()) + 1) + resp_idx)
     z = np.column_stack([x, y])
     n_blocks = int(block_idx.max()) + 1
-    sums = np.column_stack([np.bincount(block_idx, weights=z[:, j], minlength=n_blocks) for j in range(z.shape[1])])
+    sums = np.column_stack([np.bincount(block_idx, weights=col, minlength=n_blocks) for col in z.T])
     sizes = np.bincount(block_idx, minlength=n_blocks).astype(float)
     block_council = np.empty(n_blocks, dtype=np.int64)
     block_council[block_idx] = council_idx
-    starts = np.flatnonzero(np.r_[True, np.diff(block_council) != 0])
+    if respondent is None:  # one class; its size is never used because t2 = 0
+        cls, size = np.zeros(n_blocks, dtype=np.int64), np.zeros(1)
+    else:
+        cls, size = pd.factorize(sizes)
+        size = np.asarray(size, dtype=float)
+    n_councils, n_classes = len(council_levels), len(size)
+    cell = block_council * n_classes + cls
+
+    def per_cell(w: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weights=w, minlength=n_councils * n_classes).reshape(n_councils, n_classes)
+
     return _Blocks(
         zz=z.T @ z,
-        sums=sums,
-        sizes=sizes,
-        council=block_council,
-        starts=starts,
+        k=np.stack([per_cell(col) for col in sums.T], axis=-1),
+        m1=per_cell(sizes),
+        m2=per_cell(sizes**2),
+        outer=np.stack([sums[cls == c].T @ sums[cls == c] for c in range(n_classes)]),
+        size=size,
+        count=np.bincount(cls, minlength=n_classes).astype(float),
         n=len(y),
         p=x.shape[1],
         nested=respondent is not None,
@@ -100,58 +113,56 @@ def _block_stats(y: np.ndarray, x: np.ndarray, council: np.ndarray, respondent: 
 
 
 def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
-    """Evaluate ``[X y]' W^-1 [X y]``, ``logdet W`` and their derivatives in ``t`` in O(blocks p^2).
+    """Evaluate ``[X y]' W^-1 [X y]``, ``logdet W`` and their derivatives in ``t``.
 
-    With ``D = I + t2 blockdiag(J_resp)`` and ``W = D + t1 J`` per council, for block sums ``S_j`` of
-    sizes ``m_j``: ``u_j = 1 / (1 + t2 m_j)``, council sums ``C_i = sum_j u_j S_j`` and
-    ``s_i = sum_j u_j m_j``. Then ``Z' W^-1 Z = Z'Z - sum_j t2 u_j S_j S_j' - sum_i t1 / (1 + t1 s_i)
-    C_i C_i'`` and ``logdet W = sum_j log(1 + t2 m_j) + sum_i log(1 + t1 s_i)``. The derivative of
-    ``Z' W^-1 Z`` in ``t_k`` is ``-Q_k' Q_k`` with ``Q_k`` the level-k group sums of ``W^-1 Z``.
+    With ``D = I + t2 blockdiag(J_resp)`` and ``W = D + t1 J`` within a council, and block sums ``S_j``
+    of sizes ``m_j``: ``u_j = 1 / (1 + t2 m_j)``, council sums ``C_i = sum_j u_j S_j``,
+    ``s_i = sum_j u_j m_j`` and ``f_i = 1 / (1 + t1 s_i)``. Sherman-Morrison twice gives
+    ``Z' W^-1 Z = Z'Z - t2 sum_j u_j S_j S_j' - t1 sum_i f_i C_i C_i'`` and
+    ``logdet W = sum_j log(1 + t2 m_j) + sum_i log(1 + t1 s_i)``. The derivative of ``Z' W^-1 Z`` in
+    ``t_k`` is ``-Q_k' Q_k``, with ``Q_k`` the level-k group sums of ``W^-1 Z``: rows ``f_i C_i`` for
+    councils and ``u_j S_j - t1 f_i u_j m_j C_i`` for respondents; their Gram matrices are formed from
+    the class sums without visiting a respondent.
     """
     t1 = float(t[0])
     t2 = float(t[1]) if b.nested else 0.0
-    p, m, s = b.p, b.sizes, b.sums
-    u = 1.0 / (1.0 + t2 * m)
-    c = np.add.reduceat(s * u[:, None], b.starts, axis=0)
-    sc = np.add.reduceat(u * m, b.starts)
+    p = b.p
+    u = 1.0 / (1.0 + t2 * b.size)  # (classes,)
+    c = np.einsum("c,icq->iq", u, b.k)
+    sc = b.m1 @ u
     f = 1.0 / (1.0 + t1 * sc)
     q1 = c * f[:, None]
     mzz = b.zz - t1 * (q1.T @ c)
     logdet_w = float(np.sum(np.log1p(t1 * sc)))
     grad_logdet_w = [float(np.sum(sc * f))]
-    qs = [q1]
+    grams = [q1.T @ q1]
     if b.nested:
-        mzz -= t2 * ((s * u[:, None]).T @ s)
-        logdet_w += float(np.sum(np.log1p(t2 * m)))
-        mu = m * u
-        grad_logdet_w.append(float(np.sum(mu) - t1 * np.sum(np.add.reduceat(mu**2, b.starts) * f)))
-        qs.append(s * u[:, None] - (t1 * mu * f[b.council])[:, None] * c[b.council])
-    a = mzz[:p, :p]
+        u2 = u**2
+        mzz -= t2 * np.einsum("c,cpq->pq", u, b.outer)
+        logdet_w += float(b.count @ np.log1p(t2 * b.size))
+        mu2 = b.m2 @ u2  # per council: sum_j (m_j u_j)^2
+        grad_logdet_w.append(float(b.count @ (b.size * u) - t1 * np.sum(mu2 * f)))
+        e = t1 * f[:, None] * np.einsum("c,icq->iq", u2 * b.size, b.k)  # sum_j t1 f_i u_j^2 m_j S_j
+        cross = e.T @ c
+        g2 = np.einsum("c,cpq->pq", u2, b.outer) - cross - cross.T + (c * ((t1 * f) ** 2 * mu2)[:, None]).T @ c
+        grams.append(g2)
     try:
-        a_chol = linalg.cholesky(a, lower=True)
+        a_chol = linalg.cholesky(mzz[:p, :p], lower=True)
     except linalg.LinAlgError as err:  # unreachable after the rank check unless t is absurd
         raise DataError(f"lmm: X'V^-1X is not positive definite ({err}); check the design matrix") from err
     beta = linalg.cho_solve((a_chol, True), mzz[:p, p])
-    rss = float(mzz[p, p] - mzz[:p, p] @ beta)
     coef = np.r_[-beta, 1.0]
-    grams, grad_a, grad_rss = [], [], []
-    for q in qs:
-        qx = q[:, :p]
-        half = linalg.solve_triangular(a_chol, qx.T, lower=True)  # L^-1 Q_X'
-        grams.append(qx.T @ qx)
-        grad_a.append(-float(np.sum(half**2)))  # tr(A^-1 dA) with dA = -Q_X'Q_X
-        grad_rss.append(-float(np.sum((q @ coef) ** 2)))  # envelope theorem: -||Q [-beta; 1]||^2
     return _Terms(
-        a=a,
         a_chol=a_chol,
         beta=beta,
-        rss=rss,
+        rss=float(mzz[p, p] - mzz[:p, p] @ beta),
         logdet_w=logdet_w,
         logdet_a=2.0 * float(np.sum(np.log(np.diag(a_chol)))),
         grad_logdet_w=np.array(grad_logdet_w),
-        grad_logdet_a=np.array(grad_a),
-        grad_rss=np.array(grad_rss),
-        gram=tuple(grams),
+        # tr(A^-1 dA) with dA = -G_X, and the envelope theorem for the residual: -[-beta; 1]' G [-beta; 1]
+        grad_logdet_a=np.array([-np.trace(linalg.cho_solve((a_chol, True), g[:p, :p])) for g in grams]),
+        grad_rss=np.array([-float(coef @ g @ coef) for g in grams]),
+        gram=tuple(g[:p, :p] for g in grams),
     )
 
 
@@ -214,15 +225,6 @@ def _check_inputs(
             f"lmm: {bad_y} rows with a missing or infinite value, {bad_x} with a missing design entry, "
             f"{bad_g} missing council/respondent labels; drop incomplete rows before fitting"
         )
-    levels = {"council": pd.unique(council).size}
-    if respondent is not None:
-        levels["council:respondent"] = pd.MultiIndex.from_arrays([council, respondent]).nunique()
-    for name, k in levels.items():
-        if k < 2 or k >= n:
-            raise DataError(
-                f"lmm: {k} {name} levels for {n} rows; a random intercept needs at least 2 levels and fewer "
-                "levels than rows (drop the respondent level when respondents do not recur)"
-            )
     rank = np.linalg.matrix_rank(x)
     if rank < x.shape[1]:
         _, _, piv = linalg.qr(x, mode="economic", pivoting=True)
@@ -231,6 +233,19 @@ def _check_inputs(
             f"lmm: design matrix is rank deficient ({rank} of {x.shape[1]} columns); {', '.join(dropped)} "
             "are linear combinations of other columns (an empty wave or group cell?)"
         )
+
+
+def _check_levels(b: _Blocks) -> None:
+    """lme4's checks on grouping factors: at least 2 levels, and fewer levels than observations."""
+    levels = {"council": b.k.shape[0]}
+    if b.nested:
+        levels["council:respondent"] = int(b.count.sum())
+    for name, k in levels.items():
+        if k < 2 or k >= b.n:
+            raise DataError(
+                f"lmm: {k} {name} levels for {b.n} rows; a random intercept needs at least 2 levels and fewer "
+                "levels than rows (drop the respondent level when respondents do not recur)"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,6 +359,7 @@ def fit_lmm(
     names = tuple(columns)
     _check_inputs(yv, xv, names, cv, rv)
     b = _block_stats(yv, xv, cv, rv)
+    _check_levels(b)
     t, converged, messages = _optimise(b)
     tt = _terms(b, t)
     dev, _ = _profiled_deviance(b, t)
@@ -366,9 +382,9 @@ def fit_lmm(
     singular = [name for name, th in zip(_COMPONENTS, theta) if th < SINGULAR_TOL]
     if singular:
         messages.append(f"boundary (singular) fit: {' and '.join(singular)} variance estimated as (near) zero")
-    n_groups = {"council": len(b.starts)}
+    n_groups = {"council": b.k.shape[0]}
     if b.nested:
-        n_groups["respondent"] = len(b.sizes)
+        n_groups["respondent"] = int(b.count.sum())
     return LmmFit(
         terms=names,
         beta=tt.beta,

@@ -98,10 +98,10 @@ def design_matrix(df: pd.DataFrame, wave_order: Sequence[str], group: str | None
     or an empty wave x group cell (its interaction would be inestimable).
     """
     wave = df["wave"].astype(str)
-    unknown = sorted(set(wave) - {str(w) for w in wave_order})
+    present = set(wave.unique())
+    unknown = sorted(present - {str(w) for w in wave_order})
     if unknown:
         raise DataError(f"design: waves {unknown} are not in the study's wave order {list(wave_order)}")
-    present = set(wave)
     waves = tuple(str(w) for w in wave_order if str(w) in present)
     if len(waves) < 2:
         raise DataError(f"design: data has {len(waves)} wave(s) {list(waves)}; a change model needs at least 2")
@@ -115,9 +115,9 @@ def design_matrix(df: pd.DataFrame, wave_order: Sequence[str], group: str | None
         if values.isna().any():
             raise DataError(f"design: {int(values.isna().sum())} rows have no '{group}'; drop them or fill them in")
         if isinstance(values.dtype, pd.CategoricalDtype):
-            levels = tuple(str(c) for c in values.cat.categories if (values == c).any())
+            levels = tuple(str(c) for c in values.cat.remove_unused_categories().cat.categories)
         else:
-            levels = tuple(sorted({str(v) for v in values}))
+            levels = tuple(sorted(values.astype(str).unique()))
         level_idx = pd.Categorical(values.astype(str), categories=levels).codes
         n_levels = len(levels)
         cell_idx = wave_idx * n_levels + level_idx
