@@ -139,6 +139,45 @@ pt <- prop.test(sum(ex$binary.later), nrow(ex), correct = FALSE)
 out$expectation <- list(n_expected = nrow(ex), n_met = sum(ex$binary.later),
                         share = unname(pt$estimate), ci = as.numeric(pt$conf.int))
 
+# ---- Newcombe (1998) method 10 CI for a paired difference, transcribed from the published formula
+# (Fagerland, Lydersen & Laake 2017, ch. 8). Table rows = first measurement (1, 0), columns = second;
+# the difference is second - first, i.e. later - earlier.
+newcombe <- function(tab) {
+  n <- sum(tab); p_first <- sum(tab[1, ]) / n; p_second <- sum(tab[, 1]) / n
+  w_first <- prop.test(sum(tab[1, ]), n, correct = FALSE)$conf.int
+  w_second <- prop.test(sum(tab[, 1]), n, correct = FALSE)$conf.int
+  a <- tab[1, 1] * tab[2, 2] - tab[1, 2] * tab[2, 1]
+  margins <- prod(rowSums(tab)) * prod(colSums(tab))
+  psi <- if (margins == 0 || (a >= 0 && a <= n / 2)) 0 else if (a > n / 2) (a - n / 2) / sqrt(margins) else a / sqrt(margins)
+  est <- p_second - p_first
+  lower <- est - sqrt((p_second - w_second[1])^2 + (w_first[2] - p_first)^2 -
+                        2 * psi * (p_second - w_second[1]) * (w_first[2] - p_first))
+  upper <- est + sqrt((p_first - w_first[1])^2 + (w_second[2] - p_second)^2 -
+                        2 * psi * (p_first - w_first[1]) * (w_second[2] - p_second))
+  list(table = unname(tab), estimate = est, ci = c(lower, upper),
+       p_exact = binom.test(tab[1, 2], tab[1, 2] + tab[2, 1], 0.5)$p.value)
+}
+out$newcombe <- list(
+  newcombe(matrix(as.integer(tab), 2)),
+  newcombe(rbind(c(1, 1), c(7, 12))),      # Bentur et al. 2009 (Fagerland et al. ch. 8)
+  newcombe(rbind(c(59, 6), c(16, 80))),    # Cavo et al. 2012 (ibid.)
+  newcombe(rbind(c(36, 12), c(2, 0))),     # negative cross-product
+  newcombe(rbind(c(3, 0), c(4, 5))))       # one discordant cell empty
+
+# ---- Wilcoxon signed-rank on hand-made differences: small n, negative shifts, ties, zeros --------
+wvec <- function(x) {
+  wt <- suppressWarnings(wilcox.test(x, conf.int = TRUE))
+  list(x = x, estimate = unname(wt$estimate), ci = as.numeric(wt$conf.int), p = wt$p.value,
+       conf_level = attr(wt$conf.int, "conf.level"), exact = grepl("exact", wt$method))
+}
+out$wilcoxon_vectors <- list(
+  wvec(c(-1.3, 0.4, 2.2, -0.7, 1.9, 3.1, -2.6, 0.9)),
+  wvec(c(0.5, -0.25, 1.75, 2.5)),                       # n = 4: 95% not achievable
+  wvec(c(0.12, -0.31, 0.44, 0.05, -0.77, 0.61, 0.93, -0.18, 0.27, 1.4, -0.09, 0.36, 0.52, 0.71, -0.46,
+         0.88, 1.02, -0.6, 0.15, 0.33)),
+  wvec(c(1, -1, 2, 0.5, 0.5, -2, 3, 1.5, 0)),          # ties and a zero
+  wvec(round(seq(-1, 4, length.out = 60)^2 / 3 - 1, 3)))   # n >= 50: normal approximation
+
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            file.path(here, "models_reference.json"))
 cat("wrote", file.path(here, "models_data.csv"), "and models_reference.json\n")
