@@ -225,13 +225,14 @@ def _check_inputs(
             f"lmm: {bad_y} rows with a missing or infinite value, {bad_x} with a missing design entry, "
             f"{bad_g} missing council/respondent labels; drop incomplete rows before fitting"
         )
-    rank = np.linalg.matrix_rank(x)
-    if rank < x.shape[1]:
-        _, _, piv = linalg.qr(x, mode="economic", pivoting=True)
-        dropped = [columns[j] for j in sorted(piv[rank:])]
+    # As R's lm/lmer: column j is aliased when the QR factor's R[j, j] is ~0 (in the span of earlier columns).
+    r_diag = np.abs(np.diag(np.linalg.qr(x, mode="r"))) if x.shape[0] >= x.shape[1] else np.zeros(x.shape[1])
+    aliased = [columns[j] for j in np.flatnonzero(r_diag <= 1e-7 * max(r_diag.max(), 1e-300))]
+    if aliased or n <= x.shape[1]:
         raise DataError(
-            f"lmm: design matrix is rank deficient ({rank} of {x.shape[1]} columns); {', '.join(dropped)} "
-            "are linear combinations of other columns (an empty wave or group cell?)"
+            f"lmm: design matrix is rank deficient ({x.shape[1] - len(aliased)} of {x.shape[1]} columns, {n} rows); "
+            f"{', '.join(aliased) or 'too few rows'}: linear combination of earlier columns (an empty wave or "
+            "group cell?)"
         )
 
 
