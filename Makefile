@@ -1,0 +1,55 @@
+# impactstudy — `make help` lists the targets. STUDY selects the study (pipelines/$(STUDY)/study.toml).
+STUDY ?= demo
+AUDIENCE ?= public
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+IS := $(BIN)/impactstudy
+STAMPS := data/processed/$(STUDY)/.stamps
+CONFIG := pipelines/$(STUDY)/study.toml
+RAW := $(wildcard data/raw/$(STUDY)/*)
+CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -name '*.csv' -o -name '*.toml' -o -name '*.html' -o -name '*.css' -o -name '*.j2' \) 2>/dev/null)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo ingest link model report status validate test bench clean
+
+help: ## Show this help
+	@echo "Usage: make TARGET [STUDY=$(STUDY)] [AUDIENCE=$(AUDIENCE)]"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  \1|\2/' | column -t -s '|'
+
+setup: $(VENV)/.installed ## Create .venv and install impactstudy with its test tools (quick when done)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(VENV)/.installed ## Generate the synthetic demo study if it is absent (STUDY=demo)
+	@if [ "$(STUDY)" = "demo" ] && [ ! -f data/raw/demo/truth.json ]; then $(IS) demo --study demo; fi
+
+$(STAMPS)/ingest: $(CONFIG) $(RAW) $(CODE) | demo
+	$(IS) ingest --study $(STUDY)
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/link: $(STAMPS)/ingest
+	$(IS) link --study $(STUDY)
+	@touch $@
+
+ingest: $(VENV)/.installed demo ## Read each wave's raw file (only waves whose file or settings changed)
+	@$(MAKE) --no-print-directory $(STAMPS)/ingest
+
+link: $(VENV)/.installed demo ## Resolve councils and link the waves into panels
+	@$(MAKE) --no-print-directory $(STAMPS)/link
+
+status: $(VENV)/.installed ## Say which stages are up to date or stale, and why
+	@$(IS) status --study $(STUDY)
+
+validate: $(VENV)/.installed ## Check the study config against its raw files
+	@$(IS) validate --study $(STUDY)
+
+test: $(VENV)/.installed ## Run the test suite
+	$(BIN)/pytest
+
+clean: ## Remove the study's processed data and reports (never data/raw)
+	rm -rf data/processed/$(STUDY) reports/$(STUDY)
