@@ -50,7 +50,7 @@ numbers counted in data rows of the raw file, as the ingest stage counts them)
 * ``name_variants``: in the early-impact CSV councils are named by their register names, except known
   variants (``Bristol``, ``St Helens``, ``Durham``, ``Telford & Wrekin``, ``Kingston upon Hull``,
   ``Herefordshire``) for every row of a sampled council that has one; Bristol, St. Helens and County
-  Durham are always sampled when ``councils >= 10``.
+  Durham are always sampled when ``councils >= 9`` (the first ``councils // 3`` of them below that).
 * ``typo``: one early-impact row names its council with a typo (a letter dropped) that only a fuzzy
   match resolves, checked against :func:`impactstudy.councils.normalise` and the fuzzy thresholds.
 * Item non-response: about 3 % "Don't know" and 1 % "Not applicable" on the items that declare them
@@ -129,7 +129,8 @@ NAME_VARIANTS = {
     "Kingston upon Hull, City of": "Kingston upon Hull",
     "Herefordshire, County of": "Herefordshire",
 }
-ALWAYS_SAMPLED = ("Bristol, City of", "St. Helens", "County Durham")  # when councils >= 10
+# Always sampled, so linkage meets known variants: the first n // 3 of them (all three from 9 councils).
+ALWAYS_SAMPLED = ("Bristol, City of", "St. Helens", "County Durham")
 UNKNOWN_DFE = 999
 OUT_OF_RANGE_CODE = 7
 
@@ -361,7 +362,7 @@ def _register() -> pd.DataFrame:
 
 def _sample(register: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
     """Stratified sample: systematic over councils sorted by authority type, region and a random key."""
-    forced = register["name"].isin(ALWAYS_SAMPLED) if n >= 10 else pd.Series(False, index=register.index)
+    forced = register["name"].isin(ALWAYS_SAMPLED[: min(len(ALWAYS_SAMPLED), n // 3)])
     pool = register[~forced].assign(_key=rng.random(int((~forced).sum())))
     pool = pool.sort_values(["authority_type", "region", "_key"]).reset_index(drop=True)
     k = n - int(forced.sum())
@@ -436,20 +437,20 @@ def _people(councils: pd.DataFrame, waves: tuple[Wave, ...], respondents: tuple[
         for c in real:  # every council keeps its first seat when no one else answers
             first = next(occupants for cc, occupants in seats if cc == c)
             answered.extend(by_council.get(int(c)) or [first[-1]])
+        if wave.id == "follow_up":  # one respondent from a council that is not in the register
+            answered.append(new_person(int(np.flatnonzero(~councils["in_register"].to_numpy())[0]), 2))
         answers[wave.id] = answered
-    unknown = int(np.flatnonzero(~councils["in_register"].to_numpy())[0])
-    follow_up = next(w.id for w in waves if COUNCIL_KEYS.get(w.id) == "dfe")
-    answers[follow_up] = [*answers[follow_up], new_person(unknown, 2)]
 
     table = pd.DataFrame(persons)
     table["resp_id"] = [f"R{i + 1:04d}" for i in range(len(table))]
-    rng = _rng(seed, "names")
-    first = rng.choice(FIRST_NAMES, len(table))
-    last = rng.choice(SURNAMES, len(table))
+    # One row of draws per person, so adding people (later waves) leaves earlier people unchanged.
+    draws = _rng(seed, "names").random((len(table), 3))
+    first = np.array(FIRST_NAMES)[(draws[:, 0] * len(FIRST_NAMES)).astype(int)]
+    last = np.array(SURNAMES)[(draws[:, 1] * len(SURNAMES)).astype(int)]
     table["name"] = [f"{f} {s}" for f, s in zip(first, last, strict=True)]
     domains = [_slug(n) or "example" for n in councils["name"].iloc[table["council"]]]
     table["email"] = [f"{_slug(f)}.{_slug(s)}@{d}.gov.uk" for f, s, d in zip(first, last, domains, strict=True)]
-    table["resp_re"] = rng.normal(0.0, MODEL.respondent_sd, len(table))
+    table["resp_re"] = norm.ppf(draws[:, 2]) * MODEL.respondent_sd
     return table, {w: pd.Series(ids, dtype=int) for w, ids in answers.items()}
 
 
@@ -463,13 +464,14 @@ def _wave_rows(wave: Wave, person_ids: pd.Series, persons: pd.DataFrame, council
     rng = _rng(seed, "timing", wave.order)
     low, high = TIMING_DAYS[wave.order] if wave.order < len(TIMING_DAYS) else (
         365 * (wave.order - 1) - 30, 365 * (wave.order - 1) + 30)
-    offsets = rng.integers(low, high + 1, len(rows))
+    shares = rng.random(len(rows))
     minutes = rng.integers(8 * 60, 19 * 60, len(rows))
     stamps = []
-    for review, offset, minute in zip(rows["review_date"], offsets, minutes, strict=True):
-        day = review + timedelta(days=int(offset))
+    for review, share, minute in zip(rows["review_date"], shares, minutes, strict=True):
         latest = min(wave.fieldwork_end, review - timedelta(days=1)) if wave.order == 0 else wave.fieldwork_end
-        day = min(max(day, wave.fieldwork_start), latest)
+        first = min(max(review + timedelta(days=low), wave.fieldwork_start), latest)
+        last = min(max(review + timedelta(days=high), first), latest)
+        day = first + timedelta(days=int(share * ((last - first).days + 1)))
         stamps.append(datetime.combine(day, datetime.min.time()) + timedelta(minutes=int(minute)))
     rows["submitted_at"] = pd.to_datetime(stamps)
     return rows
@@ -500,13 +502,13 @@ class _Context:
     def plan(self) -> np.ndarray:
         """Whether each council has an improvement plan at each wave order (councils × waves)."""
         if "plan" not in self._cache:
-            rng = _rng(self.seed, "plan")
+            rng = _rng(self.seed, "plan", 0)
             nti = (self.councils["status"] == NTI).to_numpy()
-            u = rng.random((len(self.councils), len(self.study.waves)))
-            state = u[:, 0] < np.where(nti, 0.40, 0.60)
+            state = rng.random(len(self.councils)) < np.where(nti, 0.40, 0.60)
             columns = [state]
             for order in range(1, len(self.study.waves)):
-                state = state | (u[:, order] < np.where(nti, 0.55, 0.35))
+                gained = _rng(self.seed, "plan", order).random(len(self.councils)) < np.where(nti, 0.55, 0.35)
+                state = state | gained
                 columns.append(state)
             self._cache["plan"] = np.column_stack(columns).astype(float)
         return self._cache["plan"]
