@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from impactstudy.errors import DataError
-from impactstudy.stats.lmm import LmmFit, _block_stats, _profiled_deviance, fit_lmm
+from impactstudy.stats.lmm import LmmFit, _block_stats, _profiled_deviance, fit_lmm, fit_summary
 from impactstudy.stats.wave_design import design_matrix
 
 FIXTURES = Path(__file__).parent / "reference" / "fixtures"
@@ -195,6 +195,27 @@ def test_fit_does_not_depend_on_row_order_or_on_respondent_ids_being_reused() ->
         np.testing.assert_allclose(other.var_respondent, fit.var_respondent, rtol=1e-6)
     # "R0" appears in every council, yet each council's R0 is a different respondent.
     assert fit.n_groups["respondent"] == unique_ids["respondent_id"].nunique()
+
+
+@pytest.mark.parametrize("scale", [1e-5, 1e5])
+def test_fit_is_invariant_to_the_scale_of_y(scale: float) -> None:
+    """theta and Satterthwaite df do not depend on units. (lmerTest's numerical Hessian breaks down
+    for values ~1e-5: it reports df 27.9 for the intercept where the unit-scale fit gives 30.3.)"""
+    df = _simulated()
+    base, _ = _fit_panel(df)
+    scaled, _ = _fit_panel(df.assign(value=df["value"] * scale))
+    np.testing.assert_allclose(scaled.theta, base.theta, rtol=1e-6)
+    np.testing.assert_allclose(scaled.beta, base.beta * scale, rtol=1e-6)
+    np.testing.assert_allclose(scaled.summary_frame()["df"], base.summary_frame()["df"], rtol=1e-4)
+    assert scaled.converged and scaled.warnings == base.warnings
+
+
+def test_fit_summary_is_json_ready() -> None:
+    fit, _ = _fit_panel(_simulated())
+    record = json.loads(json.dumps(fit_summary(fit)))
+    assert record["terms"] == list(fit.terms)
+    assert record["n_groups"] == fit.n_groups
+    assert record["var_respondent"] == fit.var_respondent
 
 
 def test_summary_frame_and_contrast_are_consistent() -> None:

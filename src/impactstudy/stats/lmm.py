@@ -192,7 +192,8 @@ def _hessian(b: _Blocks, varpar: np.ndarray) -> np.ndarray:
     """Hessian of the REML deviance in ``(theta, sigma)``: Richardson-extrapolated central differences
     of the exact gradient (error O(h^4)), symmetrised."""
     k = len(varpar)
-    h = 1e-3 * np.maximum(np.abs(varpar), 0.1)
+    # theta is a ratio (a step of at least 1e-4, as numDeriv's at 0); sigma has y's units, so a relative step.
+    h = 1e-3 * np.r_[np.maximum(np.abs(varpar[:-1]), 0.1), varpar[-1]]
 
     def jac(step: np.ndarray) -> np.ndarray:
         cols = []
