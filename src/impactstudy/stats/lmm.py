@@ -207,6 +207,23 @@ def _hessian(b: _Blocks, varpar: np.ndarray) -> np.ndarray:
     return (hess + hess.T) / 2.0
 
 
+def _varpar_covariance(hess: np.ndarray, sigma: float) -> tuple[np.ndarray, list[str]]:
+    """Asymptotic covariance of ``(theta, sigma)``: ``2 H^-1`` over the eigenvalues above tolerance, as
+    lmerTest. The eigenvalues are taken for ``(theta, log sigma)`` (H scaled by sigma in its last row
+    and column; equal to H at the optimum up to that scaling), so the tolerance does not depend on
+    the units of y; when every eigenvalue passes, this is exactly lmerTest's ``2 * solve(H)``."""
+    d = np.r_[np.ones(len(hess) - 1), sigma]
+    evals, evecs = np.linalg.eigh(hess * np.outer(d, d))
+    messages = []
+    if np.any(evals < -HESSIAN_EIGEN_TOL):
+        messages.append(f"failed to converge: REML Hessian has negative eigenvalues {evals[evals < -HESSIAN_EIGEN_TOL]}")
+    if np.any(np.abs(evals) <= HESSIAN_EIGEN_TOL):
+        messages.append("may not have converged: REML Hessian has eigenvalues close to zero")
+    keep = evals > HESSIAN_EIGEN_TOL
+    scaled_inv = (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
+    return 2.0 * scaled_inv * np.outer(d, d), messages
+
+
 def _check_inputs(
     y: np.ndarray, x: np.ndarray, columns: tuple[str, ...], council: np.ndarray, respondent: np.ndarray | None
 ) -> None:
@@ -371,13 +388,9 @@ def fit_lmm(
     theta = np.sqrt(t)
     sigma = np.sqrt(sigma2)
 
-    hess = _hessian(b, np.r_[theta, sigma])
-    evals, evecs = np.linalg.eigh(hess)
-    if np.any(evals < -HESSIAN_EIGEN_TOL):
-        messages.append(f"failed to converge: REML Hessian has negative eigenvalues {evals[evals < -HESSIAN_EIGEN_TOL]}")
-        converged = False
-    keep = evals > HESSIAN_EIGEN_TOL
-    vcov_varpar = 2.0 * (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T  # pseudo-inverse, as lmerTest
+    vcov_varpar, hess_messages = _varpar_covariance(_hessian(b, np.r_[theta, sigma]), sigma)
+    messages += hess_messages
+    converged = converged and not any(m.startswith("failed") for m in hess_messages)
     jac = [sigma2 * 2.0 * th * a_inv @ g @ a_inv for th, g in zip(theta, tt.gram)]
     jac.append(2.0 * sigma * a_inv)
 
