@@ -69,7 +69,7 @@ def fit_ordinal(
     with tidy.captured_warnings() as caught:
         model = OrderedModel(codes, design.matrix, distr="logit")
         try:
-            fit = model.fit(method="bfgs", gtol=1e-8, maxiter=2000, disp=False, cov_type="cluster",
+            fit = model.fit(method="bfgs", gtol=1e-8, maxiter=300, disp=False, cov_type="cluster",
                             cov_kwds={"groups": council_idx, "use_correction": True})
         except (ValueError, np.linalg.LinAlgError) as err:  # statsmodels' way of saying the data defeat it
             caught.append(f"{type(err).__name__}: {err}")

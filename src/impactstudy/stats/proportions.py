@@ -86,9 +86,7 @@ def mcnemar_paired(
     for label, level in tidy.levels(data, group):
         sub = d if group is None else d[d[group] == level]
         for later, earlier in contrasts:
-            a = _answers(sub, later)
-            b = _answers(sub, earlier)
-            pairs = a.join(b, how="inner", lsuffix="_later", rsuffix="_earlier")
+            pairs = _answers(sub, later, "value_later").join(_answers(sub, earlier, "value_earlier"), how="inner")
             counts = {"n_obs": len(pairs), "n_councils": pairs.index.get_level_values("council_code").nunique()}
             if bad:
                 reason = f"values other than 0/1 ({', '.join(f'{v:g}' for v in bad[:5])}); not a binary item"
@@ -154,7 +152,8 @@ def expectations_vs_outcomes(
     return tidy.to_frame(rows)
 
 
-def _answers(d: pd.DataFrame, wave: str) -> pd.DataFrame:
+def _answers(d: pd.DataFrame, wave: str, name: str) -> pd.DataFrame:
     """One answer per (council, respondent) at ``wave`` (the first, if a respondent answered twice)."""
     at = d[d["wave"] == wave]
-    return at.groupby(["council_code", "respondent_id"], observed=True)[["value"]].first()
+    return at.groupby(["council_code", "respondent_id"], observed=True)[["value"]].first().rename(
+        columns={"value": name})

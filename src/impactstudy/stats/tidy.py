@@ -246,7 +246,7 @@ def wald_rows(
             cells = cell_mask(data, group, level, [later, earlier])
             counts = {"n_obs": int(cells.sum()), "n_councils": int(data.loc[cells, "council_code"].nunique())}
             reason = unobserved(data, group, level, [later, earlier])
-            if not reason and fit is not None and cell_problem is not None:
+            if not reason and cell_problem is not None:
                 reason = cell_problem(level, later, earlier)
             if reason or fit is None:
                 out.append(make_row(model, later, earlier, label, correction=correction,
