@@ -80,11 +80,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from impactstudy.demo import generate
+    from impactstudy.demo import run
 
-    summary = generate(Path(args.root), study=args.study, councils=args.councils, seed=args.seed,
-                       extra_waves=args.extra_waves, force=args.force)
-    _log(f"demo study '{args.study}': {summary.get('message', 'written')}")
+    summary = run(Path(args.root), study=args.study, councils=args.councils, seed=args.seed,
+                  extra_waves=args.extra_waves, force=args.force)
+    _log(f"demo study '{args.study}': {len(summary['files'])} files written to data/raw/{args.study}/")
     return 0
 
 
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, text in (
         ("ingest", "read each wave's raw file into waves/<wave>.parquet, quarantine.csv, ingest_report.json"),
         ("link", "resolve councils and link waves into panel_long/panel_wide, linkage.csv, panel_long.sav"),
+        ("model", "fit the change-over-time models: tables/contrasts.csv, estimates.csv, attrition.csv, expectations.csv"),
     ):
         p = sub.add_parser(stage, parents=[common, stage_opts], help=text, description=text)
         p.set_defaults(func=_stage_command(stage))

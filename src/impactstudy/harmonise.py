@@ -8,7 +8,7 @@ rows read = rows accepted + rows quarantined, always.
 The rules, applied to each distinct raw value of a measure's column (fast on large waves):
 1. blank → missing, reason "No answer";
 2. the wave's declared ``recode`` (raw value or label → code);
-3. the measure's declared ``missing`` codes or labels → missing with that reason ("Don't know");
+3. the measure's declared ``missing`` codes, labels or reasons → missing with that reason ("Don't know");
 4. user-missing codes the SPSS/Stata file itself declares → missing, reason from the file's label;
 5. text is matched to the measure's level labels (any case; "yes"/"no" for binary); numbers are read;
 6. ``reverse`` flips a reversed scale (``min + max - value``);
@@ -122,7 +122,9 @@ def _map_value(raw: Any, measure: Measure, wave: Wave, column: str, meta: RawMet
         return _Outcome(math.nan, NO_ANSWER, None)
     folded = normalise_text(key)
     recode = {normalise_text(k): v for k, v in measure.recode.get(wave.id, {}).items()}
-    missing = {normalise_text(k): v for k, v in measure.missing.items()}
+    # a declared missing code matches by code ("8") or, in text exports, by its reason ("Don't know")
+    missing = {normalise_text(v): v for v in measure.missing.values()}
+    missing.update({normalise_text(k): v for k, v in measure.missing.items()})
     if folded in recode:
         number: float | None = recode[folded]
     elif folded in missing:

@@ -6,6 +6,8 @@ it depends on, the files it writes and a function that writes them. The manifest
 section and the package version, and the SHA-256 of every output. A step reruns when one of those
 changed or an output is missing or was altered, and only then; a touched file whose content hashes the
 same does not rerun anything (file sizes and modification times are kept only to avoid re-hashing).
+The version recorded is the package version plus a hash of the package's files, so a new release (or
+a local code change) reruns the stages it touches.
 
 A per-study lock (``data/processed/<study>/.lock``) keeps two runs from interleaving: a second run
 waits up to ``lock_timeout`` seconds, then stops with a clear message.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -39,6 +42,17 @@ class Step:
     config: Any  # JSON-able part of the config this step uses
     outputs: tuple[Path, ...]
     run: Callable[[], None] = field(compare=False)
+
+
+@functools.cache
+def code_version() -> str:
+    """The package version plus a hash of its code and data files: a code change reruns stages."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
 def sha256_file(path: Path) -> str:
@@ -91,8 +105,8 @@ class Manifest:
         if record is None:
             return ["never run"]
         reasons = []
-        if record.get("version") != __version__:
-            reasons.append(f"impactstudy version changed ({record.get('version')} -> {__version__})")
+        if record.get("version") != code_version():
+            reasons.append(f"impactstudy changed ({record.get('version')} -> {code_version()})")
         if record.get("config") != sha256_config(step.config):
             reasons.append("its settings in study.toml changed")
         recorded_inputs = record.get("inputs", {})
@@ -119,7 +133,7 @@ class Manifest:
     def record(self, step: Step) -> None:
         """Record ``step`` as run with its current inputs, config and outputs."""
         self.steps[step.name] = {
-            "version": __version__,
+            "version": code_version(),
             "config": sha256_config(step.config),
             "inputs": {self.rel(p): self.file_hash(p) for p in step.inputs},
             "outputs": {self.rel(p): self.file_hash(p) for p in step.outputs},

@@ -19,6 +19,7 @@ from impactstudy.pipeline import Manifest, Step, run_steps, study_lock
 STAGE_STEPS = {
     "ingest": "impactstudy.ingest:ingest_steps",
     "link": "impactstudy.link:link_steps",
+    "model": "impactstudy.models:model_steps",
 }
 STAGES = tuple(STAGE_STEPS)
 
