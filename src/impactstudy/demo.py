@@ -524,7 +524,7 @@ def _nti(rows: pd.DataFrame) -> np.ndarray:
 def _effectiveness(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
                    rng: np.random.Generator) -> dict[str, np.ndarray]:
     (measure,) = measures
-    mean = np.array([MODEL.mean(measure.name, s, wave.order) for s in rows["status"]])
+    mean = rows["status"].map({s: MODEL.mean(measure.name, s, wave.order) for s in STATUSES}).to_numpy(float)
     latent = mean + rows["council_re"].to_numpy() + rows["resp_re"].to_numpy() + rng.normal(
         0.0, MODEL.residual_sd, len(rows))
     return {measure.name: _with_missing(_likert(latent, measure.levels), rng, _declared(measure))}
@@ -585,7 +585,7 @@ def _contribution(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: list[
     out = {}
     for m in measures:
         domain = f"eff_{m.option}"
-        change = np.array([MODEL.change(domain, s, max(wave.order, 1)) for s in rows["status"]])
+        change = rows["status"].map({s: MODEL.change(domain, s, max(wave.order, 1)) for s in STATUSES}).to_numpy(float)
         latent = 1.6 + 2.5 * change + 0.3 * _nti(rows) + rng.normal(0.0, 0.7, len(rows))
         out[m.name] = _with_missing(_likert(latent, m.levels), rng, _declared(m))
     return out
