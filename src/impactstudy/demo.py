@@ -835,8 +835,61 @@ def _inject_names(frame: pd.DataFrame, wave: Wave, councils: pd.DataFrame, regis
     return frame, variants, None
 
 
-def _source_rows(frame: pd.DataFrame, tag: str) -> list[int]:
-    return [int(i) + 1 for i in np.flatnonzero((frame["_tag"] == tag).to_numpy())]
+def _add_mess(study: Study, wave: Wave, frame: pd.DataFrame, councils: pd.DataFrame, register: list[str],
+              rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """The wave's deliberate problems: the frame, a record per problem (rows still as tags), what was skipped."""
+    eff = [study.measure(name).columns.get(wave.id) for name in MODEL.base]
+    records: dict[str, Any] = {}
+    skipped: list[str] = []
+    if wave.id == "baseline":
+        frame = _inject_duplicate(frame, wave, eff[0], rng)
+        draft, final = (frame.index[frame["_tag"] == tag][0] for tag in ("duplicate_draft", "duplicate_final"))
+        records["duplicate"] = {"wave": wave.id, "respondent_id": frame.at[final, wave.respondent],
+                                "tags": ["duplicate_draft", "duplicate_final"], "column": eff[0],
+                                "values": [float(frame.at[draft, eff[0]]), float(frame.at[final, eff[0]])]}
+        conflicted = _inject_conflict(frame, wave, councils, rng)
+        if conflicted is None:
+            skipped.append("conflicting_check: needs at least two councils")
+        else:
+            frame = conflicted
+            row = frame.index[frame["_tag"] == "conflicting_check"][0]
+            records["conflicting_check"] = {"wave": wave.id, "tag": "conflicting_check", "column": wave.council_check,
+                                            "value": frame.at[row, wave.council_check],
+                                            "council": frame.at[row, wave.council]}
+    elif wave.id == "early_impact":
+        frame, variants, typo = _inject_names(frame, wave, councils, register, rng)
+        records["name_variants"] = variants
+        if not variants:
+            skipped.append("name_variants: no sampled council has a known name variant")
+        if typo is None:
+            skipped.append("typo: no sampled council name gives a fuzzy-only typo")
+        else:
+            records["typo"] = {**typo, "tag": "typo"}
+    elif wave.id == "follow_up":
+        frame["_tag"] = np.where(frame[wave.council] == UNKNOWN_DFE, "unknown_council", frame["_tag"])
+        row = frame.index[frame["_tag"] == "unknown_council"][0]
+        records["unknown_council"] = {"wave": wave.id, "tag": "unknown_council", "column": wave.council,
+                                      "value": UNKNOWN_DFE, "respondent_id": frame.at[row, wave.respondent]}
+        frame = _inject_out_of_range(frame, eff[1], rng)
+        row = frame.index[frame["_tag"] == "out_of_range"][0]
+        records["out_of_range"] = {"wave": wave.id, "tag": "out_of_range", "column": eff[1],
+                                   "value": OUT_OF_RANGE_CODE, "respondent_id": frame.at[row, wave.respondent]}
+    return frame, records, skipped
+
+
+def _with_rows(record: Any, frame: pd.DataFrame) -> Any:
+    """A mess record with its row tags replaced by 1-based source rows of the sorted frame."""
+    def row(tag: str) -> int:
+        return int(np.flatnonzero((frame["_tag"] == tag).to_numpy())[0]) + 1
+    if not isinstance(record, dict):
+        return record
+    out = {k: v for k, v in record.items() if k not in ("tag", "tags")}
+    if "tag" in record:
+        out["source_row"] = row(record["tag"])
+    if "tags" in record:
+        out["source_rows"] = [row(t) for t in record["tags"]]
+        out["kept_if_latest"] = out["source_rows"][-1]
+    return out
 
 
 # ------------------------------------------------------------------------------------------- writing
@@ -952,49 +1005,14 @@ def generate(
 
     mess: dict[str, Any] = {"not_produced": []}
     waves_summary = {}
-    eff = [config.measure(name) for name in MODEL.base]
     for wave in config.waves:
         rows = _wave_rows(wave, answers[wave.id], persons, table, seed)
         frame = _raw_frame(config, wave, rows, _values(ctx, wave, rows))
-        rng = _rng(seed, "mess", wave.order)
-        if wave.id == "baseline":
-            frame = _inject_duplicate(frame, wave, eff[0].columns[wave.id], rng)
-            conflicted = _inject_conflict(frame, wave, table, rng)
-            if conflicted is None:
-                mess["not_produced"].append("conflicting_check: needs at least two councils")
-            else:
-                frame = conflicted
-        elif wave.id == "early_impact":
-            frame, variants, typo = _inject_names(frame, wave, table, register["name"].tolist(), rng)
-            mess["name_variants"] = variants
-            if not variants:
-                mess["not_produced"].append("name_variants: no sampled council has a known name variant")
-            if typo is None:
-                mess["not_produced"].append("typo: no sampled council name gives a fuzzy-only typo")
-        elif wave.id == "follow_up":
-            frame["_tag"] = np.where(frame[wave.council] == UNKNOWN_DFE, "unknown_council", frame["_tag"])
-            frame = _inject_out_of_range(frame, eff[1].columns[wave.id], rng)
+        frame, records, skipped = _add_mess(config, wave, frame, table, register["name"].tolist(),
+                                            _rng(seed, "mess", wave.order))
         frame = frame.sort_values(["_t", wave.respondent], kind="stable").reset_index(drop=True)
-        if wave.id == "baseline":
-            draft, final = _source_rows(frame, "duplicate_draft")[0], _source_rows(frame, "duplicate_final")[0]
-            column = eff[0].columns[wave.id]
-            mess["duplicate"] = {"wave": wave.id, "respondent_id": frame.at[final - 1, wave.respondent],
-                                 "source_rows": [draft, final], "kept_if_latest": final, "column": column,
-                                 "values": [float(frame.at[draft - 1, column]), float(frame.at[final - 1, column])]}
-            if conflicted is not None:
-                row = _source_rows(frame, "conflicting_check")[0]
-                mess["conflicting_check"] = {"wave": wave.id, "source_row": row, "column": wave.council_check,
-                                             "value": frame.at[row - 1, wave.council_check],
-                                             "council": frame.at[row - 1, wave.council]}
-        elif wave.id == "early_impact" and typo is not None:
-            mess["typo"] = {**typo, "source_row": _source_rows(frame, "typo")[0]}
-        elif wave.id == "follow_up":
-            row = _source_rows(frame, "unknown_council")[0]
-            mess["unknown_council"] = {"wave": wave.id, "source_row": row, "column": wave.council,
-                                       "value": UNKNOWN_DFE, "respondent_id": frame.at[row - 1, wave.respondent]}
-            row = _source_rows(frame, "out_of_range")[0]
-            mess["out_of_range"] = {"wave": wave.id, "source_row": row, "column": eff[1].columns[wave.id],
-                                    "value": OUT_OF_RANGE_CODE, "respondent_id": frame.at[row - 1, wave.respondent]}
+        mess.update({key: _with_rows(record, frame) for key, record in records.items()})
+        mess["not_produced"].extend(skipped)
         _write_wave(paths.raw / wave.file, config, wave, frame)
         waves_summary[wave.id] = {"file": wave.file, "rows": len(frame),
                                   "respondents": int(frame[wave.respondent].nunique())}
