@@ -111,3 +111,15 @@ def write_mini_study(root: Path) -> Path:
     )
     (raw / "w2.csv").write_bytes(w2.to_csv(index=False).encode("utf-8-sig"))
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """The 40-council demo study, generated and taken through ingest and link once per session."""
+    from impactstudy import stages
+    from impactstudy.demo import generate
+
+    root = tmp_path_factory.mktemp("demo")
+    generate(root, "demo")
+    stages.run("demo", ["link"], root=root)
+    return root
