@@ -77,7 +77,7 @@ def test_councils_file_is_a_stratified_sample_live_in_2013(made):
     merged = councils.merge(live, left_on="council", right_on="gss_code", validate="1:1")
     assert len(merged) == 40 and (merged["name_x"] == merged["name_y"]).all()
     assert merged["authority_type"].nunique() == 4 and merged["region"].nunique() == 9
-    assert {"Bristol, City of", "St. Helens", "County Durham"} <= set(councils["name"])
+    assert {"Bristol, City of", "Brighton and Hove", "St. Helens", "County Durham"} <= set(councils["name"])
     assert councils["status"].value_counts().to_dict() == {"Adequate": 14, "Good": 12, "Notice to Improve": 10,
                                                            "Outstanding": 4}
     assert summary["status_counts"]["Notice to Improve"] == 10
@@ -200,7 +200,7 @@ def test_early_impact_names_use_register_names_variants_and_one_fuzzy_typo(made)
     frame, _ = _raw(root, study, "early_impact")
     column = study.wave("early_impact").council
     variants = {v["value"] for v in summary["mess"]["name_variants"]}
-    assert {"Bristol", "St Helens", "Durham"} <= variants
+    assert {"Bristol", "Brighton", "St Helens", "Durham"} <= variants
     typo = summary["mess"]["typo"]
     odd = frame.index[~frame[column].isin(set(_register()["name"]) | variants)].tolist()
     assert [i + 1 for i in odd] == [typo["source_row"]]
@@ -210,6 +210,7 @@ def test_early_impact_names_use_register_names_variants_and_one_fuzzy_typo(made)
     for variant in summary["mess"]["name_variants"]:
         assert linked.loc[variant["value"], "gss_code"] == variant["gss_code"]
     assert (linked["method"] != "unmatched").all()
+    assert linked.loc["Bristol", "method"] == "exact" and linked.loc["Brighton", "method"] == "alias"
 
 
 def test_free_text_is_awkward_and_themes_match_the_phrases_used(made):
@@ -388,7 +389,7 @@ def test_six_councils_make_a_small_study_with_every_wave(tmp_path):
     study = load_study(tmp_path / "pipelines" / "small" / "study.toml")
     assert study.title.endswith("(synthetic demo, 6 councils)")
     councils = pd.read_csv(tmp_path / "data" / "raw" / "small" / "councils.csv", dtype=str)
-    assert len(councils) == 6 and {"Bristol, City of", "St. Helens"} <= set(councils["name"])
+    assert len(councils) == 6 and {"Bristol, City of", "Brighton and Hove"} <= set(councils["name"])
     assert councils["status"].value_counts().to_dict() == {"Notice to Improve": 2, "Adequate": 2, "Good": 2}
     for wave_id, info in summary["waves"].items():
         assert info["rows"] >= 6, wave_id

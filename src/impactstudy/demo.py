@@ -48,9 +48,11 @@ numbers counted in data rows of the raw file, as the ingest stage counts them)
 * ``conflicting_check``: one baseline row whose ``la_name`` names a different sampled council from its
   ``la_code``; every other ``la_name`` is the register name.
 * ``name_variants``: in the early-impact CSV councils are named by their register names, except known
-  variants (``Bristol``, ``St Helens``, ``Durham``, ``Telford & Wrekin``, ``Kingston upon Hull``,
-  ``Herefordshire``) for every row of a sampled council that has one; Bristol, St. Helens and County
-  Durham are always sampled when ``councils >= 9`` (the first ``councils // 3`` of them below that).
+  variants for every row of a sampled council that has one: ``Bristol``, ``St Helens``, ``Durham``,
+  ``Telford & Wrekin``, ``Kingston upon Hull``, ``Herefordshire`` (resolved by name normalisation) and
+  ``Brighton``, ``Southend``, ``Stockton``, ``B&NES`` (only the shipped alias table knows them).
+  Bristol, Brighton and Hove, St. Helens and County Durham are always sampled when ``councils >= 12``
+  (the first ``councils // 3`` of them below that).
 * ``typo``: one early-impact row names its council with a typo (a letter dropped) that only a fuzzy
   match resolves, checked against :func:`impactstudy.councils.normalise` and the fuzzy thresholds.
 * Item non-response: about 3 % "Don't know" and 1 % "Not applicable" on the items that declare them
@@ -121,6 +123,7 @@ RESPONSE_RATE = {NTI: (0.60, 0.50), "Adequate": (0.82, 0.72), "Good": (0.85, 0.7
 DONT_KNOW, NOT_APPLICABLE = -8.0, -9.0  # internal sentinels, written as the measure's declared code
 SENTINEL_REASONS = {DONT_KNOW: "Don't know", NOT_APPLICABLE: "Not applicable"}
 ITEM_MISSING = {DONT_KNOW: 0.03, NOT_APPLICABLE: 0.01}
+# Variants that name normalisation resolves, and (last four) ones only the shipped alias table knows.
 NAME_VARIANTS = {
     "Bristol, City of": "Bristol",
     "St. Helens": "St Helens",
@@ -128,9 +131,13 @@ NAME_VARIANTS = {
     "Telford and Wrekin": "Telford & Wrekin",
     "Kingston upon Hull, City of": "Kingston upon Hull",
     "Herefordshire, County of": "Herefordshire",
+    "Brighton and Hove": "Brighton",
+    "Southend-on-Sea": "Southend",
+    "Stockton-on-Tees": "Stockton",
+    "Bath and North East Somerset": "B&NES",
 }
-# Always sampled, so linkage meets known variants: the first n // 3 of them (all three from 9 councils).
-ALWAYS_SAMPLED = ("Bristol, City of", "St. Helens", "County Durham")
+# Always sampled, so linkage meets known variants: the first n // 3 of them (all four from 12 councils).
+ALWAYS_SAMPLED = ("Bristol, City of", "Brighton and Hove", "St. Helens", "County Durham")
 UNKNOWN_DFE = 999
 OUT_OF_RANGE_CODE = 7
 
