@@ -521,7 +521,7 @@ class _Context:
         return self._cache["plan"]
 
 
-Generator = Callable[[_Context, Wave, pd.DataFrame, list[Measure], np.random.Generator], dict[str, np.ndarray]]
+MeasureGenerator = Callable[[_Context, Wave, pd.DataFrame, list[Measure], np.random.Generator], dict[str, np.ndarray]]
 
 
 def _nti(rows: pd.DataFrame) -> np.ndarray:
@@ -545,7 +545,7 @@ def _improvement_plan(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: l
     return {measure.name: _with_missing(reported, rng, {DONT_KNOW: 0.04})}
 
 
-def _option_set(rates_from: float, rates_to: float) -> Generator:
+def _option_set(rates_from: float, rates_to: float) -> MeasureGenerator:
     """A 0/1 set answered in this wave only, NtI councils 0.1 likelier to tick each option."""
     def generate(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -635,7 +635,7 @@ def _personal(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: list[Meas
 
 
 _PERSONAL = {"respondent_name": "person_name", "respondent_email": "email"}
-_GENERATORS: dict[str, Generator] = {
+_GENERATORS: dict[str, MeasureGenerator] = {
     "improvement_plan": _improvement_plan,
     "reason": _option_set(0.55, 0.25),
     "expected": _expected,
@@ -657,7 +657,7 @@ def _family(measure: Measure) -> str:
     return measure.coding_frame_for or measure.parent or measure.name
 
 
-def _generator(family: str) -> Generator:
+def _generator(family: str) -> MeasureGenerator:
     if family in MODEL.base:
         return _effectiveness
     if family not in _GENERATORS:
