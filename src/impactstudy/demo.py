@@ -25,8 +25,9 @@ upper-tier councils live on 2013-04-01, City of London excluded. A quarter have 
 council has 1–4 respondent "seats" (the first one the strategic lead); at each later wave a seat's
 occupant is replaced by a new person (new ``resp_id``) with probability 0.12 and answers with a
 probability that depends on the council's status (:data:`RESPONSE_RATE`: NtI councils answer less),
-so attrition is missing at random given status, not completely at random. Every council keeps at least
-one respondent in every wave (its first seat answers if no one else does).
+so attrition is missing at random given status, not completely at random. Whole councils also leave
+the study from the follow-up on, more often NtI councils (:data:`COUNCIL_DROPOUT`); a council still in
+keeps at least one respondent in every wave (its first seat answers if no one else does).
 
 Self-rated effectiveness in domain d, for status s at wave w, is
 ``latent = base[d] + status_offset[s] + gain[d] × status_gain[s] × trajectory[w] + council + person +
@@ -120,6 +121,10 @@ TIMING_DAYS = ((-120, -60), (70, 110), (335, 395))
 REPLACEMENT_RATE = 0.12
 # Probability that a seat answers at wave order 1, 2; later waves lose another 0.05 each.
 RESPONSE_RATE = {NTI: (0.60, 0.50), "Adequate": (0.82, 0.72), "Good": (0.85, 0.76), "Outstanding": (0.85, 0.76)}
+# Probability that a whole council has dropped out by wave order 2 (the follow-up); each later wave adds
+# half as much again. Councils in the early-impact wave all stay, so its name variants are all present.
+COUNCIL_DROPOUT = {NTI: 0.30, "Adequate": 0.12, "Good": 0.08, "Outstanding": 0.05}
+SMALL_STUDY = 12  # below this many councils no council drops out
 DONT_KNOW, NOT_APPLICABLE = -8.0, -9.0  # internal sentinels, written as the measure's declared code
 SENTINEL_REASONS = {DONT_KNOW: "Don't know", NOT_APPLICABLE: "Not applicable"}
 ITEM_MISSING = {DONT_KNOW: 0.03, NOT_APPLICABLE: 0.01}
@@ -256,6 +261,13 @@ def response_rate(status: str, order: int) -> float:
     """Probability that a seat of a council with ``status`` answers at wave ``order`` (≥ 1)."""
     rates = RESPONSE_RATE[status]
     return rates[min(order, len(rates)) - 1] - 0.05 * max(0, order - len(rates))
+
+
+def council_dropout(status: str, order: int) -> float:
+    """Probability that a council with ``status`` has left the study by wave ``order`` (0 before order 2)."""
+    if order < 2:
+        return 0.0
+    return min(COUNCIL_DROPOUT[status] * (1 + 0.5 * (order - 2)), 0.9)
 
 
 def true_effects(
@@ -430,6 +442,11 @@ def _people(councils: pd.DataFrame, waves: tuple[Wave, ...], respondents: tuple[
         roles = [1, *rng.choice([2, 3, 4], size=size - 1, replace=size - 1 > 3).tolist()]
         seats.extend((int(c), [new_person(int(c), int(r))]) for r in roles)
     answers = {waves[0].id: [occupants[0] for _, occupants in seats]}
+    # One draw per council, so dropout is monotone. A demo as small as the original study (which kept
+    # all six councils for its year) loses no council.
+    leaves = _rng(seed, "council-dropout").random(len(councils))
+    if len(real) < SMALL_STUDY:
+        leaves[:] = 1.0
     for wave in waves[1:]:
         rng = _rng(seed, "people", wave.order)
         replace = rng.random(len(seats)) < REPLACEMENT_RATE
@@ -441,7 +458,9 @@ def _people(councils: pd.DataFrame, waves: tuple[Wave, ...], respondents: tuple[
             occupants.append(new_person(c, role) if replace[i] else occupants[-1])
             if u[i] < response_rate(councils.at[c, "status"], wave.order):
                 by_council.setdefault(c, []).append(occupants[-1])
-        for c in real:  # every council keeps its first seat when no one else answers
+        for c in real:  # a council still in the study keeps its first seat when no one else answers
+            if leaves[c] < council_dropout(councils.at[c, "status"], wave.order):
+                continue
             first = next(occupants for cc, occupants in seats if cc == c)
             answered.extend(by_council.get(int(c)) or [first[-1]])
         if wave.id == "follow_up":  # one respondent from a council that is not in the register
@@ -1048,7 +1067,11 @@ def generate(
             "response_probability": {s: {w.id: (1.0 if w.order == 0 else round(response_rate(s, w.order), 6))
                                          for w in config.waves} for s in STATUSES},
             "replacement_probability": REPLACEMENT_RATE,
-            "rule": "every council keeps at least one respondent per wave (its first seat answers if no one else does)",
+            "council_dropout_probability": {s: {w.id: round(council_dropout(s, w.order), 6) for w in config.waves}
+                                            for s in STATUSES},
+            "rule": "a council leaves the study for good with the council dropout probability (from the follow-up "
+                    "on); a council still in keeps at least one respondent per wave (its first seat answers if no "
+                    "one else does)",
         },
         "item_missing": {SENTINEL_REASONS[s]: p for s, p in ITEM_MISSING.items()},
         "effects": true_effects(config, status_counts),
@@ -1076,7 +1099,9 @@ def run(root: Path, study: str = "demo", councils: int = 40, seed: int = DEFAULT
     write are removed, so no stale extra wave is left behind.
     """
     paths = StudyPaths(Path(root), study)
-    existing = [p for p in (paths.config, paths.raw) if p.exists() and (p.is_file() or any(p.iterdir()))]
+    fresh_config = study_text(resources.files("impactstudy").joinpath(TEMPLATE).read_text(encoding="utf-8"), councils, extra_waves)
+    config_differs = paths.config.is_file() and paths.config.read_text(encoding="utf-8") != fresh_config
+    existing = [p for p in (paths.raw,) if p.is_dir() and any(p.iterdir())] + ([paths.config] if config_differs else [])
     if existing and not force:
         raise ConfigError(f"{existing[0]}: study '{study}' already exists; pass --force to replace it with a fresh demo")
     previous = paths.raw / "truth.json"
