@@ -277,3 +277,27 @@ def test_mcnemar_without_recurring_respondents_says_so() -> None:
                          "wave": ["w1", "w2", "w1", "w2"], "value": [0.0, 1.0, 1.0, 1.0]})
     out = mcnemar_paired(data, ["w1", "w2"], [("w2", "w1")])
     assert out["n_obs"].iloc[0] == 0 and "no respondent answered at both waves" in out["warning"].iloc[0]
+
+
+_cells = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(0, 1), st.sampled_from(["w1", "w2", "w3"]),
+              st.sampled_from([np.nan, 0.0, 1.0])),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_cells, st.booleans())
+def test_sparse_random_panels_never_raise(cells: list[tuple], by_group: bool) -> None:
+    data = pd.DataFrame(
+        [{"council_code": f"C{c}", "respondent_id": f"C{c}-{r}", "wave": w, "value": v,
+          "status": "odd" if c % 2 else "even"} for c, r, w, v in cells],
+        columns=["council_code", "respondent_id", "wave", "value", "status"],
+    )
+    group = "status" if by_group else None
+    contrasts = tidy.default_contrasts(["w1", "w2", "w3"])
+    for fn in (fit_gee, paired_t, wilcoxon_signed_rank, mcnemar_paired):
+        out = fn(data, ["w1", "w2", "w3"], contrasts, group=group)
+        assert tuple(out.columns) == tidy.COLUMNS
+        assert len(out) == len(contrasts) * len(tidy.levels(data, group))
+        assert (out["estimate"].notna() | (out["warning"] != "")).all()  # a missing number always says why

@@ -61,12 +61,16 @@ def fit_gee(
     if n_councils < 2:
         return result(None, f"GEE needs at least 2 councils with observed values, has {n_councils}")
     design = tidy.wave_design(d, group, intercept=True)
+    if design.collinear:
+        return result(None, "wave and group effects cannot be told apart in these data (too few filled cells)")
     n_params = design.matrix.shape[1]
     df = float(n_councils - n_params) if bias_reduced else None
     if df is not None and df < 1:
         return result(None, f"too few councils ({n_councils}) for {n_params} mean parameters with bias-reduced SEs")
     if d["value"].nunique() < 2:
         return result(None, "every observed value is the same; nothing varies to model")
+    if d.groupby("council_code").size().max() < 2:
+        return result(None, "every council has a single answer; the within-council correlation is not estimable")
     with tidy.captured_warnings() as caught:
         model = sm.GEE(d["value"].to_numpy(), design.matrix, groups=d["council_code"].to_numpy(),
                        family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Exchangeable())

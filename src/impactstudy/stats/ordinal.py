@@ -65,6 +65,8 @@ def fit_ordinal(
     design = tidy.wave_design(d, group, intercept=False)
     if design.matrix.shape[1] == 0:
         return result(None, "only one wave observed")
+    if design.collinear:
+        return result(None, "wave and group effects cannot be told apart in these data (too few filled cells)")
     council_idx = pd.factorize(d["council_code"])[0]
     with tidy.captured_warnings() as caught:
         model = OrderedModel(codes, design.matrix, distr="logit")

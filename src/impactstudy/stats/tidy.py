@@ -105,7 +105,8 @@ def interval(estimate: float, std_error: float, df: float | None, conf_level: fl
 def prepare(
     data: pd.DataFrame, wave_order: Sequence[str], group: str | None = None, *, require_respondent: bool = False
 ) -> pd.DataFrame:
-    """Rows with an observed value at a wave in ``wave_order``, ``wave`` as an ordered categorical.
+    """Rows with an observed value at a wave in ``wave_order`` (others are ignored), ``wave`` as an
+    ordered categorical.
 
     A missing column is a caller bug (the panel contract guarantees them), so it raises ValueError.
     """
@@ -166,6 +167,13 @@ class WaveDesign:
     group_levels: list[str]
     kept: np.ndarray
     intercept: bool
+
+    @property
+    def collinear(self) -> bool:
+        """True when the kept columns (with an intercept) are linearly dependent: cells too sparse to
+        tell wave from group effects, so the coefficients are not identified."""
+        x = self.matrix if self.intercept else np.column_stack([np.ones(len(self.matrix)), self.matrix])
+        return bool(np.linalg.matrix_rank(x) < x.shape[1])
 
     def _row(self, wave: str, level: object) -> np.ndarray:
         x = [1.0] if self.intercept else []
@@ -254,7 +262,12 @@ def wald_rows(
                 continue
             lvec = fit.design.contrast(later, earlier, level)
             est = float(lvec @ fit.beta)
-            se = float(np.sqrt(lvec @ fit.cov @ lvec))
+            var = float(lvec @ fit.cov @ lvec)
+            if not var > 0:
+                out.append(make_row(model, later, earlier, label, estimate=est, correction=correction, warning=(
+                    join_warnings(warning, "the contrast's estimated variance is not positive")), **counts))
+                continue
+            se = float(np.sqrt(var))
             lo, hi, p = interval(est, se, fit.df, conf_level)
             out.append(make_row(model, later, earlier, label, estimate=est, std_error=se, ci_low=lo, ci_high=hi,
                                 p_value=p, df=np.nan if fit.df is None else fit.df, correction=correction,
