@@ -123,3 +123,41 @@ def demo_root(tmp_path_factory):
     generate(root, "demo")
     stages.run("demo", ["link"], root=root)
     return root
+
+
+# ------------------------------------------------------------------ hardening helpers (bad input, faults)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    """Run the CLI in-process; return its exit code and its `impactstudy: error:` lines.
+
+    Fails the test if stderr shows a traceback: a user's mistake must end in one line.
+    """
+    from impactstudy.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, [line for line in err.splitlines() if line.startswith("impactstudy: error:")]
+
+
+def assert_outputs_complete(root: Path) -> None:
+    """Every file under data/processed and reports parses, and no temporary file is left behind."""
+    import json
+
+    for base in (root / "data" / "processed", root / "reports"):
+        if not base.exists():
+            continue
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            name = path.name
+            assert not name.endswith(".tmp"), f"temporary file left behind: {path}"
+            if name.endswith(".parquet"):
+                pd.read_parquet(path)
+            elif name.endswith(".json"):
+                json.loads(path.read_text(encoding="utf-8"))
+            elif name.endswith(".csv"):
+                pd.read_csv(path, keep_default_na=False)
+            elif name.endswith(".sav"):
+                pyreadstat.read_sav(str(path))
+            elif name.endswith((".html", ".svg")):
+                assert path.read_text(encoding="utf-8").rstrip().endswith(">"), f"truncated markup: {path}"
