@@ -41,13 +41,15 @@ def fit_gee(
     group: str | None = None,
     few_councils: int = 40,
     conf_level: float = 0.95,
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Wave contrasts from a GEE, one row per contrast (and per ``group`` level when given).
 
     ``data`` is the long frame of one measure; ``contrasts`` are ``(later, earlier)`` wave pairs. With
     ``group`` the model is ``value ~ C(wave) * C(group)`` and each contrast is evaluated within each level.
+    ``weights`` names a column of observation weights (e.g. inverse probability of retention).
     """
-    d = tidy.prepare(data, wave_order, group)
+    d = tidy.prepare(data, wave_order, group, extra=[weights] if weights else [])
     n_councils = d["council_code"].nunique()
     bias_reduced = n_councils < few_councils
     correction = BIAS_REDUCED if bias_reduced else ROBUST
@@ -73,7 +75,8 @@ def fit_gee(
         return result(None, "every council has a single answer; the within-council correlation is not estimable")
     with tidy.captured_warnings() as caught:
         model = sm.GEE(d["value"].to_numpy(), design.matrix, groups=d["council_code"].to_numpy(),
-                       family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Exchangeable())
+                       family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Exchangeable(),
+                       weights=d[weights].to_numpy(float) if weights else None)
         try:
             fit = model.fit(cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
         except (ValueError, np.linalg.LinAlgError) as err:  # statsmodels' way of saying the data defeat it

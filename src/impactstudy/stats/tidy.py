@@ -103,7 +103,8 @@ def interval(estimate: float, std_error: float, df: float | None, conf_level: fl
 
 
 def prepare(
-    data: pd.DataFrame, wave_order: Sequence[str], group: str | None = None, *, require_respondent: bool = False
+    data: pd.DataFrame, wave_order: Sequence[str], group: str | None = None, *, require_respondent: bool = False,
+    extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Rows with an observed value at a wave in ``wave_order`` (others are ignored), ``wave`` as an
     ordered categorical.
@@ -112,6 +113,7 @@ def prepare(
     """
     needed = ["council_code", "wave", "value"] + (["respondent_id"] if require_respondent else [])
     needed += [group] if group is not None else []
+    needed += list(extra)
     missing = [c for c in needed if c not in data.columns]
     if missing:
         raise ValueError(f"model input lacks column(s) {missing}; it needs {needed}")
