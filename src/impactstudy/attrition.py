@@ -81,6 +81,22 @@ def baseline_characteristics(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     return covs.join(mean_score)
 
 
+def separation(took_part: pd.Series, covariates: pd.DataFrame) -> str:
+    """A warning naming covariate levels in which every council (or none) took part, else ''.
+
+    Such a level is perfectly predicted, so its coefficient and standard error run off to infinity:
+    the fit is still reported, but its estimates for that level are not to be read.
+    """
+    found = []
+    for column in covariates.columns:
+        shares = took_part.groupby(covariates[column].astype(str)).mean()
+        found += [f"{column}={level}" for level, share in shares.items() if share in (0.0, 1.0)]
+    if not found:
+        return ""
+    return ("quasi-complete separation: every council (or none) in " + ", ".join(found)
+            + " took part, so those coefficients are unbounded; read the retention table instead")
+
+
 def _logit_rows(y: pd.Series, X: pd.DataFrame, measure: str) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
     record: dict[str, Any] = {"measure": measure, "model": "attrition_logit", "group_by": "",
                               "formula": "took_part ~ " + " + ".join(c for c in X.columns if c != "const"),
@@ -128,6 +144,10 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
             weights[wave] = pd.Series(1.0, index=y.index)
             continue
         rows, record, prob = _logit_rows(y, X, f"took_part:{wave}")
+        separated = separation(y, chars[list(_group_by(study))])
+        if separated:
+            record.setdefault("warnings", []).append(separated)
+            rows["warning"] = tidy.join_warnings(*rows["warning"].unique(), separated) if len(rows) else separated
         estimates.append(rows)
         records.append(record)
         weights[wave] = pd.Series(1.0 / np.clip(prob, 0.05, 1.0), index=y.index)  # capped at 20
