@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from impactstudy.atomic import write_csv, write_json, write_parquet
-from impactstudy.config import Study, Wave
+from impactstudy.config import Measure, Study, Wave
 from impactstudy.errors import ConfigError, DataError
 from impactstudy.harmonise import QUARANTINE_COLUMNS, harmonise_wave, missing_column
 from impactstudy.io import read_raw
@@ -40,8 +40,8 @@ def load_salt(paths: StudyPaths) -> bytes:
     return path.read_bytes().strip()
 
 
-def measure_metadata(study: Study) -> dict[str, Any]:
-    """Labels and types of every analysed measure, stored with the data so the report can use them."""
+def measure_metadata(study: Study, wave: Wave | None = None) -> dict[str, Any]:
+    """Labels and types of the analysed measures (those asked in ``wave``, if given), kept with the data."""
     return {
         m.name: {
             "label": m.label,
@@ -52,9 +52,9 @@ def measure_metadata(study: Study) -> dict[str, Any]:
             "option": m.option,
             "option_label": m.option_label,
             "aim": m.aim,
-            "waves": list(m.waves),
         }
         for m in study.analysed_measures
+        if wave is None or wave.id in m.columns
     }
 
 
@@ -111,7 +111,7 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
         report["warnings"].append(f"every answer in {source} is missing")
     metadata = {
         "wave": {"id": wave.id, "label": wave.label, "order": wave.order, "source_file": source, "sha256": sha},
-        "measures": measure_metadata(study),
+        "measures": measure_metadata(study, wave),
         "column_labels": report["column_labels"],
     }
     parquet, quarantine, report_path = wave_outputs(paths, wave)
@@ -138,10 +138,19 @@ def combine_wave_outputs(study: Study, paths: StudyPaths) -> None:
     write_json(paths.ingest_report, {"study": study.name, "title": study.title, "waves": reports, "totals": totals})
 
 
+def measure_for_wave(measure: Measure, wave: Wave) -> dict[str, Any]:
+    """The settings of ``measure`` that ingesting ``wave`` depends on (not other waves' columns)."""
+    settings = asdict(measure)
+    settings["columns"] = measure.columns[wave.id]
+    settings["recode"] = measure.recode.get(wave.id, {})
+    settings["reverse"] = wave.id in measure.reverse
+    return settings
+
+
 def _wave_config(study: Study, wave: Wave, salt: bytes) -> dict[str, Any]:
     return {
         "wave": asdict(wave),
-        "measures": [asdict(m) for m in study.measures if wave.id in m.columns],
+        "measures": [measure_for_wave(m, wave) for m in study.measures if wave.id in m.columns],
         "duplicates": study.duplicates,
         "salt": hashlib.sha256(salt).hexdigest(),
     }

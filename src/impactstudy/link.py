@@ -28,6 +28,7 @@ from impactstudy.config import Study
 from impactstudy.councils import load_register, resolve
 from impactstudy.errors import DataError
 from impactstudy.harmonise import QUARANTINE_COLUMNS, missing_column
+from impactstudy.ingest import measure_metadata
 from impactstudy.io import read_raw
 from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Step
@@ -378,8 +379,7 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
     covariates, notes = council_covariates(study, paths, aliases)
     result = link(study, waves, covariates, notes, aliases, sources)
     covariate_columns = [c for c in covariates.columns if c != "council_code"]
-    metadata = read_parquet_metadata(paths.wave_file(study.waves[0].id))
-    meta = {"measures": metadata["measures"], "waves": {w.id: {"label": w.label, "order": w.order} for w in study.waves},
+    meta = {"measures": measure_metadata(study), "waves": {w.id: {"label": w.label, "order": w.order} for w in study.waves},
             "covariates": covariate_columns}
     write_parquet(paths.panel_long, result.panel_long, meta)
     write_parquet(paths.panel_wide, result.panel_wide, meta)
@@ -398,6 +398,7 @@ def link_steps(study: Study, paths: StudyPaths) -> list[Step]:
         if study.councils.aliases:
             inputs.append(paths.raw_file(study.councils.aliases))
     config = {"waves": [asdict(w) for w in study.waves], "councils": asdict(study.councils) if study.councils else None,
+              "measures": measure_metadata(study),
               "time_since_review": asdict(study.models.time_since_review) if study.models.time_since_review else None}
     return [Step(
         name="link",

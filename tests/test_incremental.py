@@ -1,0 +1,124 @@
+"""Rerun only what changed: no-op runs, touched and changed files, new waves, late returns, the lock."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from impactstudy import stages
+from impactstudy.changes import compare
+from impactstudy.errors import LockError
+from impactstudy.paths import StudyPaths
+from impactstudy.pipeline import study_lock
+
+from conftest import write_mini_study
+
+LATE_ROW = "Hartlepool,F,Partner,Good,Yes,late return\r\n"
+
+
+@pytest.fixture()
+def mini(tmp_path):
+    write_mini_study(tmp_path)
+    stages.run("mini", ["link"], root=tmp_path)
+    return StudyPaths(tmp_path.resolve(), "mini")
+
+
+def stale(paths: StudyPaths) -> dict[str, list[str]]:
+    return {name: reasons for name, reasons in stages.status("mini", root=paths.root) if reasons and name != "model"}
+
+
+def test_second_run_does_nothing(mini):
+    assert stages.run("mini", ["link"], root=mini.root) == []
+    assert stale(mini) == {}
+
+
+def test_touched_file_does_not_rerun(mini):
+    raw = mini.raw / "w1.sav"
+    later = time.time() + 60
+    os.utime(raw, (later, later))
+    assert stale(mini) == {}
+    assert stages.run("mini", ["link"], root=mini.root) == []
+
+
+def test_changed_file_reruns_its_wave_and_what_follows_and_status_names_it(mini):
+    csv = mini.raw / "w2.csv"
+    csv.write_bytes(csv.read_bytes().replace(b"Very good", b"Good"))
+    reasons = stale(mini)
+    assert reasons["ingest:w2"] == ["input data/raw/mini/w2.csv changed"]
+    assert "ingest:w1" not in reasons
+    assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w2", "ingest", "link"]
+
+
+def test_changed_setting_reruns(mini):
+    toml = mini.config
+    toml.write_text(toml.read_text().replace('label = "Percent"', 'label = "Per cent"'))
+    assert stale(mini)["ingest:w1"] == ["its settings in study.toml changed"]
+    # the wave is re-ingested; its quarantine and report pieces are unchanged, so "ingest" need not rerun
+    assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w1", "link"]
+
+
+def test_late_returns_reingest_that_wave_only(mini):
+    before = pd.read_parquet(mini.wave_file("w2"))
+    csv = mini.raw / "w2.csv"
+    csv.write_bytes(csv.read_bytes() + LATE_ROW.encode())
+    ran = stages.run("mini", ["link"], root=mini.root)
+    assert ran == ["ingest:w2", "ingest", "link"]
+    after = pd.read_parquet(mini.wave_file("w2"))
+    assert len(after) == len(before) + 1
+    assert after["note"].iloc[-1] == "late return"
+
+
+def test_new_wave_is_a_config_edit(mini):
+    (mini.raw / "w3.csv").write_bytes("Council,ID,Role,Q1 effectiveness\r\nHartlepool,A,Strategic lead,Good\r\n".encode())
+    text = mini.config.read_text()
+    text = text.replace('[[measures]]\nname = "eff"', '[[waves]]\nid = "w3"\nfile = "w3.csv"\nfieldwork_end = 2016-03-31\n'
+                        'council = "Council"\nrespondent = "ID"\nrole = "Role"\n\n[[measures]]\nname = "eff"', 1)
+    text = text.replace('columns = { w1 = "q1", w2 = "Q1 effectiveness" }',
+                        'columns = { w1 = "q1", w2 = "Q1 effectiveness", w3 = "Q1 effectiveness" }')
+    mini.config.write_text(text)
+    ran = stages.run("mini", ["link"], root=mini.root)
+    assert "ingest:w3" in ran and "ingest:w2" not in ran and "link" in ran
+    panel = pd.read_parquet(mini.panel_long)
+    assert set(panel["wave"].astype(str)) == {"w1", "w2", "w3"}
+
+
+def test_a_second_run_stops_with_a_clear_message_while_one_holds_the_lock(mini):
+    with study_lock(mini):
+        with pytest.raises(LockError, match="another impactstudy run is working on study 'mini'"):
+            stages.run("mini", ["link"], root=mini.root)
+
+
+def test_a_waiting_run_goes_ahead_once_the_lock_is_free(mini):
+    held = threading.Event()
+
+    def hold() -> None:
+        with study_lock(mini):
+            held.set()
+            time.sleep(0.6)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    started = time.monotonic()
+    assert stages.run("mini", ["link"], root=mini.root, wait=10) == []
+    assert time.monotonic() - started >= 0.3  # it waited for the holder
+    thread.join()
+
+
+def test_compare_reports_rows_councils_and_estimates():
+    previous = {"raw_files": {"a.sav": "1", "b.csv": "2"}, "rows_accepted": {"w1": 10, "w2": 5},
+                "councils": ["E1", "E2"], "estimates": {"m|w2 - w1|all": 0.5, "m2|w2 - w1|all": 0.1}}
+    current = {"raw_files": {"a.sav": "1", "b.csv": "3", "c.sav": "4"}, "rows_accepted": {"w1": 10, "w2": 7, "w3": 4},
+               "councils": ["E1", "E2", "E3"], "estimates": {"m|w2 - w1|all": 0.6, "m2|w2 - w1|all": 0.1}}
+    diff = compare(previous, current)
+    assert diff["rows_added"] == {"w2": 2, "w3": 4}
+    assert diff["new_waves"] == ["w3"]
+    assert diff["councils_newly_linked"] == ["E3"]
+    assert diff["raw_files_changed"] == ["b.csv"]
+    assert [m["key"] for m in diff["estimates_moved"]] == ["m|w2 - w1|all"]
+    assert diff["estimates_moved"][0]["change"] == pytest.approx(0.1)
+    assert compare(None, current) == {"first_run": True}
