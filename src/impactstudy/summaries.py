@@ -1,0 +1,196 @@
+"""Descriptive summaries the report shows beside the models, computed from ``panel_long``.
+
+Each function takes the long panel (and the study) and returns a tidy DataFrame with the counts the
+report needs for disclosure control (``n_councils``, ``n_respondents`` or the base of a share), so
+the report never recomputes anything. Groups are named as in ``contrasts.csv``: ``all`` or
+``<covariate>=<level>``.
+
+Means are means of council means, with a t interval over councils: councils, not respondents, are
+the sampled units, and a council with four respondents should not count four times. Shares are
+shares of respondents who answered the item, with Wilson intervals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.weightstats import DescrStatsW
+
+from impactstudy.config import Study
+
+ALL = "all"
+
+
+def _plain(panel: pd.DataFrame) -> pd.DataFrame:
+    """The panel with categoricals as plain strings, so group-bys never produce empty categories."""
+    out = panel.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype("string")
+    return out
+
+
+def groups(panel: pd.DataFrame, by: Iterable[str] = ()) -> Iterable[tuple[str, pd.DataFrame]]:
+    """``("all", panel)`` then ``("<covariate>=<level>", subset)`` for each covariate and level, sorted."""
+    yield ALL, panel
+    for covariate in by:
+        if covariate not in panel.columns:
+            continue
+        for level in sorted(panel[covariate].dropna().unique()):
+            yield f"{covariate}={level}", panel[panel[covariate] == level]
+
+
+def mean_ci(values: pd.Series) -> tuple[float, float, float]:
+    """Mean and 95% t interval of ``values`` (NaN interval with fewer than two values)."""
+    values = values.dropna().to_numpy(dtype=float)
+    if len(values) == 0:
+        return np.nan, np.nan, np.nan
+    if len(values) < 2 or np.all(values == values[0]):
+        return float(values.mean()), np.nan, np.nan
+    low, high = DescrStatsW(values).tconfint_mean()
+    return float(values.mean()), float(low), float(high)
+
+
+def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by: Iterable[str] = ()) -> pd.DataFrame:
+    """Mean of council means per measure × wave × group, with its 95% interval and the counts behind it."""
+    panel = _plain(panel)
+    wanted = panel[panel["measure"].isin(list(measures)) & panel["value"].notna()]
+    labels = {w.id: w.label for w in study.waves}
+    rows = []
+    for group, subset in groups(wanted, by):
+        for (measure, wave), cell in subset.groupby(["measure", "wave"], sort=False):
+            council = cell.groupby("council_code")["value"].mean()
+            mean, low, high = mean_ci(council)
+            rows.append({"measure": measure, "wave": wave, "wave_label": labels.get(wave, wave),
+                         "wave_order": int(cell["wave_order"].iloc[0]), "group": group, "mean": mean,
+                         "ci_low": low, "ci_high": high, "n_councils": int(council.size),
+                         "n_respondents": int(cell["respondent_id"].nunique())})
+    columns = ["measure", "wave", "wave_label", "wave_order", "group", "mean", "ci_low", "ci_high", "n_councils", "n_respondents"]
+    out = pd.DataFrame(rows, columns=columns)
+    return out.sort_values(["measure", "group", "wave_order"], kind="stable").reset_index(drop=True)
+
+
+def option_shares(panel: pd.DataFrame, study: Study, parent: str, by: Iterable[str] = ()) -> pd.DataFrame:
+    """Share of respondents selecting each option of multi set ``parent``, per wave and group.
+
+    ``base`` is respondents who answered the option (selected or not), ``selected`` those who chose it.
+    """
+    members = {m.name: m for m in study.set_members(parent)}
+    panel = _plain(panel)
+    wanted = panel[panel["measure"].isin(list(members)) & panel["value"].notna()]
+    order = {name: i for i, name in enumerate(members)}
+    rows = []
+    for group, subset in groups(wanted, by):
+        for (measure, wave), cell in subset.groupby(["measure", "wave"], sort=False):
+            base, selected = len(cell), int((cell["value"] == 1).sum())
+            low, high = proportion_confint(selected, base, alpha=0.05, method="wilson")
+            m = members[measure]
+            rows.append({"parent": parent, "measure": measure, "option": m.option, "option_label": m.option_label or m.label,
+                         "order": order[measure], "wave": wave, "group": group, "base": base, "selected": selected,
+                         "share": selected / base, "ci_low": float(low), "ci_high": float(high),
+                         "n_councils": int(cell["council_code"].nunique())})
+    columns = ["parent", "measure", "option", "option_label", "order", "wave", "group", "base", "selected", "share",
+               "ci_low", "ci_high", "n_councils"]
+    out = pd.DataFrame(rows, columns=columns)
+    return out.sort_values(["group", "wave", "order"], kind="stable").drop(columns="order").reset_index(drop=True)
+
+
+def participation(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """Councils and respondents per wave, and how many of the first wave's are still there."""
+    panel = _plain(panel)
+    present = panel.drop_duplicates(["wave", "council_code", "respondent_id"])
+    first = present[present["wave"] == study.wave_ids[0]]
+    first_councils, first_people = set(first["council_code"]), set(first["respondent_id"])
+    rows = []
+    for wave in study.waves:
+        here = present[present["wave"] == wave.id]
+        councils, people = set(here["council_code"]), set(here["respondent_id"])
+        rows.append({"wave": wave.id, "wave_label": wave.label, "councils": len(councils), "respondents": len(people),
+                     "councils_retained": len(councils & first_councils),
+                     "respondents_retained": len(people & first_people),
+                     "council_retention": len(councils & first_councils) / len(first_councils) if first_councils else np.nan,
+                     "respondent_retention": len(people & first_people) / len(first_people) if first_people else np.nan})
+    return pd.DataFrame(rows)
+
+
+def flow(patterns: Mapping[str, str], study: Study) -> pd.DataFrame:
+    """Councils moving between consecutive waves, from linkage_summary's participation patterns.
+
+    One row per wave: councils present, how many of them were also present at the previous wave
+    (``stayed``), joined (``joined``: absent at the previous wave) and, of the previous wave's
+    councils, how many were absent from this one (``left``).
+    """
+    rows = []
+    for k, wave in enumerate(study.waves):
+        here = [p for p in patterns.values() if len(p) > k and p[k] == "X"]
+        before = [p for p in patterns.values() if k > 0 and p[k - 1] == "X"]
+        stayed = sum(1 for p in here if k > 0 and p[k - 1] == "X")
+        rows.append({"wave": wave.id, "wave_label": wave.label, "councils": len(here), "stayed": stayed,
+                     "joined": len(here) - stayed if k > 0 else len(here),
+                     "left": len(before) - stayed if k > 0 else 0})
+    return pd.DataFrame(rows)
+
+
+def sample_vs_register(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """The sample against the register by authority type and region (from linkage_summary.json)."""
+    rows = []
+    comparison = summary.get("sample_vs_register", {})
+    for dimension in ("authority_type", "region"):
+        for category, counts in comparison.get(dimension, {}).items():
+            rows.append({"dimension": dimension, "category": category, "sample": counts["sample"],
+                         "register": counts["register"]})
+    out = pd.DataFrame(rows, columns=["dimension", "category", "sample", "register"])
+    out["sample_share"] = out["sample"] / out["register"].where(out["register"] > 0)
+    return out
+
+
+def missing_reasons(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """Why answers are missing: responses per measure × wave × reason (text measures excluded)."""
+    panel = _plain(panel)
+    text = {m.name for m in study.measures if m.type == "text"}
+    missing = panel[panel["value"].isna() & panel["missing_reason"].notna() & ~panel["measure"].isin(text)]
+    out = (missing.groupby(["measure", "wave", "missing_reason"]).size().rename("n").reset_index()
+           .rename(columns={"missing_reason": "reason"}))
+    return out.sort_values(["measure", "wave", "reason"], kind="stable").reset_index(drop=True)
+
+
+_ROW_DETAIL = re.compile(r"\s*(?:[;:(]|\bsource row\b).*$")
+
+
+def reason_kind(reason: str) -> str:
+    """A quarantine reason without its row-specific detail, so like reasons count together."""
+    kind = _ROW_DETAIL.sub("", str(reason)).strip()
+    return re.sub(r"'[^']*'", "…", kind) or str(reason)
+
+
+def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows and values per wave, stage reason and scope, from the quarantine files."""
+    stacked = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+    columns = ["wave", "scope", "reason", "n"]
+    if stacked is None:
+        return pd.DataFrame(columns=columns)
+    stacked = stacked.assign(reason=stacked["reason"].map(reason_kind))
+    out = stacked.groupby(["wave", "scope", "reason"]).size().rename("n").reset_index()
+    return out[columns].sort_values(columns[:3], kind="stable").reset_index(drop=True)
+
+
+def council_means(panel: pd.DataFrame, measures: Iterable[str]) -> pd.DataFrame:
+    """Each council's mean per measure and wave, with its number of respondents."""
+    panel = _plain(panel)
+    wanted = panel[panel["measure"].isin(list(measures)) & panel["value"].notna()]
+    out = (wanted.groupby(["council_code", "measure", "wave", "wave_order"])
+           .agg(mean=("value", "mean"), n_respondents=("respondent_id", "nunique")).reset_index())
+    return out.sort_values(["council_code", "measure", "wave_order"], kind="stable").reset_index(drop=True)
+
+
+def answers(panel: pd.DataFrame) -> pd.DataFrame:
+    """Every answer as shown to a reader: the survey's label, else why it is missing."""
+    panel = _plain(panel)
+    answer = panel["value_label"].fillna(panel["missing_reason"]).fillna("")
+    out = panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure"]].assign(answer=answer)
+    return out.sort_values(["council_code", "wave_order", "respondent_id"], kind="stable").reset_index(drop=True)
