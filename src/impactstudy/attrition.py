@@ -28,8 +28,7 @@ from impactstudy.stats.lmm import fit_lmm
 
 RETENTION_COLUMNS = ["wave", "group", "councils_baseline", "councils_present", "council_retention",
                      "respondents_baseline", "respondents_present", "respondent_retention"]
-ESTIMATE_COLUMNS = ["measure", "model", "group_by", "term", "estimate", "std_error", "df", "statistic", "p_value",
-                    "ci_low", "ci_high", "warning"]
+ESTIMATE_COLUMNS = tidy.ESTIMATE_COLUMNS
 
 
 def _group_by(study: Study) -> tuple[str, ...]:
@@ -125,7 +124,7 @@ def _logit_rows(y: pd.Series, X: pd.DataFrame, measure: str) -> tuple[pd.DataFra
 
 def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
     """Retention table, attrition models per later wave, and IPW-weighted GEE contrasts."""
-    from impactstudy.models import CONTRAST_COLUMNS, contrasts_for, measure_data, modelled_measures
+    from impactstudy.models import CONTRAST_COLUMNS, measure_data, modelled_measures
 
     waves = list(study.wave_ids)
     retention = retention_table(panel, study)
@@ -160,7 +159,7 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
         data["weight"] = [weights.get(w, pd.Series(dtype=float)).get(c, 1.0) if w != waves[0] else 1.0
                           for c, w in zip(data["council_code"], data["wave"])]
         mwaves = [w for w in waves if w in set(data["wave"])]
-        rows = fit_gee(data, mwaves, contrasts_for(mwaves), few_councils=study.models.few_councils, weights="weight")
+        rows = fit_gee(data, mwaves, tidy.default_contrasts(mwaves), few_councils=study.models.few_councils, weights="weight")
         rows = rows.assign(model="gee_ipw", measure=measure.name)
         ipw.append(rows)
     ipw_frame = pd.concat(ipw, ignore_index=True) if ipw else pd.DataFrame(columns=CONTRAST_COLUMNS)
@@ -211,11 +210,6 @@ def time_since_review(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
         warning = tidy.join_warnings(*fit.warnings)
         record.update(converged=fit.converged, warnings=list(fit.warnings))
         records.append(record)
-        est = fit.summary_frame().rename(columns={"t": "statistic"})
-        est.insert(0, "group_by", "")
-        est.insert(0, "model", "lmm_time")
-        est.insert(0, "measure", measure.name)
-        est["warning"] = warning
-        frames.append(est)
-    return {"estimates": pd.concat(frames, ignore_index=True)[ESTIMATE_COLUMNS] if frames else pd.DataFrame(columns=ESTIMATE_COLUMNS),
+        frames.append(tidy.estimates_table(fit.summary_frame().assign(warning=warning), measure.name, "lmm_time", ""))
+    return {"estimates": pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ESTIMATE_COLUMNS),
             "records": records}

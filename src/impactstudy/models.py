@@ -39,8 +39,7 @@ from impactstudy.stats.wave_design import design_matrix
 
 CONTRAST_COLUMNS = ["measure", "model", "contrast", "group", "estimate", "std_error", "ci_low", "ci_high", "p_value",
                     "q_value", "n_obs", "n_councils", "df", "correction", "flag", "warning"]
-ESTIMATE_COLUMNS = ["measure", "model", "group_by", "term", "estimate", "std_error", "df", "statistic", "p_value",
-                    "ci_low", "ci_high", "warning"]
+ESTIMATE_COLUMNS = tidy.ESTIMATE_COLUMNS
 DEFAULT_MODELS = {
     "likert": ("lmm", "gee", "ordinal", "paired_t", "wilcoxon"),
     "numeric": ("lmm", "gee", "paired_t", "wilcoxon"),
@@ -73,47 +72,35 @@ def recurring_respondents(data: pd.DataFrame) -> bool:
 
 
 def lmm_rows(data: pd.DataFrame, wave_order: list[str], group: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """LMM contrasts (Satterthwaite df), its coefficients, and its ``models.json`` record."""
+    """LMM contrasts (Satterthwaite df), its coefficients, and its ``models.json`` record.
+
+    An empty wave x group cell makes only the contrasts that need it NaN (with a warning), as in the
+    other models: the design drops the interaction column it aliases.
+    """
     d = tidy.prepare(data, wave_order, group, require_respondent=True)
     nested = recurring_respondents(d)
     formula = "value ~ wave" + (f" * {group}" if group else "") + " + (1 | council_code)" + (
         " + (1 | council_code:respondent_id)" if nested else "")
     record: dict[str, Any] = {"formula": formula, "n_obs": len(d), "n_councils": int(d["council_code"].nunique()),
                               "correction": SATTERTHWAITE}
+    contrasts = tidy.default_contrasts(wave_order)
     try:
-        design = design_matrix(d, wave_order, group)
+        design = design_matrix(d, wave_order, group, empty_cells="drop")
         fit = fit_lmm(d["value"].to_numpy(), design.X, design.columns, d["council_code"].to_numpy(),
                       d["respondent_id"].to_numpy() if nested else None)
     except (DataError, ValueError, np.linalg.LinAlgError) as err:
         reason = str(err)
         record.update(converged=False, error=reason)
-        rows = tidy.wald_rows("lmm", data, d, group, contrasts_for(wave_order), correction=SATTERTHWAITE,
-                              conf_level=0.95, fit=None, warning=f"LMM could not be fitted: {reason}")
+        rows = tidy.wald_rows("lmm", data, d, group, contrasts, correction=SATTERTHWAITE, design=None, test=None,
+                              warning=f"LMM could not be fitted: {reason}")
         return rows, pd.DataFrame(columns=ESTIMATE_COLUMNS), record
     warning = tidy.join_warnings(*fit.warnings)
     record.update(converged=fit.converged, warnings=list(fit.warnings), var_council=fit.var_council,
                   var_respondent=fit.var_respondent, var_residual=fit.var_residual,
                   reml_criterion=fit.reml_criterion, n_groups=dict(fit.n_groups))
-    rows = []
-    for c in design.contrasts():
-        later, earlier = c.contrast.split(" - ")
-        level = None if c.group == "all" else c.group.split("=", 1)[1]
-        cell = d if level is None else d[d[group] == level]
-        used = cell[cell["wave"].isin([later, earlier])]
-        result = fit.contrast(c.L)
-        rows.append(tidy.make_row("lmm", later, earlier, c.group, estimate=result["estimate"],
-                                  std_error=result["std_error"], ci_low=result["ci_low"], ci_high=result["ci_high"],
-                                  p_value=result["p_value"], df=result["df"], n_obs=len(used),
-                                  n_councils=used["council_code"].nunique(), correction=SATTERTHWAITE,
-                                  warning=warning))
-    estimates = fit.summary_frame().rename(columns={"t": "statistic"})
-    estimates["warning"] = warning
-    return tidy.to_frame(rows), estimates, record
-
-
-def contrasts_for(wave_order: list[str]) -> list[tidy.Contrast]:
-    """Every wave against the first, and each against the one before."""
-    return tidy.default_contrasts(wave_order)
+    rows = tidy.wald_rows("lmm", data, d, group, contrasts, correction=SATTERTHWAITE, design=design,
+                          test=fit.contrast, warning=warning)
+    return rows, fit.summary_frame().assign(warning=warning), record
 
 
 # -------------------------------------------------------------------------------- one measure
@@ -128,7 +115,7 @@ def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], gro
                 few_councils: int) -> dict[str, Any]:
     """Every model of one measure, overall and by each grouping covariate."""
     waves = [w for w in wave_order if w in set(data["wave"])]
-    contrasts = contrasts_for(waves)
+    contrasts = tidy.default_contrasts(waves)
     contrast_frames, estimate_frames, records = [], [], []
     for name in models_for(measure):
         for group in (None, *group_by):
@@ -137,10 +124,7 @@ def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], gro
             if name == "lmm":
                 rows, estimates, fit_record = lmm_rows(data, waves, group)
                 record.update(fit_record)
-                estimates.insert(0, "group_by", group or "")
-                estimates.insert(0, "model", name)
-                estimates.insert(0, "measure", measure.name)
-                estimate_frames.append(estimates)
+                estimate_frames.append(tidy.estimates_table(estimates, measure.name, name, group or ""))
             else:
                 kwargs = {"few_councils": few_councils} if name in ("gee", "ordinal") else {}
                 rows = _other_model(name)(data, waves, contrasts, group=group, **kwargs)

@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from impactstudy.errors import DataError
 from impactstudy.stats import tidy
+from impactstudy.stats.wave_design import WaveDesign, design_matrix
 
 MODEL = "gee"
 ROBUST = "none (sandwich SE, normal reference)"
@@ -54,27 +56,28 @@ def fit_gee(
     bias_reduced = n_councils < few_councils
     correction = BIAS_REDUCED if bias_reduced else ROBUST
 
-    def result(fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
-        return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, conf_level=conf_level,
-                              fit=fit, warning=warning)
+    def result(design: WaveDesign | None, fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
+        return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, design=design,
+                              test=fit.test if fit else None, warning=warning)
 
     if d.empty:
-        return result(None, "no observed values")
+        return result(None, None, "no observed values")
     if n_councils < 2:
-        return result(None, f"GEE needs at least 2 councils with observed values, has {n_councils}")
-    design = tidy.wave_design(d, group, intercept=True)
-    if design.collinear:
-        return result(None, "wave and group effects cannot be told apart in these data (too few filled cells)")
-    n_params = design.matrix.shape[1]
+        return result(None, None, f"GEE needs at least 2 councils with observed values, has {n_councils}")
+    try:
+        design = design_matrix(d, wave_order, group, empty_cells="drop")
+    except DataError as err:
+        return result(None, None, str(err))
+    n_params = design.X.shape[1]
     df = float(n_councils - n_params) if bias_reduced else None
     if df is not None and df < 1:
-        return result(None, f"too few councils ({n_councils}) for {n_params} mean parameters with bias-reduced SEs")
+        return result(design, None, f"too few councils ({n_councils}) for {n_params} mean parameters with bias-reduced SEs")
     if d["value"].nunique() < 2:
-        return result(None, "every observed value is the same; nothing varies to model")
+        return result(design, None, "every observed value is the same; nothing varies to model")
     if d.groupby("council_code").size().max() < 2:
-        return result(None, "every council has a single answer; the within-council correlation is not estimable")
+        return result(design, None, "every council has a single answer; the within-council correlation is not estimable")
     with tidy.captured_warnings() as caught:
-        model = sm.GEE(d["value"].to_numpy(), design.matrix, groups=d["council_code"].to_numpy(),
+        model = sm.GEE(d["value"].to_numpy(), design.X, groups=d["council_code"].to_numpy(),
                        family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Exchangeable(),
                        weights=d[weights].to_numpy(float) if weights else None)
         try:
@@ -84,8 +87,8 @@ def fit_gee(
             fit = None
     warning = tidy.join_warnings(*caught)
     if fit is None:
-        return result(None, tidy.join_warnings("GEE could not be fitted", warning))
+        return result(design, None, tidy.join_warnings("GEE could not be fitted", warning))
     cov = np.asarray(fit.cov_params())
     if not np.all(np.isfinite(cov)):
-        return result(None, tidy.join_warnings("robust covariance is not finite", warning))
-    return result(tidy.WaldFit(np.asarray(fit.params), cov, design, df), warning)
+        return result(design, None, tidy.join_warnings("robust covariance is not finite", warning))
+    return result(design, tidy.WaldFit(np.asarray(fit.params), cov, df, conf_level), warning)

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
+from impactstudy.errors import DataError
 from impactstudy.stats import tidy
+from impactstudy.stats.wave_design import WaveDesign, design_matrix
 
 MODEL = "ordinal"
 CLUSTER_NORMAL = "cluster-robust CRV1 SE, normal reference"
@@ -51,25 +53,25 @@ def fit_ordinal(
     few = n_councils < few_councils
     correction = CLUSTER_T if few else CLUSTER_NORMAL
 
-    def result(fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
-        return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, conf_level=conf_level,
-                              fit=fit, warning=warning, cell_problem=lambda lv, a, b: _separated(d, group, lv, a, b))
+    def result(design: WaveDesign | None, fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
+        return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, design=design,
+                              test=fit.test if fit else None, warning=warning,
+                              cell_problem=lambda lv, a, b: _separated(d, group, lv, a, b))
 
     if d.empty:
-        return result(None, "no observed values")
+        return result(None, None, "no observed values")
     categories, codes = np.unique(d["value"].to_numpy(), return_inverse=True)
     if len(categories) < 2:
-        return result(None, f"only {len(categories)} response category observed; nothing to model")
+        return result(None, None, f"only {len(categories)} response category observed; nothing to model")
     if n_councils < 2:
-        return result(None, f"clustered SEs need at least 2 councils with observed values, has {n_councils}")
-    design = tidy.wave_design(d, group, intercept=False)
-    if design.matrix.shape[1] == 0:
-        return result(None, "only one wave observed")
-    if design.collinear:
-        return result(None, "wave and group effects cannot be told apart in these data (too few filled cells)")
+        return result(None, None, f"clustered SEs need at least 2 councils with observed values, has {n_councils}")
+    try:
+        design = design_matrix(d, wave_order, group, intercept=False, empty_cells="drop")
+    except DataError as err:
+        return result(None, None, str(err))
     council_idx = pd.factorize(d["council_code"])[0]
     with tidy.captured_warnings() as caught:
-        model = OrderedModel(codes, design.matrix, distr="logit")
+        model = OrderedModel(codes, design.X, distr="logit")
         try:
             fit = model.fit(method="bfgs", gtol=1e-8, maxiter=300, disp=False, cov_type="cluster",
                             cov_kwds={"groups": council_idx, "use_correction": True})
@@ -80,13 +82,13 @@ def fit_ordinal(
     if fit is None or not fit.mle_retvals.get("converged", False):
         # Typically separation somewhere in the design: some coefficient runs off to infinity, and the
         # Hessian (so every standard error) is unreliable, so no contrast is reported.
-        return result(None, tidy.join_warnings("proportional-odds fit did not converge", warning))
-    k = design.matrix.shape[1]  # exog coefficients come first, thresholds after
+        return result(design, None, tidy.join_warnings("proportional-odds fit did not converge", warning))
+    k = design.X.shape[1]  # exog coefficients come first, thresholds after
     beta = np.asarray(fit.params)[:k]
     cov = np.asarray(fit.cov_params())[:k, :k]
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(cov))):
-        return result(None, tidy.join_warnings("estimates or clustered covariance not finite", warning))
-    return result(tidy.WaldFit(beta, cov, design, float(n_councils - 1) if few else None), warning)
+        return result(design, None, tidy.join_warnings("estimates or clustered covariance not finite", warning))
+    return result(design, tidy.WaldFit(beta, cov, float(n_councils - 1) if few else None, conf_level), warning)
 
 
 def _separated(d: pd.DataFrame, group: str | None, level: object, later: str, earlier: str) -> str:

@@ -1,4 +1,4 @@
-"""The tidy result row every non-LMM model returns, and the input handling they share.
+"""The tidy result row every model returns, and the input handling they share.
 
 Every model function takes the long frame of ONE measure (``council_code``, ``respondent_id``,
 ``wave``, ``value`` and optionally a group covariate column), a ``wave_order`` and a list of
@@ -9,21 +9,23 @@ contrast and group level, whatever happened. A model that cannot be fitted for a
 tables, not model objects (broom's lesson), and ``tables/contrasts.csv`` is these rows plus ``measure``
 and ``q_value``.
 
-Also here: the treatment-coded wave (x group) design that GEE and the ordinal model share, so that a
-contrast is always ``x(later, level) - x(earlier, level)`` and "evaluated within each level" means the
-same thing in both.
+Also here: :func:`wald_rows`, which turns any fit of the treatment-coded wave (x group) design of
+:mod:`impactstudy.stats.wave_design` (LMM, GEE, ordinal) into these rows, so that a contrast is always
+``x(later, level) - x(earlier, level)`` and "evaluated within each level" means the same thing in all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from impactstudy.stats.wave_design import Contrast, WaveDesign, contrast_label, group_label, wave_pairs
 
 COLUMNS = (
     "model",
@@ -41,25 +43,13 @@ COLUMNS = (
     "warning",
 )
 _NUMERIC = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "df")
-
-Contrast = tuple[str, str]  # (later_wave, earlier_wave)
+ESTIMATE_COLUMNS = ["measure", "model", "group_by", "term", "estimate", "std_error", "df", "statistic", "p_value",
+                    "ci_low", "ci_high", "warning"]
 
 
 def default_contrasts(wave_order: Sequence[str]) -> list[Contrast]:
     """Every wave against the first, then each wave against the one before (no duplicates)."""
-    pairs = [(w, wave_order[0]) for w in wave_order[1:]]
-    pairs += [(later, earlier) for earlier, later in zip(wave_order[1:], wave_order[2:])]
-    return list(dict.fromkeys(pairs))
-
-
-def contrast_label(later: str, earlier: str) -> str:
-    """The ``contrast`` text of contrasts.csv: ``follow_up - baseline``."""
-    return f"{later} - {earlier}"
-
-
-def group_label(group: str | None, level: object = None) -> str:
-    """``all`` for the whole sample, else ``<covariate>=<level>``."""
-    return "all" if group is None else f"{group}={level}"
+    return wave_pairs(list(wave_order))
 
 
 def make_row(model: str, later: str, earlier: str, group: str, **values: object) -> dict[str, object]:
@@ -77,6 +67,13 @@ def to_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
     frame[list(_NUMERIC)] = frame[list(_NUMERIC)].astype(float)
     frame[["n_obs", "n_councils"]] = frame[["n_obs", "n_councils"]].astype("int64")
     return frame
+
+
+def estimates_table(summary: pd.DataFrame, measure: str, model: str, group_by: str) -> pd.DataFrame:
+    """A fit's coefficient table (``term, estimate, std_error, df, t, p_value, ci_low, ci_high[, warning]``)
+    as rows of ``estimates.csv``: :data:`ESTIMATE_COLUMNS`, labelled with its measure, model and grouping."""
+    out = summary.rename(columns={"t": "statistic"}).assign(measure=measure, model=model, group_by=group_by)
+    return out.reindex(columns=ESTIMATE_COLUMNS)
 
 
 def join_warnings(*messages: str) -> str:
@@ -147,88 +144,60 @@ def cell_mask(data: pd.DataFrame, group: str | None, level: object, waves: Seque
     return mask
 
 
-def unobserved(data: pd.DataFrame, group: str | None, level: object, waves: Sequence[str]) -> str:
-    """Why a contrast between ``waves`` cannot be estimated within the level ('' when both have data)."""
-    where = "" if group is None else f" for {group_label(group, level)}"
-    empty = [w for w in waves if not cell_mask(data, group, level, [w]).any()]
-    return f"no observations at wave {', '.join(empty)}{where}" if empty else ""
-
-
-@dataclass(frozen=True)
-class WaveDesign:
-    """Treatment-coded ``wave`` (x ``group``) design; the reference is the first wave observed.
-
-    ``matrix`` keeps only columns with a non-zero entry (an empty wave x level cell would otherwise make
-    the design singular). ``contrast`` is the L vector over the kept columns; callers first check with
-    :func:`unobserved` that both cells have data, which guarantees that L needs no dropped column.
-    """
-
-    matrix: np.ndarray
-    names: list[str]
-    waves: list[str]
-    group_levels: list[str]
-    kept: np.ndarray
-    intercept: bool
-
-    @property
-    def collinear(self) -> bool:
-        """True when the kept columns (with an intercept) are linearly dependent: cells too sparse to
-        tell wave from group effects, so the coefficients are not identified."""
-        x = self.matrix if self.intercept else np.column_stack([np.ones(len(self.matrix)), self.matrix])
-        return bool(np.linalg.matrix_rank(x) < x.shape[1])
-
-    def _row(self, wave: str, level: object) -> np.ndarray:
-        x = [1.0] if self.intercept else []
-        x += [float(wave == w) for w in self.waves[1:]]
-        x += [float(level == g) for g in self.group_levels[1:]]
-        x += [float(wave == w and level == g) for w in self.waves[1:] for g in self.group_levels[1:]]
-        return np.array(x)
-
-    def contrast(self, later: str, earlier: str, level: object) -> np.ndarray:
-        full = self._row(later, level) - self._row(earlier, level)
-        assert not np.any(full[~self.kept]), "contrast of an unobserved cell"
-        return full[self.kept]
-
-
-def wave_design(data: pd.DataFrame, group: str | None, *, intercept: bool) -> WaveDesign:
-    """Build the design for ``value ~ C(wave)`` or ``value ~ C(wave) * C(group)`` (R's treatment coding)."""
-    waves = [w for w in data["wave"].cat.categories if (data["wave"] == w).any()]
-    group_levels = sorted(data[group].unique()) if group is not None else []
-    cols = [np.ones(len(data))] if intercept else []
-    names = ["Intercept"] if intercept else []
-    wave_arr = data["wave"].astype(str).to_numpy()
-    for w in waves[1:]:
-        cols.append((wave_arr == w).astype(float))
-        names.append(f"wave[{w}]")
-    if group is not None:
-        g_arr = data[group].to_numpy()
-        for g in group_levels[1:]:
-            cols.append((g_arr == g).astype(float))
-            names.append(f"{group}[{g}]")
-        for w in waves[1:]:
-            for g in group_levels[1:]:
-                cols.append(((wave_arr == w) & (g_arr == g)).astype(float))
-                names.append(f"wave[{w}]:{group}[{g}]")
-    full = np.column_stack(cols) if cols else np.empty((len(data), 0))
-    kept = np.any(full != 0, axis=0)
-    return WaveDesign(
-        matrix=full[:, kept],
-        names=[n for n, k in zip(names, kept) if k],
-        waves=waves,
-        group_levels=group_levels,
-        kept=kept,
-        intercept=intercept,
-    )
+Test = Callable[[np.ndarray], Mapping[str, object]]
+"""Evaluates a contrast vector: ``estimate, std_error, ci_low, ci_high, p_value, df`` (NaN where none)."""
 
 
 @dataclass(frozen=True)
 class WaldFit:
-    """Coefficients, their covariance and the design, enough to evaluate any wave contrast."""
+    """Coefficients and their covariance over a design's columns, with a t (``df``) or normal reference."""
 
     beta: np.ndarray
     cov: np.ndarray
-    design: WaveDesign
     df: float | None  # t reference degrees of freedom; None for the normal
+    conf_level: float = 0.95
+
+    def test(self, lvec: np.ndarray) -> dict[str, object]:
+        """``L beta`` with ``sqrt(L V L')``, its CI and p (a ``warning`` when the variance is not positive)."""
+        est = float(lvec @ self.beta)
+        var = float(lvec @ self.cov @ lvec)
+        if not var > 0:
+            return {"estimate": est, "warning": "the contrast's estimated variance is not positive"}
+        se = float(np.sqrt(var))
+        lo, hi, p = interval(est, se, self.df, self.conf_level)
+        return {"estimate": est, "std_error": se, "ci_low": lo, "ci_high": hi, "p_value": p,
+                "df": np.nan if self.df is None else self.df}
+
+
+class _CellCounts:
+    """Answers and distinct councils in any set of waves within a group level, from one pass."""
+
+    def __init__(self, data: pd.DataFrame, group: str | None) -> None:
+        self.waves = {str(w): k for k, w in enumerate(data["wave"].cat.categories)}
+        council = pd.factorize(data["council_code"])[0]
+        wave = data["wave"].cat.codes.to_numpy()
+        if group is None:
+            self.levels: dict[object, int] = {None: 0}
+            level = np.zeros(len(data), dtype=np.intp)
+        else:
+            codes, uniques = pd.factorize(data[group])
+            self.levels, level = {lv: j for j, lv in enumerate(uniques)}, codes
+        shape = (len(self.levels), len(self.waves), int(council.max(initial=-1)) + 1)
+        self.rows = np.zeros(shape[:2], dtype=np.int64)
+        np.add.at(self.rows, (level, wave), 1)
+        self.present = np.zeros(shape, dtype=bool)
+        self.present[level, wave, council] = True
+
+    def __call__(self, level: object, waves: Sequence[str]) -> dict[str, int]:
+        j = self.levels.get(level)
+        ks = [self.waves[w] for w in waves if w in self.waves]
+        if j is None or not ks:
+            return {"n_obs": 0, "n_councils": 0}
+        return {"n_obs": int(self.rows[j, ks].sum()), "n_councils": int(self.present[j, ks].any(axis=0).sum())}
+
+    def empty(self, level: object, waves: Sequence[str]) -> list[str]:
+        """The waves with no answers within the level."""
+        return [w for w in waves if self(level, [w])["n_obs"] == 0]
 
 
 def wald_rows(
@@ -239,39 +208,34 @@ def wald_rows(
     contrasts: Sequence[Contrast],
     *,
     correction: str,
-    conf_level: float,
-    fit: WaldFit | None,
+    design: WaveDesign | None,
+    test: Test | None,
     warning: str = "",
     cell_problem: Callable[[object, str, str], str] | None = None,
 ) -> pd.DataFrame:
-    """Rows for each level x contrast: ``L beta`` with ``sqrt(L V L')``, or NaN with the reason.
+    """Rows for each level x contrast: ``test(L)`` for the design's contrast vector, or NaN with the reason.
 
-    ``fit`` is None when the model could not be fitted (``warning`` says why). ``cell_problem(level,
-    later, earlier)`` may veto a single contrast (the ordinal model's separation check).
-    ``n_obs``/``n_councils`` count answers and councils at the two contrasted waves within the level.
+    ``test`` is None when the model could not be fitted (``warning`` says why). A contrast with an
+    empty cell is NaN with "no observations at wave ...". ``cell_problem(level, later, earlier)`` may
+    veto a single contrast (the ordinal model's separation check). ``n_obs``/``n_councils`` count
+    answers and councils at the two contrasted waves within the level.
     """
+    counts = _CellCounts(data, group)
     out = []
     for label, level in levels(raw, group):
         for later, earlier in contrasts:
-            cells = cell_mask(data, group, level, [later, earlier])
-            counts = {"n_obs": int(cells.sum()), "n_councils": int(data.loc[cells, "council_code"].nunique())}
-            reason = unobserved(data, group, level, [later, earlier])
+            n = counts(level, [later, earlier])
+            empty = counts.empty(level, [later, earlier])
+            where = "" if group is None else f" for {label}"
+            reason = f"no observations at wave {', '.join(empty)}{where}" if empty else ""
             if not reason and cell_problem is not None:
                 reason = cell_problem(level, later, earlier)
-            if reason or fit is None:
+            lvec = None if reason or design is None or test is None else design.contrast(later, earlier, level)
+            if lvec is None:
                 out.append(make_row(model, later, earlier, label, correction=correction,
-                                    warning=join_warnings(warning, reason), **counts))
+                                    warning=join_warnings(warning, reason), **n))
                 continue
-            lvec = fit.design.contrast(later, earlier, level)
-            est = float(lvec @ fit.beta)
-            var = float(lvec @ fit.cov @ lvec)
-            if not var > 0:
-                out.append(make_row(model, later, earlier, label, estimate=est, correction=correction, warning=(
-                    join_warnings(warning, "the contrast's estimated variance is not positive")), **counts))
-                continue
-            se = float(np.sqrt(var))
-            lo, hi, p = interval(est, se, fit.df, conf_level)
-            out.append(make_row(model, later, earlier, label, estimate=est, std_error=se, ci_low=lo, ci_high=hi,
-                                p_value=p, df=np.nan if fit.df is None else fit.df, correction=correction,
-                                warning=warning, **counts))
+            values = {k: v for k, v in test(lvec).items() if k in COLUMNS}
+            values["warning"] = join_warnings(warning, str(values.get("warning", "")))
+            out.append(make_row(model, later, earlier, label, correction=correction, **n, **values))
     return to_frame(out)
