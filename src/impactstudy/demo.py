@@ -370,13 +370,14 @@ def _reversed(measure: Measure, wave: Wave) -> bool:
 # -------------------------------------------------------------------------------------------- councils
 
 
-def _register() -> pd.DataFrame:
-    """Councils live on the census date, from the packaged register (City of London excluded)."""
+def _register(all_authorities: bool = False) -> pd.DataFrame:
+    """Councils live on the census date, from the packaged register (City of London excluded unless
+    ``all_authorities``: the national benchmark samples every authority)."""
     with resources.files("impactstudy").joinpath(REGISTER).open("r", encoding="utf-8") as handle:
         table = pd.read_csv(handle, dtype=str, keep_default_na=False)
     census = CENSUS_DATE.isoformat()
     live = (table["valid_from"] <= census) & ((table["valid_to"] == "") | (table["valid_to"] >= census))
-    return table[live & (table["authority_type"] != "other")].reset_index(drop=True)
+    return table[live & (all_authorities | (table["authority_type"] != "other"))].reset_index(drop=True)
 
 
 def _sample(register: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -402,9 +403,9 @@ def _status_counts(n: int) -> dict[str, int]:
     return {NTI: nti, **counts}
 
 
-def _councils(n: int, seed: int) -> pd.DataFrame:
+def _councils(n: int, seed: int, register: pd.DataFrame, model: EffectModel = MODEL) -> pd.DataFrame:
     """Sampled councils with status, review date and council random effect, plus the unknown council."""
-    sample = _sample(_register(), n, _rng(seed, "sample"))
+    sample = _sample(register, n, _rng(seed, "sample"))
     rng = _rng(seed, "councils")
     counts = _status_counts(n)
     statuses = np.repeat(list(counts), list(counts.values()))
@@ -417,7 +418,7 @@ def _councils(n: int, seed: int) -> pd.DataFrame:
                "dfe_la_code": str(UNKNOWN_DFE), "status": "Adequate", "review_date": sample["review_date"].iloc[0],
                "dfe": float(UNKNOWN_DFE), "in_register": False}
     table = pd.concat([sample, pd.DataFrame([unknown])], ignore_index=True)
-    table["council_re"] = rng.normal(0.0, MODEL.council_sd, len(table))
+    table["council_re"] = rng.normal(0.0, model.council_sd, len(table))
     return table[["gss_code", "name", "authority_type", "region", "dfe", "status", "review_date",
                   "in_register", "council_re"]]
 
@@ -425,8 +426,8 @@ def _councils(n: int, seed: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------- people
 
 
-def _people(councils: pd.DataFrame, waves: tuple[Wave, ...], respondents: tuple[int, int], seed: int
-            ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def _people(councils: pd.DataFrame, waves: tuple[Wave, ...], respondents: tuple[int, int], seed: int,
+            model: EffectModel = MODEL) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Persons, and who answers each wave: seats, replacements and status-dependent attrition."""
     persons: list[dict[str, Any]] = []
 
@@ -476,7 +477,7 @@ def _people(councils: pd.DataFrame, waves: tuple[Wave, ...], respondents: tuple[
     table["name"] = [f"{f} {s}" for f, s in zip(first, last, strict=True)]
     domains = [_slug(n) or "example" for n in councils["name"].iloc[table["council"]]]
     table["email"] = [f"{_slug(f)}.{_slug(s)}@{d}.gov.uk" for f, s, d in zip(first, last, domains, strict=True)]
-    table["resp_re"] = norm.ppf(draws[:, 2]) * MODEL.respondent_sd
+    table["resp_re"] = norm.ppf(draws[:, 2]) * model.respondent_sd
     return table, {w: pd.Series(ids, dtype=int) for w, ids in answers.items()}
 
 
@@ -514,6 +515,7 @@ class _Context:
     councils: pd.DataFrame
     persons: pd.DataFrame
     seed: int
+    model: EffectModel = MODEL
     _cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     def person_set(self, parent: str, base_rates: np.ndarray) -> np.ndarray:
@@ -547,13 +549,19 @@ def _nti(rows: pd.DataFrame) -> np.ndarray:
     return (rows["status"] == NTI).to_numpy()
 
 
-def _effectiveness(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
-                   rng: np.random.Generator) -> dict[str, np.ndarray]:
-    (measure,) = measures
-    mean = rows["status"].map({s: MODEL.mean(measure.name, s, wave.order) for s in STATUSES}).to_numpy(float)
-    latent = mean + rows["council_re"].to_numpy() + rows["resp_re"].to_numpy() + rng.normal(
-        0.0, MODEL.residual_sd, len(rows))
-    return {measure.name: _with_missing(_likert(latent, measure.levels), rng, _declared(measure))}
+def _effectiveness_of(model: EffectModel) -> MeasureGenerator:
+    """Self-rated effectiveness under ``model``: one Likert measure from the latent normal model."""
+    def generate(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+        (measure,) = measures
+        mean = rows["status"].map({s: model.mean(measure.name, s, wave.order) for s in STATUSES}).to_numpy(float)
+        latent = mean + rows["council_re"].to_numpy() + rows["resp_re"].to_numpy() + rng.normal(
+            0.0, model.residual_sd, len(rows))
+        return {measure.name: _with_missing(_likert(latent, measure.levels), rng, _declared(measure))}
+    return generate
+
+
+_effectiveness = _effectiveness_of(MODEL)
 
 
 def _improvement_plan(ctx: _Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
@@ -676,9 +684,9 @@ def _family(measure: Measure) -> str:
     return measure.coding_frame_for or measure.parent or measure.name
 
 
-def _generator(family: str) -> MeasureGenerator:
-    if family in MODEL.base:
-        return _effectiveness
+def _generator(family: str, model: EffectModel) -> MeasureGenerator:
+    if family in model.base:
+        return _effectiveness_of(model)
     if family not in _GENERATORS:
         raise ValueError(f"demo has no generator for measure family '{family}'; add one to _GENERATORS")
     return _GENERATORS[family]
@@ -692,7 +700,7 @@ def _values(ctx: _Context, wave: Wave, rows: pd.DataFrame) -> dict[str, np.ndarr
             families.setdefault(_family(m), []).append(m)
     values: dict[str, np.ndarray] = {}
     for family, members in families.items():
-        values.update(_generator(family)(ctx, wave, rows, members, _rng(ctx.seed, "measure", family, wave.order)))
+        values.update(_generator(family, ctx.model)(ctx, wave, rows, members, _rng(ctx.seed, "measure", family, wave.order)))
     return values
 
 
@@ -747,7 +755,8 @@ def _encode(values: np.ndarray, measure: Measure, wave: Wave, csv: bool) -> np.n
 
 def _sav_metadata(study: Study, wave: Wave) -> dict[str, Any]:
     """Variable labels, value labels, user-missing codes, measurement levels and formats for pyreadstat."""
-    labels = {wave.council: {"gss": "Council (GSS code)", "dfe": "Council (DfE LA code)"}[_council_key(wave)],
+    labels = {wave.council: {"gss": "Council (GSS code)", "dfe": "Council (DfE LA code)",
+                             "name": "Council name"}[_council_key(wave)],
               wave.respondent: "Respondent ID", wave.role: "Respondent's role", wave.submitted: "Submitted at"}
     if wave.council_check:
         labels[wave.council_check] = "Council name"
@@ -862,9 +871,9 @@ def _inject_names(frame: pd.DataFrame, wave: Wave, councils: pd.DataFrame, regis
 
 
 def _add_mess(study: Study, wave: Wave, frame: pd.DataFrame, councils: pd.DataFrame, register: list[str],
-              rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+              rng: np.random.Generator, model: EffectModel = MODEL) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     """The wave's deliberate problems: the frame, a record per problem (rows still as tags), what was skipped."""
-    eff = [study.measure(name).columns.get(wave.id) for name in MODEL.base]
+    eff = [study.measure(name).columns.get(wave.id) for name in model.base]
     records: dict[str, Any] = {}
     skipped: list[str] = []
     if wave.id == "baseline":
@@ -1001,14 +1010,22 @@ def generate(
     seed: int = DEFAULT_SEED,
     extra_waves: int = 0,
     respondents: tuple[int, int] = (1, 4),
+    *,
+    config_text: str | None = None,
+    model: EffectModel = MODEL,
+    all_authorities: bool = False,
 ) -> dict[str, Any]:
     """Write the demo study's config and raw files under ``root`` and return a summary.
 
     The summary names the files written, rows per wave, status counts and, under ``mess``, every
     deliberate data problem with its wave, column, value and 1-based source rows (module docstring).
+
+    Other layouts (the national benchmark, ``bench/national.py``) pass their own ``config_text``
+    (a study.toml with the demo's wave ids and council columns) and an effect ``model`` naming their
+    Likert measures; ``all_authorities`` samples from every authority, City of London included.
     """
     paths = StudyPaths(Path(root), study)
-    register = _register()
+    register = _register(all_authorities)
     if not 2 <= councils <= len(register):
         raise ConfigError(f"--councils must be between 2 and {len(register)}, got {councils}")
     if not 0 <= extra_waves <= MAX_EXTRA_WAVES:
@@ -1017,12 +1034,12 @@ def generate(
         raise ConfigError(f"respondents must be a range (low, high) with 1 <= low <= high, got {respondents}")
 
     template = resources.files("impactstudy").joinpath(TEMPLATE).read_text(encoding="utf-8")
-    write_text(paths.config, study_text(template, councils, extra_waves))
+    write_text(paths.config, config_text if config_text is not None else study_text(template, councils, extra_waves))
     config = load_study(paths.config, study)
 
-    table = _councils(councils, seed)
-    persons, answers = _people(table, config.waves, respondents, seed)
-    ctx = _Context(config, table, persons, seed)
+    table = _councils(councils, seed, register, model)
+    persons, answers = _people(table, config.waves, respondents, seed, model)
+    ctx = _Context(config, table, persons, seed, model)
     real = table[table["in_register"]]
     paths.raw.mkdir(parents=True, exist_ok=True)
     councils_csv = pd.DataFrame({"council": real["gss_code"], "name": real["name"], "status": real["status"],
@@ -1035,7 +1052,7 @@ def generate(
         rows = _wave_rows(wave, answers[wave.id], persons, table, seed)
         frame = _raw_frame(config, wave, rows, _values(ctx, wave, rows))
         frame, records, skipped = _add_mess(config, wave, frame, table, register["name"].tolist(),
-                                            _rng(seed, "mess", wave.order))
+                                            _rng(seed, "mess", wave.order), model)
         frame = frame.sort_values(["_t", wave.respondent], kind="stable").reset_index(drop=True)
         mess.update({key: _with_rows(record, frame) for key, record in records.items()})
         mess["not_produced"].extend(skipped)
@@ -1056,12 +1073,12 @@ def generate(
             "latent": "base[measure] + status_offset[status] + gain[measure] * status_gain[status] * "
                       "trajectory[wave] + council + respondent + residual",
             "observed": "clip(round(latent), 1, 5); follow-up files store 6 - observed (reversed scale)",
-            "base": dict(MODEL.base), "gain": dict(MODEL.gain), "status_offset": dict(MODEL.status_offset),
-            "status_gain": dict(MODEL.status_gain),
-            "trajectory": {w.id: MODEL.trajectory[w.order] for w in config.waves},
-            "sd": {"council": MODEL.council_sd, "respondent": MODEL.respondent_sd,
-                   "residual": MODEL.residual_sd, "total": MODEL.total_sd},
-            "icc": {"council": MODEL.icc_council, "respondent": MODEL.icc_respondent},
+            "base": dict(model.base), "gain": dict(model.gain), "status_offset": dict(model.status_offset),
+            "status_gain": dict(model.status_gain),
+            "trajectory": {w.id: model.trajectory[w.order] for w in config.waves},
+            "sd": {"council": model.council_sd, "respondent": model.respondent_sd,
+                   "residual": model.residual_sd, "total": model.total_sd},
+            "icc": {"council": model.icc_council, "respondent": model.icc_respondent},
         },
         "attrition": {
             "response_probability": {s: {w.id: (1.0 if w.order == 0 else round(response_rate(s, w.order), 6))
@@ -1074,7 +1091,7 @@ def generate(
                     "one else does)",
         },
         "item_missing": {SENTINEL_REASONS[s]: p for s, p in ITEM_MISSING.items()},
-        "effects": true_effects(config, status_counts),
+        "effects": true_effects(config, status_counts, model),
         "files": files,
     }
     write_text(paths.raw / "truth.json", dumps_json(truth))
