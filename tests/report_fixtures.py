@@ -14,8 +14,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from impactstudy.atomic import write_csv, write_json
-from impactstudy.config import Study
+from impactstudy import demo, stages
+from impactstudy.atomic import read_parquet_metadata, write_csv, write_json, write_parquet
+from impactstudy.config import Study, load_study
 from impactstudy.paths import StudyPaths
 from impactstudy.summaries import groups
 
@@ -27,6 +28,7 @@ ATTRITION = ["wave", "group", "councils_baseline", "councils_present", "council_
              "respondents_present", "respondent_retention"]
 EXPECTATIONS = ["expected", "achieved", "option", "option_label", "model", "contrast", "group", "estimate", "std_error",
                 "ci_low", "ci_high", "p_value", "n_obs", "n_councils", "correction", "warning"]
+HOSTILE = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>']
 MODELS = {"likert": ("lmm", "gee", "ordinal", "paired_t", "wilcoxon"), "numeric": ("lmm", "gee", "paired_t"),
           "binary": ("mcnemar", "gee")}
 
@@ -101,3 +103,22 @@ def write_model_outputs(root: Path, study: Study) -> None:
              "n_obs": 100, "n_councils": 10, "converged": True, "warnings": [], "correction": "Satterthwaite"}
             for m, model in table[["measure", "model"]].drop_duplicates().itertuples(index=False)]
     write_json(paths.models_json, {"settings": {"few_councils": study.models.few_councils}, "fits": fits})
+
+
+def build_study(root: Path, councils: int) -> tuple:
+    """A demo study linked, with contract-shaped model tables and hostile free text and roles."""
+    demo.generate(root, "demo", councils=councils)
+    stages.run("demo", ["link"], root=root)
+    study = load_study(root / "pipelines" / "demo" / "study.toml", "demo")
+    paths = StudyPaths(root, "demo")
+    panel = pd.read_parquet(paths.panel_long)
+    meta = read_parquet_metadata(paths.panel_long)
+    lessons = panel.index[(panel["measure"] == "lessons") & panel["value_label"].notna()]
+    panel.loc[lessons[0], "value_label"] = HOSTILE[0]
+    panel.loc[lessons[1], "value_label"] = HOSTILE[1]
+    panel["role"] = panel["role"].astype("string")
+    first = panel["respondent_id"] == panel["respondent_id"].iloc[0]
+    panel.loc[first, "role"] = HOSTILE[1]
+    write_parquet(paths.panel_long, panel, meta)
+    write_model_outputs(root, study)
+    return study, paths

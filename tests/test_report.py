@@ -13,9 +13,7 @@ import pytest
 from markupsafe import escape
 from PIL import Image
 
-from impactstudy import demo, figures, stages
-from impactstudy.atomic import read_parquet_metadata, write_parquet
-from impactstudy.config import load_study
+from impactstudy import figures
 from impactstudy.disclosure import MARK
 from impactstudy.errors import ConfigError, DataError
 from impactstudy.findings import ATTRIBUTION_CAVEAT, key_findings
@@ -23,32 +21,12 @@ from impactstudy.paths import StudyPaths
 from impactstudy.report import report_steps, run_report
 from impactstudy.tables import interval, number
 
-import report_fixtures
+from report_fixtures import HOSTILE, build_study
 
-HOSTILE = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>']
 COUNT_HEADERS = {"Councils", "Respondents", "Councils also in the first wave", "Respondents also in the first wave",
                  "Councils in the study", "Respondents selecting it", "Respondents answering", "Number", "Rows",
                  "Rows accepted", "Rows set aside", "Rows read", "Stayed from the previous wave", "Joined",
                  "Left after the previous wave", "N councils"}
-
-
-def build_study(root: Path, councils: int) -> tuple:
-    """A demo study linked, with contract-shaped model tables and hostile free text and roles."""
-    demo.generate(root, "demo", councils=councils)
-    stages.run("demo", ["link"], root=root)
-    study = load_study(root / "pipelines" / "demo" / "study.toml", "demo")
-    paths = StudyPaths(root, "demo")
-    panel = pd.read_parquet(paths.panel_long)
-    meta = read_parquet_metadata(paths.panel_long)
-    lessons = panel.index[(panel["measure"] == "lessons") & panel["value_label"].notna()]
-    panel.loc[lessons[0], "value_label"] = HOSTILE[0]
-    panel.loc[lessons[1], "value_label"] = HOSTILE[1]
-    panel["role"] = panel["role"].astype("string")
-    first = panel["respondent_id"] == panel["respondent_id"].iloc[0]
-    panel.loc[first, "role"] = HOSTILE[1]
-    write_parquet(paths.panel_long, panel, meta)
-    report_fixtures.write_model_outputs(root, study)
-    return study, paths
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,14 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Annotation  # noqa: E402
 
 from impactstudy.atomic import write_bytes, write_csv, write_text  # noqa: E402
 
-# Okabe & Ito (2008), black first so "all councils" is always the darkest series.
-PALETTE = ("#000000", "#E69F00", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
+# Okabe & Ito (2008), ordered by contrast against white (black, blue, vermilion and bluish green reach the
+# 3:1 WCAG asks of graphics), so the first series, "all councils", is always the darkest.
+PALETTE = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+BAR = PALETTE[1]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
 DPI = 300
@@ -83,9 +86,12 @@ def new_figure(width: float, height: float, title: str, subtitle: str) -> Figure
     title_text, subtitle_text = _wrap(title, chars), _wrap(subtitle, int(chars * 1.2))
     fig = Figure(figsize=(width, height), layout="constrained")
     title_lines = title_text.count("\n") + 1
-    fig.suptitle(title_text + "\n" * (subtitle_text.count("\n") + 1), x=0.01, y=0.995, ha="left", va="top",
-                 fontsize=10, fontweight="bold")
-    fig.text(0.01, 0.995 - title_lines * 0.18 / height, subtitle_text, ha="left", va="top", fontsize=8, color="#333333")
+    reserve = "\n" * (subtitle_text.count("\n") + 1)  # empty lines that hold the subtitle's place
+    # no explicit y: constrained layout reserves room only for an auto-positioned suptitle
+    title = fig.suptitle(f"{title_text}{reserve}", x=0.01, ha="left", fontsize=10, fontweight="bold", color="#0b0c0c")
+    subtitle = fig.add_artist(Annotation(subtitle_text, xy=(0, 1), xycoords=title, xytext=(0, -14.5 * title_lines),
+                                         textcoords="offset points", ha="left", va="top", fontsize=8, color="#333333"))
+    subtitle.set_in_layout(False)
     return fig
 
 
@@ -173,7 +179,9 @@ def trajectory_chart(frame: pd.DataFrame, panels: Sequence[tuple[str, str]], ser
             low, high = cell["ci_low"].to_numpy(dtype=float), cell["ci_high"].to_numpy(dtype=float)
             st = style(k)
             ax.vlines(x + offsets[k], low, high, color=st["color"], linewidth=1.0)  # one artist per series
-            ax.plot(x + offsets[k], mean, markersize=4, linewidth=1.2, label=group_label, **st)
+            withheld = not np.isfinite(mean).any()
+            ax.plot(x + offsets[k], mean, markersize=4, linewidth=1.2,
+                    label=f"{group_label}: withheld [c]" if withheld else group_label, **st)
         ax.set_title(_wrap(label, 34))
         ax.set_xticks(x, [_wrap(w, 14) for _, w in waves], fontsize=7)
         ax.grid(axis="y", color="#dddddd", linewidth=0.5)
@@ -222,7 +230,7 @@ def bar_chart(frame: pd.DataFrame, title: str, subtitle: str, xlabel: str, perce
     y = np.arange(len(frame))[::-1]
     scale = 100.0 if percent else 1.0
     value = frame["value"].to_numpy(dtype=float) * scale
-    ax.barh(y, np.nan_to_num(value), color=PALETTE[2], height=0.6)
+    ax.barh(y, np.nan_to_num(value), color=BAR, height=0.6)
     if "ci_low" in frame:
         low, high = frame["ci_low"].to_numpy(dtype=float) * scale, frame["ci_high"].to_numpy(dtype=float) * scale
         err = np.vstack([value - low, high - value])
@@ -269,7 +277,7 @@ def flow_chart(frame: pd.DataFrame, title: str, subtitle: str) -> Figure:
     ax.set_ylim(0, 1)
     for k, row in enumerate(frame.itertuples()):
         ax.text(k + 0.5, 0.55, f"{_wrap(row.wave_label, 22)}\n\n{row.councils} councils", ha="center", va="center",
-                fontsize=8, bbox={"boxstyle": "round,pad=0.5", "facecolor": "#E8F1F8", "edgecolor": PALETTE[2]})
+                fontsize=8, bbox={"boxstyle": "round,pad=0.5", "facecolor": "#E8F1F8", "edgecolor": BAR})
         if k > 0:
             ax.annotate("", xy=(k + 0.1, 0.55), xytext=(k - 0.1, 0.55),
                         arrowprops={"arrowstyle": "-|>", "color": "#000000", "linewidth": 1.0})
