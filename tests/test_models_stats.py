@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from impactstudy.stats import tidy
 from impactstudy.stats.gee import BIAS_REDUCED, ROBUST, fit_gee
-from impactstudy.stats.ordinal import fit_ordinal
+from impactstudy.stats.ordinal import LogitOrderedModel, fit_ordinal
 from impactstudy.stats.paired import council_means, hodges_lehmann, paired_t, wilcoxon_signed_rank
 from impactstudy.stats.proportions import (
     expectations_vs_outcomes,
@@ -139,6 +139,23 @@ def test_ordinal_group_contrasts_match_clm_interaction_model(panel: pd.DataFrame
         row = _row(out, f"{name} - baseline", "status=Intervention")
         assert row["estimate"] == pytest.approx(ref["beta"][f"wave{name}"], rel=1e-3)
         assert row["std_error"] == pytest.approx(ref["cluster_se"][f"wave{name}"], rel=1e-3)
+
+
+def test_ordinal_analytic_derivatives_equal_statsmodels_numerical_ones() -> None:
+    """The score and Hessian LogitOrderedModel supplies are those of statsmodels' own likelihood."""
+    from statsmodels.miscmodels.ordinal_model import OrderedModel
+    from statsmodels.tools.numdiff import approx_fprime
+
+    rng = np.random.default_rng(7)
+    X = np.column_stack([rng.integers(0, 2, 400), rng.normal(size=400)])
+    y = np.clip(np.round(X @ [0.5, 0.8] + rng.logistic(size=400)), -1, 2).astype(int) + 1
+    ours, theirs = LogitOrderedModel(y, X), OrderedModel(y, X, distr="logit")
+    for params in (ours.start_params, np.array([0.3, -0.2, -0.5, 0.1, 0.4])):
+        assert ours.loglike(params) == pytest.approx(theirs.loglike(params), rel=1e-12)
+        np.testing.assert_allclose(ours.score_obs(params), approx_fprime(params, theirs.loglikeobs, centered=True),
+                                   atol=1e-7)
+        np.testing.assert_allclose(ours.hessian(params), approx_fprime(params, ours.score, centered=True),
+                                   rtol=1e-6, atol=1e-6)
 
 
 # ---- paired tests vs t.test / wilcox.test -------------------------------------------------------------

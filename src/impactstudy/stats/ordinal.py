@@ -6,6 +6,14 @@ theta_j - x'beta``, the same as R's ``ordinal::clm`` and ``MASS::polr``, so a po
 higher categories are more likely at the later wave; the estimate is the log odds ratio
 ``x(later)'beta - x(earlier)'beta`` (checked against ``clm`` in tests/test_models_stats.py).
 
+The fit is statsmodels' own (likelihood, optimiser, ``cov_type="cluster"`` sandwich); :class:`LogitOrderedModel`
+only supplies what ``OrderedModel`` leaves to numerical differentiation: the analytic score per
+observation, its sum and the Hessian, in statsmodels' parametrisation (coefficients, first threshold,
+log threshold increments), plus the logistic cdf/pdf as ``scipy.special`` ufuncs rather than
+``scipy.stats.logistic`` calls. That makes a fit cost a few vectorised passes over the rows instead of
+``2 * (parameters + 1)`` likelihood evaluations per gradient, and the Hessian exact rather than a
+finite difference (so SEs agree with R more closely than before, not less).
+
 Standard errors are the council-clustered sandwich built from the observation scores and the Hessian
 (statsmodels ``cov_type="cluster"``) with the CRV1 small-sample factor ``G/(G-1) * (N-1)/(N-K)``, which
 is what R's ``sandwich::vcovCL(clm_fit, cluster = council, type = "HC1")`` computes. The reference is
@@ -24,6 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import special
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
 from impactstudy.errors import DataError
@@ -33,6 +42,70 @@ from impactstudy.stats.wave_design import WaveDesign, design_matrix
 MODEL = "ordinal"
 CLUSTER_NORMAL = "cluster-robust CRV1 SE, normal reference"
 CLUSTER_T = "cluster-robust CRV1 SE, t reference df=G-1"
+
+
+class LogitOrderedModel(OrderedModel):
+    """statsmodels ``OrderedModel(endog, exog, distr="logit")`` with analytic derivatives.
+
+    ``endog`` must be integer codes 0..J-1. With ``a = theta_{y+1} - x'beta`` and ``b = theta_y - x'beta``
+    (``theta_0 = -inf``, ``theta_J = +inf``), ``log p = log(F(a) - F(b))``; the derivatives in
+    ``(beta, theta)`` are mapped to statsmodels' ``(beta, theta_1, log(theta_j - theta_{j-1}))``.
+    """
+
+    def __init__(self, endog: np.ndarray, exog: np.ndarray) -> None:
+        super().__init__(endog, exog, distr="logit")
+        n_thresh = self.k_levels - 1
+        codes = np.asarray(self.endog, dtype=np.intp)
+        # one-hot of the threshold above (upper) and below (lower) each answer; none at -inf/+inf
+        eye = np.vstack([np.zeros(n_thresh), np.eye(n_thresh), np.zeros(n_thresh)])
+        self._upper, self._lower = eye[codes + 1], eye[codes]
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        return special.expit(x)
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        e = special.expit(x)
+        return e * (1.0 - e)
+
+    def _threshold_jacobian(self, params: np.ndarray) -> np.ndarray:
+        """``d theta / d tau``: theta_j = tau_1 + sum_{m=2..j} exp(tau_m)."""
+        n_thresh = self.k_levels - 1
+        inc = np.r_[1.0, np.exp(params[-n_thresh:][1:])]
+        return np.tril(np.ones((n_thresh, n_thresh))) * inc[None, :]
+
+    def _pieces(self, params: np.ndarray) -> tuple[np.ndarray, ...]:
+        low, upp = self._bounds(params)
+        fa, fb = self.pdf(upp), self.pdf(low)  # 0 at +-inf
+        prob = self.prob(low, upp) + 1e-20  # as statsmodels' loglikeobs
+        score_theta = (fa[:, None] * self._upper - fb[:, None] * self._lower) / prob[:, None]
+        score_beta = -((fa - fb) / prob)[:, None] * self.exog
+        return low, upp, fa, fb, prob, score_beta, score_theta
+
+    def score_obs(self, params: np.ndarray, **kwds: object) -> np.ndarray:
+        _, _, _, _, _, score_beta, score_theta = self._pieces(params)
+        return np.column_stack([score_beta, score_theta @ self._threshold_jacobian(params)])
+
+    def score(self, params: np.ndarray) -> np.ndarray:
+        return self.score_obs(params).sum(axis=0)
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        low, upp, fa, fb, prob, score_beta, score_theta = self._pieces(params)
+        # f'(x) = f(x) (1 - 2 F(x)) for the logistic; 0 at +-inf
+        da = np.where(np.isfinite(upp), fa * (1.0 - 2.0 * self.cdf(upp)), 0.0) / prob
+        db = np.where(np.isfinite(low), fb * (1.0 - 2.0 * self.cdf(low)), 0.0) / prob
+        ja = np.column_stack([-self.exog, self._upper])  # d a / d (beta, theta)
+        jb = np.column_stack([-self.exog, self._lower])
+        g = np.column_stack([score_beta, score_theta])
+        h = (ja * da[:, None]).T @ ja - (jb * db[:, None]).T @ jb - g.T @ g
+        k = self.exog.shape[1]
+        jac = np.eye(len(params))
+        jac[k:, k:] = self._threshold_jacobian(params)
+        h = jac.T @ h @ jac
+        # second derivative of theta in tau: d2 theta_j / d tau_m^2 = exp(tau_m) for 2 <= m <= j
+        total = score_theta.sum(axis=0)
+        diag = np.r_[0.0, np.cumsum(total[::-1])[::-1][1:]] * np.r_[0.0, np.exp(params[k:][1:])]
+        h[k:, k:] += np.diag(diag)
+        return h
 
 
 def fit_ordinal(
@@ -71,7 +144,7 @@ def fit_ordinal(
         return result(None, None, str(err))
     council_idx = pd.factorize(d["council_code"])[0]
     with tidy.captured_warnings() as caught:
-        model = OrderedModel(codes, design.X, distr="logit")
+        model = LogitOrderedModel(codes, design.X)
         try:
             fit = model.fit(method="bfgs", gtol=1e-8, maxiter=300, disp=False, cov_type="cluster",
                             cov_kwds={"groups": council_idx, "use_correction": True})
