@@ -269,3 +269,23 @@ def test_symlink_leaving_the_study_folder(mini, capsys, tmp_path_factory):
     (mini.raw / "w2.csv").unlink()
     (mini.raw / "w2.csv").symlink_to(outside)
     _assert_error(mini, capsys, 2, "leaves the study's raw folder", failed_wave=None)
+
+
+# bytes (0-based offset: value) that make readstat crash the interpreter on the mini study's w1.sav,
+# found by fuzzing (tests/test_fuzz_ingest.py)
+CRASHING_BYTES = {296: 0o265, 303: 0o324, 352: 0o11, 753: 0o205}
+
+
+def test_sav_that_crashes_the_reader(mini, capsys):
+    import subprocess
+    import sys
+
+    data = bytearray((mini.raw / "w1.sav").read_bytes())
+    for at, value in CRASHING_BYTES.items():
+        data[at] = value
+    (mini.raw / "w1.sav").write_bytes(bytes(data))
+    bare = subprocess.run([sys.executable, "-c", f"import pyreadstat; pyreadstat.read_sav({str(mini.raw / 'w1.sav')!r})"],
+                          capture_output=True, check=False)
+    if bare.returncode >= 0:
+        pytest.skip("this pyreadstat no longer crashes on the file")
+    _assert_error(mini, capsys, 3, "w1.sav", "crashed", "damaged", failed_wave="w1")

@@ -83,6 +83,28 @@ def identifier_text(value: Any) -> str | None:
     return str(value).strip()
 
 
+def distinct(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, values): ``raw`` as ``values[codes]``, so a function of a cell is computed once per distinct cell.
+
+    Blanks (NaN, None, NA, NaT) share the last entry, ``None``. A column holding booleans is left cell
+    by cell: the hash table would merge ``True`` with ``1``, which :func:`raw_key` tells apart.
+    """
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    values = np.empty(len(uniques) + 1, dtype=object)
+    values[:-1] = np.asarray(uniques, dtype=object)
+    values[-1] = None
+    if raw.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in values):
+        return np.arange(len(raw)), raw.to_numpy(dtype=object)
+    return codes, values
+
+
+def map_distinct(raw: pd.Series, func: Any, dtype: str = "string") -> pd.Series:
+    """``raw.map(func).astype(dtype)``, calling ``func`` once per distinct cell (see :func:`distinct`)."""
+    codes, values = distinct(raw)
+    mapped = np.array([func(v) for v in values] + [None], dtype=object)[:-1]
+    return pd.Series(mapped[codes], index=raw.index).astype(dtype)
+
+
 def pseudonymise(raw_id: str, salt: bytes) -> str:
     """A stable pseudonym for a respondent id: the same person links across waves, the id is not recoverable."""
     return "P" + hmac.new(salt, raw_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
@@ -161,18 +183,17 @@ def harmonise_measure(
     answers.
     """
     column = measure.columns[wave.id]
-    keys = raw.map(lambda v: raw_key(v) or "", na_action=None)
-    first = pd.Series(raw.to_numpy(), index=keys.to_numpy()).groupby(level=0, sort=False).first()
-    outcomes = {k: _map_value(first[k] if k else None, measure, wave, column, meta) for k in first.index}
-    values = keys.map(lambda k: outcomes[k].value).astype("float64")
-    reasons = keys.map(lambda k: outcomes[k].reason).astype("string")
-    rejected = keys.map(lambda k: outcomes[k].rejected).astype("string")
+    codes, distinct_values = distinct(raw)
+    outcomes = [_map_value(v, measure, wave, column, meta) for v in distinct_values]
+    values = pd.Series(np.array([o.value for o in outcomes], dtype="float64")[codes], index=raw.index)
+    reasons = pd.Series(np.array([o.reason for o in outcomes], dtype=object)[codes], index=raw.index, dtype="string")
+    rejected = pd.Series(np.array([o.rejected for o in outcomes], dtype=object)[codes], index=raw.index, dtype="string")
     return values, reasons, rejected
 
 
 def harmonise_text(raw: pd.Series) -> pd.Series:
     """Free text as stripped strings, blanks as missing."""
-    return raw.map(lambda v: None if raw_key(v) is None else str(v).strip()).astype("string")
+    return map_distinct(raw, lambda v: None if raw_key(v) is None else str(v).strip())
 
 
 def label_warnings(measure: Measure, wave: Wave, meta: RawMeta) -> list[str]:
@@ -255,22 +276,22 @@ def harmonise_wave(raw: pd.DataFrame, meta: RawMeta, wave: Wave, study: Study, s
     frame = pd.DataFrame(index=raw.index)
     frame["wave"] = wave.id
     frame["source_row"] = np.arange(1, len(raw) + 1, dtype="int64")
-    frame["council_raw"] = raw[wave.council].map(identifier_text).astype("string")
+    frame["council_raw"] = map_distinct(raw[wave.council], identifier_text)
     if wave.council_check:
-        frame["council_check_raw"] = raw[wave.council_check].map(identifier_text).astype("string")
+        frame["council_check_raw"] = map_distinct(raw[wave.council_check], identifier_text)
     raw_ids = raw[wave.respondent].map(identifier_text) if wave.respondent else pd.Series(None, index=raw.index)
-    frame["respondent_id"] = raw_ids.map(lambda v: None if v is None else pseudonymise(v, salt)).astype("string")
+    # pandas infers a string dtype for the ids, so a blank id arrives as NaN, not None
+    frame["respondent_id"] = raw_ids.map(lambda v: None if pd.isna(v) else pseudonymise(v, salt)).astype("string")
     if wave.role:
         labels = meta.value_labels.get(wave.role, {})
-        frame["role"] = raw[wave.role].map(
-            lambda v: None if raw_key(v) is None else str(labels.get(v, labels.get(_as_int(v), v))).strip()
-        ).astype("string")
+        frame["role"] = map_distinct(
+            raw[wave.role], lambda v: None if raw_key(v) is None else str(labels.get(v, labels.get(_as_int(v), v))).strip())
     else:
         frame["role"] = pd.Series(pd.NA, index=raw.index, dtype="string")
     value_quarantine = []
     if wave.submitted:
         submitted = _parse_times(raw[wave.submitted])
-        bad = submitted.isna() & raw[wave.submitted].map(lambda v: raw_key(v) is not None)
+        bad = submitted.isna() & map_distinct(raw[wave.submitted], lambda v: raw_key(v) is not None, "bool")
         if bad.any():
             value_quarantine.append(
                 _quarantine_rows(wave, source_file, frame.loc[bad, "source_row"], "Unreadable date and time",

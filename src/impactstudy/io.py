@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import json
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +68,19 @@ def _user_missing(meta: Any) -> dict[str, list[tuple[float, float]]]:
     return ranges
 
 
+# readstat (C code) crashes the interpreter on some damaged files instead of raising, so the file is
+# first read in a child process: a crash there becomes a clear DataError rather than a dead run.
+_PROBE = "import json, sys, pyreadstat; getattr(pyreadstat, sys.argv[1])(sys.argv[2], **json.loads(sys.argv[3]))"
+
+
+def _crash_probe(path: Path, reader: Any, kwargs: dict[str, Any], kind: str) -> None:
+    child = subprocess.run([sys.executable, "-c", _PROBE, reader.__name__, str(path), json.dumps(kwargs)],
+                           capture_output=True, check=False)
+    if child.returncode < 0:
+        raise DataError(f"{path}: the {kind} reader crashed on this file (signal {-child.returncode}), "
+                        "so it is damaged; export the wave again")
+
+
 def _read_stat(path: Path, fmt: str, options: ReadOptions) -> RawTable:
     readers = {
         "sav": (pyreadstat.read_sav, {"user_missing": True}),
@@ -75,16 +91,20 @@ def _read_stat(path: Path, fmt: str, options: ReadOptions) -> RawTable:
     reader, kwargs = readers[fmt]
     if options.encoding and fmt in ("sav", "dta", "sas7bdat"):
         kwargs = {**kwargs, "encoding": options.encoding}
+    kind = {"sav": "SPSS", "por": "SPSS portable", "dta": "Stata", "sas7bdat": "SAS"}[fmt]
+    _crash_probe(path, reader, kwargs, kind)
     try:
         frame, meta = reader(str(path), **kwargs)
     except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as err:
-        kind = {"sav": "SPSS", "por": "SPSS portable", "dta": "Stata", "sas7bdat": "SAS"}[fmt]
         raise DataError(
             f"{path}: cannot be read as a {kind} file ({err}); check it is a complete {kind} export, "
             "or set the wave's format if the extension is wrong"
         ) from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: text is not in the expected encoding ({err.reason}); set read.encoding for this wave") from None
+    unnamed = [str(i + 1) for i, name in enumerate(meta.column_names) if not isinstance(name, str) or not name.strip()]
+    if unnamed:  # readstat reads some damaged headers without complaint, leaving the name empty
+        raise DataError(f"{path}: variable(s) number {', '.join(unnamed)} have no name, so the file is damaged; export the wave again")
     _duplicated_columns(list(frame.columns), path)
     return RawTable(
         frame,
