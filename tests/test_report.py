@@ -211,3 +211,20 @@ def test_findings_are_worded_with_care(demo6):
     disagree = pd.concat([clear, clear.assign(model="gee", ci_low=-0.2)])
     assert "Not every model agrees: the GEE" in key_findings(disagree, study)[0].sentence
     assert np.isclose(key_findings(clear, study)[0].estimate, 0.5)
+
+
+def test_trajectories_match_statsmodels_t_interval_of_council_means(demo6):
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    from impactstudy.summaries import trajectories
+    study, paths = demo6
+    panel = pd.read_parquet(paths.panel_long)
+    out = trajectories(panel, study, ["eff_leadership"], ["status"])
+    cell = panel[(panel["measure"] == "eff_leadership") & (panel["wave"] == "follow_up") & panel["value"].notna()]
+    means = cell.groupby("council_code", observed=True)["value"].mean()
+    row = out[(out["wave"] == "follow_up") & (out["group"] == "all")].iloc[0]
+    assert row["n_councils"] == len(means) and row["n_respondents"] == cell["respondent_id"].nunique()
+    assert np.isclose(row["mean"], means.mean())
+    assert np.allclose([row["ci_low"], row["ci_high"]], DescrStatsW(means.to_numpy()).tconfint_mean())
+    by_status = out[(out["wave"] == "follow_up") & out["group"].str.startswith("status=")]
+    assert by_status["n_councils"].sum() == row["n_councils"]

@@ -40,10 +40,11 @@ from impactstudy.disclosure import FOOTNOTE, MARK, protect_counts
 from impactstudy.errors import ConfigError, DataError
 from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Step
-from impactstudy.tables import Table, count_mask, counts_text, interval, number, partition_mask, pct, table
+from impactstudy.tables import Table, count_mask, counts_text, from_rows, interval, number, partition_mask, pct, table
 
 AUDIENCES = ("public", "internal")
 PACKAGES = ("impactstudy", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "pyarrow", "pyreadstat")
+MAX_LISTED = 10  # council pages list answers one by one up to this many respondents per wave
 MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcnemar")
 
 
@@ -715,52 +716,63 @@ class Builder:
 
 
 def council_pages(study: Study, inputs: Inputs) -> list[dict[str, Any]]:
-    """One page's content per council: its trajectories against all councils and its group, and its answers."""
-    builder_labels = {w.id: w.label for w in study.waves}
+    """One page's content per council: its trajectories against all councils and its group, and its answers.
+
+    Answers are listed respondent by respondent where a council has at most :data:`MAX_LISTED`
+    respondents in a wave; otherwise each question's number of answers and mean are shown.
+    """
+    wave_labels = {w.id: w.label for w in study.waves}
     panel = inputs.panel
     observed = panel[panel["value"].notna()].groupby("measure", observed=True)["wave"].nunique()
     measures = [m for m in study.analysed_measures if m.type in ("likert", "numeric") and observed.get(m.name, 0) >= 2]
-    group_by = tuple(study.councils.group_by) if study.councils else ()
+    group_by = tuple(g for g in (study.councils.group_by if study.councils else ()) if g in panel.columns)
     names = [m.name for m in measures]
-    traj = summaries.trajectories(panel, study, names, group_by).set_index(["measure", "group", "wave"])["mean"]
-    own = summaries.council_means(panel, names).set_index(["council_code", "measure", "wave"])["mean"]
-    answers = summaries.answers(panel)
+    traj = summaries.trajectories(panel, study, names, group_by).set_index(["measure", "group", "wave"])["mean"].to_dict()
+    own = summaries.council_means(panel, names).set_index(["council_code", "measure", "wave"])["mean"].to_dict()
     labels = {m.name: m.label for m in study.measures}
+    order = {m.name: i for i, m in enumerate(study.analysed_measures)}
     info = (panel.drop_duplicates("council_code").set_index("council_code")
-            [["council_name", "authority_type", "region", *[g for g in group_by if g in panel.columns]]].astype(str))
+            [["council_name", "authority_type", "region", *group_by]].astype(str).sort_index())
     wave_ids = [w.id for w in study.waves]
-    by_council: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+    listed: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
     roles: dict[tuple[str, str, str], str] = {}
-    for r in answers.itertuples(index=False):
-        by_council.setdefault(r.council_code, {}).setdefault(r.wave, {}).setdefault(r.respondent_id, {})[r.measure] = r.answer
+    for r in summaries.answers(panel, MAX_LISTED).itertuples(index=False):
+        listed.setdefault(r.council_code, {}).setdefault(r.wave, {}).setdefault(r.respondent_id, {})[r.measure] = r.answer
         roles[(r.council_code, r.wave, r.respondent_id)] = str(r.role)
+    answered = panel[panel["value"].notna()].groupby(["council_code", "wave", "measure"], observed=True)["value"].agg(["count", "mean"])
+    answered = {k: g.droplevel([0, 1]) for k, g in answered.groupby(level=[0, 1], observed=True)}
     pages = []
     for code, row in info.iterrows():
-        groups = [f"{g}={row[g]}" for g in group_by if g in row]
+        groups = [f"{g}={row[g]}" for g in group_by]
         charts = []
         for m in measures:
             series = [(str(row["council_name"]), [own.get((code, m.name, w), np.nan) for w in wave_ids]),
                       ("All councils", [traj.get((m.name, summaries.ALL, w), np.nan) for w in wave_ids])]
             series += [(g.split("=", 1)[1], [traj.get((m.name, g, w), np.nan) for w in wave_ids]) for g in groups]
             lo, hi = (m.levels[0], m.levels[-1]) if m.levels else (m.minimum or 0, m.maximum or 100)
-            alt = (f"{m.label}: {row['council_name']}'s mean at each wave against all councils and its group. "
-                   "The table gives the values.")
-            svg = figures.line_svg(series, [builder_labels[w] for w in wave_ids], alt, (lo, hi))
-            data = table(f"data-{m.name}", f"{m.label}: means by wave",
-                         pd.DataFrame({"Series": [s[0] for s in series],
-                                       **{builder_labels[w]: [number(s[1][k]) for s in series] for k, w in enumerate(wave_ids)}}),
-                         numeric=[builder_labels[w] for w in wave_ids])
-            charts.append({"title": m.label, "svg": Markup(svg), "table": data})
+            alt = f"{m.label}: {row['council_name']}'s mean at each wave against all councils and its group."
+            header = ["Series", *[wave_labels[w] for w in wave_ids]]
+            data = from_rows(f"data-{m.name}", f"{m.label}: means by wave", header,
+                             [[name, *[number(v) for v in values]] for name, values in series], numeric=header[1:])
+            charts.append({"title": m.label, "svg": Markup(figures.line_svg(series, [wave_labels[w] for w in wave_ids], alt, (lo, hi))),
+                           "table": data})
         responses = []
         for wave in wave_ids:
-            people = by_council.get(code, {}).get(wave, {})
-            if not people:
-                continue
-            ids = sorted(people)
-            measures_here = [m.name for m in study.analysed_measures if any(m.name in people[p] for p in ids)]
-            frame = pd.DataFrame({"Question": [labels[m] for m in measures_here],
-                                  **{f"{roles[(code, wave, p)]} ({p[:8]})": [people[p].get(m, "") for m in measures_here] for p in ids}})
-            responses.append(table(f"responses-{wave}", f"Answers at “{builder_labels[wave]}”", frame))
+            people = listed.get(code, {}).get(wave)
+            caption = f"Answers at “{wave_labels[wave]}”"
+            if people:
+                ids = sorted(people)
+                asked = sorted({m for p in ids for m in people[p] if m in order}, key=order.get)
+                header = ["Question", *[f"{roles[(code, wave, p)]} ({p[:8]})" for p in ids]]
+                responses.append(from_rows(f"responses-{wave}", caption, header,
+                                           [[labels[m], *[people[p].get(m, "") for p in ids]] for m in asked]))
+            elif (code, wave) in answered:
+                summary = answered[(code, wave)].sort_index(key=lambda idx: idx.map(order))
+                header = ["Question", "Respondents answering", "Mean code"]
+                responses.append(from_rows(f"responses-{wave}", caption + " (summarised: many respondents)", header,
+                                           [[labels.get(m, m), f"{int(n):,}", number(v)]
+                                            for m, n, v in zip(summary.index, summary["count"], summary["mean"])],
+                                           numeric=header[1:]))
         pages.append({"code": code, "name": row["council_name"], "authority_type": row["authority_type"].replace("_", " "),
                       "region": row["region"], "groups": [g.replace("=", ": ") for g in groups], "charts": charts,
                       "responses": responses})

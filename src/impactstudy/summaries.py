@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
-from statsmodels.stats.weightstats import DescrStatsW
 
 from impactstudy.config import Study
 
@@ -45,33 +45,41 @@ def groups(panel: pd.DataFrame, by: Iterable[str] = ()) -> Iterable[tuple[str, p
             yield f"{covariate}={level}", panel[panel[covariate] == level]
 
 
-def mean_ci(values: pd.Series) -> tuple[float, float, float]:
-    """Mean and 95% t interval of ``values`` (NaN interval with fewer than two values)."""
-    values = values.dropna().to_numpy(dtype=float)
-    if len(values) == 0:
-        return np.nan, np.nan, np.nan
-    if len(values) < 2 or np.all(values == values[0]):
-        return float(values.mean()), np.nan, np.nan
-    low, high = DescrStatsW(values).tconfint_mean()
-    return float(values.mean()), float(low), float(high)
+def t_interval(mean: pd.Series, sd: pd.Series, n: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """95% t intervals for many means at once (NaN below two values or with no spread)."""
+    n = n.to_numpy(dtype=float)
+    se = sd.to_numpy(dtype=float) / np.sqrt(n)
+    ok = (n >= 2) & (se > 0)
+    low, high = stats.t.interval(0.95, np.where(ok, n - 1, 1), loc=mean.to_numpy(dtype=float), scale=np.where(ok, se, 1))
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
 
 
 def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by: Iterable[str] = ()) -> pd.DataFrame:
-    """Mean of council means per measure × wave × group, with its 95% interval and the counts behind it."""
-    panel = _plain(panel)
-    wanted = panel[panel["measure"].isin(list(measures)) & panel["value"].notna()]
+    """Mean of council means per measure × wave × group, with its 95% interval and the counts behind it.
+
+    Vectorised (one group-by per grouping), so a national panel of millions of rows takes seconds.
+    """
+    measures = list(measures)
+    keep = ["council_code", "respondent_id", "measure", "wave", "wave_order", "value", *[b for b in by if b in panel]]
+    data = panel.loc[panel["measure"].isin(measures) & panel["value"].notna(), keep]
+    data = _plain(data)
     labels = {w.id: w.label for w in study.waves}
-    rows = []
-    for group, subset in groups(wanted, by):
-        for (measure, wave), cell in subset.groupby(["measure", "wave"], sort=False):
-            council = cell.groupby("council_code")["value"].mean()
-            mean, low, high = mean_ci(council)
-            rows.append({"measure": measure, "wave": wave, "wave_label": labels.get(wave, wave),
-                         "wave_order": int(cell["wave_order"].iloc[0]), "group": group, "mean": mean,
-                         "ci_low": low, "ci_high": high, "n_councils": int(council.size),
-                         "n_respondents": int(cell["respondent_id"].nunique())})
+    frames = []
+    for covariate in [None, *[b for b in by if b in data]]:
+        keys = ["measure", "wave", "wave_order"] + ([covariate] if covariate else [])
+        council = data.groupby([*keys, "council_code"], observed=True, dropna=True)["value"].mean().rename("value").reset_index()
+        summary = council.groupby(keys, observed=True)["value"].agg(mean="mean", sd="std", n_councils="count").reset_index()
+        people = data.groupby(keys, observed=True, dropna=True)["respondent_id"].nunique().rename("n_respondents").reset_index()
+        summary = summary.merge(people, on=keys)
+        summary["group"] = ALL if covariate is None else covariate + "=" + summary[covariate].astype(str)
+        frames.append(summary.drop(columns=[covariate] if covariate else []))
     columns = ["measure", "wave", "wave_label", "wave_order", "group", "mean", "ci_low", "ci_high", "n_councils", "n_respondents"]
-    out = pd.DataFrame(rows, columns=columns)
+    if not frames or data.empty:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True)
+    out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["sd"], out["n_councils"])
+    out["wave_label"] = out["wave"].map(labels).fillna(out["wave"])
+    out = out[columns].astype({"n_councils": int, "n_respondents": int, "wave_order": int})
     return out.sort_values(["measure", "group", "wave_order"], kind="stable").reset_index(drop=True)
 
 
@@ -81,8 +89,7 @@ def option_shares(panel: pd.DataFrame, study: Study, parent: str, by: Iterable[s
     ``base`` is respondents who answered the option (selected or not), ``selected`` those who chose it.
     """
     members = {m.name: m for m in study.set_members(parent)}
-    panel = _plain(panel)
-    wanted = panel[panel["measure"].isin(list(members)) & panel["value"].notna()]
+    wanted = _plain(panel[panel["measure"].isin(list(members)) & panel["value"].notna()])
     order = {name: i for i, name in enumerate(members)}
     rows = []
     for group, subset in groups(wanted, by):
@@ -102,8 +109,7 @@ def option_shares(panel: pd.DataFrame, study: Study, parent: str, by: Iterable[s
 
 def participation(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Councils and respondents per wave, and how many of the first wave's are still there."""
-    panel = _plain(panel)
-    present = panel.drop_duplicates(["wave", "council_code", "respondent_id"])
+    present = _plain(panel[["wave", "council_code", "respondent_id"]].drop_duplicates())
     first = present[present["wave"] == study.wave_ids[0]]
     first_councils, first_people = set(first["council_code"]), set(first["respondent_id"])
     rows = []
@@ -151,9 +157,9 @@ def sample_vs_register(summary: Mapping[str, Any]) -> pd.DataFrame:
 
 def missing_reasons(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Why answers are missing: responses per measure × wave × reason (text measures excluded)."""
-    panel = _plain(panel)
     text = {m.name for m in study.measures if m.type == "text"}
-    missing = panel[panel["value"].isna() & panel["missing_reason"].notna() & ~panel["measure"].isin(text)]
+    missing = _plain(panel.loc[panel["value"].isna() & panel["missing_reason"].notna() & ~panel["measure"].isin(text),
+                               ["measure", "wave", "missing_reason"]])
     out = (missing.groupby(["measure", "wave", "missing_reason"]).size().rename("n").reset_index()
            .rename(columns={"missing_reason": "reason"}))
     return out.sort_values(["measure", "wave", "reason"], kind="stable").reset_index(drop=True)
@@ -181,16 +187,23 @@ def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
 
 def council_means(panel: pd.DataFrame, measures: Iterable[str]) -> pd.DataFrame:
     """Each council's mean per measure and wave, with its number of respondents."""
-    panel = _plain(panel)
-    wanted = panel[panel["measure"].isin(list(measures)) & panel["value"].notna()]
+    wanted = _plain(panel.loc[panel["measure"].isin(list(measures)) & panel["value"].notna(),
+                              ["council_code", "measure", "wave", "wave_order", "value", "respondent_id"]])
     out = (wanted.groupby(["council_code", "measure", "wave", "wave_order"])
            .agg(mean=("value", "mean"), n_respondents=("respondent_id", "nunique")).reset_index())
     return out.sort_values(["council_code", "measure", "wave_order"], kind="stable").reset_index(drop=True)
 
 
-def answers(panel: pd.DataFrame) -> pd.DataFrame:
-    """Every answer as shown to a reader: the survey's label, else why it is missing."""
-    panel = _plain(panel)
+def answers(panel: pd.DataFrame, max_listed: int | None = None) -> pd.DataFrame:
+    """Every answer as shown to a reader: the survey's label, else why it is missing.
+
+    With ``max_listed``, only council-waves with at most that many respondents (a table of
+    individual answers is readable for a few respondents, not for two hundred).
+    """
+    if max_listed is not None:
+        size = panel.groupby(["council_code", "wave"], observed=True)["respondent_id"].transform("nunique")
+        panel = panel[size <= max_listed]
+    panel = _plain(panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure", "value_label", "missing_reason"]])
     answer = panel["value_label"].fillna(panel["missing_reason"]).fillna("")
     out = panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure"]].assign(answer=answer)
     return out.sort_values(["council_code", "wave_order", "respondent_id"], kind="stable").reset_index(drop=True)

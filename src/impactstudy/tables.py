@@ -42,6 +42,13 @@ def table(id: str, caption: str, frame: pd.DataFrame, numeric: Sequence[str] = (
                  numeric=tuple(c in numeric for c in frame.columns), notes=tuple(notes))
 
 
+def from_rows(id: str, caption: str, header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[str] = (),
+              notes: Sequence[str] = ()) -> Table:
+    """A :class:`Table` from lists of display text: no DataFrame, for the many small council-page tables."""
+    return Table(id=id, caption=caption, header=tuple(header), rows=tuple(tuple(r) for r in rows),
+                 numeric=tuple(h in numeric for h in header), notes=tuple(notes))
+
+
 def pct(value: float) -> str:
     """A share as a whole percentage."""
     return "–" if value is None or not np.isfinite(value) else f"{100 * value:.0f}%"
