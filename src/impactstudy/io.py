@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import json
-import subprocess
-import sys
+import multiprocessing
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,17 +68,21 @@ def _user_missing(meta: Any) -> dict[str, list[tuple[float, float]]]:
     return ranges
 
 
-# readstat (C code) crashes the interpreter on some damaged files instead of raising, so the file is
-# first read in a child process: a crash there becomes a clear DataError rather than a dead run.
-_PROBE = "import json, sys, pyreadstat; getattr(pyreadstat, sys.argv[1])(sys.argv[2], **json.loads(sys.argv[3]))"
+def _read_isolated(path: Path, reader: Any, kwargs: dict[str, Any], kind: str) -> Any:
+    """``reader(path, **kwargs)`` run in a child process, its result (or exception) passed back.
 
-
-def _crash_probe(path: Path, reader: Any, kwargs: dict[str, Any], kind: str) -> None:
-    child = subprocess.run([sys.executable, "-c", _PROBE, reader.__name__, str(path), json.dumps(kwargs)],
-                           capture_output=True, check=False)
-    if child.returncode < 0:
-        raise DataError(f"{path}: the {kind} reader crashed on this file (signal {-child.returncode}), "
-                        "so it is damaged; export the wave again")
+    readstat (C code) crashes the interpreter on some damaged files instead of raising, so the file is
+    read in a child: a crash there becomes a clear DataError rather than a dead run. The child is forked
+    where the platform allows (no interpreter start-up, nothing re-imported) and the file is read once:
+    the frame comes back pickled, which costs a fraction of reading it.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else methods[0])
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            return pool.submit(reader, str(path), **kwargs).result()
+        except BrokenProcessPool:
+            raise DataError(f"{path}: the {kind} reader crashed on this file, so it is damaged; export the wave again") from None
 
 
 def _read_stat(path: Path, fmt: str, options: ReadOptions) -> RawTable:
@@ -92,9 +96,8 @@ def _read_stat(path: Path, fmt: str, options: ReadOptions) -> RawTable:
     if options.encoding and fmt in ("sav", "dta", "sas7bdat"):
         kwargs = {**kwargs, "encoding": options.encoding}
     kind = {"sav": "SPSS", "por": "SPSS portable", "dta": "Stata", "sas7bdat": "SAS"}[fmt]
-    _crash_probe(path, reader, kwargs, kind)
     try:
-        frame, meta = reader(str(path), **kwargs)
+        frame, meta = _read_isolated(path, reader, kwargs, kind)
     except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as err:
         raise DataError(
             f"{path}: cannot be read as a {kind} file ({err}); check it is a complete {kind} export, "
