@@ -64,9 +64,7 @@ def make_row(model: str, later: str, earlier: str, group: str, **values: object)
 def to_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
     """Rows as a DataFrame with exactly :data:`COLUMNS`, counts as int and numbers as float."""
     frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
-    frame[list(_NUMERIC)] = frame[list(_NUMERIC)].astype(float)
-    frame[["n_obs", "n_councils"]] = frame[["n_obs", "n_councils"]].astype("int64")
-    return frame
+    return frame.astype({**dict.fromkeys(_NUMERIC, float), "n_obs": "int64", "n_councils": "int64"})
 
 
 def estimates_table(summary: pd.DataFrame, measure: str, model: str, group_by: str) -> pd.DataFrame:
