@@ -36,11 +36,27 @@ $(STAMPS)/link: $(STAMPS)/ingest
 	$(IS) link --study $(STUDY)
 	@touch $@
 
+$(STAMPS)/model: $(STAMPS)/link
+	$(IS) model --study $(STUDY)
+	@touch $@
+
+$(STAMPS)/report-$(AUDIENCE): $(STAMPS)/model
+	$(IS) report --study $(STUDY) --audience $(AUDIENCE)
+	@rm -f $(STAMPS)/report-*
+	@touch $@
+
 ingest: $(VENV)/.installed demo ## Read each wave's raw file (only waves whose file or settings changed)
 	@$(MAKE) --no-print-directory $(STAMPS)/ingest
 
 link: $(VENV)/.installed demo ## Resolve councils and link the waves into panels
 	@$(MAKE) --no-print-directory $(STAMPS)/link
+
+model: $(VENV)/.installed demo ## Fit the change-over-time models (tables in reports/$(STUDY)/tables)
+	@$(MAKE) --no-print-directory $(STAMPS)/model
+
+report: $(VENV)/.installed demo ## Run every stage and write reports/$(STUDY)/index.html (AUDIENCE=public|internal)
+	@$(MAKE) --no-print-directory $(STAMPS)/report-$(AUDIENCE)
+	@echo "report: reports/$(STUDY)/index.html"
 
 status: $(VENV)/.installed ## Say which stages are up to date or stale, and why
 	@$(IS) status --study $(STUDY)

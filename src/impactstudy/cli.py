@@ -26,7 +26,8 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         from impactstudy import stages
 
-        ran = stages.run(args.study, [stage], root=args.root, force=args.force, wait=args.wait, log=_log)
+        ran = stages.run(args.study, [stage], root=args.root, force=args.force, wait=args.wait, log=_log,
+                         audience=args.audience)
         if not ran:
             _log(f"{stage}: up to date (nothing to do)")
         return 0
@@ -37,7 +38,8 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from impactstudy import stages
 
-    ran = stages.run(args.study, None, root=args.root, force=args.force, wait=args.wait, log=_log)
+    ran = stages.run(args.study, None, root=args.root, force=args.force, wait=args.wait, log=_log,
+                     audience=args.audience)
     if not ran:
         _log("all stages up to date (nothing to do)")
     return 0
@@ -47,7 +49,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from impactstudy import stages
 
     stale = 0
-    for name, reasons in stages.status(args.study, root=args.root):
+    for name, reasons in stages.status(args.study, root=args.root, audience=args.audience):
         if reasons:
             stale += 1
             print(f"{name:<28} stale: {'; '.join(reasons)}")
@@ -109,18 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     stage_opts.add_argument("--force", action="store_true", help="rerun even if inputs are unchanged")
     stage_opts.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                             help="wait this long for another run of the study to finish")
+    audience = argparse.ArgumentParser(add_help=False)
+    audience.add_argument("--audience", choices=("public", "internal"), default=os.environ.get("AUDIENCE", "public"),
+                          help="the report's audience: public (disclosure control, no council pages) or internal")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for stage, text in (
         ("ingest", "read each wave's raw file into waves/<wave>.parquet, quarantine.csv, ingest_report.json"),
         ("link", "resolve councils and link waves into panel_long/panel_wide, linkage.csv, panel_long.sav"),
         ("model", "fit the change-over-time models: tables/contrasts.csv, estimates.csv, attrition.csv, expectations.csv"),
+        ("report", "write reports/<study>/index.html, council pages (internal audience) and figures"),
     ):
-        p = sub.add_parser(stage, parents=[common, stage_opts], help=text, description=text)
+        p = sub.add_parser(stage, parents=[common, stage_opts, audience], help=text, description=text)
         p.set_defaults(func=_stage_command(stage))
-    p = sub.add_parser("run", parents=[common, stage_opts], help="run every stage that is out of date")
+    p = sub.add_parser("run", parents=[common, stage_opts, audience], help="run every stage that is out of date")
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("status", parents=[common], help="list each stage (and wave) as up to date or stale, and why")
+    p = sub.add_parser("status", parents=[common, audience], help="list each stage (and wave) as up to date or stale, and why")
     p.set_defaults(func=_cmd_status)
     p = sub.add_parser("validate", parents=[common], help="check the config against the raw files, reporting every problem")
     p.set_defaults(func=_cmd_validate)

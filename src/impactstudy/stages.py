@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from impactstudy.config import Study, load_study
+from impactstudy.errors import ConfigError
 from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Manifest, Step, run_steps, study_lock
 
@@ -20,13 +21,18 @@ STAGE_STEPS = {
     "ingest": "impactstudy.ingest:ingest_steps",
     "link": "impactstudy.link:link_steps",
     "model": "impactstudy.models:model_steps",
+    "report": "impactstudy.report:report_steps",
 }
 STAGES = tuple(STAGE_STEPS)
 
 
-def _steps_for(stage: str, study: Study, paths: StudyPaths) -> list[Step]:
+AUDIENCES = ("public", "internal")
+
+
+def _steps_for(stage: str, study: Study, paths: StudyPaths, audience: str) -> list[Step]:
     module, function = STAGE_STEPS[stage].split(":")
-    return getattr(importlib.import_module(module), function)(study, paths)
+    build = getattr(importlib.import_module(module), function)
+    return build(study, paths, audience=audience) if stage == "report" else build(study, paths)
 
 
 def open_study(study: str, root: Path | str = ".") -> tuple[Study, StudyPaths]:
@@ -35,26 +41,35 @@ def open_study(study: str, root: Path | str = ".") -> tuple[Study, StudyPaths]:
     return load_study(paths.config, study), paths
 
 
-def plan(study: Study, paths: StudyPaths, upto: str) -> list[Step]:
+def plan(study: Study, paths: StudyPaths, upto: str, audience: str = "public") -> list[Step]:
     """Every step of the stages up to and including ``upto``, in order."""
     names = STAGES[: STAGES.index(upto) + 1]
-    return [step for stage in names for step in _steps_for(stage, study, paths)]
+    return [step for stage in names for step in _steps_for(stage, study, paths, audience)]
 
 
 def run(study: str, stages: Iterable[str] | None = None, root: Path | str = ".", force: bool = False,
-        wait: float = 0.0, log: Callable[[str], None] = lambda _m: None) -> list[str]:
-    """Run ``stages`` (default: all) of ``study``, and whatever they depend on; return the steps that ran."""
+        wait: float = 0.0, log: Callable[[str], None] = lambda _m: None, audience: str = "public") -> list[str]:
+    """Run ``stages`` (default: all) of ``study``, and whatever they depend on; return the steps that ran.
+
+    ``audience`` (``public`` or ``internal``) is the report's: the public report applies disclosure
+    control and has no council pages or quotes.
+    """
     config, paths = open_study(study, root)
     wanted = list(stages or STAGES)
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(STAGES)}")
+    if audience not in AUDIENCES:
+        raise ConfigError(f"audience must be one of {', '.join(AUDIENCES)}, got '{audience}'")
     upto = max(wanted, key=STAGES.index)
     with study_lock(paths, timeout=wait):
-        steps = plan(config, paths, upto)
+        steps = plan(config, paths, upto, audience)
         forced = {s.name for s in steps if s.name.split(":")[0] in wanted} if force else set()
         return run_steps(paths, steps, force=forced, log=log)
 
 
-def status(study: str, root: Path | str = ".") -> list[tuple[str, list[str]]]:
+def status(study: str, root: Path | str = ".", audience: str = "public") -> list[tuple[str, list[str]]]:
     """Each step of every stage with the reasons it is stale (an empty list: up to date)."""
     config, paths = open_study(study, root)
     manifest = Manifest(paths)
-    return [(step.name, manifest.stale_reasons(step)) for step in plan(config, paths, STAGES[-1])]
+    return [(step.name, manifest.stale_reasons(step)) for step in plan(config, paths, STAGES[-1], audience)]
