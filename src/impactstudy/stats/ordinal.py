@@ -28,12 +28,13 @@ optimiser does not converge at all (separation elsewhere in the design) every ro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import special
 from statsmodels.miscmodels.ordinal_model import OrderedModel
+from statsmodels.stats import sandwich_covariance as sw
 
 from impactstudy.errors import DataError
 from impactstudy.stats import tidy
@@ -50,10 +51,15 @@ class LogitOrderedModel(OrderedModel):
     ``endog`` must be integer codes 0..J-1. With ``a = theta_{y+1} - x'beta`` and ``b = theta_y - x'beta``
     (``theta_0 = -inf``, ``theta_J = +inf``), ``log p = log(F(a) - F(b))``; the derivatives in
     ``(beta, theta)`` are mapped to statsmodels' ``(beta, theta_1, log(theta_j - theta_{j-1}))``.
+
+    ``freq_weights`` counts how many answers each row stands for, so that the (few) distinct (design
+    row, answer) patterns can be fitted in place of every answer: the likelihood is the same sum.
+    ``score_obs`` is per pattern and unweighted (one answer's score), for expanding back to answers.
     """
 
-    def __init__(self, endog: np.ndarray, exog: np.ndarray) -> None:
+    def __init__(self, endog: np.ndarray, exog: np.ndarray, freq_weights: np.ndarray | None = None) -> None:
         super().__init__(endog, exog, distr="logit")
+        self.weights = np.ones(len(self.endog)) if freq_weights is None else np.asarray(freq_weights, dtype=float)
         n_thresh = self.k_levels - 1
         codes = np.asarray(self.endog, dtype=np.intp)
         # one-hot of the threshold above (upper) and below (lower) each answer; none at -inf/+inf
@@ -81,12 +87,22 @@ class LogitOrderedModel(OrderedModel):
         score_beta = -((fa - fb) / prob)[:, None] * self.exog
         return low, upp, fa, fb, prob, score_beta, score_theta
 
+    @property
+    def start_params(self) -> np.ndarray:
+        """statsmodels' start (thresholds from the answer frequencies, coefficients 0), weighted."""
+        freq = np.bincount(self.endog, weights=self.weights) / self.weights.sum()
+        thresholds = self.transform_reverse_threshold_params(special.logit(np.clip(freq.cumsum(), 0, 1)))
+        return np.concatenate((np.zeros(self.k_vars), thresholds))
+
+    def loglikeobs(self, params: np.ndarray) -> np.ndarray:
+        return self.weights * super().loglikeobs(params)
+
     def score_obs(self, params: np.ndarray, **kwds: object) -> np.ndarray:
         _, _, _, _, _, score_beta, score_theta = self._pieces(params)
         return np.column_stack([score_beta, score_theta @ self._threshold_jacobian(params)])
 
     def score(self, params: np.ndarray) -> np.ndarray:
-        return self.score_obs(params).sum(axis=0)
+        return self.weights @ self.score_obs(params)
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
         low, upp, fa, fb, prob, score_beta, score_theta = self._pieces(params)
@@ -96,13 +112,14 @@ class LogitOrderedModel(OrderedModel):
         ja = np.column_stack([-self.exog, self._upper])  # d a / d (beta, theta)
         jb = np.column_stack([-self.exog, self._lower])
         g = np.column_stack([score_beta, score_theta])
-        h = (ja * da[:, None]).T @ ja - (jb * db[:, None]).T @ jb - g.T @ g
+        w = self.weights[:, None]
+        h = (ja * (w * da[:, None])).T @ ja - (jb * (w * db[:, None])).T @ jb - (g * w).T @ g
         k = self.exog.shape[1]
         jac = np.eye(len(params))
         jac[k:, k:] = self._threshold_jacobian(params)
         h = jac.T @ h @ jac
         # second derivative of theta in tau: d2 theta_j / d tau_m^2 = exp(tau_m) for 2 <= m <= j
-        total = score_theta.sum(axis=0)
+        total = self.weights @ score_theta
         diag = np.r_[0.0, np.cumsum(total[::-1])[::-1][1:]] * np.r_[0.0, np.exp(params[k:][1:])]
         h[k:, k:] += np.diag(diag)
         return h
@@ -129,7 +146,7 @@ def fit_ordinal(
     def result(design: WaveDesign | None, fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
         return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, design=design,
                               test=fit.test if fit else None, warning=warning,
-                              cell_problem=lambda lv, a, b: _separated(d, group, lv, a, b))
+                              cell_problem=_separation_check(d, group))
 
     if d.empty:
         return result(None, None, "no observed values")
@@ -143,34 +160,52 @@ def fit_ordinal(
     except DataError as err:
         return result(None, None, str(err))
     council_idx = pd.factorize(d["council_code"])[0]
+    # The likelihood only sees (wave x level cell, answer) patterns: fit those, weighted by their counts.
+    patterns, answer_pattern, counts = np.unique(design.cell_index * len(categories) + codes, return_inverse=True,
+                                                 return_counts=True)
     with tidy.captured_warnings() as caught:
-        model = LogitOrderedModel(codes, design.X)
+        model = LogitOrderedModel(patterns % len(categories), design.cell_X[patterns // len(categories)],
+                                  freq_weights=counts)
         try:
-            fit = model.fit(method="bfgs", gtol=1e-8, maxiter=300, disp=False, cov_type="cluster",
-                            cov_kwds={"groups": council_idx, "use_correction": True})
+            # statsmodels scales the objective by the number of rows (patterns here): scale gtol alike,
+            # so convergence means what it means on one row per answer (gradient / answers < 1e-8).
+            fit = model.fit(method="bfgs", gtol=1e-8 * len(codes) / len(patterns), maxiter=300, disp=False)
+            cov = None
+            if fit.mle_retvals.get("converged", False):
+                scores = model.score_obs(fit.params)[answer_pattern]
+                cov = sw.cov_cluster((scores, np.linalg.inv(model.hessian(fit.params))), council_idx,
+                                     use_correction=True)
         except (ValueError, np.linalg.LinAlgError) as err:  # statsmodels' way of saying the data defeat it
             caught.append(f"{type(err).__name__}: {err}")
             fit = None
     warning = tidy.join_warnings(*caught)
-    if fit is None or not fit.mle_retvals.get("converged", False):
+    if fit is None or cov is None:
         # Typically separation somewhere in the design: some coefficient runs off to infinity, and the
         # Hessian (so every standard error) is unreliable, so no contrast is reported.
         return result(design, None, tidy.join_warnings("proportional-odds fit did not converge", warning))
     k = design.X.shape[1]  # exog coefficients come first, thresholds after
     beta = np.asarray(fit.params)[:k]
-    cov = np.asarray(fit.cov_params())[:k, :k]
+    cov = cov[:k, :k]
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(cov))):
         return result(design, None, tidy.join_warnings("estimates or clustered covariance not finite", warning))
     return result(design, tidy.WaldFit(beta, cov, float(n_councils - 1) if few else None, conf_level), warning)
 
 
-def _separated(d: pd.DataFrame, group: str | None, level: object, later: str, earlier: str) -> str:
-    """Why the log odds ratio between the two cells is infinite ('' when it is finite)."""
-    a = d.loc[tidy.cell_mask(d, group, level, [later]), "value"]
-    b = d.loc[tidy.cell_mask(d, group, level, [earlier]), "value"]
-    if a.nunique() == 1 and b.nunique() == 1 and a.iloc[0] == b.iloc[0]:
+def _separation_check(d: pd.DataFrame, group: str | None) -> Callable[[object, str, str], str]:
+    """``check(level, later, earlier)``: why the log odds ratio between the two cells is infinite ('' when
+    it is finite), from each cell's lowest and highest answer."""
+    keys = ([group] if group is not None else []) + ["wave"]
+    ranges = d.groupby(keys, observed=True)["value"].agg(["min", "max"])
+    bounds = {(k if group is not None else (None, k)): (lo, hi) for k, lo, hi in
+              zip(ranges.index, ranges["min"], ranges["max"])}
+
+    def check(level: object, later: str, earlier: str) -> str:
+        (a_min, a_max), (b_min, b_max) = bounds[(level, later)], bounds[(level, earlier)]
+        if a_min == a_max == b_min == b_max:
+            return ""
+        if a_min >= b_max or b_min >= a_max:
+            return (f"separation: answers at {later} (range {a_min:g}-{a_max:g}) and {earlier} "
+                    f"(range {b_min:g}-{b_max:g}) do not overlap; the log odds ratio is infinite")
         return ""
-    if a.min() >= b.max() or b.min() >= a.max():
-        return (f"separation: answers at {later} (range {a.min():g}-{a.max():g}) and {earlier} "
-                f"(range {b.min():g}-{b.max():g}) do not overlap; the log odds ratio is infinite")
-    return ""
+
+    return check

@@ -80,6 +80,8 @@ class WaveDesign:
     levels: tuple[str, ...]  # group levels, levels[0] the reference; () without a group
     observed: np.ndarray  # (waves, levels or 1) bool: does the cell have rows
     kept: np.ndarray  # bool over the full design's columns (intercept included)
+    cell_X: np.ndarray  # (cells, kept columns): the design row of each (wave, level) cell, wave-major
+    cell_index: np.ndarray  # (rows,): the cell of each row of df, so X == cell_X[cell_index]
     intercept: bool = True
 
     def _cell(self, wave: str, level: str | None) -> np.ndarray:
@@ -201,14 +203,17 @@ def design_matrix(
         kept = _independent_columns(full_rows[observed])
     if not intercept:
         kept[0] = False
+    cell_x = full_rows[:, kept]
     return WaveDesign(
-        X=full_rows[:, kept][cell_idx],
+        X=cell_x[cell_idx],
         columns=tuple(c for c, k in zip(_column_names(waves, group, levels), kept) if k),
         waves=waves,
         group=group,
         levels=levels,
         observed=observed.reshape(len(waves), n_levels),
         kept=kept,
+        cell_X=cell_x,
+        cell_index=cell_idx,
         intercept=intercept,
     )
 
