@@ -114,8 +114,13 @@ def safe_for_spreadsheet(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(target: Path, frame: pd.DataFrame) -> None:
-    """Write ``frame`` as UTF-8 CSV (no index), formula-safe, atomically."""
-    text = safe_for_spreadsheet(frame).to_csv(index=False, lineterminator="\n", float_format="%.10g")
+    """Write ``frame`` as UTF-8 CSV (no index), formula-safe, atomically.
+
+    Lines end in CRLF (RFC 4180): Python's CSV writer quotes a cell only for the characters of the line
+    terminator, so with a bare LF a text cell holding a carriage return was left unquoted and split
+    its row in two for every reader.
+    """
+    text = safe_for_spreadsheet(frame).to_csv(index=False, lineterminator="\r\n", float_format="%.10g")
     write_text(target, text)
 
 
