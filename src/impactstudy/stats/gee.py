@@ -76,12 +76,14 @@ def fit_gee(
         return result(design, None, "every observed value is the same; nothing varies to model")
     if d.groupby("council_code").size().max() < 2:
         return result(design, None, "every council has a single answer; the within-council correlation is not estimable")
+    y = d["value"].to_numpy()
+    w = d[weights].to_numpy(float) if weights else None
     with tidy.captured_warnings() as caught:
-        model = sm.GEE(d["value"].to_numpy(), design.X, groups=d["council_code"].to_numpy(),
-                       family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Exchangeable(),
-                       weights=d[weights].to_numpy(float) if weights else None)
+        model = sm.GEE(y, design.X, groups=d["council_code"].to_numpy(), family=sm.families.Gaussian(),
+                       cov_struct=sm.cov_struct.Exchangeable(), weights=w)
         try:
-            fit = model.fit(cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
+            fit = model.fit(start_params=_start_params(design, y, w),
+                            cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
         except (ValueError, np.linalg.LinAlgError) as err:  # statsmodels' way of saying the data defeat it
             caught.append(f"{type(err).__name__}: {err}")
             fit = None
@@ -92,3 +94,14 @@ def fit_gee(
     if not np.all(np.isfinite(cov)):
         return result(design, None, tidy.join_warnings("robust covariance is not finite", warning))
     return result(design, tidy.WaldFit(np.asarray(fit.params), cov, df, conf_level), warning)
+
+
+def _start_params(design: WaveDesign, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """GEE's own starting values (the weighted least-squares fit statsmodels gets from a Gaussian GLM
+    with ``freq_weights``), from the cell means: the same normal equations, a handful of rows."""
+    w = np.ones(len(y)) if weights is None else weights
+    n_cells = len(design.cell_X)
+    total = np.bincount(design.cell_index, weights=w, minlength=n_cells)
+    seen = total > 0
+    means = np.bincount(design.cell_index, weights=w * y, minlength=n_cells)[seen] / total[seen]
+    return np.asarray(sm.WLS(means, design.cell_X[seen], weights=total[seen]).fit().params)
