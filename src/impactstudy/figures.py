@@ -200,7 +200,7 @@ def forest_chart(frame: pd.DataFrame, rows: Sequence[tuple[str, str]], series: S
 
     ``frame`` has ``row, series, estimate, ci_low, ci_high``; withheld estimates are NaN and not drawn.
     """
-    fig = new_figure(7.0, 0.42 * len(rows) * max(1, len(series)) ** 0.5 + 1.6, title, subtitle)
+    fig = new_figure(7.0, 0.42 * len(rows) * max(1, len(series)) ** 0.5 + 2.0, title, subtitle)
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1].astype(float)
     offsets = np.linspace(0.22, -0.22, len(series)) if len(series) > 1 else [0.0]
@@ -210,13 +210,17 @@ def forest_chart(frame: pd.DataFrame, rows: Sequence[tuple[str, str]], series: S
         st = style(k)
         ax.hlines(y + offsets[k], cell["ci_low"].to_numpy(dtype=float), cell["ci_high"].to_numpy(dtype=float),
                   color=st["color"], linewidth=1.1)
-        ax.plot(est, y + offsets[k], st["marker"], color=st["color"], markersize=4, label=label)
+        withheld = not np.isfinite(est).any()
+        ax.plot(est, y + offsets[k], st["marker"], color=st["color"], markersize=4,
+                label=f"{label}: withheld [c]" if withheld else label)
     ax.axvline(0, color="#555555", linewidth=0.8, linestyle="--")
     ax.set_yticks(y, [_wrap(label, 40) for _, label in rows], fontsize=8)
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", color="#dddddd", linewidth=0.5)
     if len(series) > 1:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, [_wrap(label, 45) for label in labels], loc="outside lower center",
+                   ncols=min(len(series), 3), fontsize=8)
     return fig
 
 
@@ -225,7 +229,7 @@ def bar_chart(frame: pd.DataFrame, title: str, subtitle: str, xlabel: str, perce
 
     Withheld bars (NaN) are left empty and labelled ``[c]``.
     """
-    fig = new_figure(7.0, 0.36 * len(frame) + 1.4, title, subtitle)
+    fig = new_figure(7.0, 0.36 * len(frame) + 2.0, title, subtitle)
     ax = fig.subplots()
     y = np.arange(len(frame))[::-1]
     scale = 100.0 if percent else 1.0
@@ -248,7 +252,7 @@ def bar_chart(frame: pd.DataFrame, title: str, subtitle: str, xlabel: str, perce
 
 def dumbbell_chart(frame: pd.DataFrame, first: str, second: str, title: str, subtitle: str) -> Figure:
     """Two shares per row joined by a line (``label, first, second``), as percentages."""
-    fig = new_figure(7.0, 0.38 * len(frame) + 1.5, title, subtitle)
+    fig = new_figure(7.0, 0.38 * len(frame) + 2.0, title, subtitle)
     ax = fig.subplots()
     y = np.arange(len(frame))[::-1]
     a, b = frame["first"].to_numpy(dtype=float) * 100, frame["second"].to_numpy(dtype=float) * 100
@@ -270,7 +274,7 @@ def flow_chart(frame: pd.DataFrame, title: str, subtitle: str) -> Figure:
     ``frame`` has ``wave_label, councils, stayed, joined, left`` as display text (withheld as ``[c]``).
     """
     n = len(frame)
-    fig = new_figure(max(2.4 * n, 5.0), 2.6, title, subtitle)
+    fig = new_figure(max(2.4 * n, 6.0), 3.2, title, subtitle)
     ax = fig.subplots()
     ax.set_axis_off()
     ax.set_xlim(0, n)

@@ -57,7 +57,7 @@ def fmt_number(value: float, digits: int = 2, signed: bool = False) -> str:
     """A number for prose: fixed digits, a true minus sign, '–' for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    text = f"{value:+.{digits}f}" if signed and round(value, digits) != 0 else f"{abs(value) if round(value, digits) == 0 else value:.{digits}f}"
     return text.replace("-", "\u2212")
 
 

@@ -290,7 +290,10 @@ class Builder:
             if "model" in self.inputs.estimates else pd.DataFrame()
         s.heading("Who stayed in the study")
         if attrition.empty:
-            s.text("The model stage did not fit an attrition model.")
+            fits = self.inputs.models.get("fits", [])
+            reasons = sorted({f"{str(f.get('measure', '')).replace('took_part:', 'Taking part at ')}: {f['error']}"
+                              for f in (fits if isinstance(fits, list) else []) if f.get("model") == "attrition_logit" and f.get("error")})
+            s.text("No attrition model was fitted." + (" " + "; ".join(reasons) + "." if reasons else ""))
         else:
             s.text("A logistic model of taking part in each later wave, by the council characteristics the study records, "
                    "shows whether the councils that stayed differ from those that left. Estimates are log odds ratios; "
@@ -344,31 +347,38 @@ class Builder:
     # -- single-wave measures --------------------------------------------------------------------------
 
     def single_wave(self, s: Section, measures: list[Measure]) -> None:
+        """Questions asked in one wave: mean of council means (t interval), or % yes (Wilson interval)."""
         if not measures:
             return
-        traj = summaries.trajectories(self.inputs.panel, self.study, [m.name for m in measures])
-        traj = traj[traj["group"] == summaries.ALL].reset_index(drop=True)
-        if traj.empty:
-            return
-        mask = count_mask(traj["n_councils"], self.threshold) | count_mask(traj["n_respondents"], self.threshold)
-        types = {m.name: m for m in measures}
+        scored = [m.name for m in measures if m.type != "binary"]
+        binary = [m.name for m in measures if m.type == "binary"]
+        traj = summaries.trajectories(self.inputs.panel, self.study, scored)
+        traj = traj[traj["group"] == summaries.ALL]
+        shares = summaries.binary_shares(self.inputs.panel, binary)
+        shares = shares[shares["group"] == summaries.ALL]
+        shares = shares.assign(n_respondents=shares["base"], n_councils=shares["n_councils"],
+                               wave_label=shares["wave"].map(self.wave_labels), mean=shares["share"])
         rows = []
-        for r, m in zip(traj.itertuples(), mask):
-            measure = types[r.measure]
-            scale = 100 if measure.type == "binary" else 1
-            rows.append({
-                "Question": measure.label, "Wave": r.wave_label,
-                "Mean (binary: % yes)": MARK if m else (pct(r.mean) if scale == 100 else number(r.mean)),
-                "95% CI": MARK if m else interval(r.ci_low, r.ci_high, 0 if scale == 100 else 2, scale),
-                "Councils": MARK if m else f"{r.n_councils:,}", "Respondents": MARK if m else f"{r.n_respondents:,}",
-                "Scale": (f"{measure.levels[0]:g} = {measure.level_labels.get(measure.levels[0], '')}; "
-                          f"{measure.levels[-1]:g} = {measure.level_labels.get(measure.levels[-1], '')}")
-                if measure.type == "likert" and measure.levels else ("0–100" if measure.type == "numeric" else "yes / no"),
-            })
+        order = {m.name: i for i, m in enumerate(measures)}
+        both = pd.concat([traj, shares], ignore_index=True).sort_values("measure", key=lambda c: c.map(order), kind="stable")
+        for r in both.itertuples():
+            measure = self.study.measure(r.measure)
+            hidden = self.threshold is not None and (r.n_councils < self.threshold or r.n_respondents < self.threshold)
+            if measure.type == "binary":
+                value, ci, scale = pct(r.mean), interval(r.ci_low, r.ci_high, 0, 100), "% answering yes (Wilson 95% CI)"
+            else:
+                value, ci = number(r.mean), interval(r.ci_low, r.ci_high)
+                scale = (f"mean, {measure.levels[0]:g} = {measure.level_labels.get(measure.levels[0], '')} to "
+                         f"{measure.levels[-1]:g} = {measure.level_labels.get(measure.levels[-1], '')}"
+                         if measure.type == "likert" and measure.levels else "mean")
+            rows.append({"Question": measure.label, "Wave": r.wave_label, "Value": MARK if hidden else value,
+                         "95% CI": MARK if hidden else ci, "Councils": MARK if hidden else f"{int(r.n_councils):,}",
+                         "Respondents": MARK if hidden else f"{int(r.n_respondents):,}", "Statistic": scale})
         shown = pd.DataFrame(rows)
-        s.table(table(f"single-{s.id}", "Questions asked in one wave: mean of council means with 95% interval",
-                      shown, numeric=["Mean (binary: % yes)", "95% CI", "Councils", "Respondents"],
-                      notes=["Each council's respondents are averaged first, so every council counts once."]))
+        s.table(table(f"single-{s.id}", "Questions asked in one wave", shown,
+                      numeric=["Value", "95% CI", "Councils", "Respondents"],
+                      notes=["Means are means of council means (each council's respondents averaged first, so every "
+                             "council counts once), with t intervals over councils; percentages are of respondents."]))
 
     # -- change over time ------------------------------------------------------------------------------
 
@@ -481,7 +491,8 @@ class Builder:
         s = Section("expectations", "Expectations against outcomes",
                     "Whether the outcomes respondents expected before the review were the ones they reported achieving a year on.")
         for pair in self.study.expectations:
-            cell = frame[(frame["expected"] == pair.expected) & (frame["group"] == summaries.ALL)]
+            names = {pair.expected, *(m.name for m in self.study.set_members(pair.expected))}
+            cell = frame[frame["expected"].isin(names) & (frame["group"] == summaries.ALL)]
             met = cell[cell["model"] == "expectation_met"].set_index("option")
             diff = cell[cell["model"] == "mcnemar"].set_index("option")
             options = list(dict.fromkeys(cell["option"]))

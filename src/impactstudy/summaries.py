@@ -83,27 +83,33 @@ def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by:
     return out.sort_values(["measure", "group", "wave_order"], kind="stable").reset_index(drop=True)
 
 
-def option_shares(panel: pd.DataFrame, study: Study, parent: str, by: Iterable[str] = ()) -> pd.DataFrame:
-    """Share of respondents selecting each option of multi set ``parent``, per wave and group.
+def binary_shares(panel: pd.DataFrame, measures: Iterable[str], by: Iterable[str] = ()) -> pd.DataFrame:
+    """Share of respondents answering yes (1) to each binary measure, per wave and group, Wilson 95% CI.
 
-    ``base`` is respondents who answered the option (selected or not), ``selected`` those who chose it.
+    ``base`` is respondents who answered (yes or no), ``selected`` those who said yes.
     """
-    members = {m.name: m for m in study.set_members(parent)}
-    wanted = _plain(panel[panel["measure"].isin(list(members)) & panel["value"].notna()])
-    order = {name: i for i, name in enumerate(members)}
+    measures = list(measures)
+    wanted = _plain(panel[panel["measure"].isin(measures) & panel["value"].notna()])
     rows = []
     for group, subset in groups(wanted, by):
         for (measure, wave), cell in subset.groupby(["measure", "wave"], sort=False):
             base, selected = len(cell), int((cell["value"] == 1).sum())
             low, high = proportion_confint(selected, base, alpha=0.05, method="wilson")
-            m = members[measure]
-            rows.append({"parent": parent, "measure": measure, "option": m.option, "option_label": m.option_label or m.label,
-                         "order": order[measure], "wave": wave, "group": group, "base": base, "selected": selected,
+            rows.append({"measure": measure, "wave": wave, "group": group, "base": base, "selected": selected,
                          "share": selected / base, "ci_low": float(low), "ci_high": float(high),
                          "n_councils": int(cell["council_code"].nunique())})
-    columns = ["parent", "measure", "option", "option_label", "order", "wave", "group", "base", "selected", "share",
-               "ci_low", "ci_high", "n_councils"]
-    out = pd.DataFrame(rows, columns=columns)
+    columns = ["measure", "wave", "group", "base", "selected", "share", "ci_low", "ci_high", "n_councils"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def option_shares(panel: pd.DataFrame, study: Study, parent: str, by: Iterable[str] = ()) -> pd.DataFrame:
+    """Share of respondents selecting each option of multi set ``parent``, per wave and group (see :func:`binary_shares`)."""
+    members = {m.name: m for m in study.set_members(parent)}
+    out = binary_shares(panel, members, by)
+    out.insert(0, "parent", parent)
+    out.insert(2, "option", out["measure"].map(lambda name: members[name].option))
+    out.insert(3, "option_label", out["measure"].map(lambda name: members[name].option_label or members[name].label))
+    out["order"] = out["measure"].map({name: i for i, name in enumerate(members)})
     return out.sort_values(["group", "wave", "order"], kind="stable").drop(columns="order").reset_index(drop=True)
 
 
