@@ -148,13 +148,15 @@ def _fit_task(args: tuple[Measure, pd.DataFrame, list[str], tuple[str, ...], int
 
 def add_q_values(contrasts: pd.DataFrame) -> pd.DataFrame:
     """Benjamini–Hochberg q-values across measures within each model, contrast and group."""
-    out = contrasts.copy()
-    out["q_value"] = np.nan
-    for _, index in out.groupby(["model", "contrast", "group"], sort=False).groups.items():
-        p = out.loc[index, "p_value"]
+    def bh(p: pd.Series) -> pd.Series:
+        q = pd.Series(np.nan, index=p.index)
         ok = p.notna()
         if ok.any():
-            out.loc[p[ok].index, "q_value"] = multipletests(p[ok].to_numpy(), method="fdr_bh")[1]
+            q[ok] = multipletests(p[ok].to_numpy(), method="fdr_bh")[1]
+        return q
+
+    out = contrasts.copy()
+    out["q_value"] = out.groupby(["model", "contrast", "group"], sort=False)["p_value"].transform(bh)
     return out
 
 

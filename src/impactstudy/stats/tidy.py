@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from functools import partial
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -63,8 +64,10 @@ def make_row(model: str, later: str, earlier: str, group: str, **values: object)
 
 def to_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
     """Rows as a DataFrame with exactly :data:`COLUMNS`, counts as int and numbers as float."""
-    frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
-    return frame.astype({**dict.fromkeys(_NUMERIC, float), "n_obs": "int64", "n_councils": "int64"})
+    columns: dict[str, object] = {c: [r[c] for r in rows] for c in COLUMNS}  # by column: much faster than by row
+    columns.update({c: np.asarray(columns[c], dtype=float) for c in _NUMERIC})
+    columns.update({c: np.asarray(columns[c], dtype=np.int64) for c in ("n_obs", "n_councils")})
+    return pd.DataFrame(columns)
 
 
 def estimates_table(summary: pd.DataFrame, measure: str, model: str, group_by: str) -> pd.DataFrame:
@@ -91,10 +94,11 @@ def captured_warnings() -> Iterator[list[str]]:
 
 def interval(estimate: float, std_error: float, df: float | None, conf_level: float) -> tuple[float, float, float]:
     """``(ci_low, ci_high, p_value)`` of a Wald statistic: t reference with ``df``, normal when None."""
-    ref = stats.norm() if df is None else stats.t(df)
+    # the distributions' methods with df as an argument: freezing a distribution costs ~1 ms a call
+    ppf, sf = (stats.norm.ppf, stats.norm.sf) if df is None else (partial(stats.t.ppf, df=df), partial(stats.t.sf, df=df))
     z = estimate / std_error
-    half = ref.ppf(0.5 + conf_level / 2) * std_error
-    return estimate - half, estimate + half, float(2 * ref.sf(abs(z)))
+    half = float(ppf(0.5 + conf_level / 2)) * std_error
+    return estimate - half, estimate + half, float(2 * sf(abs(z)))
 
 
 def prepare(
