@@ -139,6 +139,19 @@ def write_parquet(target: Path, frame: pd.DataFrame, metadata: dict[str, Any] | 
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
 
 
+# an SPSS .sav header holds the time it was written: creation date (9 bytes) at byte 92, time (8) at 101
+SAV_TIMESTAMP_AT = 92
+SAV_TIMESTAMP = b"01 Jan 7000:00:00"
+
+
+def fix_sav_timestamp(path: Path) -> None:
+    """Overwrite the write time in a .sav header with a fixed one, so equal data give equal bytes."""
+    with open(path, "r+b") as handle:
+        if handle.read(4) in (b"$FL2", b"$FL3"):
+            handle.seek(SAV_TIMESTAMP_AT)
+            handle.write(SAV_TIMESTAMP)
+
+
 def read_parquet_metadata(path: Path) -> dict[str, Any]:
     """The ``impactstudy`` metadata stored by :func:`write_parquet` (empty if none)."""
     meta = pq.read_schema(path).metadata or {}

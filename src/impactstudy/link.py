@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
-from impactstudy.atomic import atomic_path, read_parquet_metadata, write_csv, write_json, write_parquet
+from impactstudy.atomic import atomic_path, fix_sav_timestamp, read_parquet_metadata, write_csv, write_json, write_parquet
 from impactstudy.config import Study
 from impactstudy.councils import load_register, resolve
 from impactstudy.errors import DataError
@@ -357,6 +357,7 @@ def write_person_wave_sav(path: Any, person_wave: pd.DataFrame, study: Study, co
     with atomic_path(path) as tmp:
         pyreadstat.write_sav(frame, str(tmp), column_labels={_spss_name(k): v for k, v in labels.items()},
                              variable_value_labels={_spss_name(k): v for k, v in value_labels_.items()})
+        fix_sav_timestamp(tmp)
 
 
 # ------------------------------------------------------------------------------------------- stage
