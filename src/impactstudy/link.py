@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyreadstat
 
 from impactstudy.atomic import atomic_path, fix_sav_timestamp, read_parquet_metadata, write_csv, write_json, write_parquet
@@ -207,33 +208,79 @@ def value_labels(meta: dict[str, Any]) -> dict[str, dict[float, str]]:
     return {name: {float(k): v for k, v in m["level_labels"].items()} for name, m in meta["measures"].items()}
 
 
+class _Vocabulary:
+    """Distinct texts of many short columns, so a long text column is one gather over small codes."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+
+    def encode(self, column: pd.Series) -> np.ndarray:
+        """Each value's code (-1 for missing)."""
+        codes, distinct = pd.factorize(column)
+        lookup = np.array([self.codes.setdefault(v, len(self.codes)) for v in distinct] + [-1], dtype=np.int64)
+        return lookup[codes]
+
+    def decode(self, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+        """The ``string`` array of ``codes``."""
+        return pd.array(pa.array(list(self.codes), type=pa.string()).take(pa.array(codes, mask=codes < 0)),
+                        dtype="string")
+
+
+def _categorical(column: pd.Series, rows: np.ndarray, used: np.ndarray) -> pd.Categorical:
+    """``column.take(rows).astype("category")``, factorizing the short column rather than the long one
+    (``used`` marks the rows ``rows`` takes, so the categories are the values the long column holds)."""
+    categories = column[used].astype("category").dtype
+    return pd.Categorical.from_codes(pd.Categorical(column, dtype=categories).codes[rows], dtype=categories)
+
+
 def to_long(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> pd.DataFrame:
-    """One row per council × wave × respondent × measure asked in that wave."""
-    measures = [m for m in study.analysed_measures if m.name in person_wave.columns]
-    ids = LONG_ID_COLUMNS + ["authority_type", "region", *covariate_columns, "months_since_review"]
-    pieces = []
-    for m in measures:
-        asked = person_wave["wave"].isin(m.waves)
-        part = person_wave.loc[asked, ids].copy()
-        part["measure"] = m.name
+    """One row per council × wave × respondent × measure asked in that wave.
+
+    Rows are ordered by council, wave, respondent and measure name. ``person_wave`` is already in that
+    order but for the measure, so the long frame is gathered once from (person-wave row, measure)
+    pairs put in order by a stable integer sort, and its text columns are built from their distinct
+    values: stacking a copy per measure and sorting millions of text keys took most of the link stage.
+    """
+    asked = {m.name: np.flatnonzero(person_wave["wave"].isin(m.waves).to_numpy())
+             for m in study.analysed_measures if m.name in person_wave.columns}
+    measures = [m for m in study.analysed_measures if len(asked.get(m.name, ()))]
+    n = len(person_wave)
+    vocabulary = _Vocabulary()
+    values = np.full((n, len(measures)), np.nan)
+    labels = np.full((n, len(measures)), -1, dtype=np.int64)
+    reasons = np.full((n, len(measures)), -1, dtype=np.int64)
+    for j, m in enumerate(measures):
         if m.type == "text":
-            text = person_wave.loc[asked, m.name].astype("string")
-            part["value"] = np.nan
-            part["value_label"] = text
-            part["missing_reason"] = pd.Series(np.where(text.isna(), "No answer", None), index=text.index, dtype="string")
+            text = person_wave[m.name].astype("string")
+            labels[:, j] = vocabulary.encode(text)
+            reasons[:, j] = vocabulary.encode(pd.Series(np.where(text.isna().to_numpy(), "No answer", None)))
         else:
-            values = person_wave.loc[asked, m.name].astype("float64")
-            part["value"] = values
-            part["value_label"] = values.map(m.level_labels).astype("string") if m.level_labels else pd.Series(pd.NA, index=values.index, dtype="string")
-            part["missing_reason"] = person_wave.loc[asked, missing_column(m.name)].astype("string")
-        pieces.append(part)
-    long = pd.concat(pieces, ignore_index=True)
-    order = ["council_code", "council_name", "wave", "wave_order", "respondent_id", "role", "measure", "value",
-             "value_label", "missing_reason", "authority_type", "region", *covariate_columns, "months_since_review", "source_row"]
-    long = long[order].sort_values(["council_code", "wave_order", "respondent_id", "measure"], kind="stable")
-    for column in ("council_code", "council_name", "wave", "measure", "role", "authority_type", "region"):
-        long[column] = long[column].astype("category")
-    return long.reset_index(drop=True)
+            column = person_wave[m.name].astype("float64")
+            values[:, j] = column.to_numpy()
+            if m.level_labels:
+                labels[:, j] = vocabulary.encode(column.map(m.level_labels))
+            reasons[:, j] = vocabulary.encode(person_wave[missing_column(m.name)])
+    rows = np.concatenate([asked[m.name] for m in measures])
+    which = np.repeat(np.arange(len(measures)), [len(asked[m.name]) for m in measures])
+    names = pd.Index([m.name for m in measures], dtype="str")
+    rank = np.argsort(np.argsort(names.to_numpy(), kind="stable"), kind="stable")
+    group = person_wave.groupby(["council_code", "wave_order", "respondent_id"], sort=False, dropna=False).ngroup()
+    order = np.argsort(group.to_numpy()[rows] * len(measures) + rank[which], kind="stable")
+    rows, which = rows[order], which[order]
+    used = np.zeros(n, dtype=bool)
+    used[rows] = True
+
+    plain = ["wave_order", "respondent_id", *covariate_columns, "months_since_review", "source_row"]
+    long = person_wave[plain].take(rows).reset_index(drop=True)
+    for column in ("council_code", "council_name", "wave", "role", "authority_type", "region"):
+        long[column] = _categorical(person_wave[column], rows, used)
+    long["measure"] = pd.Categorical.from_codes(rank[which], categories=names.sort_values())
+    long["value"] = values[rows, which]
+    long["value_label"] = vocabulary.decode(labels[rows, which])
+    long["missing_reason"] = vocabulary.decode(reasons[rows, which])
+    return long[["council_code", "council_name", "wave", "wave_order", "respondent_id", "role", "measure", "value",
+                 "value_label", "missing_reason", "authority_type", "region", *covariate_columns,
+                 "months_since_review", "source_row"]]
 
 
 def to_wide(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> pd.DataFrame:
@@ -247,8 +294,9 @@ def to_wide(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str
     static = (person_wave.sort_values("wave_order").groupby(keys, sort=True)
               [["council_name", "role", "authority_type", "region", *covariate_columns]].last())
     present = person_wave.pivot_table(index=keys, columns="wave", values="source_row", aggfunc="size", observed=True)
-    static["waves_present"] = present.notna().apply(
-        lambda row: ";".join(w for w in study.wave_ids if w in row.index and row[w]), axis=1)
+    waves = [w for w in study.wave_ids if w in present.columns]
+    static["waves_present"] = pd.Series([";".join(w for w, hit in zip(waves, row, strict=True) if hit)
+                                         for row in present[waves].notna().to_numpy()], index=present.index)
     return static.join(values).reset_index()
 
 
