@@ -320,3 +320,39 @@ def test_design_drops_absent_waves_and_rejects_bad_input() -> None:
         design_matrix(pd.DataFrame({"wave": ["w1", "w1"]}), WAVES)
     with pytest.raises(DataError, match="1 rows have no 'g'"):
         design_matrix(pd.DataFrame({"wave": ["w1", "w2"], "g": ["a", None]}), WAVES, "g")
+
+
+def test_design_can_drop_the_columns_an_empty_cell_aliases() -> None:
+    """empty_cells="drop": X stays full rank, and only contrasts that need an empty cell are None.
+    The remaining contrasts are differences of observed cell means, whatever the empty cell."""
+    rows = [(w, g) for w in WAVES for g in ("a", "b", "c")]
+    for empty in [("w2", "b"), ("w1", "c")]:  # an interaction cell, and the reference wave of a level
+        df = pd.DataFrame([r for r in rows if r != empty], columns=["wave", "g"])
+        d = design_matrix(df, WAVES, "g", empty_cells="drop")
+        assert np.linalg.matrix_rank(d.X) == d.X.shape[1] == len(df)  # one row per observed cell
+        beta = np.linspace(-1.0, 2.0, d.X.shape[1])
+        means = dict(zip(zip(df["wave"], df["g"]), d.X @ beta))
+        for later, earlier in [("w2", "w1"), ("w3", "w1"), ("w3", "w2")]:
+            for level in ("a", "b", "c"):
+                L = d.contrast(later, earlier, level)
+                if empty in ((later, level), (earlier, level)):
+                    assert L is None
+                else:
+                    assert L @ beta == pytest.approx(means[(later, level)] - means[(earlier, level)], abs=1e-12)
+        assert len(d.contrasts()) == 9 - 2
+
+
+def test_lmm_rows_with_an_empty_cell_make_only_its_contrasts_nan() -> None:
+    from impactstudy.models import lmm_rows
+
+    df, _ = _load("nested")
+    full, _, _ = lmm_rows(df, WAVES, "status")
+    level = sorted(df["status"].unique())[1]
+    sparse = df[~((df["status"] == level) & (df["wave"] == "w2"))]
+    rows, estimates, record = lmm_rows(sparse, WAVES, "status")
+    hit = (rows["group"] == f"status={level}") & rows["contrast"].str.contains("w2")
+    assert hit.sum() == 2 and rows.loc[hit, "estimate"].isna().all()
+    assert rows.loc[hit, "warning"].str.contains(f"no observations at wave w2 for status={level}").all()
+    assert rows.loc[~hit, "estimate"].notna().all() and record["converged"]
+    assert f"wave[T.w2]:status[T.{level}]" not in set(estimates["term"])
+    assert len(rows) == len(full)

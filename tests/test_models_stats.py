@@ -289,6 +289,17 @@ def test_missing_wave_and_empty_cell_are_reported_per_contrast(panel: pd.DataFra
         assert out.drop(empty.index)["estimate"].notna().all()
 
 
+def test_empty_reference_cell_leaves_the_level_s_other_contrasts_estimable(panel: pd.DataFrame) -> None:
+    """No baseline answers within one level: only that level's contrasts against baseline are NaN."""
+    data = panel[~((panel["status"] == "Notice to Improve") & (panel["wave"] == "baseline"))]
+    for fn in (fit_gee, fit_ordinal):
+        out = fn(data, WAVES, CONTRASTS, group="status")
+        empty = out[(out["group"] == "status=Notice to Improve") & out["contrast"].str.endswith("baseline")]
+        assert len(empty) == 2 and empty["warning"].str.contains("no observations at wave baseline").all()
+        assert empty["estimate"].isna().all() and out.drop(empty.index)["estimate"].notna().all()
+        assert (out.drop(empty.index)["warning"] == "").all()
+
+
 def test_mcnemar_without_recurring_respondents_says_so() -> None:
     data = pd.DataFrame({"council_code": ["A", "A", "B", "B"], "respondent_id": ["1", "2", "3", "4"],
                          "wave": ["w1", "w2", "w1", "w2"], "value": [0.0, 1.0, 1.0, 1.0]})
