@@ -122,3 +122,13 @@ def test_compare_reports_rows_councils_and_estimates():
     assert [m["key"] for m in diff["estimates_moved"]] == ["m|w2 - w1|all"]
     assert diff["estimates_moved"][0]["change"] == pytest.approx(0.1)
     assert compare(None, current) == {"first_run": True}
+
+
+def test_a_run_removes_temporary_files_a_killed_run_left(mini):
+    leftover = mini.processed / "waves" / ".w1.parquet.abc123.tmp"
+    leftover.write_bytes(b"partial")
+    kept = mini.processed / "notes.tmp"  # not one of ours: left alone
+    kept.write_bytes(b"x")
+    stages.run("mini", ["link"], root=mini.root)
+    assert not leftover.exists()
+    assert kept.exists()

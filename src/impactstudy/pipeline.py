@@ -147,9 +147,22 @@ class Manifest:
         write_json(self.path, {"steps": self.steps, "files": self.files})
 
 
+def remove_leftovers(paths: StudyPaths) -> list[Path]:
+    """Delete the temporary files (``.<name>.*.tmp``) an interrupted atomic write left; return them."""
+    found = [p for folder in (paths.processed, paths.reports) if folder.is_dir()
+             for p in folder.rglob(".*.tmp") if p.is_file()]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
 def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
               log: Callable[[str], None] = lambda _msg: None) -> list[str]:
-    """Run the stale steps (and those named in ``force``) in order, record them; return the names that ran."""
+    """Run the stale steps (and those named in ``force``) in order, record them; return the names that ran.
+
+    Call it holding the study's lock: it first removes temporary files a killed run left behind.
+    """
+    remove_leftovers(paths)
     manifest = Manifest(paths)
     ran = []
     for step in steps:
