@@ -44,6 +44,7 @@ from impactstudy.tables import Table, count_mask, counts_text, from_rows, interv
 
 AUDIENCES = ("public", "internal")
 PACKAGES = ("impactstudy", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "pyarrow", "pyreadstat")
+PANELS_PER_CHART = 6  # trajectory small multiples per chart: readable, and charts render in parallel
 MAX_LISTED = 10  # council pages list answers one by one up to this many respondents per wave
 MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcnemar")
 
@@ -174,6 +175,8 @@ class Builder:
         self.jobs: list[figures.Job] = []
         panel = inputs.panel
         self.observed = panel[panel["value"].notna()].groupby("measure", observed=True)["wave"].nunique().to_dict()
+        scored = [m.name for m in study.analysed_measures if m.type in ("likert", "numeric")]
+        self.trajectories = summaries.trajectories(panel, study, scored, self.group_by)  # once, sliced by every section
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -352,8 +355,7 @@ class Builder:
             return
         scored = [m.name for m in measures if m.type != "binary"]
         binary = [m.name for m in measures if m.type == "binary"]
-        traj = summaries.trajectories(self.inputs.panel, self.study, scored)
-        traj = traj[traj["group"] == summaries.ALL]
+        traj = self.trajectories[self.trajectories["measure"].isin(scored) & (self.trajectories["group"] == summaries.ALL)]
         shares = summaries.binary_shares(self.inputs.panel, binary)
         shares = shares[shares["group"] == summaries.ALL]
         shares = shares.assign(n_respondents=shares["base"], n_councils=shares["n_councils"],
@@ -386,7 +388,7 @@ class Builder:
         if not measures:
             return
         names = [m.name for m in measures]
-        traj = summaries.trajectories(self.inputs.panel, self.study, names)
+        traj = self.trajectories[self.trajectories["measure"].isin(names)]
         self._trajectory_figure(s, traj, measures, [summaries.ALL], f"{s.id}_trajectories",
                                 "How self-rated effectiveness moved across the waves")
         contrasts = self.inputs.contrasts
@@ -416,6 +418,16 @@ class Builder:
 
     def _trajectory_figure(self, s: Section, traj: pd.DataFrame, measures: list[Measure], groups: list[str], name: str,
                            title: str) -> None:
+        """Small multiples of trajectories, at most :data:`PANELS_PER_CHART` measures per chart."""
+        chunks = [measures[i:i + PANELS_PER_CHART] for i in range(0, len(measures), PANELS_PER_CHART)]
+        for k, chunk in enumerate(chunks):
+            names = {m.name for m in chunk}
+            self._trajectory_chunk(s, traj[traj["measure"].isin(names)], chunk, groups,
+                                   name if len(chunks) == 1 else f"{name}_{k + 1}",
+                                   title if len(chunks) == 1 else f"{title} ({k + 1} of {len(chunks)})")
+
+    def _trajectory_chunk(self, s: Section, traj: pd.DataFrame, measures: list[Measure], groups: list[str], name: str,
+                          title: str) -> None:
         traj = traj[traj["group"].isin(groups)].reset_index(drop=True)
         if traj.empty:
             return
@@ -462,18 +474,19 @@ class Builder:
         models = [m for m in MODEL_ORDER if m in set(rows["model"])] + sorted(set(rows["model"]) - set(MODEL_ORDER))
         for contrast in dict.fromkeys(rows["contrast"]):
             cell = rows[rows["contrast"] == contrast]
-            out = {"Measure": [self.label(m) for m in dict.fromkeys(cell["measure"])]}
+            found = {(r.measure, r.model): r for r in cell.itertuples()}
+            measures = list(dict.fromkeys(cell["measure"]))
+            out = {"Measure": [self.label(m) for m in measures]}
             for model in models:
                 values = []
-                for measure in dict.fromkeys(cell["measure"]):
-                    r = cell[(cell["measure"] == measure) & (cell["model"] == model)]
-                    if r.empty or pd.isna(r.iloc[0]["estimate"]):
+                for measure in measures:
+                    x = found.get((measure, model))
+                    if x is None or pd.isna(x.estimate):
                         values.append("–")
-                    elif r.iloc[0]["withheld"]:
+                    elif x.withheld:
                         values.append(MARK)
                     else:
-                        x = r.iloc[0]
-                        values.append(f"{number(x['estimate'], signed=True)} ({interval(x['ci_low'], x['ci_high'])}); q {findings.fmt_p(x['q_value'])}")
+                        values.append(f"{number(x.estimate, signed=True)} ({interval(x.ci_low, x.ci_high)}); q {findings.fmt_p(x.q_value)}")
                 out[findings.MODEL_NAMES.get(model, model)] = values
             shown = pd.DataFrame(out)
             s.table(table(f"models-{s.id}-{contrast.replace(' ', '')}", f"{self.contrast_label(contrast)}: estimate (95% CI) and q-value by model",
@@ -546,7 +559,7 @@ class Builder:
                     f"Change broken down by {', '.join(self.group_by)}. Groups are small, so intervals are wide; a "
                     "difference between groups is only suggested where their intervals barely overlap.")
         names = [m.name for m in measures]
-        traj = summaries.trajectories(self.inputs.panel, self.study, names, self.group_by)
+        traj = self.trajectories[self.trajectories["measure"].isin(names)]
         for covariate in self.group_by:
             groups = [summaries.ALL] + sorted(g for g in set(traj["group"]) if g.startswith(f"{covariate}="))
             self._trajectory_figure(s, traj, measures, groups, f"trajectories_by_{covariate}", f"Effectiveness over time by {covariate}")
@@ -726,7 +739,7 @@ class Builder:
 # ----------------------------------------------------------------------------------------- council pages
 
 
-def council_pages(study: Study, inputs: Inputs) -> list[dict[str, Any]]:
+def council_pages(study: Study, inputs: Inputs, trajectories: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     """One page's content per council: its trajectories against all councils and its group, and its answers.
 
     Answers are listed respondent by respondent where a council has at most :data:`MAX_LISTED`
@@ -738,7 +751,9 @@ def council_pages(study: Study, inputs: Inputs) -> list[dict[str, Any]]:
     measures = [m for m in study.analysed_measures if m.type in ("likert", "numeric") and observed.get(m.name, 0) >= 2]
     group_by = tuple(g for g in (study.councils.group_by if study.councils else ()) if g in panel.columns)
     names = [m.name for m in measures]
-    traj = summaries.trajectories(panel, study, names, group_by).set_index(["measure", "group", "wave"])["mean"].to_dict()
+    if trajectories is None:
+        trajectories = summaries.trajectories(panel, study, names, group_by)
+    traj = trajectories.set_index(["measure", "group", "wave"])["mean"].to_dict()
     own = summaries.council_means(panel, names).set_index(["council_code", "measure", "wave"])["mean"].to_dict()
     labels = {m.name: m.label for m in study.measures}
     order = {m.name: i for i, m in enumerate(study.analysed_measures)}
@@ -831,7 +846,7 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
     if not builder.public:
         template = env.get_template("council.html.j2")
         index = []
-        for page in council_pages(study, inputs):
+        for page in council_pages(study, inputs, builder.trajectories):
             write_text(councils_dir / f"{page['code']}.html", template.render(study=study, page=page, css=css))
             index.append({"code": page["code"], "name": page["name"]})
             pages.append(page["code"])

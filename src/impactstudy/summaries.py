@@ -61,15 +61,15 @@ def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by:
     """
     measures = list(measures)
     keep = ["council_code", "respondent_id", "measure", "wave", "wave_order", "value", *[b for b in by if b in panel]]
-    data = panel.loc[panel["measure"].isin(measures) & panel["value"].notna(), keep]
-    data = _plain(data)
+    data = panel.loc[panel["measure"].isin(measures) & panel["value"].notna(), keep]  # categoricals kept: fast
     labels = {w.id: w.label for w in study.waves}
     frames = []
     for covariate in [None, *[b for b in by if b in data]]:
         keys = ["measure", "wave", "wave_order"] + ([covariate] if covariate else [])
         council = data.groupby([*keys, "council_code"], observed=True, dropna=True)["value"].mean().rename("value").reset_index()
         summary = council.groupby(keys, observed=True)["value"].agg(mean="mean", sd="std", n_councils="count").reset_index()
-        people = data.groupby(keys, observed=True, dropna=True)["respondent_id"].nunique().rename("n_respondents").reset_index()
+        # panel_long has one row per respondent, wave and measure, so answers counted are respondents
+        people = data.groupby(keys, observed=True, dropna=True).size().rename("n_respondents").reset_index()
         summary = summary.merge(people, on=keys)
         summary["group"] = ALL if covariate is None else covariate + "=" + summary[covariate].astype(str)
         frames.append(summary.drop(columns=[covariate] if covariate else []))
@@ -77,6 +77,7 @@ def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by:
     if not frames or data.empty:
         return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True)
+    out["measure"], out["wave"] = out["measure"].astype(str), out["wave"].astype(str)
     out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["sd"], out["n_councils"])
     out["wave_label"] = out["wave"].map(labels).fillna(out["wave"])
     out = out[columns].astype({"n_councils": int, "n_respondents": int, "wave_order": int})
@@ -193,10 +194,12 @@ def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
 
 def council_means(panel: pd.DataFrame, measures: Iterable[str]) -> pd.DataFrame:
     """Each council's mean per measure and wave, with its number of respondents."""
-    wanted = _plain(panel.loc[panel["measure"].isin(list(measures)) & panel["value"].notna(),
-                              ["council_code", "measure", "wave", "wave_order", "value", "respondent_id"]])
-    out = (wanted.groupby(["council_code", "measure", "wave", "wave_order"])
-           .agg(mean=("value", "mean"), n_respondents=("respondent_id", "nunique")).reset_index())
+    wanted = panel.loc[panel["measure"].isin(list(measures)) & panel["value"].notna(),
+                       ["council_code", "measure", "wave", "wave_order", "value", "respondent_id"]]
+    out = (wanted.groupby(["council_code", "measure", "wave", "wave_order"], observed=True)
+           .agg(mean=("value", "mean"), n_respondents=("value", "size")).reset_index())  # one row per respondent
+    for column in ("council_code", "measure", "wave"):
+        out[column] = out[column].astype(str)
     return out.sort_values(["council_code", "measure", "wave_order"], kind="stable").reset_index(drop=True)
 
 
