@@ -1,0 +1,325 @@
+"""The national-scale benchmark (``make bench``): time every stage of impactstudy on a national study.
+
+Writes the benchmark study (:mod:`national`: 152 councils x 200 respondents x 5 .sav waves x 30
+Likert measures; generating it is not timed), then, each in a fresh process, as a user would run them:
+
+* every stage (``python -m impactstudy <stage>``) from empty processed data: wall time, CPU time and
+  peak memory (resident set of the process and its workers, sampled every 20 ms, and the largest
+  single process's ``ru_maxrss``);
+* a plain ``pyreadstat.read_sav`` of the same .sav files (the floor for ingest);
+* the LMM fits against R's ``lme4::lmer`` on the same rows and formulas (the model stage's own
+  per-fit times from ``models.json``; only the ``lmer`` call is timed in R), skipped with a note when
+  ``Rscript`` with lme4 is missing;
+* a no-op rerun (``impactstudy run``, and ``make report`` when the study is under this repository);
+* adding a wave (the generator's next wave plus its config entry): time until the new report.
+
+Results go to ``bench/results.json`` (or ``--out``) and a table on stdout: each target with its
+value, limit and pass/fail. ``--tiny`` (12 councils x 10 respondents x 3 waves x 4 measures) runs in
+seconds and is what the test suite runs. Timings on a shared machine include its other load: the
+results record the load average and CPU times next to wall times.
+
+Run from the repository root:  .venv/bin/python bench/run.py [--tiny] [--root DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import national  # noqa: E402  (bench/ is not a package)
+
+REPO = Path(__file__).resolve().parent.parent
+STUDY = "national"
+STAGES = ("ingest", "link", "model", "report")
+TARGETS = {  # name: (limit, unit, what)
+    "total_wall": (60.0, "s", "whole run (ingest + link + model + report)"),
+    "peak_memory": (2048.0, "MB", "peak memory of any stage (process and its workers)"),
+    "ingest_vs_plain_read": (1.5, "x", "ingest wall time / plain pyreadstat.read_sav of the same files"),
+    "report_wall": (15.0, "s", "report stage"),
+    "noop_rerun": (1.0, "s", "`impactstudy run` with nothing changed"),
+    "lmm_vs_lme4": (1.0, "x", "LMM fit time / lme4::lmer on the same rows and formulas"),
+}
+
+R_SCRIPT = r"""
+suppressPackageStartupMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1], colClasses = c(council_code = "character", respondent_id = "character", wave = "character"))
+fits <- read.csv(args[2], colClasses = "character")
+waves <- strsplit(args[3], ",")[[1]]
+for (i in seq_len(nrow(fits))) {
+  x <- d[d$measure == fits$measure[i], ]
+  x$wave <- factor(x$wave, levels = waves[waves %in% x$wave])
+  seconds <- system.time(m <- lmer(as.formula(fits$formula[i]), data = x, REML = TRUE))[["elapsed"]]
+  cat(sprintf('{"measure": "%s", "group_by": "%s", "seconds": %.4f, "reml": %.10f}\n',
+              fits$measure[i], fits$group_by[i], seconds, REMLcrit(m)))
+}
+"""
+
+
+# ------------------------------------------------------------------------------------ measuring
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(c) for c in children.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants (Linux /proc), MB."""
+    total = 0
+    for p in _descendants(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def measure(argv: list[str], cwd: Path, log: Path) -> dict[str, Any]:
+    """Run ``argv`` to completion: wall and CPU seconds, peak memory, exit code."""
+    with open(log, "ab") as out:
+        out.write(f"$ {' '.join(argv)}\n".encode())
+        out.flush()
+        started = time.perf_counter()
+        child = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _tree_rss_mb(child.pid))
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if Path("/proc").is_dir():
+            sampler.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        child.returncode = os.waitstatus_to_exitcode(status)
+    largest = usage.ru_maxrss / (1024 if platform.system() == "Linux" else 1024 * 1024)
+    return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "peak_mb": round(max(peak[0], largest), 1), "largest_process_mb": round(largest, 1),
+            "exit_code": child.returncode}
+
+
+def _impactstudy(command: str, root: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "impactstudy", command, "--study", STUDY, "--root", str(root), *extra]
+
+
+# ------------------------------------------------------------------------------------ the study
+
+
+def prepare(root: Path, scale: national.Scale, seed: int) -> None:
+    """Write the study with one wave more than ``scale`` (its config naming ``scale.waves`` waves) unless
+    it is already there; clear its processed data and reports."""
+    raw = root / "data" / "raw" / STUDY
+    marker = raw / "bench_scale.json"
+    wanted = {"scale": asdict(scale), "seed": seed}
+    if not (marker.is_file() and json.loads(marker.read_text()) == wanted):
+        national.write(root, replace(scale, waves=scale.waves + 1), STUDY, seed)
+        marker.write_text(json.dumps(wanted))
+    set_waves(root, scale, scale.waves)
+    for folder in (root / "data" / "processed" / STUDY, root / "reports" / STUDY):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def set_waves(root: Path, scale: national.Scale, waves: int) -> None:
+    (root / "pipelines" / STUDY / "study.toml").write_text(national.study_toml(replace(scale, waves=waves)),
+                                                           encoding="utf-8")
+
+
+def wave_files(root: Path, scale: national.Scale) -> list[Path]:
+    from impactstudy.stages import open_study
+
+    study, paths = open_study(STUDY, root)
+    return [paths.raw_file(w.file) for w in study.waves[: scale.waves]]
+
+
+# ------------------------------------------------------------------------------------------ R
+
+
+def lme4_comparison(root: Path, measures: int, log: Path) -> dict[str, Any]:
+    """The model stage's LMM fit times against ``lmer`` on the same rows and formulas."""
+    if shutil.which("Rscript") is None:
+        return {"skipped": "Rscript is not installed"}
+    probe = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return {"skipped": "R package lme4 is not installed"}
+    from impactstudy.stages import open_study
+
+    study, paths = open_study(STUDY, root)
+    fits = pd.DataFrame([f for f in json.loads(paths.models_json.read_text())["fits"]
+                         if f["model"] == "lmm" and "error" not in f])
+    names = list(dict.fromkeys(fits["measure"]))[:measures]
+    fits = fits[fits["measure"].isin(names)]
+    panel = pd.read_parquet(paths.panel_long)
+    panel = panel[panel["measure"].isin(names) & panel["value"].notna()]
+    group_by = list(study.councils.group_by) if study.councils else []
+    with tempfile.TemporaryDirectory() as tmp:
+        data, spec, script = Path(tmp) / "d.csv", Path(tmp) / "fits.csv", Path(tmp) / "fit.R"
+        panel[["measure", "council_code", "respondent_id", "wave", "value", *group_by]].to_csv(data, index=False)
+        fits[["measure", "group_by", "formula"]].to_csv(spec, index=False)
+        script.write_text(R_SCRIPT)
+        out = subprocess.run(["Rscript", str(script), str(data), str(spec), ",".join(study.wave_ids)],
+                             capture_output=True, text=True)
+    with open(log, "a") as handle:
+        handle.write(out.stdout + out.stderr)
+    if out.returncode != 0:
+        return {"skipped": f"lmer failed: {out.stderr.strip().splitlines()[-1:]}"}
+    r = pd.DataFrame([json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")])
+    both = fits.merge(r, on=["measure", "group_by"], suffixes=("", "_r"))
+    python_s, r_s = float(both["seconds"].sum()), float(both["seconds_r"].sum())
+    return {"fits": len(both), "measures": names, "rows_per_fit": int(both["n_obs"].median()),
+            "impactstudy_s": round(python_s, 3), "lme4_s": round(r_s, 3), "ratio": round(python_s / r_s, 4),
+            "max_abs_reml_difference": float((both["reml_criterion"] - both["reml"]).abs().max()),
+            "note": "impactstudy: the model stage's own per-fit seconds (design, fit, contrasts, Satterthwaite df) "
+                    "from models.json; lme4: system.time(lmer(...)) only"}
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, log: Path) -> dict[str, Any]:
+    prepare(root, scale, seed)
+    started = time.time()
+    load = os.getloadavg()
+    results: dict[str, Any] = {
+        "scale": asdict(scale), "seed": seed, "root": str(root),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_before": [round(x, 2) for x in load]},
+        "stages": {}, "notes": [],
+    }
+    for stage in STAGES:
+        results["stages"][stage] = measure(_impactstudy(stage, root), REPO, log)
+        if results["stages"][stage]["exit_code"] != 0:
+            raise SystemExit(f"bench: `impactstudy {stage}` failed; see {log}")
+    stages = results["stages"].values()
+    results["stages"]["total"] = {"wall_s": round(sum(s["wall_s"] for s in stages), 3),
+                                  "cpu_s": round(sum(s["cpu_s"] for s in stages), 3),
+                                  "peak_mb": max(s["peak_mb"] for s in stages),
+                                  "largest_process_mb": max(s["largest_process_mb"] for s in stages)}
+
+    files = [str(f) for f in wave_files(root, scale)]
+    read = ("import sys, pyreadstat\nfor f in sys.argv[1:]:\n    pyreadstat.read_sav(f, user_missing=True)")
+    results["plain_read"] = measure([sys.executable, "-c", read, *files], REPO, log)
+    results["plain_read"]["files"] = len(files)
+
+    results["noop_rerun"] = {"impactstudy_run": measure(_impactstudy("run", root), REPO, log)}
+    if root.resolve() == REPO:  # the first make run only writes its stamp files; the second is the no-op
+        make = ["make", "--no-print-directory", "-C", str(REPO), "report", f"STUDY={STUDY}"]
+        measure(make, REPO, log)
+        results["noop_rerun"]["make_report"] = measure(make, REPO, log)
+    else:
+        results["notes"].append("make-level no-op rerun skipped: the study is not under the repository root")
+
+    if r_measures == 0:
+        results["lmm_vs_lme4"] = {"skipped": "not requested (--r-measures 0)"}
+    else:
+        results["lmm_vs_lme4"] = lme4_comparison(root, r_measures or 10**6, log)
+    if "skipped" in results["lmm_vs_lme4"]:
+        results["notes"].append(f"LMM vs lme4 skipped: {results['lmm_vs_lme4']['skipped']}")
+
+    set_waves(root, scale, scale.waves + 1)
+    results["new_wave"] = measure(_impactstudy("run", root), REPO, log)
+    results["new_wave"]["steps_run"] = [line.split(": running")[0] for line in _last_run(log)]
+    set_waves(root, scale, scale.waves)
+    results["targets"] = targets(results)
+    results["seconds_elapsed"] = round(time.time() - started, 1)
+    return results
+
+
+def _last_run(log: Path) -> list[str]:
+    lines = log.read_text(errors="replace").splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("$ "))
+    return [line for line in lines[start + 1:] if ": running" in line]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    stages = results["stages"]
+    lmm = results["lmm_vs_lme4"]
+    values = {
+        "total_wall": stages["total"]["wall_s"],
+        "peak_memory": stages["total"]["peak_mb"],
+        "ingest_vs_plain_read": round(stages["ingest"]["wall_s"] / results["plain_read"]["wall_s"], 3),
+        "report_wall": stages["report"]["wall_s"],
+        "noop_rerun": results["noop_rerun"]["impactstudy_run"]["wall_s"],
+        "lmm_vs_lme4": lmm.get("ratio"),
+    }
+    out = []
+    for name, (limit, unit, what) in TARGETS.items():
+        value = values[name]
+        out.append({"target": name, "what": what, "value": value, "limit": limit, "unit": unit,
+                    "status": "skipped" if value is None else "pass" if value <= limit else "FAIL"})
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'stage':<10}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}"]
+    for stage, row in results["stages"].items():
+        lines.append(f"{stage:<10}{row['wall_s']:>9.2f}{row['cpu_s']:>9.2f}{row['peak_mb']:>9.0f}")
+    plain = results["plain_read"]
+    lines.append(f"{'plain read':<10}{plain['wall_s']:>9.2f}{plain['cpu_s']:>9.2f}{plain['peak_mb']:>9.0f}")
+    wave = results["new_wave"]
+    lines.append(f"{'new wave':<10}{wave['wall_s']:>9.2f}{wave['cpu_s']:>9.2f}{wave['peak_mb']:>9.0f}")
+    lines.append("")
+    lines.append(f"{'target':<22}{'value':>10}{'limit':>10}  status")
+    for t in results["targets"]:
+        value = "-" if t["value"] is None else f"{t['value']:.2f}{t['unit']}"
+        lines.append(f"{t['target']:<22}{value:>10}{t['limit']:>9g}{t['unit']}  {t['status']}")
+    lines.extend(f"note: {n}" for n in results["notes"])
+    lines.append(f"load average before: {results['machine']['load_average_before']} on {results['machine']['cpus']} CPUs")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="12 councils x 10 respondents x 3 waves x 4 measures")
+    parser.add_argument("--root", type=Path, default=REPO / "bench" / "work",
+                        help="project folder for the study (default: bench/work; the repository root also times `make report`)")
+    parser.add_argument("--out", type=Path, default=None, help="results file (default: bench/results.json, "
+                        "or <root>/bench_results.json with --tiny)")
+    parser.add_argument("--seed", type=int, default=20130401)
+    parser.add_argument("--r-measures", type=int, default=None,
+                        help="measures whose LMM fits lme4 repeats (default: 3; 0 skips R; --tiny: 0)")
+    args = parser.parse_args(argv)
+    scale = national.TINY if args.tiny else national.FULL
+    r_measures = args.r_measures if args.r_measures is not None else (0 if args.tiny else 3)
+    root = args.root.resolve()
+    out = args.out or (root / "bench_results.json" if args.tiny else REPO / "bench" / "results.json")
+    log = out.with_suffix(".log")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    results = run(root, scale, args.seed, r_measures, log)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"wrote {out} (commands' output in {log})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
