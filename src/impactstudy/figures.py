@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 import matplotlib
@@ -44,6 +45,7 @@ BAR = PALETTE[1]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
 DPI = 300
+T = TypeVar("T")
 RC = {
     "svg.hashsalt": "impactstudy",
     "svg.fonttype": "none",  # text stays text: smaller, faster, searchable
@@ -147,14 +149,20 @@ def render(job: Job) -> Chart:
     return save(fig, job.name, job.folder, job.title, job.subtitle, job.alt, job.data)
 
 
-def render_all(jobs: Sequence[Job], workers: int | None = None) -> dict[str, Chart]:
-    """Draw every chart, in parallel processes when there are several (figures are CPU-bound)."""
+def render_all(jobs: Sequence[Job], workers: int | None = None,
+               meanwhile: Callable[[], T] = lambda: None) -> tuple[dict[str, Chart], T]:
+    """Draw every chart, in worker processes when there are several (figures are CPU-bound), and run
+    ``meanwhile`` in this process while they draw; return the charts by name and its result."""
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
-        return {job.name: render(job) for job in jobs}
+        extra = meanwhile()
+        return {job.name: render(job) for job in jobs}, extra
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return {chart.name: chart for chart in pool.map(render, jobs)}
+        futures = [pool.submit(render, job) for job in jobs]
+        extra = meanwhile()
+        charts = [future.result() for future in futures]
+    return {chart.name: chart for chart in charts}, extra
 
 
 # ------------------------------------------------------------------------------------------ charts

@@ -826,31 +826,35 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         shutil.rmtree(figures_dir)
     builder = Builder(study, inputs, audience, figures_dir)
     sections = builder.sections(started)
-    charts = figures.render_all(builder.jobs, workers)
-    for section in sections:
-        for block in section.blocks:
-            if block["kind"] == "figure":
-                block["chart"] = charts[block["job"].name]
-                block["svg"] = Markup(block["chart"].svg)  # generated here, text in it escaped by matplotlib
     env = environment()
     css = env.get_template("report.css").render()
-    footnote = FOOTNOTE.format(threshold=study.min_cell)
-    html = env.get_template("report.html.j2").render(
-        study=study, sections=sections, audience=audience, css=css, footnote=footnote,
-        withheld=builder.public, councils_linked=not builder.public)
-    write_text(out_dir / "index.html", html)
-    councils_dir = out_dir / "councils"
-    if councils_dir.exists():
-        shutil.rmtree(councils_dir)  # a public report never leaves an earlier internal run's pages behind
-    pages = []
-    if not builder.public:
+
+    def write_council_pages() -> list[str]:
+        councils_dir = out_dir / "councils"
+        if councils_dir.exists():
+            shutil.rmtree(councils_dir)  # a public report never leaves an earlier internal run's pages behind
+        if builder.public:
+            return []
         template = env.get_template("council.html.j2")
         index = []
         for page in council_pages(study, inputs, builder.trajectories):
             write_text(councils_dir / f"{page['code']}.html", template.render(study=study, page=page, css=css))
             index.append({"code": page["code"], "name": page["name"]})
-            pages.append(page["code"])
         write_text(councils_dir / "index.html", env.get_template("councils_index.html.j2").render(study=study, councils=index, css=css))
+        return [c["code"] for c in index]
+
+    # council pages are written while the charts draw in worker processes
+    charts, pages = figures.render_all(builder.jobs, workers, meanwhile=write_council_pages)
+    for section in sections:
+        for block in section.blocks:
+            if block["kind"] == "figure":
+                block["chart"] = charts[block["job"].name]
+                block["svg"] = Markup(block["chart"].svg)  # generated here, text in it escaped by matplotlib
+    footnote = FOOTNOTE.format(threshold=study.min_cell)
+    html = env.get_template("report.html.j2").render(
+        study=study, sections=sections, audience=audience, css=css, footnote=footnote,
+        withheld=builder.public, councils_linked=not builder.public)
+    write_text(out_dir / "index.html", html)
     return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "councils": pages,
             "audience": audience, "seconds": round(time.perf_counter() - clock, 3)}
 
