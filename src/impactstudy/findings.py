@@ -113,7 +113,7 @@ def sentence(row: pd.Series, study: Study, contrasts: pd.DataFrame) -> str:
         covariate, _, level = row["group"].partition("=")
         subject = f"{subject}, among councils with {covariate} {level},"
     evidence = (f"(estimate {fmt_number(estimate, digits, signed=True)}{unit}, 95% CI {fmt_number(low, digits)} to "
-                f"{fmt_number(high, digits)}; q = {fmt_p(row['q_value'])})")
+                f"{fmt_number(high, digits)}; q {'' if row['q_value'] < 0.001 else '= '}{fmt_p(row['q_value'])})")
     when = f"between “{labels.get(earlier, earlier)}” and “{labels.get(later, later)}”"
     direction = _conclusion(row)
     if direction == 0:
