@@ -864,7 +864,9 @@ def run_report(study: Study, paths: StudyPaths, audience: str = "public") -> dic
     if audience not in AUDIENCES:
         raise ConfigError(f"--audience must be one of {', '.join(AUDIENCES)}, got '{audience}'")
     result = render_report(study, read_inputs(paths), audience, paths.reports)
-    write_json(paths.reports / "report.json", {k: v for k, v in result.items() if k != "seconds"})
+    # only what the run decided, relative to the report folder, so two runs from the same inputs write the same bytes
+    write_json(paths.reports / "report.json", {"index": "index.html", "figures": result["figures"],
+                                               "councils": result["councils"], "audience": audience})
     return result
 
 
