@@ -99,13 +99,25 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+ENV = dict(os.environ)
+
+
+def snapshot_code(root: Path) -> None:
+    """Run the package as it is now, from a copy: others editing the tree mid-run would change its code
+    version and make every stage rerun inside the one being timed."""
+    copy = root / ".bench-src"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(REPO / "src" / "impactstudy", copy / "impactstudy", ignore=shutil.ignore_patterns("__pycache__"))
+    ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(copy), os.environ.get("PYTHONPATH")]))
+
+
 def measure(argv: list[str], cwd: Path, log: Path) -> dict[str, Any]:
     """Run ``argv`` to completion: wall and CPU seconds, peak memory, exit code."""
     with open(log, "ab") as out:
         out.write(f"$ {' '.join(argv)}\n".encode())
         out.flush()
         started = time.perf_counter()
-        child = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=ENV)
         peak = [0.0]
         done = threading.Event()
 
@@ -204,8 +216,9 @@ def lme4_comparison(root: Path, measures: int, log: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ run
 
 
-def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, log: Path) -> dict[str, Any]:
+def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, log: Path, out: Path) -> dict[str, Any]:
     prepare(root, scale, seed)
+    snapshot_code(root)
     started = time.time()
     load = os.getloadavg()
     results: dict[str, Any] = {
@@ -214,8 +227,13 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
                     "load_average_before": [round(x, 2) for x in load]},
         "stages": {}, "notes": [],
     }
+
+    def save() -> None:  # after each measurement, so an interrupted run keeps what it measured
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
     for stage in STAGES:
         results["stages"][stage] = measure(_impactstudy(stage, root), REPO, log)
+        save()
         if results["stages"][stage]["exit_code"] != 0:
             raise SystemExit(f"bench: `impactstudy {stage}` failed; see {log}")
     stages = results["stages"].values()
@@ -228,6 +246,7 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
     read = ("import sys, pyreadstat\nfor f in sys.argv[1:]:\n    pyreadstat.read_sav(f, user_missing=True)")
     results["plain_read"] = measure([sys.executable, "-c", read, *files], REPO, log)
     results["plain_read"]["files"] = len(files)
+    save()
 
     results["noop_rerun"] = {"impactstudy_run": measure(_impactstudy("run", root), REPO, log)}
     if root.resolve() == REPO:  # the first make run only writes its stamp files; the second is the no-op
@@ -243,6 +262,7 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
         results["lmm_vs_lme4"] = lme4_comparison(root, r_measures or 10**6, log)
     if "skipped" in results["lmm_vs_lme4"]:
         results["notes"].append(f"LMM vs lme4 skipped: {results['lmm_vs_lme4']['skipped']}")
+    save()
 
     set_waves(root, scale, scale.waves + 1)
     results["new_wave"] = measure(_impactstudy("run", root), REPO, log)
@@ -250,6 +270,7 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
     set_waves(root, scale, scale.waves)
     results["targets"] = targets(results)
     results["seconds_elapsed"] = round(time.time() - started, 1)
+    save()
     return results
 
 
@@ -314,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     log = out.with_suffix(".log")
     out.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    results = run(root, scale, args.seed, r_measures, log)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    results = run(root, scale, args.seed, r_measures, log, out)
     print(table(results))
     print(f"wrote {out} (commands' output in {log})")
     return 0

@@ -35,7 +35,6 @@ from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Step
 
 LINKAGE_COLUMNS = ["wave", "council_raw", "council_code", "council_name", "method", "score", "note", "n_rows"]
-LONG_ID_COLUMNS = ["council_code", "council_name", "wave", "wave_order", "respondent_id", "role", "source_row"]
 DAYS_PER_MONTH = 365.25 / 12
 
 
