@@ -35,11 +35,6 @@ SEED = 20240607
 KILLS = 7
 TEMPORARY = re.compile(r"^\..*\.tmp$")
 NOT_OUTPUTS = {"manifest.json", ".lock"}
-# outputs that still differ between identical runs, and why (modules owned by others; fix, then delete here)
-KNOWN_DIFFERENT = {
-    "data/processed/demo/models.json": "models.py records each fit's wall-clock seconds",
-    "reports/demo/report.json": "report.py records the absolute path of index.html",
-}
 
 
 def _run(root: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -71,19 +66,13 @@ def _comparable(path: Path) -> bytes:
     return data
 
 
-def _differences(a: Path, b: Path, known: bool = False) -> list[str]:
-    """What differs between the outputs of two roots; ``known``: only the KNOWN_DIFFERENT files, else the rest."""
+def _differences(a: Path, b: Path) -> list[str]:
+    """What differs between the outputs of two roots."""
     left, right = _outputs(a), _outputs(b)
     problems = [f"only in one run: {name}" for name in sorted(set(left) ^ set(right))]
     problems += [f"differs: {name}" for name in sorted(set(left) & set(right))
                  if _comparable(left[name]) != _comparable(right[name])]
-    return [p for p in problems if (p.split(": ", 1)[1] in KNOWN_DIFFERENT) == known]
-
-
-def _xfail_known(a: Path, b: Path) -> None:
-    known = _differences(a, b, known=True)
-    if known:
-        pytest.xfail("; ".join(f"{p} ({KNOWN_DIFFERENT[p.split(': ', 1)[1]]})" for p in known))
+    return problems
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +129,6 @@ def test_sigkill_at_random_moments_then_same_result(reference, tmp_path):
     assert result.returncode == 0, result.stderr
     assert not [p for p in root.rglob("*") if TEMPORARY.match(p.name)], "stale temporary files left behind"
     assert _differences(ref_root, root) == []
-    _xfail_known(ref_root, root)
 
 
 @pytest.mark.slow
@@ -152,7 +140,6 @@ def test_two_runs_give_identical_outputs(reference, tmp_path):
     outputs = _outputs(root)
     assert {n for n in outputs if n.endswith(".parquet")} and {n for n in outputs if n.endswith(".csv")}
     assert _differences(ref_root, root) == []
-    _xfail_known(ref_root, root)
 
 
 def test_comparison_notices_a_changed_byte(tmp_path):
