@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from impactstudy import __version__, figures, findings, summaries
+from impactstudy import __version__, changes, figures, findings, summaries
 from impactstudy.atomic import write_json, write_text
 from impactstudy.config import Measure, Study
 from impactstudy.disclosure import FOOTNOTE, MARK, protect_counts
@@ -67,6 +67,7 @@ class Inputs:
     expectations: pd.DataFrame
     models: dict[str, Any]
     provenance: list[dict[str, str]] = field(default_factory=list)
+    changes: dict[str, Any] = field(default_factory=lambda: {"first_run": True})
 
 
 def input_files(paths: StudyPaths) -> tuple[Path, ...]:
@@ -102,6 +103,7 @@ def read_inputs(paths: StudyPaths) -> Inputs:
         expectations=_csv(paths.tables / "expectations.csv"),
         models=json.loads(paths.models_json.read_text(encoding="utf-8")),
         provenance=provenance(paths),
+        changes=changes.compare(changes.load_previous(paths), changes.snapshot(paths)),
     )
 
 
@@ -694,10 +696,36 @@ class Builder:
         s.table(table("inputs", "Input files and their SHA-256", files.rename(columns={"file": "File", "role": "Role", "sha256": "SHA-256"})))
         v = pd.DataFrame(versions()).rename(columns={"package": "Package", "version": "Version"})
         s.table(table("versions", "Software versions", v))
+        s.heading("What changed since the previous report")
+        s.items(self.change_notes())
         s.items([f"Report built {started.strftime('%Y-%m-%d %H:%M:%S')} UTC by impactstudy {__version__}",
                  f"Audience: {self.audience}" + (f"; cells resting on fewer than {self.threshold} councils or respondents are withheld"
                                                  if self.public else "; not for publication")])
         return s
+
+    def change_notes(self) -> list[str]:
+        """Sentences on what new or replaced data changed since the previous report."""
+        diff = self.inputs.changes
+        if diff.get("first_run"):
+            return ["This is the first report of this study: there is no earlier one to compare with."]
+        notes = [f"Raw file {f} was replaced since the previous report (its content changed)."
+                 for f in diff["raw_files_changed"]]
+        notes += [f"New wave: {self.wave_labels.get(w, w)}." for w in diff["new_waves"]]
+        notes += [f"{self.wave_labels.get(w, w)}: {n:+d} accepted rows." for w, n in diff["rows_added"].items()
+                  if w not in diff["new_waves"]]
+        if diff["councils_newly_linked"]:
+            notes.append(f"{len(diff['councils_newly_linked'])} council(s) newly linked"
+                         + ("" if self.public else f": {', '.join(diff['councils_newly_linked'])}") + ".")
+        if diff["councils_no_longer_linked"]:
+            notes.append(f"{len(diff['councils_no_longer_linked'])} council(s) no longer linked.")
+        moved = diff["estimates_moved"]
+        if moved:
+            largest = max(moved, key=lambda m: abs(m["change"]))
+            measure, contrast, group = largest["key"].split("|")
+            notes.append(f"{len(moved)} LMM estimate(s) moved; the largest: {self.label(measure)}, "
+                         f"{self.contrast_label(contrast)}, {self.group_label(group)}: "
+                         f"{largest['previous']:+.2f} → {largest['current']:+.2f}.")
+        return notes or ["Nothing changed since the previous report: same raw data, same estimates."]
 
     # -- the whole report ------------------------------------------------------------------------------
 
@@ -867,6 +895,7 @@ def run_report(study: Study, paths: StudyPaths, audience: str = "public") -> dic
     # only what the run decided, relative to the report folder, so two runs from the same inputs write the same bytes
     write_json(paths.reports / "report.json", {"index": "index.html", "figures": result["figures"],
                                                "councils": result["councils"], "audience": audience})
+    write_json(changes.snapshot_path(paths), changes.snapshot(paths))  # what the next report compares with
     return result
 
 
@@ -877,5 +906,5 @@ def report_steps(study: Study, paths: StudyPaths, audience: str = "public") -> l
               "group_by": list(study.councils.group_by) if study.councils else [],
               "expectations": [asdict(e) for e in study.expectations]}
     return [Step(name="report", inputs=input_files(paths), config=config,
-                 outputs=(paths.reports / "index.html", paths.reports / "report.json"),
+                 outputs=(paths.reports / "index.html", paths.reports / "report.json", changes.snapshot_path(paths)),
                  run=lambda: run_report(study, paths, audience))]
