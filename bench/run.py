@@ -5,7 +5,8 @@ Likert measures; generating it is not timed), then, each in a fresh process, as 
 
 * every stage (``python -m impactstudy <stage>``) from empty processed data: wall time, CPU time and
   peak memory (resident set of the process and its workers, sampled every 20 ms, and the largest
-  single process's ``ru_maxrss``);
+  single process's ``ru_maxrss``; the sample sums proportional set sizes, so memory forked workers
+  share with the stage's process counts once);
 * a plain ``pyreadstat.read_sav`` of the same .sav files (the floor for ingest);
 * the LMM fits against R's ``lme4::lmer`` on the same rows and formulas (the model stage's own
   per-fit times from ``models.json``; only the ``lmer`` call is timed in R), skipped with a note when
@@ -87,12 +88,13 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants (Linux /proc), MB."""
+    """Memory of ``pid`` and its descendants (Linux /proc), MB: proportional set sizes, so pages a forked
+    worker shares with its parent count once, not once per process."""
     total = 0
     for p in _descendants(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
         except OSError:
             continue
