@@ -8,9 +8,9 @@ Likert measures; generating it is not timed), then, each in a fresh process, as 
   single process's ``ru_maxrss``; the sample sums proportional set sizes, so memory forked workers
   share with the stage's process counts once);
 * a plain ``pyreadstat.read_sav`` of the same .sav files (the floor for ingest);
-* the LMM fits against R's ``lme4::lmer`` on the same rows and formulas (the model stage's own
-  per-fit times from ``models.json``; only the ``lmer`` call is timed in R), skipped with a note when
-  ``Rscript`` with lme4 is missing;
+* the LMM fits against R's ``lme4::lmer`` on the same rows and formulas (``models.lmm_rows`` timed
+  in-process; only the ``lmer`` call is timed in R), skipped with a note when ``Rscript`` with lme4
+  is missing;
 * a no-op rerun (``impactstudy run``, and ``make report`` when the study is under this repository);
 * adding a wave (the generator's next wave plus its config entry): time until the new report.
 
@@ -178,41 +178,55 @@ def wave_files(root: Path, scale: national.Scale) -> list[Path]:
 
 
 def lme4_comparison(root: Path, measures: int, log: Path) -> dict[str, Any]:
-    """The model stage's LMM fit times against ``lmer`` on the same rows and formulas."""
+    """impactstudy's LMM (``models.lmm_rows``: design, fit, contrasts, Satterthwaite df) against
+    ``lmer`` (the call alone) on the same rows and formulas: the first ``measures`` measures, overall and
+    by each grouping covariate, fitted in this process from the linked panel."""
     if shutil.which("Rscript") is None:
         return {"skipped": "Rscript is not installed"}
     probe = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True, text=True)
     if probe.returncode != 0:
         return {"skipped": "R package lme4 is not installed"}
+    from impactstudy import models
     from impactstudy.stages import open_study
 
     study, paths = open_study(STUDY, root)
-    fits = pd.DataFrame([f for f in json.loads(paths.models_json.read_text())["fits"]
-                         if f["model"] == "lmm" and "error" not in f])
-    names = list(dict.fromkeys(fits["measure"]))[:measures]
-    fits = fits[fits["measure"].isin(names)]
-    panel = pd.read_parquet(paths.panel_long)
-    panel = panel[panel["measure"].isin(names) & panel["value"].notna()]
     group_by = list(study.councils.group_by) if study.councils else []
+    panel = pd.read_parquet(paths.panel_long)
+    names = [m.name for m in models.modelled_measures(study, panel) if "lmm" in models.models_for(m)][:measures]
+    panel = panel[panel["measure"].isin(names)]
+    for column in ("council_code", "wave", "measure", "respondent_id"):
+        panel[column] = panel[column].astype(str)
+    fits, frames = [], []
+    for name in names:
+        data = models.measure_data(panel, name, group_by)
+        frames.append(data.assign(measure=name))
+        waves = [w for w in study.wave_ids if w in set(data["wave"])]
+        for group in (None, *group_by):
+            started = time.perf_counter()
+            _, _, record = models.lmm_rows(data, waves, group)
+            fits.append({"measure": name, "group_by": group or "", "formula": record["formula"],
+                         "n_obs": record["n_obs"], "seconds": time.perf_counter() - started,
+                         "reml_criterion": record.get("reml_criterion")})
+    fits_frame = pd.DataFrame(fits)
     with tempfile.TemporaryDirectory() as tmp:
-        data, spec, script = Path(tmp) / "d.csv", Path(tmp) / "fits.csv", Path(tmp) / "fit.R"
-        panel[["measure", "council_code", "respondent_id", "wave", "value", *group_by]].to_csv(data, index=False)
-        fits[["measure", "group_by", "formula"]].to_csv(spec, index=False)
+        data_csv, spec, script = Path(tmp) / "d.csv", Path(tmp) / "fits.csv", Path(tmp) / "fit.R"
+        pd.concat(frames)[["measure", "council_code", "respondent_id", "wave", "value", *group_by]].to_csv(data_csv, index=False)
+        fits_frame[["measure", "group_by", "formula"]].to_csv(spec, index=False)
         script.write_text(R_SCRIPT)
-        out = subprocess.run(["Rscript", str(script), str(data), str(spec), ",".join(study.wave_ids)],
+        out = subprocess.run(["Rscript", str(script), str(data_csv), str(spec), ",".join(study.wave_ids)],
                              capture_output=True, text=True)
     with open(log, "a") as handle:
         handle.write(out.stdout + out.stderr)
     if out.returncode != 0:
         return {"skipped": f"lmer failed: {out.stderr.strip().splitlines()[-1:]}"}
     r = pd.DataFrame([json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")])
-    both = fits.merge(r, on=["measure", "group_by"], suffixes=("", "_r"))
+    both = fits_frame.merge(r, on=["measure", "group_by"], suffixes=("", "_r"))
     python_s, r_s = float(both["seconds"].sum()), float(both["seconds_r"].sum())
     return {"fits": len(both), "measures": names, "rows_per_fit": int(both["n_obs"].median()),
             "impactstudy_s": round(python_s, 3), "lme4_s": round(r_s, 3), "ratio": round(python_s / r_s, 4),
             "max_abs_reml_difference": float((both["reml_criterion"] - both["reml"]).abs().max()),
-            "note": "impactstudy: the model stage's own per-fit seconds (design, fit, contrasts, Satterthwaite df) "
-                    "from models.json; lme4: system.time(lmer(...)) only"}
+            "note": "impactstudy: models.lmm_rows (design, fit, contrasts, Satterthwaite df); "
+                    "lme4: system.time(lmer(...)) only"}
 
 
 # ------------------------------------------------------------------------------------------ run
