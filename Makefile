@@ -67,5 +67,8 @@ validate: $(VENV)/.installed ## Check the study config against its raw files
 test: $(VENV)/.installed ## Run the test suite
 	$(BIN)/pytest
 
+bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes bench/results.json)
+	$(BIN)/python bench/run.py
+
 clean: ## Remove the study's processed data and reports (never data/raw)
 	rm -rf data/processed/$(STUDY) reports/$(STUDY)
