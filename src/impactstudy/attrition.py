@@ -14,13 +14,14 @@ simultaneous for all councils.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from impactstudy.config import Study
+from impactstudy.config import Measure, Study
 from impactstudy.errors import DataError
 from impactstudy.stats import tidy
 from impactstudy.stats.gee import fit_gee
@@ -41,14 +42,35 @@ def presence(panel: pd.DataFrame, wave_order: list[str]) -> pd.DataFrame:
     return (answered.reindex(columns=wave_order, fill_value=0) > 0).astype(int)
 
 
+def _answered(panel: pd.DataFrame, wave_order: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per respondent (a council and respondent id): did they answer in each wave ``(people, waves)``,
+    and the council code (the panel's categorical code) of each, from integer codes in one pass."""
+    council = panel["council_code"].cat.codes.to_numpy().astype(np.int64)
+    respondent = np.asarray(panel["respondent_id"], dtype=np.int64)
+    lookup = {str(w): k for k, w in enumerate(wave_order)}
+    wave = np.array([lookup.get(str(w), -1) for w in panel["wave"].cat.categories] + [-1])[panel["wave"].cat.codes]
+    keep = (council >= 0) & (respondent >= 0) & (wave >= 0)
+    council, respondent, wave = council[keep], respondent[keep], wave[keep]
+    person, _ = pd.factorize(council * (int(respondent.max(initial=0)) + 1) + respondent)
+    answered = np.zeros((int(person.max(initial=-1)) + 1, len(wave_order)), dtype=bool)
+    answered[person, wave] = True
+    person_council = np.zeros(len(answered), dtype=np.int64)
+    person_council[person] = council
+    return answered, person_council
+
+
 def retention_table(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """Councils and respondents at baseline still taking part in each wave, overall and by group."""
+    """Councils and respondents at baseline still taking part in each wave, overall and by group.
+
+    ``panel`` is :func:`impactstudy.models.compact` (categorical councils and waves, integer respondents).
+    """
     waves = list(study.wave_ids)
     first = waves[0]
     councils = panel[["council_code", *_group_by(study)]].drop_duplicates("council_code").set_index("council_code")
     present = presence(panel, waves)
-    people = panel.groupby(["council_code", "respondent_id"], observed=True)["wave"].agg(set)
-    base_people = people[people.map(lambda s: first in s)]
+    answered, person_council = _answered(panel, waves)
+    base_people = answered[:, 0]
+    council_labels = panel["council_code"].cat.categories
     strata = [("all", councils.index)] + [
         (f"{g}={level}", councils.index[councils[g].astype(str) == str(level)])
         for g in _group_by(study) for level in sorted(councils[g].dropna().astype(str).unique())
@@ -56,10 +78,10 @@ def retention_table(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     rows = []
     for label, index in strata:
         base = present.loc[present.index.isin(index) & (present[first] == 1)]
-        bp = base_people[base_people.index.get_level_values("council_code").isin(base.index)]
-        for wave in waves:
+        bp = answered[base_people & council_labels.isin(base.index)[person_council]]
+        for k, wave in enumerate(waves):
             kept = int(base[wave].sum())
-            kept_people = int(bp.map(lambda s: wave in s).sum())
+            kept_people = int(bp[:, k].sum())
             rows.append({"wave": wave, "group": label, "councils_baseline": len(base), "councils_present": kept,
                          "council_retention": kept / len(base) if len(base) else np.nan,
                          "respondents_baseline": len(bp), "respondents_present": kept_people,
@@ -123,9 +145,11 @@ def _logit_rows(y: pd.Series, X: pd.DataFrame, measure: str) -> tuple[pd.DataFra
 
 
 def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
-    """Retention table, attrition models per later wave, and IPW-weighted GEE contrasts."""
-    from impactstudy.models import CONTRAST_COLUMNS, measure_data, modelled_measures
+    """Retention table, attrition models per later wave, and the inverse-probability weights they give.
 
+    ``weights`` has a row per baseline council and a column per later wave (1 where nothing was
+    modelled); the weighted GEE fits themselves are :func:`ipw_tasks`, run with the other fits.
+    """
     waves = list(study.wave_ids)
     retention = retention_table(panel, study)
     chars = baseline_characteristics(panel, study)
@@ -140,7 +164,7 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
         if y.nunique() < 2:
             records.append({"measure": f"took_part:{wave}", "model": "attrition_logit", "group_by": "",
                             "n_obs": int(len(y)), "error": "every baseline council took part (or none did); nothing to model"})
-            weights[wave] = pd.Series(1.0, index=y.index)
+            weights[wave] = np.ones(len(y))
             continue
         rows, record, prob = _logit_rows(y, X, f"took_part:{wave}")
         separated = separation(y, chars[list(_group_by(study))])
@@ -149,29 +173,47 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
             rows["warning"] = tidy.join_warnings(*rows["warning"].unique(), separated) if len(rows) else separated
         estimates.append(rows)
         records.append(record)
-        weights[wave] = pd.Series(1.0 / np.clip(prob, 0.05, 1.0), index=y.index)  # capped at 20
-    ipw = []
-    for measure in modelled_measures(study, panel):
-        if "gee" not in (measure.models or ("gee",)):
-            continue
-        data = measure_data(panel, measure.name, [])
-        data = data[data["council_code"].isin(chars.index)]
-        data["weight"] = [weights.get(w, pd.Series(dtype=float)).get(c, 1.0) if w != waves[0] else 1.0
-                          for c, w in zip(data["council_code"], data["wave"])]
-        mwaves = [w for w in waves if w in set(data["wave"])]
-        rows = fit_gee(data, mwaves, tidy.default_contrasts(mwaves), few_councils=study.models.few_councils, weights="weight")
-        rows = rows.assign(model="gee_ipw", measure=measure.name)
-        ipw.append(rows)
-    ipw_frame = pd.concat(ipw, ignore_index=True) if ipw else pd.DataFrame(columns=CONTRAST_COLUMNS)
-    if len(ipw_frame):
-        from impactstudy.models import add_q_values, flag_few
+        weights[wave] = 1.0 / np.clip(prob, 0.05, 1.0)  # capped at 20
+    return {"retention": retention,
+            "estimates": pd.concat(estimates, ignore_index=True) if estimates else pd.DataFrame(columns=ESTIMATE_COLUMNS),
+            "records": records,
+            "weights": pd.DataFrame(weights, index=pd.Index(chars.index.astype(str), name="council_code"),
+                                    columns=waves[1:])}
 
+
+def ipw_rows(measure: str, data: pd.DataFrame, wave_order: list[str], weights: pd.DataFrame,
+             few_councils: int) -> pd.DataFrame:
+    """``gee_ipw`` rows of one measure: GEE on the baseline councils' answers, each later answer weighted
+    by its council's inverse probability of taking part in that wave (``weights``, from :func:`analyse`)."""
+    data = data[data["council_code"].isin(weights.index)]
+    # the baseline wave is not in ``weights``: its answers weigh 1, as do waves nothing was modelled for
+    table = weights.reindex(columns=[str(w) for w in data["wave"].cat.categories]).fillna(1.0)
+    council = tidy.labels(data["council_code"])
+    row = table.index.get_indexer(council.cat.categories)[council.cat.codes.to_numpy()]
+    data = data.assign(weight=table.to_numpy()[row, data["wave"].cat.codes.to_numpy()])
+    present = {str(w) for w in data["wave"].unique()}
+    mwaves = [w for w in wave_order if w in present]
+    rows = fit_gee(data, mwaves, tidy.default_contrasts(mwaves), few_councils=few_councils, weights="weight")
+    return rows.assign(model="gee_ipw", measure=measure)
+
+
+def ipw_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame],
+              weights: pd.DataFrame) -> list[tuple]:
+    """A :func:`ipw_rows` task per measure with a GEE (for :func:`impactstudy.models.run_tasks`)."""
+    return [(ipw_rows, (m.name, frames[m.name], list(study.wave_ids), weights, study.models.few_councils))
+            for m in measures if "gee" in (m.models or ("gee",))]
+
+
+def ipw_table(study: Study, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The ``gee_ipw`` rows of every measure, with q-values and flags as the unweighted ones."""
+    from impactstudy.models import CONTRAST_COLUMNS, add_q_values, flag_few
+
+    ipw_frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CONTRAST_COLUMNS)
+    if len(ipw_frame):
         ipw_frame = add_q_values(ipw_frame)
         ipw_frame["flag"] = flag_few(ipw_frame, study.models.flag_councils)
         ipw_frame["warning"] = ipw_frame["warning"].fillna("")
-    return {"retention": retention,
-            "estimates": pd.concat(estimates, ignore_index=True) if estimates else pd.DataFrame(columns=ESTIMATE_COLUMNS),
-            "records": records, "ipw_contrasts": ipw_frame.reindex(columns=CONTRAST_COLUMNS)}
+    return ipw_frame.reindex(columns=CONTRAST_COLUMNS)
 
 
 def time_design(months: pd.Series, knots: tuple[float, ...]) -> pd.DataFrame:
@@ -182,34 +224,41 @@ def time_design(months: pd.Series, knots: tuple[float, ...]) -> pd.DataFrame:
     return X
 
 
-def time_since_review(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
-    """LMM of each repeated likert/numeric measure on months since the review (``lmm_time``)."""
-    from impactstudy.models import modelled_measures, recurring_respondents
+def time_rows(measure: str, data: pd.DataFrame, knots: tuple[float, ...]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """The ``lmm_time`` coefficients of one measure (None when the fit failed) and its record."""
+    from impactstudy.models import recurring_respondents
 
+    d = data[data["months_since_review"].notna()]
+    X = time_design(d["months_since_review"], knots)
+    nested = recurring_respondents(d)
+    record: dict[str, Any] = {"measure": measure, "model": "lmm_time", "group_by": "",
+                              "formula": "value ~ " + " + ".join(X.columns[1:]) + " + (1 | council_code)"
+                              + (" + (1 | council_code:respondent_id)" if nested else ""),
+                              "n_obs": int(len(d)), "n_councils": int(d["council_code"].nunique())}
+    try:
+        fit = fit_lmm(d["value"].to_numpy(float), X.to_numpy(), list(X.columns), d["council_code"].cat.codes.to_numpy(),
+                      d["respondent_id"].to_numpy() if nested else None)
+    except (DataError, ValueError, np.linalg.LinAlgError) as err:
+        record.update(converged=False, error=str(err))
+        return None, record
+    warning = tidy.join_warnings(*fit.warnings)
+    record.update(converged=fit.converged, warnings=list(fit.warnings))
+    return tidy.estimates_table(fit.summary_frame().assign(warning=warning), measure, "lmm_time", ""), record
+
+
+def time_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame], dated: bool) -> list[tuple]:
+    """A :func:`time_rows` task per repeated likert/numeric measure (the LMM of each on months since the
+    council's review), or none when the study asks for no such model or no row of the panel is ``dated``
+    (has months since review)."""
     settings = study.models.time_since_review
-    if settings is None or panel["months_since_review"].isna().all():
-        return {"estimates": pd.DataFrame(columns=ESTIMATE_COLUMNS), "records": []}
-    frames, records = [], []
-    for measure in modelled_measures(study, panel):
-        if measure.type not in ("likert", "numeric"):
-            continue
-        d = panel[(panel["measure"] == measure.name) & panel["value"].notna() & panel["months_since_review"].notna()]
-        X = time_design(d["months_since_review"], settings.knots)
-        nested = recurring_respondents(d.assign(respondent_id=d["respondent_id"].astype(str)))
-        record: dict[str, Any] = {"measure": measure.name, "model": "lmm_time", "group_by": "",
-                                  "formula": "value ~ " + " + ".join(X.columns[1:]) + " + (1 | council_code)"
-                                  + (" + (1 | council_code:respondent_id)" if nested else ""),
-                                  "n_obs": int(len(d)), "n_councils": int(d["council_code"].nunique())}
-        try:
-            fit = fit_lmm(d["value"].to_numpy(float), X.to_numpy(), list(X.columns), d["council_code"].astype(str).to_numpy(),
-                          d["respondent_id"].astype(str).to_numpy() if nested else None)
-        except (DataError, ValueError, np.linalg.LinAlgError) as err:
-            record.update(converged=False, error=str(err))
-            records.append(record)
-            continue
-        warning = tidy.join_warnings(*fit.warnings)
-        record.update(converged=fit.converged, warnings=list(fit.warnings))
-        records.append(record)
-        frames.append(tidy.estimates_table(fit.summary_frame().assign(warning=warning), measure.name, "lmm_time", ""))
+    if settings is None or not dated:
+        return []
+    return [(time_rows, (m.name, frames[m.name], settings.knots)) for m in measures
+            if m.type in ("likert", "numeric")]
+
+
+def time_table(results: Sequence[tuple[pd.DataFrame | None, dict[str, Any]]]) -> dict[str, Any]:
+    """The ``lmm_time`` estimates and records of :func:`time_rows` results."""
+    frames = [f for f, _ in results if f is not None]
     return {"estimates": pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ESTIMATE_COLUMNS),
-            "records": records}
+            "records": [r for _, r in results]}

@@ -13,13 +13,16 @@ Measures are fitted in parallel across cores (``[models] workers``; default: all
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from statsmodels.stats.multitest import multipletests
 from threadpoolctl import threadpool_limits
 
@@ -54,18 +57,69 @@ def models_for(measure: Measure) -> tuple[str, ...]:
     return measure.models if measure.models is not None else DEFAULT_MODELS.get(measure.type, ())
 
 
+def compact(panel: pd.DataFrame, covariates: Sequence[str] = ()) -> pd.DataFrame:
+    """The panel with councils, waves, measures and ``covariates`` as categoricals and respondents as
+    integer codes (a no-op for a panel that is already so).
+
+    Why: the models need only the identity of a respondent and the labels of the rest; 3 million rows
+    of text cost seconds to convert and compare and hundreds of MB to hold and to send to workers.
+    """
+    out = {c: panel[c].astype("category") for c in ("council_code", "wave", "measure", *covariates)
+           if c in panel.columns and not isinstance(panel[c].dtype, pd.CategoricalDtype)}
+    if "respondent_id" in panel.columns and not pd.api.types.is_integer_dtype(panel["respondent_id"].dtype):
+        out["respondent_id"] = pd.factorize(panel["respondent_id"])[0]
+    return panel.assign(**out) if out else panel
+
+
+def read_panel(path: Path, study: Study) -> pd.DataFrame:
+    """The columns of ``panel_long.parquet`` the model stage uses, text read as dictionary codes
+    (categoricals), then :func:`compact`."""
+    group_by = list(study.councils.group_by) if study.councils else []
+    columns = ["council_code", "respondent_id", "wave", "measure", "value", *group_by]
+    if study.models.time_since_review is not None:
+        columns.append("months_since_review")
+    schema = pq.read_schema(path)
+    text = [c for c in columns if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+    return compact(pq.read_table(path, columns=columns, read_dictionary=text).to_pandas(), group_by)
+
+
+def measure_frames(panel: pd.DataFrame, measures: Sequence[str], covariates: Sequence[str],
+                   extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """The long frame of each of ``measures`` with observed values: what every model function takes.
+
+    One pass over the panel (rows of a measure keep the panel's order). Councils and ``covariates`` are
+    :func:`tidy.labels` categoricals, waves categorical, respondents integer codes; ``extra`` columns
+    (e.g. ``months_since_review``) are carried along.
+    """
+    panel = compact(panel, covariates)
+    codes, uniques = pd.factorize(panel["measure"])
+    position = {str(u): k for k, u in enumerate(uniques)}
+    rows = np.flatnonzero(panel["value"].notna().to_numpy() & (codes >= 0))
+    rows = rows[np.argsort(codes[rows], kind="stable")]
+    bounds = np.searchsorted(codes[rows], np.arange(len(uniques) + 1))
+    columns = ["council_code", "respondent_id", "wave", "value", *covariates, *extra]
+    panel = panel[columns]
+    frames = {}
+    for name in measures:
+        k = position.get(name)
+        out = panel.take(rows[bounds[k]:bounds[k + 1]] if k is not None else rows[:0]).reset_index(drop=True)
+        for column in ("council_code", *covariates):
+            out[column] = tidy.labels(out[column])
+        frames[name] = out
+    return frames
+
+
 def measure_data(panel: pd.DataFrame, measure: str, covariates: list[str]) -> pd.DataFrame:
-    """The long frame of one measure with observed values: what every model function takes."""
-    rows = panel[(panel["measure"] == measure) & panel["value"].notna()]
-    out = rows[["council_code", "respondent_id", "wave", "value", *covariates]].copy()
-    for column in ("council_code", "respondent_id", "wave"):
-        out[column] = out[column].astype(str)
-    return out.reset_index(drop=True)
+    """The long frame of one measure with observed values (:func:`measure_frames` for one measure)."""
+    return measure_frames(panel, [measure], covariates)[measure]
 
 
 def recurring_respondents(data: pd.DataFrame) -> bool:
     """True when some respondent answered in more than one wave (then the LMM nests respondents)."""
-    return bool((data.groupby(["council_code", "respondent_id"])["wave"].nunique() > 1).any())
+    council, respondent, wave = (pd.factorize(data[c])[0].astype(np.int64) for c in ("council_code", "respondent_id", "wave"))
+    person = council * (int(respondent.max(initial=0)) + 1) + respondent
+    answers = np.unique(person * (int(wave.max(initial=0)) + 1) + wave)  # distinct (person, wave)
+    return len(np.unique(answers // (int(wave.max(initial=0)) + 1))) < len(answers)
 
 
 # ------------------------------------------------------------------------------------------- LMM
@@ -86,7 +140,8 @@ def lmm_rows(data: pd.DataFrame, wave_order: list[str], group: str | None) -> tu
     contrasts = tidy.default_contrasts(wave_order)
     try:
         design = design_matrix(d, wave_order, group, empty_cells="drop")
-        fit = fit_lmm(d["value"].to_numpy(), design.X, design.columns, d["council_code"].to_numpy(),
+        # integer codes: the fit needs only which rows share a council or respondent
+        fit = fit_lmm(d["value"].to_numpy(), design.X, design.columns, d["council_code"].cat.codes.to_numpy(),
                       d["respondent_id"].to_numpy() if nested else None)
     except (DataError, ValueError, np.linalg.LinAlgError) as err:
         reason = str(err)
@@ -114,7 +169,8 @@ def _other_model(name: str) -> Callable[..., pd.DataFrame]:
 def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], group_by: tuple[str, ...],
                 few_councils: int) -> dict[str, Any]:
     """Every model of one measure, overall and by each grouping covariate."""
-    waves = [w for w in wave_order if w in set(data["wave"])]
+    present = {str(w) for w in data["wave"].dropna().unique()}
+    waves = [w for w in wave_order if w in present]
     contrasts = tidy.default_contrasts(waves)
     contrast_frames, estimate_frames, records = [], [], []
     for name in models_for(measure):
@@ -137,11 +193,24 @@ def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], gro
     return {"contrasts": contrast_frames, "estimates": estimate_frames, "records": records}
 
 
-def _fit_task(args: tuple[Measure, pd.DataFrame, list[str], tuple[str, ...], int]) -> dict[str, Any]:
-    # The fits are many small linear-algebra calls: BLAS threads only add overhead, and the measures
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
+"""A fit to run in a worker: a module-level function and its arguments (compact frames, settings)."""
+
+
+def _run_task(task: Task) -> Any:
+    # The fits are many small linear-algebra calls: BLAS threads only add overhead, and the tasks
     # already run in parallel across cores.
     with threadpool_limits(1, user_api="blas"):
-        return fit_measure(*args)
+        function, args = task
+        return function(*args)
+
+
+def run_tasks(tasks: Sequence[Task], workers: int) -> list[Any]:
+    """Every task's result, in order: in a pool of ``workers`` processes when there are more than one."""
+    if workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            return list(pool.map(_run_task, tasks))
+    return [_run_task(t) for t in tasks]
 
 
 # ---------------------------------------------------------------------------------- the tables
@@ -169,22 +238,27 @@ def flag_few(contrasts: pd.DataFrame, flag_councils: int) -> pd.Series:
 
 def modelled_measures(study: Study, panel: pd.DataFrame) -> list[Measure]:
     """Measures with a model and observed values in at least two waves."""
-    observed = panel[panel["value"].notna()].groupby("measure", observed=True)["wave"].nunique()
-    return [m for m in study.analysed_measures if models_for(m) and observed.get(m.name, 0) >= 2]
+    panel = compact(panel)
+    measure = panel["measure"].cat.codes.to_numpy().astype(np.int64)
+    wave = panel["wave"].cat.codes.to_numpy()
+    observed = panel["value"].notna().to_numpy() & (measure >= 0) & (wave >= 0)
+    measure, wave = measure[observed], wave[observed]
+    n_waves = len(panel["wave"].cat.categories)
+    pairs = np.unique(measure * n_waves + wave)
+    counts = np.bincount(pairs // n_waves, minlength=len(panel["measure"].cat.categories))
+    waves_of = dict(zip(panel["measure"].cat.categories.astype(str), counts))
+    return [m for m in study.analysed_measures if models_for(m) and waves_of.get(m.name, 0) >= 2]
 
 
-def fit_all(study: Study, panel: pd.DataFrame, workers: int | None = None) -> dict[str, Any]:
-    """Fit every measure's models (in parallel when ``workers`` > 1); the tables and records."""
+def fit_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame]) -> list[Task]:
+    """One task per measure: every model of the measure (:func:`fit_measure`)."""
     group_by = study.councils.group_by if study.councils else ()
-    wave_order = list(study.wave_ids)
-    tasks = [(m, measure_data(panel, m.name, list(group_by)), wave_order, group_by, study.models.few_councils)
-             for m in modelled_measures(study, panel)]
-    workers = workers or study.models.workers or os.cpu_count() or 1
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-            results = list(pool.map(_fit_task, tasks))
-    else:
-        results = [_fit_task(t) for t in tasks]
+    return [(fit_measure, (m, frames[m.name], list(study.wave_ids), group_by, study.models.few_councils))
+            for m in measures]
+
+
+def main_tables(study: Study, results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The contrasts (with q-values and flags), estimates and records of :func:`fit_measure` results."""
     contrast_frames = [f for r in results for f in r["contrasts"]]
     estimate_frames = [f for r in results for f in r["estimates"] if len(f)]
     contrasts = pd.concat(contrast_frames, ignore_index=True) if contrast_frames else pd.DataFrame(columns=CONTRAST_COLUMNS)
@@ -196,18 +270,42 @@ def fit_all(study: Study, panel: pd.DataFrame, workers: int | None = None) -> di
             "records": [rec for r in results for rec in r["records"]]}
 
 
+def _workers(study: Study, workers: int | None = None) -> int:
+    return workers or study.models.workers or os.cpu_count() or 1
+
+
+def fit_all(study: Study, panel: pd.DataFrame, workers: int | None = None) -> dict[str, Any]:
+    """Fit every measure's models (in parallel when ``workers`` > 1); the tables and records."""
+    group_by = list(study.councils.group_by) if study.councils else []
+    panel = compact(panel, group_by)
+    measures = modelled_measures(study, panel)
+    frames = measure_frames(panel, [m.name for m in measures], group_by)
+    return main_tables(study, run_tasks(fit_tasks(study, measures, frames), _workers(study, workers)))
+
+
 def run_model(study: Study, paths: StudyPaths) -> None:
-    """Read the panel, fit everything, write the tables and ``models.json``."""
+    """Read the panel, fit everything (one pool for every measure's fits, the weighted GEE and the
+    time-since-review models), write the tables and ``models.json``."""
     if not paths.panel_long.is_file():
         raise DataError(f"{paths.panel_long}: not found; run `impactstudy link --study {paths.study}` first")
-    panel = pd.read_parquet(paths.panel_long)
-    for column in ("council_code", "wave", "measure", "respondent_id"):
-        panel[column] = panel[column].astype(str)
-    main = fit_all(study, panel)
+    group_by = list(study.councils.group_by) if study.councils else []
+    panel = read_panel(paths.panel_long, study)
+    measures = modelled_measures(study, panel)
+    extra = ["months_since_review"] if study.models.time_since_review is not None else []
+    dated = bool(extra) and bool(panel["months_since_review"].notna().any())
+    frames = measure_frames(panel, [m.name for m in measures], group_by, extra)
     retention = attrition.analyse(study, panel)
-    time_model = attrition.time_since_review(study, panel)
     expected = expectations.analyse(study, panel)
-    contrasts = pd.concat([main["contrasts"], retention["ipw_contrasts"]], ignore_index=True)
+    del panel  # the workers need only the frames
+    main_tasks = fit_tasks(study, measures, frames)
+    ipw_tasks = attrition.ipw_tasks(study, measures, frames, retention["weights"])
+    time_tasks = attrition.time_tasks(study, measures, frames, dated)
+    results = run_tasks(main_tasks + ipw_tasks + time_tasks, _workers(study))
+    n_main, n_ipw = len(main_tasks), len(ipw_tasks)
+    main = main_tables(study, results[:n_main])
+    ipw = attrition.ipw_table(study, results[n_main:n_main + n_ipw])
+    time_model = attrition.time_table(results[n_main + n_ipw:])
+    contrasts = pd.concat([main["contrasts"], ipw], ignore_index=True)
     estimates = pd.concat([main["estimates"], retention["estimates"], time_model["estimates"]], ignore_index=True)
     paths.tables.mkdir(parents=True, exist_ok=True)
     write_csv(paths.tables / "contrasts.csv", contrasts[CONTRAST_COLUMNS])
@@ -215,7 +313,7 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     write_csv(paths.tables / "attrition.csv", retention["retention"])
     write_csv(paths.tables / "expectations.csv", expected)
     write_json(paths.models_json, {
-        "settings": {**asdict(study.models), "group_by": list(study.councils.group_by) if study.councils else [],
+        "settings": {**asdict(study.models), "group_by": group_by,
                      "confidence_level": 0.95, "q_value": "Benjamini-Hochberg across measures within model, contrast and group"},
         "fits": main["records"] + retention["records"] + time_model["records"],
     })
@@ -236,4 +334,5 @@ def model_steps(study: Study, paths: StudyPaths) -> list[Step]:
                  run=lambda: run_model(study, paths))]
 
 
-__all__ = ["fit_all", "fit_measure", "lmm_rows", "model_steps", "run_model", "UserError"]
+__all__ = ["fit_all", "fit_measure", "lmm_rows", "measure_frames", "model_steps", "read_panel", "run_model",
+           "UserError"]

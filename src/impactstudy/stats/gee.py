@@ -79,7 +79,8 @@ def fit_gee(
     y = d["value"].to_numpy()
     w = d[weights].to_numpy(float) if weights else None
     with tidy.captured_warnings() as caught:
-        model = sm.GEE(y, design.X, groups=d["council_code"].to_numpy(), family=sm.families.Gaussian(),
+        # the councils' codes follow their sorted labels, so clusters come in the order the labels give
+        model = sm.GEE(y, design.X, groups=d["council_code"].cat.codes.to_numpy(), family=sm.families.Gaussian(),
                        cov_struct=sm.cov_struct.Exchangeable(), weights=w)
         try:
             fit = model.fit(start_params=_start_params(design, y, w),

@@ -81,7 +81,7 @@ def _block_stats(y: np.ndarray, x: np.ndarray, council: np.ndarray, respondent: 
     else:
         resp_idx, _ = pd.factorize(respondent)
         block_idx, _ = pd.factorize(council_idx.astype(np.int64) * (int(resp_idx.max()) + 1) + resp_idx)
-    z = np.column_stack([x, y])
+    z = np.asfortranarray(np.column_stack([x, y]))  # contiguous columns for bincount
     n_blocks = int(block_idx.max()) + 1
     sums = np.column_stack([np.bincount(block_idx, weights=col, minlength=n_blocks) for col in z.T])
     sizes = np.bincount(block_idx, minlength=n_blocks).astype(float)
@@ -224,6 +224,26 @@ def _varpar_covariance(hess: np.ndarray, sigma: float) -> tuple[np.ndarray, list
     return 2.0 * scaled_inv * np.outer(d, d), messages
 
 
+def _gram_root(x: np.ndarray) -> np.ndarray:
+    """A matrix ``M`` with ``M'M = X'X`` and few rows: each distinct row of ``X`` once, scaled by the root
+    of its count (zero rows added up to ``p``); ``X`` itself when its rows are mostly distinct.
+
+    The QR factor ``R`` of ``X`` depends only on ``X'X`` (``R'R = X'X``), so ``M`` gives the same
+    ``|R[j, j]|`` from a (cells x p) instead of an (n x p) factorisation: a design of wave (x group)
+    dummies has a handful of distinct rows among tens of thousands.
+    """
+    key = x @ np.random.default_rng(0).standard_normal(x.shape[1])  # equal rows, equal keys
+    codes, uniques = pd.factorize(key)
+    if len(uniques) > x.shape[0] // 4:
+        return x
+    _, first = np.unique(codes, return_index=True)
+    distinct = x[first]
+    if not np.array_equal(distinct[codes], x):  # two different rows with one key: no shortcut
+        return x
+    m = distinct * np.sqrt(np.bincount(codes))[:, None]
+    return np.vstack([m, np.zeros((max(x.shape[1] - len(m), 0), x.shape[1]))])
+
+
 def _check_inputs(
     y: np.ndarray, x: np.ndarray, columns: tuple[str, ...], council: np.ndarray, respondent: np.ndarray | None
 ) -> None:
@@ -244,7 +264,7 @@ def _check_inputs(
             f"{bad_g} missing council/respondent labels; drop incomplete rows before fitting"
         )
     # As R's lm/lmer: column j is aliased when the QR factor's R[j, j] is ~0 (in the span of earlier columns).
-    r_diag = np.abs(np.diag(np.linalg.qr(x, mode="r"))) if x.shape[0] >= x.shape[1] else np.zeros(x.shape[1])
+    r_diag = np.abs(np.diag(np.linalg.qr(_gram_root(x), mode="r"))) if x.shape[0] >= x.shape[1] else np.zeros(x.shape[1])
     aliased = [columns[j] for j in np.flatnonzero(r_diag <= 1e-7 * max(r_diag.max(), 1e-300))]
     if aliased or n <= x.shape[1]:
         raise DataError(

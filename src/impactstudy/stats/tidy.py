@@ -120,12 +120,31 @@ def prepare(
     if group is not None:
         keep &= data[group].notna()
     out = data.loc[keep, needed].copy()
-    out["council_code"] = out["council_code"].astype(str)
+    out["council_code"] = labels(out["council_code"])
     out["wave"] = pd.Categorical(out["wave"], categories=list(wave_order), ordered=True)
     out["value"] = out["value"].astype(float)
     if group is not None:
-        out[group] = out[group].astype(str)
+        out[group] = labels(out[group])
     return out.reset_index(drop=True)
+
+
+def labels(values: pd.Series) -> pd.Series:
+    """``values`` as text labels: a categorical whose categories are the observed values as text, sorted.
+
+    Why: models group on labels, and a categorical's integer codes follow the labels' sorted order, so
+    code-based grouping (GEE's clusters, design levels) visits them in the same order as the text
+    would, while nothing converts every row to a string.
+    """
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.astype(str).astype("category")
+    used = np.bincount(values.cat.codes.to_numpy() + 1, minlength=len(values.cat.categories) + 1)[1:] > 0
+    out = values if used.all() else values.cat.remove_categories(values.cat.categories[~used])
+    text = out.cat.categories.astype(str)
+    if not text.equals(out.cat.categories):
+        out = out.cat.rename_categories(text)
+    if not text.is_monotonic_increasing:
+        out = out.cat.reorder_categories(text.sort_values())
+    return out
 
 
 def levels(data: pd.DataFrame, group: str | None) -> list[tuple[str, object]]:
@@ -135,7 +154,7 @@ def levels(data: pd.DataFrame, group: str | None) -> list[tuple[str, object]]:
     """
     if group is None:
         return [("all", None)]
-    return [(group_label(group, lv), lv) for lv in sorted(data[group].dropna().astype(str).unique())]
+    return [(group_label(group, lv), lv) for lv in labels(data[group].dropna()).cat.categories]
 
 
 def cell_mask(data: pd.DataFrame, group: str | None, level: object, waves: Sequence[str]) -> pd.Series:
