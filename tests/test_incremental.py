@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
 import pandas as pd
 import pytest
 
-from impactstudy import stages
+from impactstudy import lastrun, stages
 from impactstudy.changes import compare
 from impactstudy.errors import LockError
 from impactstudy.paths import StudyPaths
-from impactstudy.pipeline import study_lock
+from impactstudy.pipeline import Manifest, study_lock
 
 from conftest import write_mini_study
 
@@ -133,3 +136,99 @@ def test_a_run_removes_temporary_files_a_killed_run_left(mini):
     stages.run("mini", ["link"], root=mini.root)
     assert not leftover.exists()
     assert kept.exists()
+
+
+# ------------------------------------------------------------- the no-op fast path (impactstudy.lastrun)
+
+LINKED = ("ingest", "link")
+HEAVY = ("pandas", "pyarrow", "numpy", "statsmodels", "matplotlib", "scipy")
+
+
+def fast(paths: StudyPaths, stage_names=LINKED, audience=None) -> list[str] | None:
+    """What the fast path answers now (None: it defers to the slow path)."""
+    return lastrun.current_steps(paths, lastrun.seen(paths), stage_names, audience)
+
+
+def test_noop_rerun_answers_without_importing_the_stages(mini):
+    code = ("import sys, json\nfrom impactstudy import stages\n"
+            f"ran = stages.run('mini', ['link'], root={str(mini.root)!r})\n"
+            f"print(json.dumps([ran, [m for m in {HEAVY!r} if m in sys.modules]]))")
+    # the first run records this interpreter's view of the code (others may be editing the tree)
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [[], []]
+
+
+def test_fast_path_covers_the_stages_run_and_its_steps_in_order(mini):
+    assert fast(mini) == ["ingest:w1", "ingest:w2", "ingest", "link"]
+    assert fast(mini, ("ingest",)) == ["ingest:w1", "ingest:w2", "ingest"]
+    assert fast(mini, ("ingest", "link", "model")) is None  # never run: the slow path says why
+    assert fast(mini, LINKED, audience="public") is None  # no report was recorded for any audience
+
+
+def test_touched_file_falls_back_then_is_fast_again(mini):
+    raw = mini.raw / "w1.sav"
+    later = time.time() + 60
+    os.utime(raw, (later, later))
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == []  # hashed: same bytes, nothing reruns
+    assert fast(mini) == ["ingest:w1", "ingest:w2", "ingest", "link"]
+
+
+def test_changed_config_or_salt_falls_back(mini):
+    mini.config.write_text(mini.config.read_text() + "\n# a comment\n")
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == []  # same settings: nothing reruns
+    assert fast(mini) is not None
+    mini.secret_salt.write_bytes(b"another-salt")
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root)[:2] == ["ingest:w1", "ingest:w2"]
+
+
+def test_changed_output_falls_back_and_is_rewritten(mini):
+    before = mini.linkage.read_bytes()
+    mini.linkage.write_bytes(before + b"x")
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == ["link"]
+    assert mini.linkage.read_bytes() == before
+
+
+def test_retargeted_raw_symlink_reruns_that_wave(mini):
+    elsewhere = mini.raw / "versions"  # raw files must resolve inside the raw folder
+    elsewhere.mkdir()
+    raw = mini.raw / "w2.csv"
+    original = elsewhere / "w2_v1.csv"
+    original.write_bytes(raw.read_bytes())
+    raw.unlink()
+    raw.symlink_to(original)
+    stages.run("mini", ["link"], root=mini.root)
+    assert fast(mini) is not None
+    changed = elsewhere / "w2_v2.csv"
+    changed.write_bytes(original.read_bytes() + LATE_ROW.encode())
+    raw.unlink()
+    raw.symlink_to(changed)
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w2", "ingest", "link"]
+
+
+def test_a_step_writing_the_manifest_drops_the_record(mini):
+    manifest = Manifest(mini)
+    manifest.save()  # what run_steps does after each step
+    assert lastrun.KEY not in json.loads(mini.manifest.read_text())
+    assert fast(mini) is None
+
+
+def test_force_takes_the_slow_path(mini):
+    assert stages.run("mini", ["link"], root=mini.root, force=True) == ["link"]
+
+
+def test_fast_path_still_removes_leftovers_under_the_lock(mini):
+    leftover = mini.processed / ".linkage.csv.abc123.tmp"
+    leftover.write_bytes(b"partial")
+    assert fast(mini) is not None
+    with study_lock(mini):
+        with pytest.raises(LockError):
+            stages.run("mini", ["link"], root=mini.root)
+    assert leftover.exists()
+    assert stages.run("mini", ["link"], root=mini.root) == []
+    assert not leftover.exists()

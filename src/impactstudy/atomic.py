@@ -8,6 +8,10 @@ from the same inputs give byte-identical files.
 CSV outputs neutralise spreadsheet formula injection: analysts open them in Excel, and a text cell
 beginning ``=``, ``+``, ``-``, ``@``, tab or carriage return would be run as a formula. Such cells get
 a leading apostrophe; numbers, negative ones included, stay numbers.
+
+numpy, pandas and pyarrow are imported by the functions that need them, not by this module: the
+pipeline's bookkeeping (:mod:`impactstudy.pipeline`) uses the atomic writers, and a no-op rerun must
+not pay a second for importing them.
 """
 
 from __future__ import annotations
@@ -19,12 +23,10 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,6 +60,9 @@ def write_text(target: Path, text: str) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -106,6 +111,8 @@ def neutralise_formula(value: Any) -> Any:
 
 def safe_for_spreadsheet(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` whose text columns cannot inject formulas (see module docstring)."""
+    import pandas as pd
+
     out = frame.copy()
     for column in out.columns:
         if not (pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_datetime64_any_dtype(out[column])):
@@ -130,6 +137,9 @@ def write_parquet(target: Path, frame: pd.DataFrame, metadata: dict[str, Any] | 
     pandas' own schema metadata is kept so dtypes round-trip; no creation time is written, so the
     bytes depend only on the data.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     schema_meta = dict(table.schema.metadata or {})
     if metadata is not None:
@@ -154,6 +164,8 @@ def fix_sav_timestamp(path: Path) -> None:
 
 def read_parquet_metadata(path: Path) -> dict[str, Any]:
     """The ``impactstudy`` metadata stored by :func:`write_parquet` (empty if none)."""
+    import pyarrow.parquet as pq
+
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(b"impactstudy")
     return json.loads(raw) if raw else {}

@@ -3,6 +3,10 @@
 ``run("demo", ["ingest", "link"])`` runs those stages (each only where its inputs changed) under the
 study's lock; ``status("demo")`` says which steps are stale and why. Stages run in pipeline order and a
 stage always brings the stages before it up to date first, so a stage never reads stale inputs.
+
+Both first ask :mod:`impactstudy.lastrun` whether the last complete run still stands (stat calls, no
+stage module imported), so a rerun with nothing changed answers in milliseconds; only otherwise are
+the steps built, which imports the stages' modules.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from impactstudy import lastrun
 from impactstudy.config import Study, load_study
 from impactstudy.errors import ConfigError
 from impactstudy.paths import StudyPaths
-from impactstudy.pipeline import Manifest, Step, run_steps, study_lock
+from impactstudy.pipeline import Manifest, Step, remove_leftovers, run_steps, study_lock
 
 # stage name -> "module:function" returning that stage's steps for a study
 STAGE_STEPS = {
@@ -54,7 +59,9 @@ def run(study: str, stages: Iterable[str] | None = None, root: Path | str = ".",
     ``audience`` (``public`` or ``internal``) is the report's: the public report applies disclosure
     control and has no council pages or quotes.
     """
-    config, paths = open_study(study, root)
+    paths = StudyPaths(Path(root).resolve(), study)
+    before = lastrun.seen(paths)  # before the config and salt are read (see lastrun.seen)
+    config = load_study(paths.config, study)
     wanted = list(stages or STAGES)
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
@@ -62,14 +69,25 @@ def run(study: str, stages: Iterable[str] | None = None, root: Path | str = ".",
     if audience not in AUDIENCES:
         raise ConfigError(f"audience must be one of {', '.join(AUDIENCES)}, got '{audience}'")
     upto = max(wanted, key=STAGES.index)
+    names = STAGES[: STAGES.index(upto) + 1]
+    for_audience = audience if "report" in names else None
     with study_lock(paths, timeout=wait):
+        if not force and lastrun.current_steps(paths, before, names, for_audience) is not None:
+            remove_leftovers(paths)
+            return []
         steps = plan(config, paths, upto, audience)
         forced = {s.name for s in steps if s.name.split(":")[0] in wanted} if force else set()
-        return run_steps(paths, steps, force=forced, log=log)
+        ran = run_steps(paths, steps, force=forced, log=log)
+        lastrun.save(paths, before, [s.name for s in steps], for_audience)
+        return ran
 
 
 def status(study: str, root: Path | str = ".", audience: str = "public") -> list[tuple[str, list[str]]]:
     """Each step of every stage with the reasons it is stale (an empty list: up to date)."""
-    config, paths = open_study(study, root)
+    paths = StudyPaths(Path(root).resolve(), study)
+    current = lastrun.current_steps(paths, lastrun.seen(paths), STAGES, audience)
+    if current is not None:
+        return [(name, []) for name in current]
+    config = load_study(paths.config, study)
     manifest = Manifest(paths)
     return [(step.name, manifest.stale_reasons(step)) for step in plan(config, paths, STAGES[-1], audience)]
