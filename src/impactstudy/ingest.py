@@ -168,6 +168,7 @@ def ingest_steps(study: Study, paths: StudyPaths) -> list[Step]:
                 config=_wave_config(study, wave, salt),
                 outputs=wave_outputs(paths, wave),
                 run=lambda wave=wave: ingest_wave(study, paths, wave, salt),
+                parallel=True,  # waves are independent: read and harmonised at once, one per core
             )
         )
     pieces = tuple(p for wave in study.waves for p in wave_outputs(paths, wave)[1:])

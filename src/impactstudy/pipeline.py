@@ -9,6 +9,10 @@ same does not rerun anything (file sizes and modification times are kept only to
 The version recorded is the package version plus a hash of the package's files, so a new release (or
 a local code change) reruns the stages it touches.
 
+Consecutive steps marked ``parallel`` (ingest's waves), none reading another's outputs, run at the
+same time in worker processes, one per core; each is recorded, in order, once its outputs are written,
+and the first one to fail (in order) raises its error as if they had run one after another.
+
 A per-study lock (``data/processed/<study>/.lock``) keeps two runs from interleaving: a second run
 waits up to ``lock_timeout`` seconds, then stops with a clear message.
 """
@@ -20,9 +24,11 @@ import fcntl
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,7 @@ class Step:
     config: Any  # JSON-able part of the config this step uses
     outputs: tuple[Path, ...]
     run: Callable[[], None] = field(compare=False)
+    parallel: bool = False  # may run in a worker process alongside the consecutive steps so marked
 
 
 @functools.cache
@@ -156,6 +163,44 @@ def remove_leftovers(paths: StudyPaths) -> list[Path]:
     return found
 
 
+def _batches(steps: list[Step]) -> Iterator[list[Step]]:
+    """``steps`` in order, consecutive ``parallel`` steps that read none of each other's outputs together."""
+    batch: list[Step] = []
+    written: set[Path] = set()
+    for step in steps:
+        if batch and not (step.parallel and batch[-1].parallel and not written & {*step.inputs, *step.outputs}):
+            yield batch
+            batch, written = [], set()
+        batch.append(step)
+        written |= set(step.outputs)
+    if batch:
+        yield batch
+
+
+_WORKER_STEPS: list[Step] = []  # the batch a forked worker runs from (closures cannot be pickled)
+
+
+def _run_in_worker(index: int) -> None:
+    _WORKER_STEPS[index].run()
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_together(steps: list[Step]) -> list[BaseException | None]:
+    """Run ``steps`` at once in forked workers; each one's exception or None, in order, once all finished."""
+    global _WORKER_STEPS
+    _WORKER_STEPS = steps
+    try:
+        with ProcessPoolExecutor(max_workers=min(len(steps), _cores()),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_run_in_worker, i) for i in range(len(steps))]
+            return [future.exception() for future in futures]
+    finally:
+        _WORKER_STEPS = []
+
+
 def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
               log: Callable[[str], None] = lambda _msg: None) -> list[str]:
     """Run the stale steps (and those named in ``force``) in order, record them; return the names that ran.
@@ -165,15 +210,31 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
     remove_leftovers(paths)
     manifest = Manifest(paths)
     ran = []
-    for step in steps:
-        reasons = ["forced"] if step.name in force else manifest.stale_reasons(step)
-        if not reasons:
-            continue
-        log(f"{step.name}: running ({'; '.join(reasons)})")
-        step.run()
+
+    def done(step: Step) -> None:
         manifest.record(step)
         manifest.save()
         ran.append(step.name)
+
+    together = _cores() > 1 and "fork" in multiprocessing.get_all_start_methods()
+    for batch in _batches(steps):
+        stale = [(step, ["forced"] if step.name in force else manifest.stale_reasons(step)) for step in batch]
+        stale = [(step, reasons) for step, reasons in stale if reasons]
+        if len(stale) > 1 and together:
+            for step, reasons in stale:
+                log(f"{step.name}: running ({'; '.join(reasons)})")
+            errors = _run_together([step for step, _ in stale])
+            for (step, _), error in zip(stale, errors, strict=True):
+                if error is None:
+                    done(step)
+            failed = [error for error in errors if error is not None]
+            if failed:
+                raise failed[0]
+            continue
+        for step, reasons in stale:
+            log(f"{step.name}: running ({'; '.join(reasons)})")
+            step.run()
+            done(step)
     manifest.save()
     return ran
 
