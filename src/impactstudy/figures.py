@@ -17,7 +17,9 @@ page per council (152 nationally), and a hand-built chart is a hundred times fas
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import math
 import multiprocessing
 import os
 import re
@@ -364,17 +366,12 @@ def line_svg(series: Iterable[tuple[str, Sequence[float]]], xlabels: Sequence[st
         return top + plot_h * (1 - (v - lo) / (hi - lo))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label={quoteattr(alt)}>',
-             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#bbbbbb"/>']
-    for tick in np.arange(np.ceil(lo), np.floor(hi) + 1):
-        parts.append(f'<text x="{left - 6}" y="{py(tick) + 3:.1f}" font-size="9" text-anchor="end">{tick:g}</text>')
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" stroke="#eeeeee"/>')
-    for i, label in enumerate(xlabels):
-        parts.append(f'<text x="{px(i):.1f}" y="{top + plot_h + 12}" font-size="9" text-anchor="middle">{escape(label)}</text>')
+             _line_svg_frame(tuple(xlabels), (lo, hi), width, height)]
     dashes = ("", "6 3", "2 2", "8 3 2 3")
     shapes = ("circle", "rect", "diamond", "triangle")
     for k, (name, values) in enumerate(series):
         colour, dash, shape = PALETTE[k % len(PALETTE)], dashes[k % len(dashes)], shapes[k % len(shapes)]
-        points = [(px(i), py(v)) for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+        points = [(px(i), py(v)) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
         if len(points) > 1:
             coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
             dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
@@ -385,6 +382,28 @@ def line_svg(series: Iterable[tuple[str, Sequence[float]]], xlabels: Sequence[st
         parts.append(_marker(shape, key_x + 4, height - 12, colour))
         parts.append(f'<text x="{key_x + 12:.1f}" y="{height - 9}" font-size="9">{escape(name)}</text>')
     parts.append("</svg>")
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _line_svg_frame(xlabels: tuple[str, ...], ylim: tuple[float, float], width: int, height: int) -> str:
+    """The plotting area, y grid and labels and x labels of :func:`line_svg`: the same for every chart
+    of a study, so drawn once (a national internal report has thousands of these charts)."""
+    left, right, top, bottom = 34, 10, 10, 42
+    plot_w, plot_h = width - left - right, height - top - bottom
+    lo, hi = ylim
+    n = max(len(xlabels), 1)
+
+    def py(v: float) -> float:
+        return top + plot_h * (1 - (v - lo) / (hi - lo))
+
+    parts = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#bbbbbb"/>']
+    for tick in np.arange(np.ceil(lo), np.floor(hi) + 1):
+        parts.append(f'<text x="{left - 6}" y="{py(tick) + 3:.1f}" font-size="9" text-anchor="end">{tick:g}</text>')
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" stroke="#eeeeee"/>')
+    for i, label in enumerate(xlabels):
+        parts.append(f'<text x="{left + (plot_w * (i + 0.5) / n):.1f}" y="{top + plot_h + 12}" font-size="9" '
+                     f'text-anchor="middle">{escape(label)}</text>')
     return "".join(parts)
 
 

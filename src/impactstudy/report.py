@@ -771,44 +771,53 @@ def council_pages(study: Study, inputs: Inputs, trajectories: pd.DataFrame | Non
     """One page's content per council: its trajectories against all councils and its group, and its answers.
 
     Answers are listed respondent by respondent where a council has at most :data:`MAX_LISTED`
-    respondents in a wave; otherwise each question's number of answers and mean are shown.
+    respondents in a wave; otherwise each question's number of answers and mean are shown. The panel
+    is grouped once and every page sliced from dictionaries: a national panel has millions of rows
+    and 152 councils, so nothing here filters the panel per council.
     """
     wave_labels = {w.id: w.label for w in study.waves}
     panel = inputs.panel
-    observed = panel[panel["value"].notna()].groupby("measure", observed=True)["wave"].nunique()
+    answered_rows = panel.loc[panel["value"].notna(), ["council_code", "wave", "wave_order", "measure", "value"]]
+    observed = answered_rows.groupby("measure", observed=True)["wave"].nunique()
     measures = [m for m in study.analysed_measures if m.type in ("likert", "numeric") and observed.get(m.name, 0) >= 2]
     group_by = tuple(g for g in (study.councils.group_by if study.councils else ()) if g in panel.columns)
     names = [m.name for m in measures]
     if trajectories is None:
         trajectories = summaries.trajectories(panel, study, names, group_by)
     traj = trajectories.set_index(["measure", "group", "wave"])["mean"].to_dict()
-    own = summaries.council_means(panel, names).set_index(["council_code", "measure", "wave"])["mean"].to_dict()
+    own = summaries.council_means(answered_rows, names).set_index(
+        ["council_code", "measure", "wave"])["mean"].to_dict()
     labels = {m.name: m.label for m in study.measures}
     order = {m.name: i for i, m in enumerate(study.analysed_measures)}
-    info = (panel.drop_duplicates("council_code").set_index("council_code")
-            [["council_name", "authority_type", "region", *group_by]].astype(str).sort_index())
+    info = (panel.groupby("council_code", observed=True, sort=True)[["council_name", "authority_type", "region", *group_by]]
+            .first().astype(str))
     wave_ids = [w.id for w in study.waves]
     listed: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
     roles: dict[tuple[str, str, str], str] = {}
     for r in summaries.answers(panel, MAX_LISTED).itertuples(index=False):
         listed.setdefault(r.council_code, {}).setdefault(r.wave, {}).setdefault(r.respondent_id, {})[r.measure] = r.answer
         roles[(r.council_code, r.wave, r.respondent_id)] = str(r.role)
-    answered = panel[panel["value"].notna()].groupby(["council_code", "wave", "measure"], observed=True)["value"].agg(["count", "mean"])
-    answered = {k: g.droplevel([0, 1]) for k, g in answered.groupby(level=[0, 1], observed=True)}
+    summary = (answered_rows.groupby(["council_code", "wave", "measure"], observed=True)["value"].agg(["count", "mean"])
+               .reset_index())
+    summary["order"] = summary["measure"].astype(str).map(order)
+    answered: dict[tuple[str, str], list[tuple[str, int, float]]] = {}
+    for code, wave, measure, n, mean, _ in summary.sort_values("order", kind="stable").itertuples(index=False):
+        answered.setdefault((str(code), str(wave)), []).append((str(measure), n, mean))
+    x_labels = [wave_labels[w] for w in wave_ids]
+    header = ["Series", *x_labels]
     pages = []
-    for code, row in info.iterrows():
+    for code, row in zip(info.index.astype(str), info.to_dict("records")):
         groups = [f"{g}={row[g]}" for g in group_by]
         charts = []
         for m in measures:
-            series = [(str(row["council_name"]), [own.get((code, m.name, w), np.nan) for w in wave_ids]),
+            series = [(row["council_name"], [own.get((code, m.name, w), np.nan) for w in wave_ids]),
                       ("All councils", [traj.get((m.name, summaries.ALL, w), np.nan) for w in wave_ids])]
             series += [(g.split("=", 1)[1], [traj.get((m.name, g, w), np.nan) for w in wave_ids]) for g in groups]
             lo, hi = (m.levels[0], m.levels[-1]) if m.levels else (m.minimum or 0, m.maximum or 100)
             alt = f"{m.label}: {row['council_name']}'s mean at each wave against all councils and its group."
-            header = ["Series", *[wave_labels[w] for w in wave_ids]]
             data = from_rows(f"data-{m.name}", f"{m.label}: means by wave", header,
                              [[name, *[number(v) for v in values]] for name, values in series], numeric=header[1:])
-            charts.append({"title": m.label, "svg": Markup(figures.line_svg(series, [wave_labels[w] for w in wave_ids], alt, (lo, hi))),
+            charts.append({"title": m.label, "svg": Markup(figures.line_svg(series, x_labels, alt, (lo, hi))),
                            "table": data})
         responses = []
         for wave in wave_ids:
@@ -817,16 +826,14 @@ def council_pages(study: Study, inputs: Inputs, trajectories: pd.DataFrame | Non
             if people:
                 ids = sorted(people)
                 asked = sorted({m for p in ids for m in people[p] if m in order}, key=order.get)
-                header = ["Question", *[f"{roles[(code, wave, p)]} ({p[:8]})" for p in ids]]
-                responses.append(from_rows(f"responses-{wave}", caption, header,
+                respondents = ["Question", *[f"{roles[(code, wave, p)]} ({p[:8]})" for p in ids]]
+                responses.append(from_rows(f"responses-{wave}", caption, respondents,
                                            [[labels[m], *[people[p].get(m, "") for p in ids]] for m in asked]))
             elif (code, wave) in answered:
-                summary = answered[(code, wave)].sort_index(key=lambda idx: idx.map(order))
-                header = ["Question", "Respondents answering", "Mean code"]
-                responses.append(from_rows(f"responses-{wave}", caption + " (summarised: many respondents)", header,
-                                           [[labels.get(m, m), f"{int(n):,}", number(v)]
-                                            for m, n, v in zip(summary.index, summary["count"], summary["mean"])],
-                                           numeric=header[1:]))
+                columns = ["Question", "Respondents answering", "Mean code"]
+                responses.append(from_rows(f"responses-{wave}", caption + " (summarised: many respondents)", columns,
+                                           [[labels.get(m, m), f"{int(n):,}", number(v)] for m, n, v in answered[(code, wave)]],
+                                           numeric=columns[1:]))
         pages.append({"code": code, "name": row["council_name"], "authority_type": row["authority_type"].replace("_", " "),
                       "region": row["region"], "groups": [g.replace("=", ": ") for g in groups], "charts": charts,
                       "responses": responses})

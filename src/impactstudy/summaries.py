@@ -195,7 +195,7 @@ def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
 def council_means(panel: pd.DataFrame, measures: Iterable[str]) -> pd.DataFrame:
     """Each council's mean per measure and wave, with its number of respondents."""
     wanted = panel.loc[panel["measure"].isin(list(measures)) & panel["value"].notna(),
-                       ["council_code", "measure", "wave", "wave_order", "value", "respondent_id"]]
+                       ["council_code", "measure", "wave", "wave_order", "value"]]
     out = (wanted.groupby(["council_code", "measure", "wave", "wave_order"], observed=True)
            .agg(mean=("value", "mean"), n_respondents=("value", "size")).reset_index())  # one row per respondent
     for column in ("council_code", "measure", "wave"):
@@ -210,9 +210,20 @@ def answers(panel: pd.DataFrame, max_listed: int | None = None) -> pd.DataFrame:
     individual answers is readable for a few respondents, not for two hundred).
     """
     if max_listed is not None:
-        size = panel.groupby(["council_code", "wave"], observed=True)["respondent_id"].transform("nunique")
-        panel = panel[size <= max_listed]
+        # a respondent has at most one row per measure, so only council-waves with few enough rows can
+        # qualify: respondents are counted for those candidates, not across a national panel
+        rows = panel.groupby(["council_code", "wave"], observed=True).size()
+        panel = _council_waves(panel, rows[rows <= max_listed * max(panel["measure"].nunique(), 1)].index)
+        size = panel.groupby(["council_code", "wave"], observed=True)["respondent_id"].nunique()
+        panel = _council_waves(panel, size[size <= max_listed].index)
     panel = _plain(panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure", "value_label", "missing_reason"]])
     answer = panel["value_label"].fillna(panel["missing_reason"]).fillna("")
     out = panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure"]].assign(answer=answer)
     return out.sort_values(["council_code", "wave_order", "respondent_id"], kind="stable").reset_index(drop=True)
+
+
+def _council_waves(panel: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
+    """The rows of ``panel`` whose (council_code, wave) is in ``keys``."""
+    if not len(keys):
+        return panel.iloc[:0]
+    return panel[pd.MultiIndex.from_arrays([panel["council_code"], panel["wave"]]).isin(keys)]
