@@ -102,3 +102,34 @@ def test_missing_column_is_one_line_error(tmp_path, capsys):
     err = errors[0]
     assert "'q1x'" in err and "closest: 'q1'" in err
     assert not (tmp_path / "data/processed/mini/waves/w1.parquet").exists()
+
+
+# ------------------------------------------------------------------ waves read at once (pipeline.run_steps)
+
+
+def test_failing_waves_raise_the_first_ones_error_and_the_others_are_kept(tmp_path, capsys):
+    write_mini_study(tmp_path)
+    paths = StudyPaths(tmp_path.resolve(), "mini")
+    (paths.raw / "w1.sav").write_bytes(b"")
+    code = main(["ingest", "--study", "mini", "--root", str(tmp_path)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("impactstudy: error:")]
+    assert code == 3 and len(errors) == 1 and "w1.sav" in errors[0] and "empty" in errors[0]
+    steps = json.loads(paths.manifest.read_text())["steps"]
+    assert "ingest:w1" not in steps and "ingest:w2" in steps  # w2 ran alongside and was recorded
+    assert paths.wave_file("w2").is_file() and not paths.wave_file("w1").exists()
+    (paths.raw / "w2.csv").write_bytes(b"")  # both fail: the error is the first wave's, as in order
+    code = main(["ingest", "--study", "mini", "--root", str(tmp_path)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("impactstudy: error:")]
+    assert code == 3 and len(errors) == 1 and "w1.sav" in errors[0]
+
+
+def test_batches_group_consecutive_independent_parallel_steps(tmp_path):
+    from impactstudy.pipeline import Step, _batches
+
+    def step(name, inputs=(), outputs=(), parallel=True):
+        return Step(name, tuple(tmp_path / i for i in inputs), None, tuple(tmp_path / o for o in outputs),
+                    run=lambda: None, parallel=parallel)
+
+    steps = [step("a", ["ra"], ["a"]), step("b", ["rb"], ["b"]), step("c", ["a"], ["c"]),
+             step("d", ["a", "b"], ["d"], parallel=False), step("e", [], ["e"]), step("f", [], ["f"])]
+    assert [[s.name for s in batch] for batch in _batches(steps)] == [["a", "b"], ["c"], ["d"], ["e", "f"]]

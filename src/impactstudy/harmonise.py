@@ -98,16 +98,32 @@ def distinct(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, values
 
 
+def _spread(per_value: list[Any], codes: np.ndarray, index: pd.Index, dtype: str) -> pd.Series:
+    """The Series whose cell i is ``per_value[codes[i]]`` (code -1: the last), converted to ``dtype`` once
+    per distinct value rather than once per cell."""
+    if dtype == "string":
+        return pd.Series(pd.array(per_value, dtype="string").take(codes), index=index)
+    mapped = np.array([*per_value, None], dtype=object)[:-1]
+    return pd.Series(mapped[codes], index=index).astype(dtype)
+
+
 def map_distinct(raw: pd.Series, func: Any, dtype: str = "string") -> pd.Series:
     """``raw.map(func).astype(dtype)``, calling ``func`` once per distinct cell (see :func:`distinct`)."""
     codes, values = distinct(raw)
-    mapped = np.array([func(v) for v in values] + [None], dtype=object)[:-1]
-    return pd.Series(mapped[codes], index=raw.index).astype(dtype)
+    return _spread([func(v) for v in values], codes, raw.index, dtype)
 
 
-def pseudonymise(raw_id: str, salt: bytes) -> str:
-    """A stable pseudonym for a respondent id: the same person links across waves, the id is not recoverable."""
-    return "P" + hmac.new(salt, raw_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+def pseudonymiser(salt: bytes) -> Any:
+    """The function giving each respondent id a stable pseudonym under ``salt``: the same person links
+    across waves, the id is not recoverable. The keyed hash is set up once, then copied per id."""
+    keyed = hmac.new(salt, digestmod=hashlib.sha256)
+
+    def pseudonym(raw_id: str) -> str:
+        digest = keyed.copy()
+        digest.update(raw_id.encode("utf-8"))
+        return "P" + digest.hexdigest()[:16]
+
+    return pseudonym
 
 
 # ------------------------------------------------------------------------------------ value mapping
@@ -186,8 +202,8 @@ def harmonise_measure(
     codes, distinct_values = distinct(raw)
     outcomes = [_map_value(v, measure, wave, column, meta) for v in distinct_values]
     values = pd.Series(np.array([o.value for o in outcomes], dtype="float64")[codes], index=raw.index)
-    reasons = pd.Series(np.array([o.reason for o in outcomes], dtype=object)[codes], index=raw.index, dtype="string")
-    rejected = pd.Series(np.array([o.rejected for o in outcomes], dtype=object)[codes], index=raw.index, dtype="string")
+    reasons = _spread([o.reason for o in outcomes], codes, raw.index, "string")
+    rejected = _spread([o.rejected for o in outcomes], codes, raw.index, "string")
     return values, reasons, rejected
 
 
@@ -279,9 +295,12 @@ def harmonise_wave(raw: pd.DataFrame, meta: RawMeta, wave: Wave, study: Study, s
     frame["council_raw"] = map_distinct(raw[wave.council], identifier_text)
     if wave.council_check:
         frame["council_check_raw"] = map_distinct(raw[wave.council_check], identifier_text)
-    raw_ids = raw[wave.respondent].map(identifier_text) if wave.respondent else pd.Series(None, index=raw.index)
-    # pandas infers a string dtype for the ids, so a blank id arrives as NaN, not None
-    frame["respondent_id"] = raw_ids.map(lambda v: None if pd.isna(v) else pseudonymise(v, salt)).astype("string")
+    if wave.respondent:
+        pseudonym = pseudonymiser(salt)
+        frame["respondent_id"] = map_distinct(
+            raw[wave.respondent], lambda v: None if (text := identifier_text(v)) is None else pseudonym(text))
+    else:
+        frame["respondent_id"] = pd.Series(pd.NA, index=raw.index, dtype="string")
     if wave.role:
         labels = meta.value_labels.get(wave.role, {})
         frame["role"] = map_distinct(
@@ -291,7 +310,9 @@ def harmonise_wave(raw: pd.DataFrame, meta: RawMeta, wave: Wave, study: Study, s
     value_quarantine = []
     if wave.submitted:
         submitted = _parse_times(raw[wave.submitted])
-        bad = submitted.isna() & map_distinct(raw[wave.submitted], lambda v: raw_key(v) is not None, "bool")
+        unparsed = submitted.isna()  # of those, the cells that were not blank could not be read
+        bad = map_distinct(raw.loc[unparsed, wave.submitted], lambda v: raw_key(v) is not None, "bool").reindex(
+            raw.index, fill_value=False)
         if bad.any():
             value_quarantine.append(
                 _quarantine_rows(wave, source_file, frame.loc[bad, "source_row"], "Unreadable date and time",
