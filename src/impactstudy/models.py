@@ -117,9 +117,10 @@ def measure_data(panel: pd.DataFrame, measure: str, covariates: list[str]) -> pd
 def recurring_respondents(data: pd.DataFrame) -> bool:
     """True when some respondent answered in more than one wave (then the LMM nests respondents)."""
     council, respondent, wave = (pd.factorize(data[c])[0].astype(np.int64) for c in ("council_code", "respondent_id", "wave"))
-    person = council * (int(respondent.max(initial=0)) + 1) + respondent
-    answers = np.unique(person * (int(wave.max(initial=0)) + 1) + wave)  # distinct (person, wave)
-    return len(np.unique(answers // (int(wave.max(initial=0)) + 1))) < len(answers)
+    person = pd.factorize(council * (int(respondent.max(initial=0)) + 1) + respondent)[0]
+    some_wave = np.empty(int(person.max(initial=-1)) + 1, dtype=np.int64)
+    some_wave[person] = wave  # one of each person's waves; any other wave of theirs differs from it
+    return bool(np.any(wave != some_wave[person]))
 
 
 # ------------------------------------------------------------------------------------------- LMM
