@@ -74,6 +74,8 @@ def raw_key(value: Any) -> str | None:
 
 def identifier_text(value: Any) -> str | None:
     """An identifier cell as text: 801.0 → '801', blanks → None, text stripped."""
+    if isinstance(value, str):  # the common case, without raw_key's number parsing (ids differ per row)
+        return value.strip() or None
     key = raw_key(value)
     if key is None:
         return None
@@ -124,6 +126,11 @@ def pseudonymiser(salt: bytes) -> Any:
         return "P" + digest.hexdigest()[:16]
 
     return pseudonym
+
+
+def pseudonymise(raw_id: str, salt: bytes) -> str:
+    """One respondent id's pseudonym under ``salt`` (see :func:`pseudonymiser`)."""
+    return pseudonymiser(salt)(raw_id)
 
 
 # ------------------------------------------------------------------------------------ value mapping
