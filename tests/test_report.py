@@ -245,3 +245,20 @@ def test_provenance_says_what_changed_since_the_previous_report(demo6):
         assert "Nothing changed since the previous report" not in text
     finally:
         table.write_bytes(original)
+
+
+def test_intervals_below_95_percent_are_labelled_and_not_used_for_agreement(demo6):
+    from impactstudy.findings import NOT_95, achieved_level, agreement, ci_text
+
+    study, _ = demo6
+    warning = "requested conf.level not achievable; the CI is a 0.6 interval"
+    assert achieved_level(warning) == 0.6 and achieved_level("") is None and achieved_level(None) is None
+    assert ci_text(-2.0, 0.75, warning) == f"60% CI \u22122.00 to 0.75{NOT_95}"
+    assert ci_text(-2.0, 0.75, "") == "\u22122.00 to 0.75"
+    base = {"measure": "eff_leadership", "contrast": "follow_up - baseline", "group": "all", "estimate": 0.5,
+            "ci_low": 0.2, "ci_high": 0.8, "q_value": 0.01, "n_councils": 40, "flag": "", "warning": ""}
+    rows = pd.DataFrame([{**base, "model": "lmm"},
+                         {**base, "model": "wilcoxon", "ci_low": -0.1, "warning": warning}])
+    assert agreement(rows, rows.iloc[0]) == []  # a 60% interval does not count as a model that disagrees
+    rows.loc[1, "warning"] = ""
+    assert agreement(rows, rows.iloc[0]) == ["Wilcoxon signed-rank test"]

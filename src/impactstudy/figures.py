@@ -24,10 +24,9 @@ import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 import matplotlib
@@ -51,7 +50,6 @@ BAR = PALETTE[1]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
 DPI = 300
-T = TypeVar("T")
 RC = {
     "svg.hashsalt": "impactstudy",
     "svg.fonttype": "none",  # text stays text: smaller, faster, searchable
@@ -184,20 +182,36 @@ def render(job: Job) -> Chart:
     return save(fig, job.name, job.folder, job.title, job.subtitle, job.alt, job.data)
 
 
-def render_all(jobs: Sequence[Job], workers: int | None = None,
-               meanwhile: Callable[[], T] = lambda: None) -> tuple[dict[str, Chart], T]:
-    """Draw every chart, in worker processes when there are several (figures are CPU-bound), and run
-    ``meanwhile`` in this process while they draw; return the charts by name and its result."""
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    if workers <= 1:
-        extra = meanwhile()
-        return {job.name: render(job) for job in jobs}, extra
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(render, job) for job in jobs]
-        extra = meanwhile()
-        charts = [future.result() for future in futures]
-    return {chart.name: chart for chart in charts}, extra
+class Drawer:
+    """Draws charts as they are submitted, in worker processes when there are several cores (figures are
+    CPU-bound), so drawing overlaps whatever the caller does next (building sections, council pages).
+
+    Use as a context manager; :meth:`charts` waits for every chart and returns them by name.
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: dict[str, Future | Chart] = {}
+
+    def submit(self, job: Job) -> None:
+        if self.workers <= 1:
+            self._pending[job.name] = render(job)
+            return
+        if self._pool is None:
+            start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(start))
+        self._pending[job.name] = self._pool.submit(render, job)
+
+    def charts(self) -> dict[str, Chart]:
+        return {name: item.result() if isinstance(item, Future) else item for name, item in self._pending.items()}
+
+    def __enter__(self) -> Drawer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------ charts

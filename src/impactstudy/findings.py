@@ -18,17 +18,23 @@ rules rather than by hand so that it can never say more than the table does:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import pandas as pd
 
 from impactstudy.config import Measure, Study
 from impactstudy.disclosure import MARK
+from impactstudy.tables import interval
 
 PRIMARY = {"likert": "lmm", "numeric": "lmm", "binary": "mcnemar"}
 MODEL_NAMES = {"lmm": "linear mixed model", "gee": "GEE", "gee_ipw": "retention-weighted GEE",
                "ordinal": "ordinal (proportional-odds) model", "paired_t": "paired t-test",
                "wilcoxon": "Wilcoxon signed-rank test", "mcnemar": "McNemar's test"}
+NOT_95 = "\u2020"  # marks an interval whose level is below 95% (stated beside it)
+NOT_95_NOTE = (f"{NOT_95} Not a 95% interval: with this few councils the Wilcoxon test cannot reach 95% (as in R's "
+               "wilcox.test), so the nearest achievable interval is shown at the level stated; it is narrower than a "
+               "95% interval would be and is weaker evidence.")
 ATTRIBUTION_CAVEAT = (
     "These are changes over time in what councils reported, not proof that the review caused them. "
     "The study has no comparison group of councils without a review, and over the same period councils "
@@ -83,6 +89,25 @@ def contrast_waves(contrast: str) -> tuple[str, str]:
     return later.strip(), earlier.strip()
 
 
+_ACHIEVED = re.compile(r"not achievable.*?the CI is an? ([0-9.]+) interval")
+
+
+def achieved_level(warning: object) -> float | None:
+    """The confidence level of an interval that could not reach 95%, from the model stage's ``warning``
+    (with few councils an exact Wilcoxon interval cannot be 95%; like R's ``wilcox.test``, the model
+    stage then gives the nearest achievable interval and says which); None for a 95% interval."""
+    match = _ACHIEVED.search(str(warning or ""))
+    return float(match.group(1)) if match else None
+
+
+def ci_text(low: float, high: float, warning: object, digits: int = 2, scale: float = 1.0) -> str:
+    """An interval as published: 'low to high' for a 95% interval, else prefixed with its real level and
+    marked :data:`NOT_95` (e.g. '60% CI −2.00 to 0.75†'), so it is never read as a 95% interval."""
+    text = interval(low, high, digits, scale)
+    level = achieved_level(warning)
+    return text if level is None or text == "–" else f"{100 * level:.0f}% CI {text}{NOT_95}"
+
+
 def _conclusion(row: pd.Series) -> int:
     """+1 a clear rise, -1 a clear fall, 0 no clear change (the interval includes zero)."""
     if row["ci_low"] > 0:
@@ -97,6 +122,8 @@ def agreement(contrasts: pd.DataFrame, row: pd.Series) -> list[str]:
     same = contrasts[(contrasts["measure"] == row["measure"]) & (contrasts["contrast"] == row["contrast"])
                      & (contrasts["group"] == row["group"]) & (contrasts["model"] != row["model"])]
     same = same.dropna(subset=["ci_low", "ci_high"])
+    if "warning" in same:  # an interval below 95% does not support a conclusion comparable with the others
+        same = same[same["warning"].map(lambda w: achieved_level(w) is None).astype(bool)]
     mine = _conclusion(row)
     return [MODEL_NAMES.get(m, m) for m, r in zip(same["model"], same.itertuples()) if _conclusion(pd.Series(r._asdict())) != mine]
 

@@ -45,6 +45,7 @@ from impactstudy.tables import Table, count_mask, counts_text, from_rows, interv
 AUDIENCES = ("public", "internal")
 PACKAGES = ("impactstudy", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "pyarrow", "pyreadstat")
 PANELS_PER_CHART = 6  # trajectory small multiples per chart: readable, and charts render in parallel
+TRAJECTORY_NUMERIC = ("Mean", "95% CI", "Councils", "Respondents")
 MAX_LISTED = 10  # council pages list answers one by one up to this many respondents per wave
 MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcnemar")
 
@@ -166,7 +167,8 @@ class Section:
 class Builder:
     """Builds the report's sections for one study, audience and figures folder."""
 
-    def __init__(self, study: Study, inputs: Inputs, audience: str, figures_dir: Path):
+    def __init__(self, study: Study, inputs: Inputs, audience: str, figures_dir: Path,
+                 draw: Callable[[figures.Job], None] = lambda job: None):
         if audience not in AUDIENCES:
             raise ConfigError(f"--audience must be one of {', '.join(AUDIENCES)}, got '{audience}'")
         self.study, self.inputs, self.audience, self.figures_dir = study, inputs, audience, figures_dir
@@ -175,8 +177,10 @@ class Builder:
         self.group_by = tuple(study.councils.group_by) if study.councils else ()
         self.wave_labels = {w.id: w.label for w in study.waves}
         self.jobs: list[figures.Job] = []
+        self.draw = draw  # e.g. figures.Drawer.submit: each chart starts drawing as soon as its section makes it
         panel = inputs.panel
-        self.observed = panel[panel["value"].notna()].groupby("measure", observed=True)["wave"].nunique().to_dict()
+        answered = panel.loc[panel["value"].notna(), ["measure", "wave"]]
+        self.observed = answered.groupby("measure", observed=True)["wave"].nunique().to_dict()
         scored = [m.name for m in study.analysed_measures if m.type in ("likert", "numeric")]
         self.trajectories = summaries.trajectories(panel, study, scored, self.group_by)  # once, sliced by every section
 
@@ -200,9 +204,10 @@ class Builder:
 
     def chart(self, draw: Callable[..., Any], args: tuple, name: str, title: str, subtitle: str, alt: str,
               data: pd.DataFrame, caption: str, numeric: Sequence[str] = ()) -> tuple[figures.Job, Table]:
-        """A chart to draw later (all charts are drawn together, in parallel) and its data table."""
+        """A chart, handed to the builder's ``draw`` callback (drawn in parallel while the rest is built), and its data table."""
         job = figures.Job(name, draw, args, title, subtitle, alt, data, self.figures_dir)
         self.jobs.append(job)
+        self.draw(job)
         return job, table(f"data-{name}", caption, data, numeric=numeric)
 
     def change_measures(self, aim: str | None = None) -> list[Measure]:
@@ -433,11 +438,7 @@ class Builder:
         traj = traj[traj["group"].isin(groups)].reset_index(drop=True)
         if traj.empty:
             return
-        mask = (partition_mask(traj, ["measure", "wave"], "group", summaries.ALL, "n_councils", self.threshold)
-                | partition_mask(traj, ["measure", "wave"], "group", summaries.ALL, "n_respondents", self.threshold))
-        small_base = count_mask(traj["n_councils"], self.threshold) | count_mask(traj["n_respondents"], self.threshold)
-        plotted = traj.assign(mean=traj["mean"].where(~small_base), ci_low=traj["ci_low"].where(~small_base),
-                              ci_high=traj["ci_high"].where(~small_base))
+        plotted, data = self._trajectory_data(traj)
         levels = [lv for m in measures for lv in m.levels]
         ylim = (min(levels) - 0.2, max(levels) + 0.2) if levels and all(m.type == "likert" for m in measures) else None
         series = [(g, self.group_label(g)) for g in groups if g in set(traj["group"])]
@@ -445,6 +446,18 @@ class Builder:
         subtitle = ("Mean of council means at each wave, with 95% confidence intervals"
                     + (f"; points resting on fewer than {self.threshold} councils or respondents are not shown" if self.threshold else ""))
         fig = (figures.trajectory_chart, (plotted, [(m.name, m.label) for m in measures], series, waves, title, subtitle, ylim,))
+        alt = (f"Line charts, one per measure, of the mean score at each wave for {', '.join(lbl for _, lbl in series)}. "
+               "The table below gives every mean and interval.")
+        s.figure(*self.chart(*fig, name, title, subtitle, alt, data, f"{title}: the data",
+                             numeric=list(TRAJECTORY_NUMERIC)))
+
+    def _trajectory_data(self, traj: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Trajectory rows as plotted (withheld points NaN) and as published (withheld cells [c])."""
+        mask = (partition_mask(traj, ["measure", "wave"], "group", summaries.ALL, "n_councils", self.threshold)
+                | partition_mask(traj, ["measure", "wave"], "group", summaries.ALL, "n_respondents", self.threshold))
+        small_base = count_mask(traj["n_councils"], self.threshold) | count_mask(traj["n_respondents"], self.threshold)
+        plotted = traj.assign(mean=traj["mean"].where(~small_base), ci_low=traj["ci_low"].where(~small_base),
+                              ci_high=traj["ci_high"].where(~small_base))
         data = pd.DataFrame({
             "Measure": [self.label(m) for m in traj["measure"]], "Group": [self.group_label(g) for g in traj["group"]],
             "Wave": traj["wave_label"],
@@ -453,10 +466,25 @@ class Builder:
             "Councils": counts_text(traj["n_councils"], mask | small_base),
             "Respondents": counts_text(traj["n_respondents"], mask | small_base),
         })
-        alt = (f"Line charts, one per measure, of the mean score at each wave for {', '.join(lbl for _, lbl in series)}. "
-               "The table below gives every mean and interval.")
-        s.figure(*self.chart(*fig, name, title, subtitle, alt, data, f"{title}: the data",
-                             numeric=["Mean", "95% CI", "Councils", "Respondents"]))
+        return plotted, data
+
+    def headline_measures(self, measures: list[Measure], groups: list[str]) -> list[Measure]:
+        """At most :data:`PANELS_PER_CHART` measures whose groups' LMM changes from the first wave to the last
+        differ most (published estimates only), in study order; the first ones when there are no contrasts."""
+        if len(measures) <= PANELS_PER_CHART:
+            return measures
+        contrasts = self.inputs.contrasts
+        spread = pd.Series(dtype=float)
+        if not contrasts.empty:
+            last = f"{self.study.wave_ids[-1]} - {self.study.wave_ids[0]}"
+            rows = contrasts[(contrasts["model"] == "lmm") & (contrasts["contrast"] == last)
+                             & contrasts["group"].isin([g for g in groups if g != summaries.ALL])]
+            rows = rows[~count_mask(rows["n_councils"], self.threshold) & rows["estimate"].notna()]
+            spread = rows.groupby("measure")["estimate"].agg(lambda e: e.max() - e.min())
+        order = {m.name: i for i, m in enumerate(measures)}
+        ranked = sorted(measures, key=lambda m: (-spread.get(m.name, -np.inf), order[m.name]))
+        keep = {m.name for m in ranked[:PANELS_PER_CHART]}
+        return [m for m in measures if m.name in keep]
 
     def _contrast_data(self, rows: pd.DataFrame) -> pd.DataFrame:
         hidden = rows["withheld"].to_numpy()
@@ -488,14 +516,17 @@ class Builder:
                     elif x.withheld:
                         values.append(MARK)
                     else:
-                        values.append(f"{number(x.estimate, signed=True)} ({interval(x.ci_low, x.ci_high)}); q {findings.fmt_p(x.q_value)}")
+                        ci = findings.ci_text(x.ci_low, x.ci_high, getattr(x, "warning", ""))
+                        values.append(f"{number(x.estimate, signed=True)} ({ci}); q {findings.fmt_p(x.q_value)}")
                 out[findings.MODEL_NAMES.get(model, model)] = values
             shown = pd.DataFrame(out)
+            not_95 = any(findings.NOT_95 in v for column in list(out)[1:] for v in out[column])
             s.table(table(f"models-{s.id}-{contrast.replace(' ', '')}", f"{self.contrast_label(contrast)}: estimate (95% CI) and q-value by model",
                           shown, numeric=list(shown.columns[1:]),
                           notes=["Linear and GEE models estimate the change in mean score; the ordinal model a log odds ratio; "
                                  "paired tests use councils present in both waves. Agreement in sign and in whether the "
-                                 "interval excludes zero means the conclusion does not depend on the model."]))
+                                 "interval excludes zero means the conclusion does not depend on the model.",
+                                 *([findings.NOT_95_NOTE] if not_95 else [])]))
 
     # -- expectations and groups -----------------------------------------------------------------------
 
@@ -564,7 +595,18 @@ class Builder:
         traj = self.trajectories[self.trajectories["measure"].isin(names)]
         for covariate in self.group_by:
             groups = [summaries.ALL] + sorted(g for g in set(traj["group"]) if g.startswith(f"{covariate}="))
-            self._trajectory_figure(s, traj, measures, groups, f"trajectories_by_{covariate}", f"Effectiveness over time by {covariate}")
+            headline = self.headline_measures(measures, groups)
+            title = f"Effectiveness over time by {covariate}"
+            if len(headline) < len(measures):
+                s.text(f"With {len(measures)} measures, the chart shows the {len(headline)} whose change from the first "
+                       f"wave to the last differs most between groups of {covariate}; the table after it gives every "
+                       "measure's group means, and the forest plot below every measure's change by group.")
+                title += f": the {len(headline)} measures whose groups differ most"
+            self._trajectory_figure(s, traj, headline, groups, f"trajectories_by_{covariate}", title)
+            if len(headline) < len(measures):
+                every = traj[traj["group"].isin(groups)].reset_index(drop=True)
+                s.table(table(f"trajectories-by-{covariate}-all", f"Mean of council means by {covariate}, every measure",
+                              self._trajectory_data(every)[1], numeric=list(TRAJECTORY_NUMERIC)))
             contrasts = self.inputs.contrasts
             if contrasts.empty:
                 continue
@@ -859,12 +901,10 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
     figures_dir = out_dir / "figures"
     if figures_dir.exists():
         shutil.rmtree(figures_dir)
-    builder = Builder(study, inputs, audience, figures_dir)
-    sections = builder.sections(started)
     env = environment()
     css = env.get_template("report.css").render()
 
-    def write_council_pages() -> list[str]:
+    def write_council_pages(builder: Builder) -> list[str]:
         councils_dir = out_dir / "councils"
         if councils_dir.exists():
             shutil.rmtree(councils_dir)  # a public report never leaves an earlier internal run's pages behind
@@ -878,8 +918,13 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         write_text(councils_dir / "index.html", env.get_template("councils_index.html.j2").render(study=study, councils=index, css=css))
         return [c["code"] for c in index]
 
-    # council pages are written while the charts draw in worker processes
-    charts, pages = figures.render_all(builder.jobs, workers, meanwhile=write_council_pages)
+    # each chart starts drawing in a worker as soon as its section is built; the council pages are
+    # written while the last ones draw
+    with figures.Drawer(workers) as drawer:
+        builder = Builder(study, inputs, audience, figures_dir, drawer.submit)
+        sections = builder.sections(started)
+        pages = write_council_pages(builder)
+        charts = drawer.charts()
     for section in sections:
         for block in section.blocks:
             if block["kind"] == "figure":

@@ -60,7 +60,7 @@ def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by:
     Vectorised (one group-by per grouping), so a national panel of millions of rows takes seconds.
     """
     measures = list(measures)
-    keep = ["council_code", "respondent_id", "measure", "wave", "wave_order", "value", *[b for b in by if b in panel]]
+    keep = ["council_code", "measure", "wave", "wave_order", "value", *[b for b in by if b in panel]]
     data = panel.loc[panel["measure"].isin(measures) & panel["value"].notna(), keep]  # categoricals kept: fast
     labels = {w.id: w.label for w in study.waves}
     frames = []

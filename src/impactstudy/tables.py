@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from impactstudy.disclosure import MARK, format_cells, protect_counts, protect_rates
+from impactstudy.disclosure import MARK, format_cells, protect_counts, protect_rates, small
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,10 @@ def partition_mask(frame: pd.DataFrame, keys: Sequence[str], part: str, total: s
     if threshold is None or frame.empty:
         return mask
     positions = pd.Series(np.arange(len(frame)), index=frame.index)
-    for _, cell in frame.groupby(list(keys), sort=False, observed=True):
+    small_any = pd.Series(small(frame[count], threshold), index=frame.index).groupby(
+        [frame[k] for k in keys], sort=False, observed=True).transform("any")
+    for _, cell in frame[small_any.to_numpy()].groupby(list(keys), sort=False, observed=True):
+        # slices with no small count need no suppression (protect_counts would withhold nothing there)
         parts = cell[cell[part] != total]
         totals = cell[cell[part] == total]
         if parts.empty:
