@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 import matplotlib
@@ -50,6 +51,7 @@ BAR = PALETTE[1]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
 DPI = 300
+T = TypeVar("T")
 RC = {
     "svg.hashsalt": "impactstudy",
     "svg.fonttype": "none",  # text stays text: smaller, faster, searchable
@@ -195,15 +197,20 @@ class Drawer:
         self._pending: dict[str, Future | Chart] = {}
 
     def submit(self, job: Job) -> None:
+        """Start drawing ``job``'s chart."""
+        self._pending[job.name] = self.call(render, job)
+
+    def call(self, fn: Callable[..., T], *args: object) -> Future | T:
+        """Run ``fn(*args)`` in a worker (after the charts already submitted), or here with one worker."""
         if self.workers <= 1:
-            self._pending[job.name] = render(job)
-            return
+            return fn(*args)
         if self._pool is None:
             start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(start))
-        self._pending[job.name] = self._pool.submit(render, job)
+        return self._pool.submit(fn, *args)
 
     def charts(self) -> dict[str, Chart]:
+        """Every submitted chart by name, once drawn."""
         return {name: item.result() if isinstance(item, Future) else item for name, item in self._pending.items()}
 
     def __enter__(self) -> Drawer:

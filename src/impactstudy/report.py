@@ -17,11 +17,13 @@ roles, quarantine reasons) is always text, never markup. Only SVG this package g
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -885,12 +887,20 @@ def council_pages(study: Study, inputs: Inputs, trajectories: pd.DataFrame | Non
 # ------------------------------------------------------------------------------------------------ stage
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
     """The template environment: package templates, autoescaping always on, undefined names an error."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("impactstudy", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals["MARK"] = MARK
     return env
+
+
+def write_council_pages(study: Study, pages: list[dict[str, Any]], css: str, folder: Path) -> None:
+    """Write ``councils/<code>.html`` for each page (runs in a worker: one compiled template per process)."""
+    template = environment().get_template("council.html.j2")
+    for page in pages:
+        write_text(folder / f"{page['code']}.html", template.render(study=study, page=page, css=css))
 
 
 def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, workers: int | None = None,
@@ -904,26 +914,25 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
     env = environment()
     css = env.get_template("report.css").render()
 
-    def write_council_pages(builder: Builder) -> list[str]:
-        councils_dir = out_dir / "councils"
-        if councils_dir.exists():
-            shutil.rmtree(councils_dir)  # a public report never leaves an earlier internal run's pages behind
-        if builder.public:
-            return []
-        template = env.get_template("council.html.j2")
-        index = []
-        for page in council_pages(study, inputs, builder.trajectories):
-            write_text(councils_dir / f"{page['code']}.html", template.render(study=study, page=page, css=css))
-            index.append({"code": page["code"], "name": page["name"]})
-        write_text(councils_dir / "index.html", env.get_template("councils_index.html.j2").render(study=study, councils=index, css=css))
-        return [c["code"] for c in index]
-
     # each chart starts drawing in a worker as soon as its section is built; the council pages are
-    # written while the last ones draw
+    # rendered and written by the workers too, after the charts
     with figures.Drawer(workers) as drawer:
         builder = Builder(study, inputs, audience, figures_dir, drawer.submit)
         sections = builder.sections(started)
-        pages = write_council_pages(builder)
+        councils_dir = out_dir / "councils"
+        if councils_dir.exists():
+            shutil.rmtree(councils_dir)  # a public report never leaves an earlier internal run's pages behind
+        pages = [] if builder.public else council_pages(study, inputs, builder.trajectories)
+        chunk = max(1, -(-len(pages) // (2 * drawer.workers)))
+        written = [drawer.call(write_council_pages, study, pages[i:i + chunk], css, councils_dir)
+                   for i in range(0, len(pages), chunk)]
+        if not builder.public:
+            index = [{"code": p["code"], "name": p["name"]} for p in pages]
+            write_text(councils_dir / "index.html",
+                       env.get_template("councils_index.html.j2").render(study=study, councils=index, css=css))
+        for done in written:
+            if isinstance(done, Future):
+                done.result()
         charts = drawer.charts()
     for section in sections:
         for block in section.blocks:
@@ -935,7 +944,7 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         study=study, sections=sections, audience=audience, css=css, footnote=footnote,
         withheld=builder.public, councils_linked=not builder.public)
     write_text(out_dir / "index.html", html)
-    return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "councils": pages,
+    return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "councils": [p["code"] for p in pages],
             "audience": audience, "seconds": round(time.perf_counter() - clock, 3)}
 
 
