@@ -262,3 +262,14 @@ def test_intervals_below_95_percent_are_labelled_and_not_used_for_agreement(demo
     assert agreement(rows, rows.iloc[0]) == []  # a 60% interval does not count as a model that disagrees
     rows.loc[1, "warning"] = ""
     assert agreement(rows, rows.iloc[0]) == ["Wilcoxon signed-rank test"]
+
+
+def test_a_long_title_makes_the_chart_taller_instead_of_collapsing_it(tmp_path, recwarn):
+    frame = pd.DataFrame({"label": ["a"], "value": [0.4], "ci_low": [0.3], "ci_high": [0.5]})
+    short = figures.bar_chart(frame, "Short title", "Short subtitle", "x")
+    long = figures.bar_chart(frame, "A theme quoted at length " * 40, "subtitle " * 60, "x")
+    assert long.get_size_inches()[1] > short.get_size_inches()[1]
+    job = figures.Job("long", figures.bar_chart, (frame, "A theme quoted at length " * 40, "subtitle " * 60, "x"),
+                      "T", "S", "alt", frame, tmp_path)
+    figures.render(job)
+    assert not [w for w in recwarn if "constrained_layout" in str(w.message)]

@@ -51,6 +51,7 @@ BAR = PALETTE[1]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
 DPI = 300
+HEADER_LINE = 10 * 1.2 / 72  # inches per line of the title block (10 pt text, 1.2 spacing)
 T = TypeVar("T")
 RC = {
     "svg.hashsalt": "impactstudy",
@@ -89,11 +90,15 @@ def new_figure(width: float, height: float, title: str, subtitle: str) -> Figure
     """A figure with the headline title and statistical subtitle above the plotting area.
 
     The suptitle carries blank lines for the subtitle so that constrained layout leaves room for it.
+    ``height`` allows for a one-line title and a two-line subtitle; each further line adds its own
+    height, so a long title (an option label quoted in it, say) never squeezes a short chart's axes to
+    nothing (constrained layout would then give up and warn).
     """
     chars = int(width * 13)
     title_text, subtitle_text = _wrap(title, chars), _wrap(subtitle, int(chars * 1.2))
-    fig = Figure(figsize=(width, height), layout="constrained")
     title_lines = title_text.count("\n") + 1
+    header_lines = title_lines + subtitle_text.count("\n") + 1
+    fig = Figure(figsize=(width, height + HEADER_LINE * max(0, header_lines - 3)), layout="constrained")
     reserve = "\n" * (subtitle_text.count("\n") + 1)  # empty lines that hold the subtitle's place
     # no explicit y: constrained layout reserves room only for an auto-positioned suptitle
     title = fig.suptitle(f"{title_text}{reserve}", x=0.01, ha="left", fontsize=10, fontweight="bold", color="#0b0c0c")
