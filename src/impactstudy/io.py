@@ -11,6 +11,7 @@ and what to do; raw files are only ever opened for reading.
 from __future__ import annotations
 
 import csv
+import faulthandler
 import io as _io
 import multiprocessing
 from collections import Counter
@@ -78,7 +79,8 @@ def _read_isolated(path: Path, reader: Any, kwargs: dict[str, Any], kind: str) -
     """
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else methods[0])
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    # faulthandler off in the child: a crash there is expected and reported as a DataError, not dumped
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=faulthandler.disable) as pool:
         try:
             return pool.submit(reader, str(path), **kwargs).result()
         except BrokenProcessPool:
