@@ -500,6 +500,23 @@ def _settle(hit: _Hit, on: date, register: _Register) -> _Result:
     return done(row)
 
 
+def same_authority_code(gss: str, as_of: date | str | None = None) -> str:
+    """The code the authority with GSS code ``gss`` has on ``as_of``, following code changes only.
+
+    A new code for the same authority (one successor with the same name, DfE code and type, as
+    Northumberland and Gateshead in 2013) is followed; a merger or split is not, since a successor
+    there is a different authority. An unknown code is returned as it is.
+    """
+    on, register = _as_date(as_of), _register()
+    current = register.rows.get(gss)
+    while current is not None and len(current.successors) == 1:
+        new = register.rows.get(current.successors[0])
+        if new is None or not _is_code_change(current, new) or new.start > on:
+            break
+        current = new
+    return current.gss if current is not None else gss
+
+
 def _is_code_change(old: _Row, new: _Row) -> bool:
     """Same authority under a new code: one successor with the same name, DfE code and type."""
     return old.successors == (new.gss,) and (old.name, old.dfe, old.kind) == (

@@ -92,7 +92,7 @@ from rapidfuzz import fuzz
 from scipy.stats import norm
 
 from impactstudy.atomic import atomic_path, dumps_json, write_bytes, write_text
-from impactstudy.config import Measure, Study, Wave, code_key, load_study
+from impactstudy.config import Measure, Study, Wave, load_study
 from impactstudy.councils import FUZZY_CUTOFF, FUZZY_MARGIN, normalise
 from impactstudy.errors import ConfigError
 from impactstudy.paths import StudyPaths

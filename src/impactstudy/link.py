@@ -26,7 +26,7 @@ import pyreadstat
 
 from impactstudy.atomic import atomic_path, fix_sav_timestamp, read_parquet_metadata, write_csv, write_json, write_parquet
 from impactstudy.config import Study
-from impactstudy.councils import load_register, resolve
+from impactstudy.councils import load_register, resolve, same_authority_code
 from impactstudy.errors import DataError
 from impactstudy.harmonise import QUARANTINE_COLUMNS, missing_column
 from impactstudy.ingest import measure_metadata
@@ -63,23 +63,9 @@ def carry_code_changes(codes: pd.Series, as_of: date | None) -> pd.Series:
     """Map each GSS code to the code the same authority has on ``as_of`` (code changes only).
 
     A merger or split is not followed: a panel council is an authority, and a successor is a
-    different authority. Only a new code for the same authority (same name and DfE code) is.
+    different authority (see :func:`impactstudy.councils.same_authority_code`).
     """
-    register = load_register().set_index("gss_code")
-    mapping: dict[str, str] = {}
-    day = pd.Timestamp(as_of) if as_of else pd.Timestamp.today()
-    for code in codes.dropna().unique():
-        current = code
-        while current in register.index:
-            row = register.loc[current]
-            successors = [s for s in row["successor_codes"].split(";") if s]
-            if len(successors) != 1 or successors[0] not in register.index:
-                break
-            nxt = register.loc[successors[0]]
-            if (nxt["name"], nxt["dfe_la_code"]) != (row["name"], row["dfe_la_code"]) or nxt["valid_from"] > day:
-                break
-            current = successors[0]
-        mapping[code] = current
+    mapping = {code: same_authority_code(code, as_of) for code in codes.dropna().unique()}
     return codes.map(mapping).astype("string")
 
 

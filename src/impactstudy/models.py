@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from impactstudy import attrition, expectations
 from impactstudy.atomic import write_csv, write_json
 from impactstudy.config import Measure, Study
-from impactstudy.errors import DataError, UserError
+from impactstudy.errors import DataError
 from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Step
 from impactstudy.stats import tidy
@@ -335,5 +335,4 @@ def model_steps(study: Study, paths: StudyPaths) -> list[Step]:
                  run=lambda: run_model(study, paths))]
 
 
-__all__ = ["fit_all", "fit_measure", "lmm_rows", "measure_frames", "model_steps", "read_panel", "run_model",
-           "UserError"]
+__all__ = ["fit_all", "fit_measure", "lmm_rows", "measure_frames", "model_steps", "read_panel", "run_model"]
