@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from impactstudy.models import lmm_rows
+from impactstudy.fitting import lmm_rows
 from impactstudy.stats import tidy
 from impactstudy.stats.gee import fit_gee
 from impactstudy.stats.ordinal import fit_ordinal

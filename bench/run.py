@@ -8,7 +8,7 @@ Likert measures; generating it is not timed), then, each in a fresh process, as 
   single process's ``ru_maxrss``; the sample sums proportional set sizes, so memory forked workers
   share with the stage's process counts once);
 * a plain ``pyreadstat.read_sav`` of the same .sav files (the floor for ingest);
-* the LMM fits against R's ``lme4::lmer`` on the same rows and formulas (``models.lmm_rows`` timed
+* the LMM fits against R's ``lme4::lmer`` on the same rows and formulas (``fitting.lmm_rows`` timed
   in-process; only the ``lmer`` call is timed in R), skipped with a note when ``Rscript`` with lme4
   is missing;
 * a no-op rerun (``impactstudy run``, and ``make report`` when the study is under this repository);
@@ -101,7 +101,7 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-ENV = dict(os.environ)
+ENV = dict(os.environ, AUDIENCE="internal")  # the report with its council pages, as the targets say
 
 
 def snapshot_code(root: Path) -> None:
@@ -178,7 +178,7 @@ def wave_files(root: Path, scale: national.Scale) -> list[Path]:
 
 
 def lme4_comparison(root: Path, measures: int, log: Path) -> dict[str, Any]:
-    """impactstudy's LMM (``models.lmm_rows``: design, fit, contrasts, Satterthwaite df) against
+    """impactstudy's LMM (``fitting.lmm_rows``: design, fit, contrasts, Satterthwaite df) against
     ``lmer`` (the call alone) on the same rows and formulas: the first ``measures`` measures, overall and
     by each grouping covariate, fitted in this process from the linked panel."""
     if shutil.which("Rscript") is None:
@@ -186,24 +186,24 @@ def lme4_comparison(root: Path, measures: int, log: Path) -> dict[str, Any]:
     probe = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True, text=True)
     if probe.returncode != 0:
         return {"skipped": "R package lme4 is not installed"}
-    from impactstudy import models
+    from impactstudy import fitting, models
     from impactstudy.stages import open_study
 
     study, paths = open_study(STUDY, root)
     group_by = list(study.councils.group_by) if study.councils else []
     panel = pd.read_parquet(paths.panel_long)
-    names = [m.name for m in models.modelled_measures(study, panel) if "lmm" in models.models_for(m)][:measures]
+    names = [m.name for m in fitting.modelled_measures(study, panel) if "lmm" in fitting.models_for(m)][:measures]
     panel = panel[panel["measure"].isin(names)]
     for column in ("council_code", "wave", "measure", "respondent_id"):
         panel[column] = panel[column].astype(str)
     fits, frames = [], []
     for name in names:
-        data = models.measure_data(panel, name, group_by)
+        data = fitting.measure_data(panel, name, group_by)
         frames.append(data.assign(measure=name))
         waves = [w for w in study.wave_ids if w in set(data["wave"])]
         for group in (None, *group_by):
             started = time.perf_counter()
-            _, _, record = models.lmm_rows(data, waves, group)
+            _, _, record = fitting.lmm_rows(data, waves, group)
             fits.append({"measure": name, "group_by": group or "", "formula": record["formula"],
                          "n_obs": record["n_obs"], "seconds": time.perf_counter() - started,
                          "reml_criterion": record.get("reml_criterion")})
@@ -225,7 +225,7 @@ def lme4_comparison(root: Path, measures: int, log: Path) -> dict[str, Any]:
     return {"fits": len(both), "measures": names, "rows_per_fit": int(both["n_obs"].median()),
             "impactstudy_s": round(python_s, 3), "lme4_s": round(r_s, 3), "ratio": round(python_s / r_s, 4),
             "max_abs_reml_difference": float((both["reml_criterion"] - both["reml"]).abs().max()),
-            "note": "impactstudy: models.lmm_rows (design, fit, contrasts, Satterthwaite df); "
+            "note": "impactstudy: fitting.lmm_rows (design, fit, contrasts, Satterthwaite df); "
                     "lme4: system.time(lmer(...)) only"}
 
 

@@ -343,7 +343,7 @@ def test_design_can_drop_the_columns_an_empty_cell_aliases() -> None:
 
 
 def test_lmm_rows_with_an_empty_cell_make_only_its_contrasts_nan() -> None:
-    from impactstudy.models import lmm_rows
+    from impactstudy.fitting import lmm_rows
 
     df, _ = _load("nested")
     full, _, _ = lmm_rows(df, WAVES, "status")

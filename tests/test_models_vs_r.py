@@ -4,7 +4,7 @@
 measures (``eff_leadership``, ``eff_voice``) and one binary item (``improvement_plan``);
 ``tests/reference/demo_panel_reference.R`` fitted lme4/lmerTest, geepack, ordinal + sandwich,
 ``t.test``, ``wilcox.test`` and ``binom.test`` to it (``fixtures/demo_panel_reference.json``). Here
-the pipeline's own entry point, :func:`impactstudy.models.fit_all`, fits the same rows with the demo's
+the pipeline's own entry point, :func:`impactstudy.fitting.fit_all`, fits the same rows with the demo's
 config, and every ``contrasts.csv`` row R has is compared.
 
 Tolerances (relative unless said): LMM contrasts, fixed effects and SEs 1e-4, variance components 1e-3;
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impactstudy import demo, models, stages
+from impactstudy import demo, fitting, stages
 
 FIXTURES = Path(__file__).parent / "reference" / "fixtures"
 KEY = ["measure", "model", "contrast", "group"]
@@ -46,7 +46,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     demo.generate(root, "demo", councils=40)
     study, _ = stages.open_study("demo", root)
     panel = pd.read_csv(FIXTURES / "demo_panel.csv", dtype={"value": float})
-    return models.fit_all(study, panel)
+    return fitting.fit_all(study, panel)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_large_sample_conventions_are_the_ones_r_was_asked_for(paired: pd.DataFr
         rows = paired[paired["model"] == model]
         assert rows["df_py"].isna().all()
         assert not rows["correction"].str.contains("bias-reduced|t reference").any()
-    assert (paired.loc[paired["model"] == "lmm", "correction"] == models.SATTERTHWAITE).all()
+    assert (paired.loc[paired["model"] == "lmm", "correction"] == fitting.SATTERTHWAITE).all()
 
 
 def test_lmm_fixed_effects_and_variance_components_agree_with_lme4(reference: dict, fitted: dict):

@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from impactstudy import demo, models, stages
+from impactstudy import demo, fitting, stages
 
 EFFECTIVENESS = ["eff_leadership", "eff_performance", "eff_partnership", "eff_practice", "eff_voice",
                  "eff_workforce"]
@@ -99,7 +99,7 @@ def _simulated_lmm(seed: int) -> pd.DataFrame:
     for column in ("council_code", "wave", "measure", "respondent_id"):
         panel[column] = panel[column].astype(str)
     only_lmm = tuple(replace(m, models=("lmm",) if m.name in EFFECTIVENESS else ()) for m in study.measures)
-    contrasts = models.fit_all(replace(study, measures=only_lmm), panel, workers=1)["contrasts"]
+    contrasts = fitting.fit_all(replace(study, measures=only_lmm), panel, workers=1)["contrasts"]
     rows = _with_truth(contrasts, truth)
     return rows[rows["contrast"].isin(SIMULATED_CONTRASTS)].assign(seed=seed)
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.discrete.discrete_model import Logit
 
 from impactstudy.config import Measure, Study
 from impactstudy.errors import DataError
+from impactstudy.fitting import CONTRAST_COLUMNS, add_q_values, flag_few, recurring_respondents
 from impactstudy.stats import tidy
 from impactstudy.stats.gee import fit_gee
 from impactstudy.stats.lmm import fit_lmm
@@ -62,7 +63,7 @@ def _answered(panel: pd.DataFrame, wave_order: list[str]) -> tuple[np.ndarray, n
 def retention_table(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Councils and respondents at baseline still taking part in each wave, overall and by group.
 
-    ``panel`` is :func:`impactstudy.models.compact` (categorical councils and waves, integer respondents).
+    ``panel`` is :func:`impactstudy.fitting.compact` (categorical councils and waves, integer respondents).
     """
     waves = list(study.wave_ids)
     first = waves[0]
@@ -124,7 +125,7 @@ def _logit_rows(y: pd.Series, X: pd.DataFrame, measure: str) -> tuple[pd.DataFra
                               "n_obs": int(len(y)), "n_councils": int(len(y))}
     with tidy.captured_warnings() as caught:
         try:
-            fit = sm.Logit(y.to_numpy(float), X.to_numpy(float)).fit(disp=0, method="bfgs", maxiter=500)
+            fit = Logit(y.to_numpy(float), X.to_numpy(float)).fit(disp=0, method="bfgs", maxiter=500)
             ok = np.all(np.isfinite(fit.bse))
         except (np.linalg.LinAlgError, ValueError) as err:
             caught.append(f"{type(err).__name__}: {err}")
@@ -199,15 +200,13 @@ def ipw_rows(measure: str, data: pd.DataFrame, wave_order: list[str], weights: p
 
 def ipw_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame],
               weights: pd.DataFrame) -> list[tuple]:
-    """A :func:`ipw_rows` task per measure with a GEE (for :func:`impactstudy.models.run_tasks`)."""
+    """A :func:`ipw_rows` task per measure with a GEE (for :func:`impactstudy.fitting.run_tasks`)."""
     return [(ipw_rows, (m.name, frames[m.name], list(study.wave_ids), weights, study.models.few_councils))
             for m in measures if "gee" in (m.models or ("gee",))]
 
 
 def ipw_table(study: Study, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """The ``gee_ipw`` rows of every measure, with q-values and flags as the unweighted ones."""
-    from impactstudy.models import CONTRAST_COLUMNS, add_q_values, flag_few
-
     ipw_frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CONTRAST_COLUMNS)
     if len(ipw_frame):
         ipw_frame = add_q_values(ipw_frame)
@@ -226,8 +225,6 @@ def time_design(months: pd.Series, knots: tuple[float, ...]) -> pd.DataFrame:
 
 def time_rows(measure: str, data: pd.DataFrame, knots: tuple[float, ...]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     """The ``lmm_time`` coefficients of one measure (None when the fit failed) and its record."""
-    from impactstudy.models import recurring_respondents
-
     d = data[data["months_since_review"].notna()]
     X = time_design(d["months_since_review"], knots)
     nested = recurring_respondents(d)

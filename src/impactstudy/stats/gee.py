@@ -25,7 +25,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.genmod.cov_struct import Exchangeable
+from statsmodels.genmod.families import Gaussian
+from statsmodels.genmod.generalized_estimating_equations import GEE
+from statsmodels.regression.linear_model import WLS
 
 from impactstudy.errors import DataError
 from impactstudy.stats import tidy
@@ -80,8 +83,8 @@ def fit_gee(
     w = d[weights].to_numpy(float) if weights else None
     with tidy.captured_warnings() as caught:
         # the councils' codes follow their sorted labels, so clusters come in the order the labels give
-        model = sm.GEE(y, design.X, groups=d["council_code"].cat.codes.to_numpy(), family=sm.families.Gaussian(),
-                       cov_struct=sm.cov_struct.Exchangeable(), weights=w)
+        model = GEE(y, design.X, groups=d["council_code"].cat.codes.to_numpy(), family=Gaussian(),
+                       cov_struct=Exchangeable(), weights=w)
         try:
             fit = model.fit(start_params=_start_params(design, y, w),
                             cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
@@ -105,4 +108,4 @@ def _start_params(design: WaveDesign, y: np.ndarray, weights: np.ndarray | None)
     total = np.bincount(design.cell_index, weights=w, minlength=n_cells)
     seen = total > 0
     means = np.bincount(design.cell_index, weights=w * y, minlength=n_cells)[seen] / total[seen]
-    return np.asarray(sm.WLS(means, design.cell_X[seen], weights=total[seen]).fit().params)
+    return np.asarray(WLS(means, design.cell_X[seen], weights=total[seen]).fit().params)

@@ -1,0 +1,269 @@
+"""Fitting every measure's models: the frames they take, the fits, and the tables they make.
+
+For each measure asked in two or more waves, the models its type calls for (overridable per measure
+in ``study.toml``) are fitted overall and within each level of each grouping covariate, for every wave
+against the first and each wave against the one before. Results are tidy rows with the same columns
+whatever the model (``tables/contrasts.csv``), q-values are Benjamini–Hochberg across measures within
+each model, contrast and group, and every fit has a record (``models.json``) with its formula, size,
+convergence and warnings. A model that fails is recorded with its reason; the others go on.
+
+Pure functions over DataFrames; :mod:`impactstudy.models` is the stage that reads and writes the
+files. Measures are fitted in parallel across cores (``[models] workers``; default: all cores).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+from threadpoolctl import threadpool_limits
+
+from impactstudy.config import Measure, Study
+from impactstudy.errors import DataError
+from impactstudy.stats import tidy
+from impactstudy.stats.gee import fit_gee
+from impactstudy.stats.lmm import fit_lmm
+from impactstudy.stats.ordinal import fit_ordinal
+from impactstudy.stats.paired import paired_t, wilcoxon_signed_rank
+from impactstudy.stats.proportions import mcnemar_paired
+from impactstudy.stats.wave_design import design_matrix
+
+CONTRAST_COLUMNS = ["measure", "model", "contrast", "group", "estimate", "std_error", "ci_low", "ci_high", "p_value",
+                    "q_value", "n_obs", "n_councils", "df", "correction", "flag", "warning"]
+ESTIMATE_COLUMNS = tidy.ESTIMATE_COLUMNS
+DEFAULT_MODELS = {
+    "likert": ("lmm", "gee", "ordinal", "paired_t", "wilcoxon"),
+    "numeric": ("lmm", "gee", "paired_t", "wilcoxon"),
+    "binary": ("mcnemar", "gee"),
+}
+SATTERTHWAITE = "Satterthwaite df (as lmerTest)"
+FEW_COUNCILS = "few councils"
+
+
+def models_for(measure: Measure) -> tuple[str, ...]:
+    """The models fitted to ``measure``: its override, else the defaults for its type."""
+    return measure.models if measure.models is not None else DEFAULT_MODELS.get(measure.type, ())
+
+def compact(panel: pd.DataFrame, covariates: Sequence[str] = ()) -> pd.DataFrame:
+    """The panel with councils, waves, measures and ``covariates`` as categoricals and respondents as
+    integer codes (a no-op for a panel that is already so).
+
+    Why: the models need only the identity of a respondent and the labels of the rest; 3 million rows
+    of text cost seconds to convert and compare and hundreds of MB to hold and to send to workers.
+    """
+    out = {c: panel[c].astype("category") for c in ("council_code", "wave", "measure", *covariates)
+           if c in panel.columns and not isinstance(panel[c].dtype, pd.CategoricalDtype)}
+    if "respondent_id" in panel.columns and not pd.api.types.is_integer_dtype(panel["respondent_id"].dtype):
+        out["respondent_id"] = pd.factorize(panel["respondent_id"])[0]
+    return panel.assign(**out) if out else panel
+
+
+
+def measure_frames(panel: pd.DataFrame, measures: Sequence[str], covariates: Sequence[str],
+                   extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """The long frame of each of ``measures`` with observed values: what every model function takes.
+
+    One pass over the panel (rows of a measure keep the panel's order). Councils and ``covariates`` are
+    :func:`tidy.labels` categoricals, waves categorical, respondents integer codes; ``extra`` columns
+    (e.g. ``months_since_review``) are carried along.
+    """
+    panel = compact(panel, covariates)
+    codes, uniques = pd.factorize(panel["measure"])
+    position = {str(u): k for k, u in enumerate(uniques)}
+    rows = np.flatnonzero(panel["value"].notna().to_numpy() & (codes >= 0))
+    rows = rows[np.argsort(codes[rows], kind="stable")]
+    bounds = np.searchsorted(codes[rows], np.arange(len(uniques) + 1))
+    columns = ["council_code", "respondent_id", "wave", "value", *covariates, *extra]
+    panel = panel[columns]
+    frames = {}
+    for name in measures:
+        k = position.get(name)
+        out = panel.take(rows[bounds[k]:bounds[k + 1]] if k is not None else rows[:0]).reset_index(drop=True)
+        for column in ("council_code", *covariates):
+            out[column] = tidy.labels(out[column])
+        frames[name] = out
+    return frames
+
+
+def measure_data(panel: pd.DataFrame, measure: str, covariates: list[str]) -> pd.DataFrame:
+    """The long frame of one measure with observed values (:func:`measure_frames` for one measure)."""
+    return measure_frames(panel, [measure], covariates)[measure]
+
+
+def recurring_respondents(data: pd.DataFrame) -> bool:
+    """True when some respondent answered in more than one wave (then the LMM nests respondents)."""
+    council, respondent, wave = (pd.factorize(data[c])[0].astype(np.int64) for c in ("council_code", "respondent_id", "wave"))
+    person = pd.factorize(council * (int(respondent.max(initial=0)) + 1) + respondent)[0]
+    some_wave = np.empty(int(person.max(initial=-1)) + 1, dtype=np.int64)
+    some_wave[person] = wave  # one of each person's waves; any other wave of theirs differs from it
+    return bool(np.any(wave != some_wave[person]))
+
+
+# ------------------------------------------------------------------------------------------- LMM
+
+
+def lmm_rows(data: pd.DataFrame, wave_order: list[str], group: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """LMM contrasts (Satterthwaite df), its coefficients, and its ``models.json`` record.
+
+    An empty wave x group cell makes only the contrasts that need it NaN (with a warning), as in the
+    other models: the design drops the interaction column it aliases.
+    """
+    d = tidy.prepare(data, wave_order, group, require_respondent=True)
+    nested = recurring_respondents(d)
+    formula = "value ~ wave" + (f" * {group}" if group else "") + " + (1 | council_code)" + (
+        " + (1 | council_code:respondent_id)" if nested else "")
+    record: dict[str, Any] = {"formula": formula, "n_obs": len(d), "n_councils": int(d["council_code"].nunique()),
+                              "correction": SATTERTHWAITE}
+    contrasts = tidy.default_contrasts(wave_order)
+    try:
+        design = design_matrix(d, wave_order, group, empty_cells="drop")
+        # integer codes: the fit needs only which rows share a council or respondent
+        fit = fit_lmm(d["value"].to_numpy(), design.X, design.columns, d["council_code"].cat.codes.to_numpy(),
+                      d["respondent_id"].to_numpy() if nested else None)
+    except (DataError, ValueError, np.linalg.LinAlgError) as err:
+        reason = str(err)
+        record.update(converged=False, error=reason)
+        rows = tidy.wald_rows("lmm", data, d, group, contrasts, correction=SATTERTHWAITE, design=None, test=None,
+                              warning=f"LMM could not be fitted: {reason}")
+        return rows, pd.DataFrame(columns=ESTIMATE_COLUMNS), record
+    warning = tidy.join_warnings(*fit.warnings)
+    record.update(converged=fit.converged, warnings=list(fit.warnings), var_council=fit.var_council,
+                  var_respondent=fit.var_respondent, var_residual=fit.var_residual,
+                  reml_criterion=fit.reml_criterion, n_groups=dict(fit.n_groups))
+    rows = tidy.wald_rows("lmm", data, d, group, contrasts, correction=SATTERTHWAITE, design=design,
+                          test=fit.contrast, warning=warning)
+    return rows, fit.summary_frame().assign(warning=warning), record
+
+
+# -------------------------------------------------------------------------------- one measure
+
+
+def _other_model(name: str) -> Callable[..., pd.DataFrame]:
+    return {"gee": fit_gee, "ordinal": fit_ordinal, "paired_t": paired_t, "wilcoxon": wilcoxon_signed_rank,
+            "mcnemar": mcnemar_paired}[name]
+
+
+def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], group_by: tuple[str, ...],
+                few_councils: int) -> dict[str, Any]:
+    """Every model of one measure, overall and by each grouping covariate."""
+    present = {str(w) for w in data["wave"].dropna().unique()}
+    waves = [w for w in wave_order if w in present]
+    contrasts = tidy.default_contrasts(waves)
+    contrast_frames, estimate_frames, records = [], [], []
+    for name in models_for(measure):
+        for group in (None, *group_by):
+            record: dict[str, Any] = {"measure": measure.name, "model": name, "group_by": group or ""}
+            if name == "lmm":
+                rows, estimates, fit_record = lmm_rows(data, waves, group)
+                record.update(fit_record)
+                estimate_frames.append(tidy.estimates_table(estimates, measure.name, name, group or ""))
+            else:
+                kwargs = {"few_councils": few_councils} if name in ("gee", "ordinal") else {}
+                rows = _other_model(name)(data, waves, contrasts, group=group, **kwargs)
+                record.update(n_obs=int(rows["n_obs"].max()) if len(rows) else 0,
+                              n_councils=int(rows["n_councils"].max()) if len(rows) else 0,
+                              correction=";".join(sorted(set(rows["correction"].dropna()) - {""})),
+                              warnings=sorted(set(rows["warning"].dropna()) - {""}))
+            records.append(record)
+            rows.insert(0, "measure", measure.name)
+            contrast_frames.append(rows)
+    return {"contrasts": contrast_frames, "estimates": estimate_frames, "records": records}
+
+
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
+"""A fit to run in a worker: a module-level function and its arguments (compact frames, settings)."""
+
+
+def _run_task(task: Task) -> Any:
+    # The fits are many small linear-algebra calls: BLAS threads only add overhead, and the tasks
+    # already run in parallel across cores.
+    with threadpool_limits(1, user_api="blas"):
+        function, args = task
+        return function(*args)
+
+
+def run_tasks(tasks: Sequence[Task], workers: int) -> list[Any]:
+    """Every task's result, in order: in a pool of ``workers`` processes when there are more than one."""
+    if workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            return list(pool.map(_run_task, tasks))
+    return [_run_task(t) for t in tasks]
+
+
+# ---------------------------------------------------------------------------------- the tables
+
+
+def add_q_values(contrasts: pd.DataFrame) -> pd.DataFrame:
+    """Benjamini–Hochberg q-values across measures within each model, contrast and group."""
+    def bh(p: pd.Series) -> pd.Series:
+        q = pd.Series(np.nan, index=p.index)
+        ok = p.notna()
+        if ok.any():
+            q[ok] = multipletests(p[ok].to_numpy(), method="fdr_bh")[1]
+        return q
+
+    out = contrasts.copy()
+    out["q_value"] = out.groupby(["model", "contrast", "group"], sort=False)["p_value"].transform(bh)
+    return out
+
+
+def flag_few(contrasts: pd.DataFrame, flag_councils: int) -> pd.Series:
+    """``few councils`` where a contrast rests on fewer than ``flag_councils`` councils."""
+    return pd.Series(np.where(contrasts["n_councils"].fillna(0) < flag_councils, FEW_COUNCILS, ""),
+                     index=contrasts.index)
+
+
+def modelled_measures(study: Study, panel: pd.DataFrame) -> list[Measure]:
+    """Measures with a model and observed values in at least two waves."""
+    panel = compact(panel)
+    measure = panel["measure"].cat.codes.to_numpy().astype(np.int64)
+    wave = panel["wave"].cat.codes.to_numpy()
+    observed = panel["value"].notna().to_numpy() & (measure >= 0) & (wave >= 0)
+    measure, wave = measure[observed], wave[observed]
+    n_waves = len(panel["wave"].cat.categories)
+    pairs = np.unique(measure * n_waves + wave)
+    counts = np.bincount(pairs // n_waves, minlength=len(panel["measure"].cat.categories))
+    waves_of = dict(zip(panel["measure"].cat.categories.astype(str), counts))
+    return [m for m in study.analysed_measures if models_for(m) and waves_of.get(m.name, 0) >= 2]
+
+
+def fit_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame]) -> list[Task]:
+    """One task per measure: every model of the measure (:func:`fit_measure`)."""
+    group_by = study.councils.group_by if study.councils else ()
+    return [(fit_measure, (m, frames[m.name], list(study.wave_ids), group_by, study.models.few_councils))
+            for m in measures]
+
+
+def main_tables(study: Study, results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The contrasts (with q-values and flags), estimates and records of :func:`fit_measure` results."""
+    contrast_frames = [f for r in results for f in r["contrasts"]]
+    estimate_frames = [f for r in results for f in r["estimates"] if len(f)]
+    contrasts = pd.concat(contrast_frames, ignore_index=True) if contrast_frames else pd.DataFrame(columns=CONTRAST_COLUMNS)
+    contrasts = add_q_values(contrasts)
+    contrasts["flag"] = flag_few(contrasts, study.models.flag_councils)
+    contrasts["warning"] = contrasts["warning"].fillna("")
+    estimates = pd.concat(estimate_frames, ignore_index=True) if estimate_frames else pd.DataFrame(columns=ESTIMATE_COLUMNS)
+    return {"contrasts": contrasts[CONTRAST_COLUMNS], "estimates": estimates[ESTIMATE_COLUMNS],
+            "records": [rec for r in results for rec in r["records"]]}
+
+
+def worker_count(study: Study, workers: int | None = None) -> int:
+    """How many processes fit models: ``workers``, else ``[models] workers``, else every core."""
+    return workers or study.models.workers or os.cpu_count() or 1
+
+
+def fit_all(study: Study, panel: pd.DataFrame, workers: int | None = None) -> dict[str, Any]:
+    """Fit every measure's models (in parallel when ``workers`` > 1); the tables and records."""
+    group_by = list(study.councils.group_by) if study.councils else []
+    panel = compact(panel, group_by)
+    measures = modelled_measures(study, panel)
+    frames = measure_frames(panel, [m.name for m in measures], group_by)
+    return main_tables(study, run_tasks(fit_tasks(study, measures, frames), worker_count(study, workers)))
+
+
+__all__ = ["compact", "fit_all", "fit_measure", "lmm_rows", "measure_frames", "modelled_measures", "models_for"]
