@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from impactstudy.link import carry_code_changes, months_since
+from impactstudy import link
+from impactstudy.errors import DataError
+from impactstudy.link import _categorical, _Vocabulary, carry_code_changes, months_since
 from impactstudy.paths import StudyPaths
 
 
@@ -86,3 +94,69 @@ def test_months_since_review():
     when = pd.Series(pd.to_datetime(["2013-04-01", "2014-04-01"]))
     review = pd.Series(pd.to_datetime(["2013-01-01", "2013-04-01"]))
     assert months_since(when, review).round(3).tolist() == [2.957, 11.992]  # 90 and 365 days at 30.4375 days a month
+
+
+def test_waves_present_lists_the_waves_each_respondent_answered(demo):
+    wide = pd.read_parquet(demo.panel_wide, columns=["council_code", "respondent_id", "waves_present"])
+    long = pd.read_parquet(demo.panel_long, columns=["council_code", "respondent_id", "wave", "wave_order"])
+    waves = (long.drop_duplicates(["council_code", "respondent_id", "wave"]).sort_values("wave_order")
+             .groupby(["council_code", "respondent_id"], observed=True)["wave"].agg(lambda w: ";".join(map(str, w))))
+    got = wide.set_index(["council_code", "respondent_id"])["waves_present"]
+    assert got.astype(str).to_dict() == waves.to_dict()
+    assert {"baseline;early_impact;follow_up", "baseline"} <= set(got)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["E06000001", "E08000037", "b", "a", None]), min_size=1, max_size=30),
+       st.data())
+def test_categorical_is_take_then_astype_category(values, data):
+    column = pd.Series(values, dtype="string")
+    rows = np.array(data.draw(st.lists(st.integers(0, len(values) - 1), max_size=40)), dtype=np.int64)
+    used = np.zeros(len(values), dtype=bool)
+    used[rows] = True
+    expected = column.take(rows).astype("category")
+    got = pd.Series(_categorical(column, rows, used))
+    assert got.dtype == expected.dtype
+    pd.testing.assert_series_equal(got, expected.reset_index(drop=True))
+
+
+def test_vocabulary_encodes_values_or_their_labels():
+    vocabulary = _Vocabulary()
+    text = vocabulary.encode(pd.Series(["Poor", None, "Good"], dtype="string"))
+    labelled = vocabulary.encode(pd.Series([2.0, np.nan, 4.0, 9.0]), {2: "Poor", 4.0: "Good"})
+    assert text.tolist() == [0, -1, 1] and labelled.tolist() == [0, -1, 1, -1]
+    assert vocabulary.decode(np.array([1, -1, 0])).tolist() == ["Good", pd.NA, "Poor"]
+
+
+def _write_stand_in(path, *_args):  # a .sav writer stand-in, run in the child process
+    Path(path).write_text("written in the child")
+
+
+def _crash(*_args):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_sav_written_aside_appears_after_the_body(tmp_path, monkeypatch):
+    monkeypatch.setattr(link, "write_person_wave_sav", _write_stand_in)
+    target = tmp_path / "panel_long.sav"
+    with link.person_wave_sav_aside(target, pd.DataFrame(), None, []):
+        assert not target.exists()
+    assert target.read_text() == "written in the child"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_failing_body_leaves_no_sav(tmp_path, monkeypatch):
+    monkeypatch.setattr(link, "write_person_wave_sav", _write_stand_in)
+    with pytest.raises(RuntimeError, match="panels failed"), link.person_wave_sav_aside(tmp_path / "p.sav", pd.DataFrame(), None, []):
+        raise RuntimeError("panels failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crashed_sav_writer_is_a_one_line_data_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(link, "write_person_wave_sav", _crash)
+    target = tmp_path / "panel_long.sav"
+    with (pytest.raises(DataError, match=r"panel_long\.sav: the SPSS writer stopped unexpectedly") as err,
+          link.person_wave_sav_aside(target, pd.DataFrame(), None, [])):
+        pass
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []

@@ -14,9 +14,16 @@ otherwise by council and role (``<council>:<role>:<n>``, the n-th such responden
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import multiprocessing
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -199,10 +206,12 @@ class _Vocabulary:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
 
-    def encode(self, column: pd.Series) -> np.ndarray:
-        """Each value's code (-1 for missing)."""
+    def encode(self, column: pd.Series, labels: Any = None) -> np.ndarray:
+        """Each value's code, or its label's if ``labels`` maps values to texts (-1 for missing or unlabelled)."""
         codes, distinct = pd.factorize(column)
-        lookup = np.array([self.codes.setdefault(v, len(self.codes)) for v in distinct] + [-1], dtype=np.int64)
+        texts = distinct if labels is None else [labels.get(v) for v in distinct]
+        lookup = np.array([-1 if t is None else self.codes.setdefault(t, len(self.codes)) for t in texts] + [-1],
+                          dtype=np.int64)
         return lookup[codes]
 
     def decode(self, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -214,8 +223,11 @@ class _Vocabulary:
 def _categorical(column: pd.Series, rows: np.ndarray, used: np.ndarray) -> pd.Categorical:
     """``column.take(rows).astype("category")``, factorizing the short column rather than the long one
     (``used`` marks the rows ``rows`` takes, so the categories are the values the long column holds)."""
-    categories = column[used].astype("category").dtype
-    return pd.Categorical.from_codes(pd.Categorical(column, dtype=categories).codes[rows], dtype=categories)
+    codes, distinct = column.factorize()
+    taken = np.flatnonzero(np.bincount(codes[used] + 1, minlength=len(distinct) + 1)[1:])
+    dtype = pd.Series(distinct.take(taken), dtype=column.dtype).astype("category").dtype
+    position = np.append(dtype.categories.get_indexer(distinct), -1)
+    return pd.Categorical.from_codes(position[codes[rows]], dtype=dtype)
 
 
 def to_long(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> pd.DataFrame:
@@ -226,7 +238,8 @@ def to_long(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str
     pairs put in order by a stable integer sort, and its text columns are built from their distinct
     values: stacking a copy per measure and sorting millions of text keys took most of the link stage.
     """
-    asked = {m.name: np.flatnonzero(person_wave["wave"].isin(m.waves).to_numpy())
+    wave_codes, wave_ids = person_wave["wave"].factorize()
+    asked = {m.name: np.flatnonzero(np.isin(wave_codes, np.flatnonzero(wave_ids.isin(m.waves))))
              for m in study.analysed_measures if m.name in person_wave.columns}
     measures = [m for m in study.analysed_measures if len(asked.get(m.name, ()))]
     n = len(person_wave)
@@ -243,7 +256,7 @@ def to_long(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str
             column = person_wave[m.name].astype("float64")
             values[:, j] = column.to_numpy()
             if m.level_labels:
-                labels[:, j] = vocabulary.encode(column.map(m.level_labels))
+                labels[:, j] = vocabulary.encode(column, m.level_labels)
             reasons[:, j] = vocabulary.encode(person_wave[missing_column(m.name)])
     rows = np.concatenate([asked[m.name] for m in measures])
     which = np.repeat(np.arange(len(measures)), [len(asked[m.name]) for m in measures])
@@ -280,14 +293,26 @@ def to_wide(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str
               [["council_name", "role", "authority_type", "region", *covariate_columns]].last())
     present = person_wave.pivot_table(index=keys, columns="wave", values="source_row", aggfunc="size", observed=True)
     waves = [w for w in study.wave_ids if w in present.columns]
-    static["waves_present"] = pd.Series([";".join(w for w, hit in zip(waves, row, strict=True) if hit)
-                                         for row in present[waves].notna().to_numpy()], index=present.index)
+    pattern = present[waves].notna().to_numpy() @ (1 << np.arange(len(waves)))  # bit i: in wave i
+    texts = {p: ";".join(w for i, w in enumerate(waves) if p >> i & 1) for p in np.unique(pattern).tolist()}
+    static["waves_present"] = pd.Series([texts[p] for p in pattern.tolist()], index=present.index)
     return static.join(values).reset_index()
 
 
-def link(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataFrame, covariate_notes: list[str],
-         aliases: Any, source_files: dict[str, str]) -> LinkResult:
-    """Link ingested waves into panels (pure: the stage reads inputs and writes the result)."""
+@dataclass(frozen=True)
+class LinkedRows:
+    """The linked person-wave rows (in panel order) and the stage's bookkeeping, before the panels."""
+
+    person_wave: pd.DataFrame
+    linkage: pd.DataFrame
+    quarantine: pd.DataFrame
+    summary: dict[str, Any]
+    covariate_columns: list[str]
+
+
+def link_rows(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataFrame, covariate_notes: list[str],
+              aliases: Any, source_files: dict[str, str]) -> LinkedRows:
+    """Resolve every wave's councils and key its respondents: the person-wave rows the panels are built from."""
     as_of = reference_date(study)
     linked, linkages, quarantines = [], [], []
     for wave_id, frame in waves.items():
@@ -314,14 +339,25 @@ def link(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataFrame,
     linkage = pd.concat(linkages, ignore_index=True)
     quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     summary = linkage_summary(study, person_wave, linkage, quarantine, covariates, covariate_notes)
+    return LinkedRows(person_wave, linkage, quarantine, summary, covariate_columns)
+
+
+def panels(study: Study, rows: LinkedRows) -> LinkResult:
+    """The long and wide panels of linked rows, with everything else the stage writes."""
     return LinkResult(
-        panel_long=to_long(person_wave, study, covariate_columns),
-        panel_wide=to_wide(person_wave, study, covariate_columns),
-        person_wave=person_wave,
-        linkage=linkage,
-        quarantine=quarantine,
-        summary=summary,
+        panel_long=to_long(rows.person_wave, study, rows.covariate_columns),
+        panel_wide=to_wide(rows.person_wave, study, rows.covariate_columns),
+        person_wave=rows.person_wave,
+        linkage=rows.linkage,
+        quarantine=rows.quarantine,
+        summary=rows.summary,
     )
+
+
+def link(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataFrame, covariate_notes: list[str],
+         aliases: Any, source_files: dict[str, str]) -> LinkResult:
+    """Link ingested waves into panels (pure: the stage reads inputs and writes the result)."""
+    return panels(study, link_rows(study, waves, covariates, covariate_notes, aliases, source_files))
 
 
 def linkage_summary(study: Study, person_wave: pd.DataFrame, linkage: pd.DataFrame, quarantine: pd.DataFrame,
@@ -329,8 +365,9 @@ def linkage_summary(study: Study, person_wave: pd.DataFrame, linkage: pd.DataFra
     """Rows matched by each method, unmatched rows, councils per wave and participation patterns."""
     rows_by_method = linkage.groupby("method")["n_rows"].sum().astype(int).to_dict()
     councils = sorted(person_wave["council_code"].unique())
-    present = person_wave.groupby("council_code")["wave"].agg(set)
-    patterns = {c: "".join("X" if w in present[c] else "-" for w in study.wave_ids) for c in councils}
+    pairs = person_wave[["council_code", "wave"]].drop_duplicates()
+    present = set(zip(pairs["council_code"], pairs["wave"], strict=True))
+    patterns = {c: "".join("X" if (c, w) in present else "-" for w in study.wave_ids) for c in councils}
     register = load_register().set_index("gss_code")
     panel_councils = register.loc[councils]
     as_of = reference_date(study)
@@ -370,8 +407,11 @@ def _spss_name(name: str) -> str:
     return name[:64]
 
 
-def write_person_wave_sav(path: Any, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> None:
-    """Person-wave rows, one column per measure, with variable and value labels (SPSS, PSPP, Stata)."""
+def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> None:
+    """Person-wave rows, one column per measure, with variable and value labels (SPSS, PSPP, Stata).
+
+    Writes ``path`` in place: :func:`person_wave_sav_aside` gives it a temporary file to write.
+    """
     measures = [m for m in study.analysed_measures if m.name in person_wave.columns]
     frame = person_wave[["council_code", "council_name", "wave_order", "respondent_id", "role", "authority_type",
                          "region", *covariate_columns, "months_since_review"] + [m.name for m in measures]].copy()
@@ -387,10 +427,30 @@ def write_person_wave_sav(path: Any, person_wave: pd.DataFrame, study: Study, co
     value_labels_ = {"wave": {float(w.order + 1): w.label for w in study.waves}}
     value_labels_.update({m.name: dict(m.level_labels) for m in measures if m.level_labels})
     frame.columns = [_spss_name(c) for c in frame.columns]
-    with atomic_path(path) as tmp:
-        pyreadstat.write_sav(frame, str(tmp), column_labels={_spss_name(k): v for k, v in labels.items()},
-                             variable_value_labels={_spss_name(k): v for k, v in value_labels_.items()})
-        fix_sav_timestamp(tmp)
+    pyreadstat.write_sav(frame, str(path), column_labels={_spss_name(k): v for k, v in labels.items()},
+                         variable_value_labels={_spss_name(k): v for k, v in value_labels_.items()})
+    fix_sav_timestamp(path)
+
+
+@contextlib.contextmanager
+def person_wave_sav_aside(path: Path, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> Iterator[None]:
+    """Write the .sav atomically in a child process while the ``with`` body runs; wait for it on leaving.
+
+    Writing the .sav (readstat, one Python call per cell) takes as long as building and writing both
+    Parquet panels, and nothing else uses a second core meanwhile. The child is forked where the
+    platform allows, as :func:`impactstudy.io.read_raw` does for readstat; this process owns the
+    temporary file, so the .sav appears only once the child succeeded and the body finished.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else methods[0])
+    with atomic_path(path) as tmp, ProcessPoolExecutor(max_workers=1, mp_context=context,
+                                                       initializer=faulthandler.disable) as pool:
+        written = pool.submit(write_person_wave_sav, tmp, person_wave, study, covariate_columns)
+        yield
+        try:
+            written.result()
+        except BrokenProcessPool:
+            raise DataError(f"{path}: the SPSS writer stopped unexpectedly (out of memory?); run link again") from None
 
 
 # ------------------------------------------------------------------------------------------- stage
@@ -411,16 +471,16 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
         sources[wave.id] = read_parquet_metadata(path)["wave"]["source_file"]
     aliases = _aliases(study, paths)
     covariates, notes = council_covariates(study, paths, aliases)
-    result = link(study, waves, covariates, notes, aliases, sources)
-    covariate_columns = [c for c in covariates.columns if c != "council_code"]
+    rows = link_rows(study, waves, covariates, notes, aliases, sources)
     meta = {"measures": measure_metadata(study), "waves": {w.id: {"label": w.label, "order": w.order} for w in study.waves},
-            "covariates": covariate_columns}
-    write_parquet(paths.panel_long, result.panel_long, meta)
-    write_parquet(paths.panel_wide, result.panel_wide, meta)
-    write_csv(paths.linkage, result.linkage)
-    write_csv(paths.link_quarantine, result.quarantine)
-    write_json(paths.linkage_summary, result.summary)
-    write_person_wave_sav(paths.panel_sav, result.person_wave, study, covariate_columns)
+            "covariates": rows.covariate_columns}
+    with person_wave_sav_aside(paths.panel_sav, rows.person_wave, study, rows.covariate_columns):
+        result = panels(study, rows)
+        write_parquet(paths.panel_long, result.panel_long, meta)
+        write_parquet(paths.panel_wide, result.panel_wide, meta)
+        write_csv(paths.linkage, result.linkage)
+        write_csv(paths.link_quarantine, result.quarantine)
+        write_json(paths.linkage_summary, result.summary)
     return result
 
 
