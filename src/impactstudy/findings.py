@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -108,7 +110,7 @@ def ci_text(low: float, high: float, warning: object, digits: int = 2, scale: fl
     return text if level is None or text == "–" else f"{100 * level:.0f}% CI {text}{NOT_95}"
 
 
-def _conclusion(row: pd.Series) -> int:
+def _conclusion(row: Mapping[str, Any]) -> int:
     """+1 a clear rise, -1 a clear fall, 0 no clear change (the interval includes zero)."""
     if row["ci_low"] > 0:
         return 1
@@ -125,7 +127,7 @@ def agreement(contrasts: pd.DataFrame, row: pd.Series) -> list[str]:
     if "warning" in same:  # an interval below 95% does not support a conclusion comparable with the others
         same = same[same["warning"].map(lambda w: achieved_level(w) is None).astype(bool)]
     mine = _conclusion(row)
-    return [MODEL_NAMES.get(m, m) for m, r in zip(same["model"], same.itertuples()) if _conclusion(pd.Series(r._asdict())) != mine]
+    return [MODEL_NAMES.get(m, m) for m, r in zip(same["model"], same.itertuples()) if _conclusion(r._asdict()) != mine]
 
 
 def sentence(row: pd.Series, study: Study, contrasts: pd.DataFrame) -> str:
@@ -164,20 +166,22 @@ def key_findings(contrasts: pd.DataFrame, study: Study, min_cell: int | None = N
     in against the first, in the study's measure order. With ``min_cell`` (the public report), a
     contrast resting on fewer councils is withheld rather than described."""
     findings = []
+    # every model's row of each measure, contrast and group, found once (a national study has thousands of rows)
+    keyed = dict(tuple(contrasts.groupby(["measure", "contrast", "group"], sort=False)))
     for measure in study.measures:
         model = PRIMARY.get(measure.type)
         waves = [w for w in study.wave_ids if w in measure.waves]
         if model is None or len(waves) < 2:
             continue
         contrast = f"{waves[-1]} - {waves[0]}"
-        rows = contrasts[(contrasts["measure"] == measure.name) & (contrasts["model"] == model)
-                         & (contrasts["contrast"] == contrast) & (contrasts["group"] == group)]
+        models = keyed.get((measure.name, contrast, group), contrasts.iloc[:0])
+        rows = models[models["model"] == model]
         if rows.empty or pd.isna(rows.iloc[0]["estimate"]):
             continue
         row = rows.iloc[0]
         withheld = min_cell is not None and row["n_councils"] < min_cell
         text = (f"{measure.label}: {MARK} withheld because it rests on fewer than {min_cell} councils." if withheld
-                else sentence(row, study, contrasts))
+                else sentence(row, study, models))
         findings.append(Finding(measure.name, model, contrast, group, text, float(row["estimate"]),
                                 float(row["ci_low"]), float(row["ci_high"]), float(row["q_value"]), withheld))
     return findings

@@ -15,26 +15,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from impactstudy.atomic import write_csv, write_json
 from impactstudy.config import Study
 from impactstudy.errors import DataError
+from impactstudy.panel import read_long
 from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Step
 
 
 def read_panel(path: Path, study: Study) -> pd.DataFrame:
-    """The columns of ``panel_long.parquet`` the model stage uses, text read as dictionary codes
-    (categoricals): text is what costs time and memory at 3 million rows."""
+    """The columns of ``panel_long.parquet`` the model stage uses, text as categoricals."""
     group_by = list(study.councils.group_by) if study.councils else []
     columns = ["council_code", "respondent_id", "wave", "measure", "value", *group_by]
     if study.models.time_since_review is not None:
         columns.append("months_since_review")
-    schema = pq.read_schema(path)
-    text = [c for c in columns if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
-    return pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
+    return read_long(path, columns)
 
 
 def run_model(study: Study, paths: StudyPaths) -> None:

@@ -40,6 +40,7 @@ from impactstudy.atomic import write_json, write_text
 from impactstudy.config import Measure, Study
 from impactstudy.disclosure import FOOTNOTE, MARK, protect_counts
 from impactstudy.errors import ConfigError, DataError
+from impactstudy.panel import read_long
 from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Step
 from impactstudy.tables import Table, count_mask, counts_text, from_rows, interval, number, partition_mask, pct, table
@@ -95,7 +96,7 @@ def read_inputs(paths: StudyPaths) -> Inputs:
         if column in contrasts:
             contrasts[column] = contrasts[column].astype(object).where(contrasts[column].notna(), "").astype(str)
     return Inputs(
-        panel=pd.read_parquet(paths.panel_long),
+        panel=read_long(paths.panel_long),
         linkage_summary=json.loads(paths.linkage_summary.read_text(encoding="utf-8")),
         ingest_report=json.loads(paths.ingest_report.read_text(encoding="utf-8")),
         quarantine=_csv(paths.quarantine),
@@ -811,77 +812,94 @@ class Builder:
 # ----------------------------------------------------------------------------------------- council pages
 
 
-def council_pages(study: Study, inputs: Inputs, trajectories: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """One page's content per council: its trajectories against all councils and its group, and its answers.
+@dataclass(frozen=True)
+class CouncilFacts:
+    """One council's page as plain values: gathered for every council in one pass over the panel (in
+    the report's process), then made into the page by a worker (:func:`council_page`)."""
+
+    code: str
+    name: str
+    authority_type: str
+    region: str
+    groups: tuple[str, ...]  # "<covariate>=<level>" of the council's groups
+    means: dict[tuple[str, str], float]  # the council's mean by (measure, wave)
+    listed: dict[str, dict[str, dict[str, str]]]  # wave -> respondent -> measure -> answer (few respondents)
+    roles: dict[tuple[str, str], str]  # (wave, respondent) -> role
+    answered: dict[str, list[tuple[str, int, float]]]  # wave -> (measure, respondents, mean), in measure order
+
+
+def council_facts(study: Study, inputs: Inputs) -> list[CouncilFacts]:
+    """Every council's :class:`CouncilFacts`, in code order.
 
     Answers are listed respondent by respondent where a council has at most :data:`MAX_LISTED`
     respondents in a wave; otherwise each question's number of answers and mean are shown. The panel
-    is grouped once and every page sliced from dictionaries: a national panel has millions of rows
+    is grouped once and every council sliced from dictionaries: a national panel has millions of rows
     and 152 councils, so nothing here filters the panel per council.
     """
-    wave_labels = {w.id: w.label for w in study.waves}
     panel = inputs.panel
-    answered_rows = panel.loc[panel["value"].notna(), ["council_code", "wave", "wave_order", "measure", "value"]]
-    observed = answered_rows.groupby("measure", observed=True)["wave"].nunique()
-    measures = [m for m in study.analysed_measures if m.type in ("likert", "numeric") and observed.get(m.name, 0) >= 2]
     group_by = tuple(g for g in (study.councils.group_by if study.councils else ()) if g in panel.columns)
-    names = [m.name for m in measures]
-    if trajectories is None:
-        trajectories = summaries.trajectories(panel, study, names, group_by)
-    traj = trajectories.set_index(["measure", "group", "wave"])["mean"].to_dict()
-    own = summaries.council_means(answered_rows, names).set_index(
-        ["council_code", "measure", "wave"])["mean"].to_dict()
-    labels = {m.name: m.label for m in study.measures}
     order = {m.name: i for i, m in enumerate(study.analysed_measures)}
-    info = (panel.groupby("council_code", observed=True, sort=True)[["council_name", "authority_type", "region", *group_by]]
-            .first().astype(str))
-    wave_ids = [w.id for w in study.waves]
+    answered_rows = panel.loc[panel["value"].notna(), ["council_code", "wave", "measure", "value"]]
+    summary = (answered_rows.groupby(["council_code", "wave", "measure"], observed=True)["value"]
+               .agg(["count", "mean"]).reset_index())
+    summary = summary.assign(**{c: summary[c].astype(str) for c in ("council_code", "wave", "measure")})
+    summary["order"] = summary["measure"].map(order)
+    means: dict[str, dict[tuple[str, str], float]] = {}
+    answered: dict[str, dict[str, list[tuple[str, int, float]]]] = {}
+    for code, wave, measure, n, mean, _ in summary.sort_values("order", kind="stable").itertuples(index=False):
+        means.setdefault(code, {})[(measure, wave)] = mean
+        answered.setdefault(code, {}).setdefault(wave, []).append((measure, int(n), mean))
     listed: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
-    roles: dict[tuple[str, str, str], str] = {}
+    roles: dict[str, dict[tuple[str, str], str]] = {}
     for r in summaries.answers(panel, MAX_LISTED).itertuples(index=False):
         listed.setdefault(r.council_code, {}).setdefault(r.wave, {}).setdefault(r.respondent_id, {})[r.measure] = r.answer
-        roles[(r.council_code, r.wave, r.respondent_id)] = str(r.role)
-    summary = (answered_rows.groupby(["council_code", "wave", "measure"], observed=True)["value"].agg(["count", "mean"])
-               .reset_index())
-    summary["order"] = summary["measure"].astype(str).map(order)
-    answered: dict[tuple[str, str], list[tuple[str, int, float]]] = {}
-    for code, wave, measure, n, mean, _ in summary.sort_values("order", kind="stable").itertuples(index=False):
-        answered.setdefault((str(code), str(wave)), []).append((str(measure), n, mean))
+        roles.setdefault(r.council_code, {})[(r.wave, r.respondent_id)] = str(r.role)
+    info = (panel[["council_code", "council_name", "authority_type", "region", *group_by]].drop_duplicates("council_code")
+            .astype(str).sort_values("council_code"))
+    return [CouncilFacts(code=row["council_code"], name=row["council_name"], authority_type=row["authority_type"],
+                         region=row["region"], groups=tuple(f"{g}={row[g]}" for g in group_by),
+                         means=means.get(row["council_code"], {}), listed=listed.get(row["council_code"], {}),
+                         roles=roles.get(row["council_code"], {}), answered=answered.get(row["council_code"], {}))
+            for row in info.to_dict("records")]
+
+
+def council_page(study: Study, facts: CouncilFacts, measures: Sequence[Measure], trajectories: dict[tuple[str, str, str], float]) -> dict[str, Any]:
+    """One council's page: a small chart per measure (the council, all councils, its groups) with its
+    data table, and its responses per wave. ``trajectories`` maps (measure, group, wave) to the mean."""
+    wave_labels = {w.id: w.label for w in study.waves}
+    wave_ids = [w.id for w in study.waves]
+    labels = {m.name: m.label for m in study.measures}
+    order = {m.name: i for i, m in enumerate(study.analysed_measures)}
     x_labels = [wave_labels[w] for w in wave_ids]
     header = ["Series", *x_labels]
-    pages = []
-    for code, row in zip(info.index.astype(str), info.to_dict("records")):
-        groups = [f"{g}={row[g]}" for g in group_by]
-        charts = []
-        for m in measures:
-            series = [(row["council_name"], [own.get((code, m.name, w), np.nan) for w in wave_ids]),
-                      ("All councils", [traj.get((m.name, summaries.ALL, w), np.nan) for w in wave_ids])]
-            series += [(g.split("=", 1)[1], [traj.get((m.name, g, w), np.nan) for w in wave_ids]) for g in groups]
-            lo, hi = (m.levels[0], m.levels[-1]) if m.levels else (m.minimum or 0, m.maximum or 100)
-            alt = f"{m.label}: {row['council_name']}'s mean at each wave against all councils and its group."
-            data = from_rows(f"data-{m.name}", f"{m.label}: means by wave", header,
-                             [[name, *[number(v) for v in values]] for name, values in series], numeric=header[1:])
-            charts.append({"title": m.label, "svg": Markup(figures.line_svg(series, x_labels, alt, (lo, hi))),
-                           "table": data})
-        responses = []
-        for wave in wave_ids:
-            people = listed.get(code, {}).get(wave)
-            caption = f"Answers at “{wave_labels[wave]}”"
-            if people:
-                ids = sorted(people)
-                asked = sorted({m for p in ids for m in people[p] if m in order}, key=order.get)
-                respondents = ["Question", *[f"{roles[(code, wave, p)]} ({p[:8]})" for p in ids]]
-                responses.append(from_rows(f"responses-{wave}", caption, respondents,
-                                           [[labels[m], *[people[p].get(m, "") for p in ids]] for m in asked]))
-            elif (code, wave) in answered:
-                columns = ["Question", "Respondents answering", "Mean code"]
-                responses.append(from_rows(f"responses-{wave}", caption + " (summarised: many respondents)", columns,
-                                           [[labels.get(m, m), f"{int(n):,}", number(v)] for m, n, v in answered[(code, wave)]],
-                                           numeric=columns[1:]))
-        pages.append({"code": code, "name": row["council_name"], "authority_type": row["authority_type"].replace("_", " "),
-                      "region": row["region"], "groups": [g.replace("=", ": ") for g in groups], "charts": charts,
-                      "responses": responses})
-    return pages
+    charts = []
+    for m in measures:
+        series = [(facts.name, [facts.means.get((m.name, w), np.nan) for w in wave_ids]),
+                  ("All councils", [trajectories.get((m.name, summaries.ALL, w), np.nan) for w in wave_ids])]
+        series += [(g.split("=", 1)[1], [trajectories.get((m.name, g, w), np.nan) for w in wave_ids]) for g in facts.groups]
+        lo, hi = (m.levels[0], m.levels[-1]) if m.levels else (m.minimum or 0, m.maximum or 100)
+        alt = f"{m.label}: {facts.name}'s mean at each wave against all councils and its group."
+        data = from_rows(f"data-{m.name}", f"{m.label}: means by wave", header,
+                         [[name, *[number(v) for v in values]] for name, values in series], numeric=header[1:])
+        charts.append({"title": m.label, "svg": Markup(figures.line_svg(series, x_labels, alt, (lo, hi))), "table": data})
+    responses = []
+    for wave in wave_ids:
+        people = facts.listed.get(wave)
+        caption = f"Answers at “{wave_labels[wave]}”"
+        if people:
+            ids = sorted(people)
+            asked = sorted({m for p in ids for m in people[p] if m in order}, key=order.get)
+            respondents = ["Question", *[f"{facts.roles[(wave, p)]} ({p[:8]})" for p in ids]]
+            responses.append(from_rows(f"responses-{wave}", caption, respondents,
+                                       [[labels[m], *[people[p].get(m, "") for p in ids]] for m in asked]))
+        elif wave in facts.answered:
+            columns = ["Question", "Respondents answering", "Mean code"]
+            responses.append(from_rows(f"responses-{wave}", caption + " (summarised: many respondents)", columns,
+                                       [[labels.get(m, m), f"{n:,}", number(v)] for m, n, v in facts.answered[wave]],
+                                       numeric=columns[1:]))
+    return {"code": facts.code, "name": facts.name, "authority_type": facts.authority_type.replace("_", " "),
+            "region": facts.region, "groups": [g.replace("=", ": ") for g in facts.groups], "charts": charts,
+            "responses": responses}
 
 
 # ------------------------------------------------------------------------------------------------ stage
@@ -896,11 +914,14 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def write_council_pages(study: Study, pages: list[dict[str, Any]], css: str, folder: Path) -> None:
-    """Write ``councils/<code>.html`` for each page (runs in a worker: one compiled template per process)."""
+def write_council_pages(study: Study, facts: Sequence[CouncilFacts], measures: Sequence[Measure],
+                        trajectories: dict[tuple[str, str, str], float], css: str, folder: Path) -> None:
+    """Build and write ``councils/<code>.html`` for each council (runs in a worker: one compiled template
+    per process, and the pages' charts and tables are built there, not in the report's process)."""
     template = environment().get_template("council.html.j2")
-    for page in pages:
-        write_text(folder / f"{page['code']}.html", template.render(study=study, page=page, css=css))
+    for council in facts:
+        page = council_page(study, council, measures, trajectories)
+        write_text(folder / f"{council.code}.html", template.render(study=study, page=page, css=css))
 
 
 def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, workers: int | None = None,
@@ -922,12 +943,13 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         councils_dir = out_dir / "councils"
         if councils_dir.exists():
             shutil.rmtree(councils_dir)  # a public report never leaves an earlier internal run's pages behind
-        pages = [] if builder.public else council_pages(study, inputs, builder.trajectories)
-        chunk = max(1, -(-len(pages) // (2 * drawer.workers)))
-        written = [drawer.call(write_council_pages, study, pages[i:i + chunk], css, councils_dir)
-                   for i in range(0, len(pages), chunk)]
+        facts = [] if builder.public else council_facts(study, inputs)
+        trajectories = builder.trajectories.set_index(["measure", "group", "wave"])["mean"].to_dict()
+        chunk = max(1, -(-len(facts) // (2 * drawer.workers)))
+        written = [drawer.call(write_council_pages, study, facts[i:i + chunk], builder.change_measures(), trajectories,
+                               css, councils_dir) for i in range(0, len(facts), chunk)]
         if not builder.public:
-            index = [{"code": p["code"], "name": p["name"]} for p in pages]
+            index = [{"code": f.code, "name": f.name} for f in facts]
             write_text(councils_dir / "index.html",
                        env.get_template("councils_index.html.j2").render(study=study, councils=index, css=css))
         for done in written:
@@ -944,7 +966,7 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         study=study, sections=sections, audience=audience, css=css, footnote=footnote,
         withheld=builder.public, councils_linked=not builder.public)
     write_text(out_dir / "index.html", html)
-    return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "councils": [p["code"] for p in pages],
+    return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "councils": [f.code for f in facts],
             "audience": audience, "seconds": round(time.perf_counter() - clock, 3)}
 
 

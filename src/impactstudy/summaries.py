@@ -58,29 +58,34 @@ def t_interval(mean: pd.Series, sd: pd.Series, n: pd.Series) -> tuple[np.ndarray
 def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by: Iterable[str] = ()) -> pd.DataFrame:
     """Mean of council means per measure × wave × group, with its 95% interval and the counts behind it.
 
-    Vectorised (one group-by per grouping), so a national panel of millions of rows takes seconds.
+    One group-by over the panel makes the council means (and respondents behind each); every grouping
+    is then summarised from those few thousand rows, so a national panel of millions of rows takes
+    well under a second. Grouping covariates are the council's (one value per council).
     """
     measures = list(measures)
-    keep = ["council_code", "measure", "wave", "wave_order", "value", *[b for b in by if b in panel]]
-    data = panel.loc[panel["measure"].isin(measures) & panel["value"].notna(), keep]  # categoricals kept: fast
-    labels = {w.id: w.label for w in study.waves}
+    by = [b for b in by if b in panel]
+    data = panel.loc[panel["measure"].isin(measures) & panel["value"].notna(), ["council_code", "measure", "wave", "value"]]
+    columns = ["measure", "wave", "wave_label", "wave_order", "group", "mean", "ci_low", "ci_high", "n_councils", "n_respondents"]
+    if data.empty:
+        return pd.DataFrame(columns=columns)
+    # panel_long has one row per respondent, wave and measure, so answers counted are respondents
+    council = (data.groupby(["measure", "wave", "council_code"], observed=True, sort=False)["value"]
+               .agg(value="mean", n_respondents="size").reset_index())
+    covariates = panel[["council_code", *by]].drop_duplicates("council_code")
+    council = council.merge(covariates, on="council_code", how="left")
     frames = []
-    for covariate in [None, *[b for b in by if b in data]]:
-        keys = ["measure", "wave", "wave_order"] + ([covariate] if covariate else [])
-        council = data.groupby([*keys, "council_code"], observed=True, dropna=True)["value"].mean().rename("value").reset_index()
-        summary = council.groupby(keys, observed=True)["value"].agg(mean="mean", sd="std", n_councils="count").reset_index()
-        # panel_long has one row per respondent, wave and measure, so answers counted are respondents
-        people = data.groupby(keys, observed=True, dropna=True).size().rename("n_respondents").reset_index()
-        summary = summary.merge(people, on=keys)
+    for covariate in [None, *by]:
+        keys = ["measure", "wave"] + ([covariate] if covariate else [])
+        summary = (council.groupby(keys, observed=True, dropna=True)
+                   .agg(mean=("value", "mean"), sd=("value", "std"), n_councils=("value", "count"),
+                        n_respondents=("n_respondents", "sum")).reset_index())
         summary["group"] = ALL if covariate is None else covariate + "=" + summary[covariate].astype(str)
         frames.append(summary.drop(columns=[covariate] if covariate else []))
-    columns = ["measure", "wave", "wave_label", "wave_order", "group", "mean", "ci_low", "ci_high", "n_councils", "n_respondents"]
-    if not frames or data.empty:
-        return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True)
     out["measure"], out["wave"] = out["measure"].astype(str), out["wave"].astype(str)
     out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["sd"], out["n_councils"])
-    out["wave_label"] = out["wave"].map(labels).fillna(out["wave"])
+    out["wave_label"] = out["wave"].map({w.id: w.label for w in study.waves}).fillna(out["wave"])
+    out["wave_order"] = out["wave"].map({w.id: w.order for w in study.waves})
     out = out[columns].astype({"n_councils": int, "n_respondents": int, "wave_order": int})
     return out.sort_values(["measure", "group", "wave_order"], kind="stable").reset_index(drop=True)
 
@@ -119,18 +124,21 @@ def option_shares(panel: pd.DataFrame, study: Study, parent: str, by: Iterable[s
 
 def participation(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Councils and respondents per wave, and how many of the first wave's are still there."""
-    present = _plain(panel[["wave", "council_code", "respondent_id"]].drop_duplicates())
-    first = present[present["wave"] == study.wave_ids[0]]
-    first_councils, first_people = set(first["council_code"]), set(first["respondent_id"])
+    present = panel[["wave", "council_code", "respondent_id"]].drop_duplicates()
+    wave = present["wave"].astype(str).to_numpy()
+    council, respondent = (pd.factorize(present[c])[0] for c in ("council_code", "respondent_id"))
+    first = wave == study.wave_ids[0]
+    first_councils, first_people = np.unique(council[first]), np.unique(respondent[first])
     rows = []
-    for wave in study.waves:
-        here = present[present["wave"] == wave.id]
-        councils, people = set(here["council_code"]), set(here["respondent_id"])
-        rows.append({"wave": wave.id, "wave_label": wave.label, "councils": len(councils), "respondents": len(people),
-                     "councils_retained": len(councils & first_councils),
-                     "respondents_retained": len(people & first_people),
-                     "council_retention": len(councils & first_councils) / len(first_councils) if first_councils else np.nan,
-                     "respondent_retention": len(people & first_people) / len(first_people) if first_people else np.nan})
+    for w in study.waves:
+        here = wave == w.id
+        councils, people = np.unique(council[here]), np.unique(respondent[here])
+        kept_councils = int(np.isin(councils, first_councils).sum())
+        kept_people = int(np.isin(people, first_people).sum())
+        rows.append({"wave": w.id, "wave_label": w.label, "councils": len(councils), "respondents": len(people),
+                     "councils_retained": kept_councils, "respondents_retained": kept_people,
+                     "council_retention": kept_councils / len(first_councils) if len(first_councils) else np.nan,
+                     "respondent_retention": kept_people / len(first_people) if len(first_people) else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -193,17 +201,6 @@ def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
     stacked = stacked.assign(reason=stacked["reason"].map(reason_kind))
     out = stacked.groupby(["wave", "scope", "reason"]).size().rename("n").reset_index()
     return out[columns].sort_values(columns[:3], kind="stable").reset_index(drop=True)
-
-
-def council_means(panel: pd.DataFrame, measures: Iterable[str]) -> pd.DataFrame:
-    """Each council's mean per measure and wave, with its number of respondents."""
-    wanted = panel.loc[panel["measure"].isin(list(measures)) & panel["value"].notna(),
-                       ["council_code", "measure", "wave", "wave_order", "value"]]
-    out = (wanted.groupby(["council_code", "measure", "wave", "wave_order"], observed=True)
-           .agg(mean=("value", "mean"), n_respondents=("value", "size")).reset_index())  # one row per respondent
-    for column in ("council_code", "measure", "wave"):
-        out[column] = out[column].astype(str)
-    return out.sort_values(["council_code", "measure", "wave_order"], kind="stable").reset_index(drop=True)
 
 
 def answers(panel: pd.DataFrame, max_listed: int | None = None) -> pd.DataFrame:
