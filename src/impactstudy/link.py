@@ -432,25 +432,43 @@ def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, c
     fix_sav_timestamp(path)
 
 
+_SAV_ARGS: list[Any] = []  # write_person_wave_sav's arguments, for the forked child that writes the .sav
+
+
+def _write_sav_in_child() -> None:
+    write_person_wave_sav(*_SAV_ARGS)
+
+
 @contextlib.contextmanager
 def person_wave_sav_aside(path: Path, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> Iterator[None]:
     """Write the .sav atomically in a child process while the ``with`` body runs; wait for it on leaving.
 
     Writing the .sav (readstat, one Python call per cell) takes as long as building and writing both
-    Parquet panels, and nothing else uses a second core meanwhile. The child is forked where the
-    platform allows, as :func:`impactstudy.io.read_raw` does for readstat; this process owns the
-    temporary file, so the .sav appears only once the child succeeded and the body finished.
+    Parquet panels, and nothing else uses a second core meanwhile. The child is forked, as
+    :func:`impactstudy.io.read_raw` does for readstat, and finds its arguments in memory it shares
+    with this process (pickling the person-wave rows to it took a second); where the platform cannot
+    fork, the .sav is written here after the body. This process owns the temporary file, so the .sav
+    appears only once the child succeeded and the body finished.
     """
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else methods[0])
-    with atomic_path(path) as tmp, ProcessPoolExecutor(max_workers=1, mp_context=context,
-                                                       initializer=faulthandler.disable) as pool:
-        written = pool.submit(write_person_wave_sav, tmp, person_wave, study, covariate_columns)
-        yield
+    global _SAV_ARGS
+    with atomic_path(path) as tmp:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            yield
+            write_person_wave_sav(tmp, person_wave, study, covariate_columns)
+            return
+        _SAV_ARGS = [tmp, person_wave, study, covariate_columns]
         try:
-            written.result()
-        except BrokenProcessPool:
-            raise DataError(f"{path}: the SPSS writer stopped unexpectedly (out of memory?); run link again") from None
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                                     initializer=faulthandler.disable) as pool:
+                written = pool.submit(_write_sav_in_child)  # forks the child
+                _SAV_ARGS = []
+                yield
+                try:
+                    written.result()
+                except BrokenProcessPool:
+                    raise DataError(f"{path}: the SPSS writer stopped unexpectedly (out of memory?); run link again") from None
+        finally:
+            _SAV_ARGS = []
 
 
 # ------------------------------------------------------------------------------------------- stage
