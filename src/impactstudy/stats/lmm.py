@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, stats
+from scipy import linalg, optimize
 
 from impactstudy.errors import DataError
+from impactstudy.stats import tidy
 
 # lme4's isSingular() tolerance on theta, and lmerTest's tolerance on Hessian eigenvalues.
 SINGULAR_TOL = 1e-4
@@ -337,17 +338,16 @@ class LmmFit:
         grad = np.einsum("i,kij,j->k", lv, self.vcov_jacobian, lv)
         denom = float(grad @ self.vcov_varpar @ grad)
         df = 2.0 * var**2 / denom if denom > 0 else np.inf
-        se = np.sqrt(var)
-        t = estimate / se
-        half = stats.t.ppf(0.5 + level / 2.0, df) * se
+        se = float(np.sqrt(var))
+        ci_low, ci_high, p_value = tidy.interval(estimate, se, float(df), level)
         return {
             "estimate": estimate,
-            "std_error": float(se),
+            "std_error": se,
             "df": float(df),
-            "t": float(t),
-            "p_value": float(2.0 * stats.t.sf(abs(t), df)),
-            "ci_low": estimate - float(half),
-            "ci_high": estimate + float(half),
+            "t": estimate / se,
+            "p_value": p_value,
+            "ci_low": ci_low,
+            "ci_high": ci_high,
         }
 
     def summary_frame(self, level: float = 0.95) -> pd.DataFrame:

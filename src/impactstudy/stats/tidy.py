@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from functools import partial
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from impactstudy.stats.wave_design import Contrast, WaveDesign, contrast_label, group_label, wave_pairs
 
@@ -93,12 +92,21 @@ def captured_warnings() -> Iterator[list[str]]:
 
 
 def interval(estimate: float, std_error: float, df: float | None, conf_level: float) -> tuple[float, float, float]:
-    """``(ci_low, ci_high, p_value)`` of a Wald statistic: t reference with ``df``, normal when None."""
-    # the distributions' methods with df as an argument: freezing a distribution costs ~1 ms a call
-    ppf, sf = (stats.norm.ppf, stats.norm.sf) if df is None else (partial(stats.t.ppf, df=df), partial(stats.t.sf, df=df))
-    z = estimate / std_error
-    half = float(ppf(0.5 + conf_level / 2)) * std_error
-    return estimate - half, estimate + half, float(2 * sf(abs(z)))
+    """``(ci_low, ci_high, p_value)`` of a Wald statistic: t reference with ``df``, normal when None.
+
+    The quantile and tail come from the ``scipy.special`` functions that ``scipy.stats.norm``/``t``
+    evaluate (``ppf`` is ``ndtri``/``stdtrit``, ``sf(x)`` is ``ndtr(-x)``/``stdtr(df, -x)``), called
+    directly: the same numbers without the distributions' argument handling, ~0.15 ms a call, which
+    adds up over thousands of contrasts.
+    """
+    quantile = 0.5 + conf_level / 2
+    z = abs(estimate / std_error)
+    if df is None:
+        critical, tail = special.ndtri(quantile), special.ndtr(-z)
+    else:
+        critical, tail = special.stdtrit(df, quantile), special.stdtr(df, -z)
+    half = float(critical) * std_error
+    return estimate - half, estimate + half, float(2 * tail)
 
 
 def prepare(
