@@ -31,7 +31,6 @@ from impactstudy.stats.lmm import fit_lmm
 from impactstudy.stats.ordinal import fit_ordinal
 from impactstudy.stats.paired import paired_t, wilcoxon_signed_rank
 from impactstudy.stats.proportions import mcnemar_paired
-from impactstudy.stats.wave_design import design_matrix
 
 CONTRAST_COLUMNS = ["measure", "model", "contrast", "group", "estimate", "std_error", "ci_low", "ci_high", "p_value",
                     "q_value", "n_obs", "n_councils", "df", "correction", "flag", "warning"]
@@ -107,13 +106,15 @@ def recurring_respondents(data: pd.DataFrame) -> bool:
 # ------------------------------------------------------------------------------------------- LMM
 
 
-def lmm_rows(data: pd.DataFrame, wave_order: list[str], group: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str],
+             group: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """LMM contrasts (Satterthwaite df), its coefficients, and its ``models.json`` record.
 
     An empty wave x group cell makes only the contrasts that need it NaN (with a warning), as in the
     other models: the design drops the interaction column it aliases.
     """
-    d = tidy.prepare(data, wave_order, group, require_respondent=True)
+    sample = tidy.sample(data, wave_order, group, require_respondent=True)
+    d = sample.frame
     nested = recurring_respondents(d)
     formula = "value ~ wave" + (f" * {group}" if group else "") + " + (1 | council_code)" + (
         " + (1 | council_code:respondent_id)" if nested else "")
@@ -121,21 +122,21 @@ def lmm_rows(data: pd.DataFrame, wave_order: list[str], group: str | None) -> tu
                               "correction": SATTERTHWAITE}
     contrasts = tidy.default_contrasts(wave_order)
     try:
-        design = design_matrix(d, wave_order, group, empty_cells="drop")
+        design = sample.design()
         # integer codes: the fit needs only which rows share a council or respondent
         fit = fit_lmm(d["value"].to_numpy(), design.X, design.columns, d["council_code"].cat.codes.to_numpy(),
                       d["respondent_id"].to_numpy() if nested else None)
     except (DataError, ValueError, np.linalg.LinAlgError) as err:
         reason = str(err)
         record.update(converged=False, error=reason)
-        rows = tidy.wald_rows("lmm", data, d, group, contrasts, correction=SATTERTHWAITE, design=None, test=None,
+        rows = tidy.wald_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=None, test=None,
                               warning=f"LMM could not be fitted: {reason}")
         return rows, pd.DataFrame(columns=ESTIMATE_COLUMNS), record
     warning = tidy.join_warnings(*fit.warnings)
     record.update(converged=fit.converged, warnings=list(fit.warnings), var_council=fit.var_council,
                   var_respondent=fit.var_respondent, var_residual=fit.var_residual,
                   reml_criterion=fit.reml_criterion, n_groups=dict(fit.n_groups))
-    rows = tidy.wald_rows("lmm", data, d, group, contrasts, correction=SATTERTHWAITE, design=design,
+    rows = tidy.wald_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=design,
                           test=fit.contrast, warning=warning)
     return rows, fit.summary_frame().assign(warning=warning), record
 
@@ -150,21 +151,23 @@ def _other_model(name: str) -> Callable[..., pd.DataFrame]:
 
 def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], group_by: tuple[str, ...],
                 few_councils: int) -> dict[str, Any]:
-    """Every model of one measure, overall and by each grouping covariate."""
+    """Every model of one measure, overall and by each grouping covariate (the models of one grouping
+    share one :class:`tidy.Sample` of the rows)."""
     present = {str(w) for w in data["wave"].dropna().unique()}
     waves = [w for w in wave_order if w in present]
     contrasts = tidy.default_contrasts(waves)
+    samples = {group: tidy.sample(data, waves, group) for group in (None, *group_by)}
     contrast_frames, estimate_frames, records = [], [], []
     for name in models_for(measure):
         for group in (None, *group_by):
             record: dict[str, Any] = {"measure": measure.name, "model": name, "group_by": group or ""}
             if name == "lmm":
-                rows, estimates, fit_record = lmm_rows(data, waves, group)
+                rows, estimates, fit_record = lmm_rows(samples[group], waves, group)
                 record.update(fit_record)
                 estimate_frames.append(tidy.estimates_table(estimates, measure.name, name, group or ""))
             else:
                 kwargs = {"few_councils": few_councils} if name in ("gee", "ordinal") else {}
-                rows = _other_model(name)(data, waves, contrasts, group=group, **kwargs)
+                rows = _other_model(name)(samples[group], waves, contrasts, group=group, **kwargs)
                 record.update(n_obs=int(rows["n_obs"].max()) if len(rows) else 0,
                               n_councils=int(rows["n_councils"].max()) if len(rows) else 0,
                               correction=";".join(sorted(set(rows["correction"].dropna()) - {""})),

@@ -32,7 +32,7 @@ from statsmodels.regression.linear_model import WLS
 
 from impactstudy.errors import DataError
 from impactstudy.stats import tidy
-from impactstudy.stats.wave_design import WaveDesign, design_matrix
+from impactstudy.stats.wave_design import WaveDesign
 
 MODEL = "gee"
 ROBUST = "none (sandwich SE, normal reference)"
@@ -40,7 +40,7 @@ BIAS_REDUCED = "bias-reduced (Mancl-DeRouen) SE, t reference df=K-p"
 
 
 def fit_gee(
-    data: pd.DataFrame,
+    data: pd.DataFrame | tidy.Sample,
     wave_order: Sequence[str],
     contrasts: Sequence[tidy.Contrast],
     group: str | None = None,
@@ -50,17 +50,19 @@ def fit_gee(
 ) -> pd.DataFrame:
     """Wave contrasts from a GEE, one row per contrast (and per ``group`` level when given).
 
-    ``data`` is the long frame of one measure; ``contrasts`` are ``(later, earlier)`` wave pairs. With
+    ``data`` is the long frame of one measure (or a :class:`tidy.Sample` of it); ``contrasts`` are
+    ``(later, earlier)`` wave pairs. With
     ``group`` the model is ``value ~ C(wave) * C(group)`` and each contrast is evaluated within each level.
     ``weights`` names a column of observation weights (e.g. inverse probability of retention).
     """
-    d = tidy.prepare(data, wave_order, group, extra=[weights] if weights else [])
+    sample = tidy.sample(data, wave_order, group, extra=[weights] if weights else [])
+    d = sample.frame
     n_councils = d["council_code"].nunique()
     bias_reduced = n_councils < few_councils
     correction = BIAS_REDUCED if bias_reduced else ROBUST
 
     def result(design: WaveDesign | None, fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
-        return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, design=design,
+        return tidy.wald_rows(MODEL, sample, contrasts, correction=correction, design=design,
                               test=fit.test if fit else None, warning=warning)
 
     if d.empty:
@@ -68,10 +70,10 @@ def fit_gee(
     if n_councils < 2:
         return result(None, None, f"GEE needs at least 2 councils with observed values, has {n_councils}")
     try:
-        design = design_matrix(d, wave_order, group, empty_cells="drop")
+        design = sample.design()
     except DataError as err:
         return result(None, None, str(err))
-    n_params = design.X.shape[1]
+    n_params = len(design.columns)
     df = float(n_councils - n_params) if bias_reduced else None
     if df is not None and df < 1:
         return result(design, None, f"too few councils ({n_councils}) for {n_params} mean parameters with bias-reduced SEs")

@@ -38,7 +38,7 @@ from statsmodels.stats import sandwich_covariance as sw
 
 from impactstudy.errors import DataError
 from impactstudy.stats import tidy
-from impactstudy.stats.wave_design import WaveDesign, design_matrix
+from impactstudy.stats.wave_design import WaveDesign
 
 MODEL = "ordinal"
 CLUSTER_NORMAL = "cluster-robust CRV1 SE, normal reference"
@@ -126,7 +126,7 @@ class LogitOrderedModel(OrderedModel):
 
 
 def fit_ordinal(
-    data: pd.DataFrame,
+    data: pd.DataFrame | tidy.Sample,
     wave_order: Sequence[str],
     contrasts: Sequence[tidy.Contrast],
     group: str | None = None,
@@ -135,16 +135,17 @@ def fit_ordinal(
 ) -> pd.DataFrame:
     """Log odds ratios for wave contrasts from a proportional-odds logit, one row per contrast (x level).
 
-    ``value`` holds the ordered codes (any sortable numbers; each distinct value is a category).
-    With ``group`` the model is ``y ~ C(wave) * C(group)`` and contrasts are evaluated within each level.
+    ``data`` is the long frame of one measure (or a :class:`tidy.Sample` of it); ``value`` holds the
+    ordered codes (any sortable numbers; each distinct value is a category). With ``group`` the model is ``y ~ C(wave) * C(group)`` and contrasts are evaluated within each level.
     """
-    d = tidy.prepare(data, wave_order, group)
+    sample = tidy.sample(data, wave_order, group)
+    d = sample.frame
     n_councils = d["council_code"].nunique()
     few = n_councils < few_councils
     correction = CLUSTER_T if few else CLUSTER_NORMAL
 
     def result(design: WaveDesign | None, fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
-        return tidy.wald_rows(MODEL, data, d, group, contrasts, correction=correction, design=design,
+        return tidy.wald_rows(MODEL, sample, contrasts, correction=correction, design=design,
                               test=fit.test if fit else None, warning=warning,
                               cell_problem=_separation_check(d, group))
 
@@ -156,7 +157,7 @@ def fit_ordinal(
     if n_councils < 2:
         return result(None, None, f"clustered SEs need at least 2 councils with observed values, has {n_councils}")
     try:
-        design = design_matrix(d, wave_order, group, intercept=False, empty_cells="drop")
+        design = sample.design(intercept=False)
     except DataError as err:
         return result(None, None, str(err))
     council_idx = pd.factorize(d["council_code"])[0]
@@ -183,7 +184,7 @@ def fit_ordinal(
         # Typically separation somewhere in the design: some coefficient runs off to infinity, and the
         # Hessian (so every standard error) is unreliable, so no contrast is reported.
         return result(design, None, tidy.join_warnings("proportional-odds fit did not converge", warning))
-    k = design.X.shape[1]  # exog coefficients come first, thresholds after
+    k = len(design.columns)  # exog coefficients come first, thresholds after
     beta = np.asarray(fit.params)[:k]
     cov = cov[:k, :k]
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(cov))):

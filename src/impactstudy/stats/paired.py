@@ -41,16 +41,43 @@ EXACT_MAX_N = 50  # R's default: exact when n < 50
 _DBL_EPSILON = np.finfo(float).eps
 
 
-def council_means(data: pd.DataFrame, wave_order: Sequence[str], group: str | None = None) -> pd.DataFrame:
-    """Mean value per council (and group level) and wave; columns ``council_code, [group], wave, mean, n``."""
-    d = tidy.prepare(data, wave_order, group)
+def council_means(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str], group: str | None = None) -> pd.DataFrame:
+    """Mean value per council (and group level) and wave; columns ``council_code, [group], wave, mean, n``,
+    sorted by them (categoricals, as in the prepared frame)."""
+    d = tidy.sample(data, wave_order, group).frame
     keys = ["council_code"] + ([group] if group is not None else []) + ["wave"]
-    out = d.groupby(keys, observed=True)["value"].agg(["mean", "size"]).reset_index()
-    return out.rename(columns={"size": "n"})
+    # One integer per cell: grouping on it takes a third of the time grouping on the categoricals does,
+    # with the same cells in the same order and the same means (each cell's values summed in row order).
+    cell = np.zeros(len(d), dtype=np.int64)
+    for key in keys:
+        cell = cell * len(d[key].cat.categories) + d[key].cat.codes.to_numpy()
+    means = d["value"].groupby(cell).agg(["mean", "size"])
+    codes, columns = means.index.to_numpy(), {}
+    for key in reversed(keys):
+        n = len(d[key].cat.categories)
+        columns[key] = pd.Categorical.from_codes(codes % n, dtype=d[key].dtype)
+        codes = codes // n
+    return pd.DataFrame({**{k: columns[k] for k in keys}, "mean": means["mean"].to_numpy(), "n": means["size"].to_numpy()})
+
+
+def _council_tables(sample: tidy.Sample) -> dict[object, tuple[np.ndarray, np.ndarray]]:
+    """Per group level: council x wave tables of mean answers (NaN where none) and answer counts, councils
+    in label order. Derived once per sample, for both paired tests."""
+    means = council_means(sample, sample.waves, sample.group)
+    council, wave = means["council_code"].cat.codes.to_numpy(), means["wave"].cat.codes.to_numpy()
+    shape = (len(means["council_code"].cat.categories), len(sample.waves))
+    tables = {}
+    for _, level in sample.levels:
+        rows = np.ones(len(means), dtype=bool) if sample.group is None else (means[sample.group] == level).to_numpy()
+        mean, size = np.full(shape, np.nan), np.zeros(shape, dtype=np.int64)
+        mean[council[rows], wave[rows]] = means["mean"].to_numpy()[rows]
+        size[council[rows], wave[rows]] = means["n"].to_numpy()[rows]
+        tables[level] = mean, size
+    return tables
 
 
 def paired_t(
-    data: pd.DataFrame,
+    data: pd.DataFrame | tidy.Sample,
     wave_order: Sequence[str],
     contrasts: Sequence[tidy.Contrast],
     group: str | None = None,
@@ -71,7 +98,7 @@ def paired_t(
 
 
 def wilcoxon_signed_rank(
-    data: pd.DataFrame,
+    data: pd.DataFrame | tidy.Sample,
     wave_order: Sequence[str],
     contrasts: Sequence[tidy.Contrast],
     group: str | None = None,
@@ -212,7 +239,7 @@ def _approximate_interval(x: np.ndarray, alpha: float) -> tuple[float, float, fl
 def _paired_rows(
     model: str,
     correction: str,
-    data: pd.DataFrame,
+    data: pd.DataFrame | tidy.Sample,
     wave_order: Sequence[str],
     contrasts: Sequence[tidy.Contrast],
     group: str | None,
@@ -222,18 +249,12 @@ def _paired_rows(
 
     ``n_councils`` is the number of paired councils, ``n_obs`` the answers behind their two means.
     """
-    means = council_means(data, wave_order, group)
-    waves = list(means["wave"].cat.categories)
+    sample = tidy.sample(data, wave_order, group)
+    tables = sample.derive(_council_tables)
+    waves = list(sample.waves)
     rows = []
-    for label, level in tidy.levels(data, group):
-        sub = means if group is None else means[means[group] == level]
-        # council x wave tables of means and answer counts, councils in sorted order
-        council, codes = np.unique(sub["council_code"].to_numpy(dtype=str), return_inverse=True)
-        wave_idx = sub["wave"].cat.codes.to_numpy()
-        mean = np.full((len(council), len(waves)), np.nan)
-        size = np.zeros((len(council), len(waves)), dtype=np.int64)
-        mean[codes, wave_idx] = sub["mean"].to_numpy(dtype=float)
-        size[codes, wave_idx] = sub["n"].to_numpy()
+    for label, level in sample.levels:
+        mean, size = tables[level]
         for later, earlier in contrasts:
             known = later in waves and earlier in waves
             a, b = (waves.index(later), waves.index(earlier)) if known else (0, 0)

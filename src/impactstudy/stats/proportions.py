@@ -70,7 +70,7 @@ def mcnemar_row(earlier: np.ndarray, later: np.ndarray, conf_level: float = 0.95
 
 
 def mcnemar_paired(
-    data: pd.DataFrame,
+    data: pd.DataFrame | tidy.Sample,
     wave_order: Sequence[str],
     contrasts: Sequence[tidy.Contrast],
     group: str | None = None,
@@ -80,10 +80,11 @@ def mcnemar_paired(
 
     ``n_obs`` is the number of respondent pairs, ``n_councils`` the councils they belong to.
     """
-    d = tidy.prepare(data, wave_order, group, require_respondent=True)
+    sample = tidy.sample(data, wave_order, group, require_respondent=True)
+    d = sample.frame
     bad = sorted(set(d["value"].unique()) - {0.0, 1.0})
     rows = []
-    for label, level in tidy.levels(data, group):
+    for label, level in sample.levels:
         sub = d if group is None else d[d[group] == level]
         for later, earlier in contrasts:
             pairs = _answers(sub, later, "value_later").join(_answers(sub, earlier, "value_earlier"), how="inner")

@@ -9,6 +9,9 @@ contrast and group level, whatever happened. A model that cannot be fitted for a
 tables, not model objects (broom's lesson), and ``tables/contrasts.csv`` is these rows plus ``measure``
 and ``q_value``.
 
+A measure's models share the preparation of its rows (:class:`Sample`): each model function takes the
+frame or a sample of it, and does the same either way.
+
 Also here: :func:`wald_rows`, which turns any fit of the treatment-coded wave (x group) design of
 :mod:`impactstudy.stats.wave_design` (LMM, GEE, ordinal) into these rows, so that a contrast is always
 ``x(later, level) - x(earlier, level)`` and "evaluated within each level" means the same thing in all.
@@ -18,14 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-from impactstudy.stats.wave_design import Contrast, WaveDesign, contrast_label, group_label, wave_pairs
+from impactstudy.stats.wave_design import Contrast, WaveDesign, contrast_label, design_matrix, group_label, wave_pairs
 
 COLUMNS = (
     "model",
@@ -114,7 +119,8 @@ def prepare(
     extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Rows with an observed value at a wave in ``wave_order`` (others are ignored), ``wave`` as an
-    ordered categorical.
+    ordered categorical; ``respondent_id`` is kept whenever the input has it (so that one prepared
+    frame serves every model, :class:`Sample`).
 
     A missing column is a caller bug (the panel contract guarantees them), so it raises ValueError.
     """
@@ -124,6 +130,7 @@ def prepare(
     missing = [c for c in needed if c not in data.columns]
     if missing:
         raise ValueError(f"model input lacks column(s) {missing}; it needs {needed}")
+    needed = list(dict.fromkeys(needed + (["respondent_id"] if "respondent_id" in data.columns else [])))
     keep = data["value"].notna() & data["wave"].isin(list(wave_order))
     if group is not None:
         keep &= data[group].notna()
@@ -212,8 +219,8 @@ class _CellCounts:
             codes, uniques = pd.factorize(data[group])
             self.levels, level = {lv: j for j, lv in enumerate(uniques)}, codes
         shape = (len(self.levels), len(self.waves), int(council.max(initial=-1)) + 1)
-        self.rows = np.zeros(shape[:2], dtype=np.int64)
-        np.add.at(self.rows, (level, wave), 1)
+        cell = level * shape[1] + wave
+        self.rows = np.bincount(cell, minlength=shape[0] * shape[1]).reshape(shape[:2])
         self.present = np.zeros(shape, dtype=bool)
         self.present[level, wave, council] = True
 
@@ -229,11 +236,68 @@ class _CellCounts:
         return [w for w in waves if self(level, [w])["n_obs"] == 0]
 
 
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Sample:
+    """One measure's rows for the change models of one grouping (``group``, or none), prepared once.
+
+    ``raw`` is the model input (its group levels are the ones reported, even a level left with no
+    usable row), ``frame`` is :func:`prepare`'s output for ``waves`` and ``group``. What the models
+    derive from the rows (designs, cell counts, council means) is computed at its first use and kept:
+    a measure's models share one sample per grouping (:func:`impactstudy.fitting.fit_measure`) instead
+    of each repeating that work. Every model function also takes a plain frame (:func:`sample`).
+    """
+
+    raw: pd.DataFrame
+    frame: pd.DataFrame
+    waves: tuple[str, ...]
+    group: str | None
+    _derived: dict[tuple[Callable[..., Any], tuple[Hashable, ...]], Any] = field(default_factory=dict, repr=False)
+
+    def derive(self, function: Callable[..., T], *args: Hashable) -> T:
+        """``function(self, *args)``, computed at the first call with these arguments, then kept."""
+        key = (function, args)
+        if key not in self._derived:
+            self._derived[key] = function(self, *args)
+        return self._derived[key]
+
+    @cached_property
+    def levels(self) -> list[tuple[str, object]]:
+        """:func:`levels` of the raw input."""
+        return levels(self.raw, self.group)
+
+    @cached_property
+    def counts(self) -> _CellCounts:
+        return _CellCounts(self.frame, self.group)
+
+    def design(self, intercept: bool = True) -> WaveDesign:
+        """The wave (x group) design of the rows, aliased columns dropped (raises :class:`DataError`
+        as :func:`design_matrix` does)."""
+        return self.derive(_design, intercept)
+
+
+def _design(sample: Sample, intercept: bool) -> WaveDesign:
+    return design_matrix(sample.frame, sample.waves, sample.group, intercept=intercept, empty_cells="drop")
+
+
+def sample(data: pd.DataFrame | Sample, wave_order: Sequence[str], group: str | None = None, *,
+           require_respondent: bool = False, extra: Sequence[str] = ()) -> Sample:
+    """``data`` as a :class:`Sample` for ``wave_order`` and ``group``: itself when it already is one
+    with the columns asked for, else :func:`prepare` of it (of its raw input, for another sample)."""
+    if isinstance(data, Sample):
+        needed = [*extra, *(["respondent_id"] if require_respondent else [])]
+        if data.waves == tuple(wave_order) and data.group == group and all(c in data.frame for c in needed):
+            return data
+        data = data.raw
+    frame = prepare(data, wave_order, group, require_respondent=require_respondent, extra=extra)
+    return Sample(data, frame, tuple(wave_order), group)
+
+
 def wald_rows(
     model: str,
-    raw: pd.DataFrame,
-    data: pd.DataFrame,
-    group: str | None,
+    sample: Sample,
     contrasts: Sequence[Contrast],
     *,
     correction: str,
@@ -249,9 +313,10 @@ def wald_rows(
     veto a single contrast (the ordinal model's separation check). ``n_obs``/``n_councils`` count
     answers and councils at the two contrasted waves within the level.
     """
-    counts = _CellCounts(data, group)
+    counts = sample.counts
+    group = sample.group
     out = []
-    for label, level in levels(raw, group):
+    for label, level in sample.levels:
         for later, earlier in contrasts:
             n = counts(level, [later, earlier])
             empty = counts.empty(level, [later, earlier])

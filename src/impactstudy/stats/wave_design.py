@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -68,12 +69,11 @@ class WaveContrast:
 class WaveDesign:
     """Design matrix of ``value ~ wave [* group]`` and the cell-mean contrasts it supports.
 
-    ``X`` and ``columns`` hold the kept columns only (all of them unless an empty cell aliased some);
-    without an intercept (``intercept=False``, for the ordinal model, whose thresholds play its part)
-    the first column of the full design is left out.
+    ``X`` (built at first use) and ``columns`` hold the kept columns only (all of them unless an empty
+    cell aliased some); without an intercept (``intercept=False``, for the ordinal model, whose
+    thresholds play its part) the first column of the full design is left out.
     """
 
-    X: np.ndarray
     columns: tuple[str, ...]
     waves: tuple[str, ...]  # waves present, in study order; waves[0] is the reference (baseline)
     group: str | None
@@ -83,6 +83,12 @@ class WaveDesign:
     cell_X: np.ndarray  # (cells, kept columns): the design row of each (wave, level) cell, wave-major
     cell_index: np.ndarray  # (rows,): the cell of each row of df, so X == cell_X[cell_index]
     intercept: bool = True
+
+    @cached_property
+    def X(self) -> np.ndarray:
+        """The design matrix, a row per data row: built at first use, since the ordinal model needs only
+        the cell rows and ``X`` is the largest thing here (rows x columns)."""
+        return self.cell_X[self.cell_index]
 
     def _cell(self, wave: str, level: str | None) -> np.ndarray:
         n_levels = max(len(self.levels), 1)
@@ -205,7 +211,6 @@ def design_matrix(
         kept[0] = False
     cell_x = full_rows[:, kept]
     return WaveDesign(
-        X=cell_x[cell_idx],
         columns=tuple(c for c, k in zip(_column_names(waves, group, levels), kept) if k),
         waves=waves,
         group=group,
