@@ -128,8 +128,8 @@ def test_vocabulary_encodes_values_or_their_labels():
     assert vocabulary.decode(np.array([1, -1, 0])).tolist() == ["Good", pd.NA, "Poor"]
 
 
-def _write_stand_in(path, *_args):  # a .sav writer stand-in, run in the child process
-    Path(path).write_text("written in the child")
+def _write_stand_in(path, *_args):  # a .sav writer stand-in
+    Path(path).write_text("the .sav")
 
 
 def _crash(*_args):
@@ -141,7 +141,17 @@ def test_sav_written_aside_appears_after_the_body(tmp_path, monkeypatch):
     target = tmp_path / "panel_long.sav"
     with link.person_wave_sav_aside(target, pd.DataFrame(), None, []):
         assert not target.exists()
-    assert target.read_text() == "written in the child"
+    assert target.read_text() == "the .sav"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_sav_written_after_the_body_where_the_platform_cannot_fork(tmp_path, monkeypatch):
+    monkeypatch.setattr(link, "write_person_wave_sav", _write_stand_in)
+    monkeypatch.setattr(link.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    target = tmp_path / "panel_long.sav"
+    with link.person_wave_sav_aside(target, pd.DataFrame(), None, []):
+        assert not target.exists()
+    assert target.read_text() == "the .sav"
     assert list(tmp_path.iterdir()) == [target]
 
 

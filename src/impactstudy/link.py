@@ -466,8 +466,7 @@ def person_wave_sav_aside(path: Path, person_wave: pd.DataFrame, study: Study, c
         try:
             with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
                                      initializer=faulthandler.disable) as pool:
-                written = pool.submit(_write_sav_in_child)  # forks the child
-                _SAV_ARGS = []
+                written = pool.submit(_write_sav_in_child)
                 yield
                 try:
                     written.result()
