@@ -85,8 +85,8 @@ def fit_gee(
     w = d[weights].to_numpy(float) if weights else None
     with tidy.captured_warnings() as caught:
         # the councils' codes follow their sorted labels, so clusters come in the order the labels give
-        model = _FullRankGEE(y, design.X, groups=d["council_code"].cat.codes.to_numpy(), family=Gaussian(),
-                             cov_struct=_Exchangeable(), weights=w)
+        model = _LinearGEE(y, design.X, groups=d["council_code"].cat.codes.to_numpy(), family=Gaussian(),
+                           cov_struct=_Exchangeable(), weights=w)
         try:
             fit = model.fit(start_params=_start_params(design, y, w),
                             cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
@@ -102,18 +102,25 @@ def fit_gee(
     return result(design, tidy.WaldFit(np.asarray(fit.params), cov, df, conf_level), warning)
 
 
-class _FullRankGEE(GEE):
-    """statsmodels' ``GEE`` without the rank of ``X`` that its GLM base computes by SVD on construction.
+class _LinearGEE(GEE):
+    """statsmodels' ``GEE`` for the case fitted here, a full-rank design and the identity link, without
+    two pieces of work that case makes redundant (the numbers are statsmodels' own, bit for bit).
 
-    Why: ``GLM.initialize`` takes an SVD of the whole design (~20 ms at national scale) only for
-    ``df_model``, which ``GEE.__init__`` then overwrites from the column count; a :func:`design_matrix`
-    design has full column rank by construction (aliased columns are dropped), so the rank is known.
+    - ``GLM.initialize`` takes an SVD of the whole design (~20 ms at national scale) only for
+      ``df_model``, which ``GEE.__init__`` then overwrites from the column count; a
+      :func:`~impactstudy.stats.wave_design.design_matrix` design has full column rank by
+      construction (aliased columns are dropped), so the rank is known.
+    - ``mean_deriv`` multiplies each council's rows of ``X`` by the link's inverse derivative, which
+      for the identity link is all ones, at every iteration: ``X`` itself is that product.
     """
 
     def initialize(self) -> None:
         self.df_model = self.exog.shape[1] - 1
         self.wnobs = self.exog.shape[0]  # what GLM sets without frequency weights, which GEE never passes
         self.df_resid = self.wnobs - self.df_model - 1
+
+    def mean_deriv(self, exog: np.ndarray, lin_pred: np.ndarray) -> np.ndarray:
+        return exog
 
 
 class _Exchangeable(Exchangeable):
