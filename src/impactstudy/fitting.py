@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,8 @@ def measure_frames(panel: pd.DataFrame, measures: Sequence[str], covariates: Seq
     codes, uniques = pd.factorize(panel["measure"])
     position = {str(u): k for k, u in enumerate(uniques)}
     rows = np.flatnonzero(panel["value"].notna().to_numpy() & (codes >= 0))
-    rows = rows[np.argsort(codes[rows], kind="stable")]
+    # the codes in the smallest integer type that holds them: NumPy's stable sort is then a radix sort
+    rows = rows[np.argsort(codes[rows].astype(np.min_scalar_type(len(uniques))), kind="stable")]
     bounds = np.searchsorted(codes[rows], np.arange(len(uniques) + 1))
     columns = ["council_code", "respondent_id", "wave", "value", *covariates, *extra]
     panel = panel[columns]
@@ -190,12 +191,40 @@ def _run_task(task: Task) -> Any:
         return function(*args)
 
 
+class TaskPool:
+    """Tasks started in a pool of ``workers`` processes while the caller goes on with other work (with
+    one worker they run in the caller, when started). A context manager: leaving it waits for the pool.
+
+    Why: the stage starts the measures' fits first and computes what only later tasks need (the
+    attrition weights) meanwhile, instead of leaving the cores idle until it has everything.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+
+    def __enter__(self) -> TaskPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self._pool is not None:  # after an error, tasks not yet running are dropped, not waited for
+            self._pool.shutdown(cancel_futures=exc_type is not None)
+
+    def start(self, tasks: Sequence[Task]) -> list[Future[Any]]:
+        """Start ``tasks`` (in order); their futures."""
+        if self._pool is not None:
+            return [self._pool.submit(_run_task, t) for t in tasks]
+        done = []
+        for task in tasks:
+            future: Future[Any] = Future()
+            future.set_result(_run_task(task))
+            done.append(future)
+        return done
+
+
 def run_tasks(tasks: Sequence[Task], workers: int) -> list[Any]:
     """Every task's result, in order: in a pool of ``workers`` processes when there are more than one."""
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-            return list(pool.map(_run_task, tasks))
-    return [_run_task(t) for t in tasks]
+    with TaskPool(workers if len(tasks) > 1 else 1) as pool:
+        return [f.result() for f in pool.start(tasks)]
 
 
 # ---------------------------------------------------------------------------------- the tables
@@ -228,10 +257,9 @@ def modelled_measures(study: Study, panel: pd.DataFrame) -> list[Measure]:
     wave = panel["wave"].cat.codes.to_numpy()
     observed = panel["value"].notna().to_numpy() & (measure >= 0) & (wave >= 0)
     measure, wave = measure[observed], wave[observed]
-    n_waves = len(panel["wave"].cat.categories)
-    pairs = np.unique(measure * n_waves + wave)
-    counts = np.bincount(pairs // n_waves, minlength=len(panel["measure"].cat.categories))
-    waves_of = dict(zip(panel["measure"].cat.categories.astype(str), counts))
+    asked = np.zeros((len(panel["measure"].cat.categories), len(panel["wave"].cat.categories)), dtype=bool)
+    asked[measure, wave] = True
+    waves_of = dict(zip(panel["measure"].cat.categories.astype(str), asked.sum(axis=1)))
     return [m for m in study.analysed_measures if models_for(m) and waves_of.get(m.name, 0) >= 2]
 
 

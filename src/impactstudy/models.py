@@ -35,7 +35,8 @@ def read_panel(path: Path, study: Study) -> pd.DataFrame:
 
 def run_model(study: Study, paths: StudyPaths) -> None:
     """Read the panel, fit everything (one pool for every measure's fits, the weighted GEE and the
-    time-since-review models), write the tables and ``models.json``."""
+    time-since-review models; the attrition models in this process while the pool works), write the
+    tables and ``models.json``."""
     from impactstudy import attrition, expectations, fitting  # statsmodels, scipy: see the module's docstring
 
     if not paths.panel_long.is_file():
@@ -46,17 +47,17 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     extra = ["months_since_review"] if study.models.time_since_review is not None else []
     dated = bool(extra) and bool(panel["months_since_review"].notna().any())
     frames = fitting.measure_frames(panel, [m.name for m in measures], group_by, extra)
-    retention = attrition.analyse(study, panel)
-    expected = expectations.analyse(study, panel)
-    del panel  # the workers need only the frames
-    main_tasks = fitting.fit_tasks(study, measures, frames)
-    ipw_tasks = attrition.ipw_tasks(study, measures, frames, retention["weights"])
-    time_tasks = attrition.time_tasks(study, measures, frames, dated)
-    results = fitting.run_tasks(main_tasks + ipw_tasks + time_tasks, fitting.worker_count(study))
-    n_main, n_ipw = len(main_tasks), len(ipw_tasks)
-    main = fitting.main_tables(study, results[:n_main])
-    ipw = attrition.ipw_table(study, results[n_main:n_main + n_ipw])
-    time_model = attrition.time_table(results[n_main + n_ipw:])
+    with fitting.TaskPool(fitting.worker_count(study)) as pool:
+        # the measures' fits (the bulk) first; the attrition weights the weighted GEE needs meanwhile
+        main_fits = pool.start(fitting.fit_tasks(study, measures, frames))
+        retention = attrition.analyse(study, panel)
+        expected = expectations.analyse(study, panel)
+        del panel  # the workers need only the frames
+        ipw_fits = pool.start(attrition.ipw_tasks(study, measures, frames, retention["weights"]))
+        time_fits = pool.start(attrition.time_tasks(study, measures, frames, dated))
+        main = fitting.main_tables(study, [f.result() for f in main_fits])
+        ipw = attrition.ipw_table(study, [f.result() for f in ipw_fits])
+        time_model = attrition.time_table([f.result() for f in time_fits])
     contrasts = pd.concat([main["contrasts"], ipw], ignore_index=True)
     estimates = pd.concat([main["estimates"], retention["estimates"], time_model["estimates"]], ignore_index=True)
     paths.tables.mkdir(parents=True, exist_ok=True)
