@@ -60,15 +60,16 @@ def _answered(panel: pd.DataFrame, wave_order: list[str]) -> tuple[np.ndarray, n
     return answered, person_council
 
 
-def retention_table(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
+def retention_table(panel: pd.DataFrame, study: Study, present: pd.DataFrame | None = None) -> pd.DataFrame:
     """Councils and respondents at baseline still taking part in each wave, overall and by group.
 
-    ``panel`` is :func:`impactstudy.fitting.compact` (categorical councils and waves, integer respondents).
+    ``panel`` is :func:`impactstudy.fitting.compact` (categorical councils and waves, integer respondents);
+    ``present`` is its :func:`presence` when the caller has it already.
     """
     waves = list(study.wave_ids)
     first = waves[0]
     councils = panel[["council_code", *_group_by(study)]].drop_duplicates("council_code").set_index("council_code")
-    present = presence(panel, waves)
+    present = presence(panel, waves) if present is None else present
     answered, person_council = _answered(panel, waves)
     base_people = answered[:, 0]
     council_labels = panel["council_code"].cat.categories
@@ -152,9 +153,10 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
     modelled); the weighted GEE fits themselves are :func:`ipw_tasks`, run with the other fits.
     """
     waves = list(study.wave_ids)
-    retention = retention_table(panel, study)
+    present = presence(panel, waves)
+    retention = retention_table(panel, study, present)
     chars = baseline_characteristics(panel, study)
-    present = presence(panel, waves).reindex(chars.index, fill_value=0)
+    present = present.reindex(chars.index, fill_value=0)
     X = pd.get_dummies(chars[list(_group_by(study))].astype(str), drop_first=True, dtype=float) if _group_by(study) else pd.DataFrame(index=chars.index)
     if chars["baseline_score"].notna().all():
         X["baseline_score"] = chars["baseline_score"]

@@ -97,11 +97,17 @@ def measure_data(panel: pd.DataFrame, measure: str, covariates: list[str]) -> pd
 
 def recurring_respondents(data: pd.DataFrame) -> bool:
     """True when some respondent answered in more than one wave (then the LMM nests respondents)."""
-    council, respondent, wave = (pd.factorize(data[c])[0].astype(np.int64) for c in ("council_code", "respondent_id", "wave"))
+    council, respondent, wave = (_codes(data[c]) for c in ("council_code", "respondent_id", "wave"))
     person = pd.factorize(council * (int(respondent.max(initial=0)) + 1) + respondent)[0]
     some_wave = np.empty(int(person.max(initial=-1)) + 1, dtype=np.int64)
     some_wave[person] = wave  # one of each person's waves; any other wave of theirs differs from it
     return bool(np.any(wave != some_wave[person]))
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    """Integer codes with the equalities of ``values``: a categorical's own codes (no hashing), else factorized."""
+    codes = values.cat.codes.to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else pd.factorize(values)[0]
+    return codes.astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------- LMM

@@ -82,7 +82,8 @@ def _block_stats(y: np.ndarray, x: np.ndarray, council: np.ndarray, respondent: 
     else:
         resp_idx, _ = pd.factorize(respondent)
         block_idx, _ = pd.factorize(council_idx.astype(np.int64) * (int(resp_idx.max()) + 1) + resp_idx)
-    z = np.asfortranarray(np.column_stack([x, y]))  # contiguous columns for bincount
+    z = np.empty((len(y), x.shape[1] + 1), order="F")  # [X y] with contiguous columns for bincount, one copy
+    z[:, :-1], z[:, -1] = x, y
     n_blocks = int(block_idx.max()) + 1
     sums = np.column_stack([np.bincount(block_idx, weights=col, minlength=n_blocks) for col in z.T])
     sizes = np.bincount(block_idx, minlength=n_blocks).astype(float)
