@@ -14,9 +14,12 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from statsmodels.genmod.cov_struct import Exchangeable
+from statsmodels.genmod.families import Gaussian
+from statsmodels.genmod.generalized_estimating_equations import GEE
 
 from impactstudy.stats import tidy
-from impactstudy.stats.gee import BIAS_REDUCED, ROBUST, fit_gee
+from impactstudy.stats.gee import BIAS_REDUCED, ROBUST, _Exchangeable, _LinearGEE, _start_params, fit_gee
 from impactstudy.stats.ordinal import LogitOrderedModel, fit_ordinal
 from impactstudy.stats.paired import council_means, hodges_lehmann, paired_t, wilcoxon_signed_rank
 from impactstudy.stats.proportions import (
@@ -25,6 +28,7 @@ from impactstudy.stats.proportions import (
     newcombe_paired_interval,
     wilson_interval,
 )
+from impactstudy.stats.wave_design import design_matrix
 
 FIXTURES = Path(__file__).parent / "reference" / "fixtures"
 REF = json.loads((FIXTURES / "models_reference.json").read_text())
@@ -113,6 +117,35 @@ def test_gee_uses_bias_reduced_errors_and_t_reference_below_the_threshold(panel:
     assert (reduced["df"] == 29 - 3).all()  # K councils - p mean parameters
     np.testing.assert_allclose(reduced["estimate"], robust["estimate"])
     assert (reduced["std_error"] > robust["std_error"]).all()  # Mancl-DeRouen inflates the sandwich
+
+
+# (statsmodels' bias-reduced covariance fails with weights, shortcuts or not)
+@pytest.mark.parametrize(("weighted", "cov_type"), [(False, "robust"), (False, "bias_reduced"), (True, "robust")])
+def test_gee_shortcuts_are_bit_for_bit_statsmodels(panel: pd.DataFrame, weighted: bool, cov_type: str) -> None:
+    """``_LinearGEE`` and ``_Exchangeable`` only skip work: the same estimates and covariances as plain
+    statsmodels ``GEE`` with ``Exchangeable``, to the last bit (weighted too, as the IPW fits are)."""
+    d = tidy.prepare(panel, WAVES, "status")
+    design = design_matrix(d, WAVES, "status")
+    y = d["value"].to_numpy()
+    w = np.random.default_rng(1).uniform(0.5, 3.0, len(d)) if weighted else None
+    fits = [model(y, design.X, groups=d["council_code"].cat.codes.to_numpy(), family=Gaussian(), cov_struct=cov(),
+                  weights=w).fit(start_params=_start_params(design, y, w), cov_type=cov_type, ddof_scale=0)
+            for model, cov in ((GEE, Exchangeable), (_LinearGEE, _Exchangeable))]
+    np.testing.assert_array_equal(fits[0].params, fits[1].params)
+    np.testing.assert_array_equal(fits[0].cov_params(), fits[1].cov_params())
+    assert fits[0].cov_struct.dep_params == fits[1].cov_struct.dep_params
+
+
+def test_models_give_the_same_rows_from_a_shared_sample(panel: pd.DataFrame) -> None:
+    """A :class:`tidy.Sample` shared by a measure's models changes no number, and its design is built once."""
+    for group in (None, "status"):
+        shared = tidy.sample(panel, WAVES, group)
+        for fit in (fit_gee, fit_ordinal, paired_t, wilcoxon_signed_rank):
+            pd.testing.assert_frame_equal(fit(shared, WAVES, CONTRASTS, group=group),
+                                          fit(panel, WAVES, CONTRASTS, group=group))
+        assert shared.design() is shared.design()
+    assert tidy.sample(shared, WAVES, "status") is shared
+    assert tidy.sample(shared, WAVES, None) is not shared  # another grouping: prepared from the raw input
 
 
 # ---- ordinal vs ordinal::clm + sandwich::vcovCL -----------------------------------------------------
