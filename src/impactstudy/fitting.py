@@ -217,7 +217,8 @@ class TaskPool:
     """
 
     def __init__(self, workers: int) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_blas) if workers > 1 else None
+        self._pool = (ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_blas)
+                      if workers > 1 else None)
 
     def __enter__(self) -> TaskPool:
         return self

@@ -238,7 +238,8 @@ def _gram_root(x: np.ndarray) -> np.ndarray:
     codes, uniques = pd.factorize(key)
     if len(uniques) > x.shape[0] // 4:
         return x
-    _, first = np.unique(codes, return_index=True)
+    # factorize numbers rows in order of first appearance: a row is a first one where the code grows
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
     distinct = x[first]
     if not np.array_equal(distinct[codes], x):  # two different rows with one key: no shortcut
         return x
@@ -258,7 +259,7 @@ def _check_inputs(
     if len(columns) != x.shape[1]:
         raise DataError(f"lmm: {len(columns)} column names for {x.shape[1]} columns of X")
     bad_y = int(np.sum(~np.isfinite(y)))
-    bad_x = int(np.sum(~np.all(np.isfinite(x), axis=1)))
+    bad_x = 0 if np.isfinite(x).all() else int(np.sum(~np.all(np.isfinite(x), axis=1)))  # count rows only if any
     bad_g = int(np.sum(pd.isna(council))) + (0 if respondent is None else int(np.sum(pd.isna(respondent))))
     if bad_y or bad_x or bad_g:
         raise DataError(

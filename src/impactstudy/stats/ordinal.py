@@ -136,7 +136,8 @@ def fit_ordinal(
     """Log odds ratios for wave contrasts from a proportional-odds logit, one row per contrast (x level).
 
     ``data`` is the long frame of one measure (or a :class:`tidy.Sample` of it); ``value`` holds the
-    ordered codes (any sortable numbers; each distinct value is a category). With ``group`` the model is ``y ~ C(wave) * C(group)`` and contrasts are evaluated within each level.
+    ordered codes (any sortable numbers; each distinct value is a category). With ``group`` the model
+    is ``y ~ C(wave) * C(group)`` and contrasts are evaluated within each level.
     """
     sample = tidy.sample(data, wave_order, group)
     d = sample.frame

@@ -41,7 +41,8 @@ EXACT_MAX_N = 50  # R's default: exact when n < 50
 _DBL_EPSILON = np.finfo(float).eps
 
 
-def council_means(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str], group: str | None = None) -> pd.DataFrame:
+def council_means(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str],
+                  group: str | None = None) -> pd.DataFrame:
     """Mean value per council (and group level) and wave; columns ``council_code, [group], wave, mean, n``,
     sorted by them (categoricals, as in the prepared frame)."""
     d = tidy.sample(data, wave_order, group).frame
@@ -57,7 +58,8 @@ def council_means(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str], g
         n = len(d[key].cat.categories)
         columns[key] = pd.Categorical.from_codes(codes % n, dtype=d[key].dtype)
         codes = codes // n
-    return pd.DataFrame({**{k: columns[k] for k in keys}, "mean": means["mean"].to_numpy(), "n": means["size"].to_numpy()})
+    return pd.DataFrame({**{k: columns[k] for k in keys}, "mean": means["mean"].to_numpy(),
+                         "n": means["size"].to_numpy()})
 
 
 def _council_tables(sample: tidy.Sample) -> dict[object, tuple[np.ndarray, np.ndarray]]:
