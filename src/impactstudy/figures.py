@@ -156,7 +156,8 @@ def save(fig: Figure, name: str, folder: Path, title: str, subtitle: str, alt: s
     laid out once and drawn twice (text measurement dominates drawing, so every pass counts).
     """
     png = png_bytes(fig)
-    fig.set_layout_engine("none")
+    # None, not "none": a placeholder engine would make savefig run a whole draw before the real one
+    fig.set_layout_engine(None)
     svg_buffer = io.StringIO()
     fig.savefig(svg_buffer, format="svg", metadata={"Date": None, "Creator": "impactstudy"})
     svg = svg_buffer.getvalue()
