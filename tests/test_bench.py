@@ -38,6 +38,9 @@ def test_tiny_bench_writes_every_stage_and_target(tmp_path):
     assert [t["target"] for t in results["targets"]] == list(bench_run.TARGETS)
     assert {t["status"] for t in results["targets"]} <= {"pass", "FAIL", "skipped"}
     assert results["plain_read"]["files"] == 3
+    ratio = results["ingest_vs_plain_read"]
+    assert len(ratio["ingest_wall_s"]) == len(ratio["plain_read_wall_s"]) == 1  # --tiny: one run of each
+    assert ratio["ratio_of_medians"] == round(ratio["ingest_wall_s"][0] / ratio["plain_read_wall_s"][0], 3)
     assert results["new_wave"]["steps_run"][0] == "ingest:follow_up_2"
     assert "report" in results["new_wave"]["steps_run"]
     assert "target" in done.stdout and "total_wall" in done.stdout

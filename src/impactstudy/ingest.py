@@ -81,7 +81,7 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
     sha = sha256_file(path)
     measures = [m for m in study.analysed_measures if wave.id in m.columns]
     missing_reasons = {
-        m.name: dict(sorted(Counter(result.data[missing_column(m.name)].dropna()).items()))
+        m.name: {str(k): int(v) for k, v in sorted(result.data[missing_column(m.name)].value_counts().items())}
         for m in measures if m.type != "text"
     }
     report = {
