@@ -37,7 +37,7 @@ from markupsafe import Markup
 
 from impactstudy import __version__, changes, figures, findings, summaries
 from impactstudy.atomic import write_json, write_text
-from impactstudy.config import Measure, Study
+from impactstudy.config import Aim, Measure, Study
 from impactstudy.disclosure import FOOTNOTE, MARK, protect_counts
 from impactstudy.errors import ConfigError, DataError
 from impactstudy.panel import read_long
@@ -774,38 +774,48 @@ class Builder:
 
     # -- the whole report ------------------------------------------------------------------------------
 
+    def aim_section(self, aim: Aim, coded_text: set[str]) -> Section:
+        """One research aim's section: its option sets, change over time, single-wave measures and themes."""
+        s = Section(f"aim-{aim.id}", aim.title, aim.intro)
+        measures = [m for m in self.study.analysed_measures if m.aim == aim.id]
+        parents = list(dict.fromkeys(m.parent for m in measures if m.parent))
+        for parent in parents:
+            members = self.study.set_members(parent)
+            if members[0].type == "binary" and parent not in coded_text and not any(
+                    parent == p.achieved for p in self.study.expectations):
+                self.option_set(s, parent)
+        self.change(s, self.change_measures(aim.id))
+        single = [m for m in measures if m.type in ("likert", "numeric", "binary") and self.observed.get(m.name, 0) == 1
+                  and not (m.parent and m.type == "binary")]
+        self.single_wave(s, single)
+        for parent in parents:
+            if parent in coded_text:
+                frame_measure = next(m for m in self.study.set_members(parent))
+                s.heading(f"Themes in “{self.label(frame_measure.coding_frame_for)}”")
+                self.option_set(s, parent, coded=True)
+                self.quotes(s, frame_measure.coding_frame_for)
+        return s
+
     def sections(self, started: datetime) -> list[Section]:
-        out = [self.summary(), self.sample()]
+        """Every section in reading order: summary, sample, the aims (expectations and groups after the
+        first aim about outcomes or change), methods, provenance.
+
+        Built in another order: the aims' and the groups' sections first, because they have the largest
+        charts and each chart starts drawing as soon as its section submits it.
+        """
         coded_text = {m.parent for m in self.study.measures if m.coding_frame_for}
+        aims = [self.aim_section(aim, coded_text) for aim in self.study.aims]
+        groups, expectations = self.groups(), self.expectations()
+        out = [self.summary(), self.sample()]
         achieved_aim = {self.study.set_members(p.achieved)[0].aim for p in self.study.expectations if self.study.set_members(p.achieved)}
         change_aims = {m.aim for m in self.change_measures()}
-        inserted = False
-        for aim in self.study.aims:
-            s = Section(f"aim-{aim.id}", aim.title, aim.intro)
-            measures = [m for m in self.study.analysed_measures if m.aim == aim.id]
-            parents = list(dict.fromkeys(m.parent for m in measures if m.parent))
-            for parent in parents:
-                members = self.study.set_members(parent)
-                if members[0].type == "binary" and parent not in coded_text and not any(
-                        parent == p.achieved for p in self.study.expectations):
-                    self.option_set(s, parent)
-            self.change(s, self.change_measures(aim.id))
-            single = [m for m in measures if m.type in ("likert", "numeric", "binary") and self.observed.get(m.name, 0) == 1
-                      and not (m.parent and m.type == "binary")]
-            self.single_wave(s, single)
-            for parent in parents:
-                if parent in coded_text:
-                    frame_measure = next(m for m in self.study.set_members(parent))
-                    s.heading(f"Themes in “{self.label(frame_measure.coding_frame_for)}”")
-                    self.option_set(s, parent, coded=True)
-                    self.quotes(s, frame_measure.coding_frame_for)
-            out.append(s)
-            if not inserted and aim.id in (achieved_aim or change_aims):
-                out += [x for x in (self.expectations(), self.groups()) if x is not None]
-                inserted = True
-        if not inserted:
-            out += [x for x in (self.expectations(), self.groups()) if x is not None]
-        out += [self.methods(), self.provenance(started)]
+        later = [x for x in (expectations, groups) if x is not None]
+        for aim, section in zip(self.study.aims, aims, strict=True):
+            out.append(section)
+            if later and aim.id in (achieved_aim or change_aims):
+                out += later
+                later = []
+        out += later + [self.methods(), self.provenance(started)]
         return [s for s in out if s.blocks or s.intro]
 
 
