@@ -54,7 +54,7 @@ link: $(VENV)/.installed demo ## Resolve councils and link the waves into panels
 model: $(VENV)/.installed demo ## Fit the change-over-time models (tables in reports/$(STUDY)/tables)
 	@$(MAKE) --no-print-directory $(STAMPS)/model
 
-report: $(VENV)/.installed demo ## Run every stage and write reports/$(STUDY)/index.html (AUDIENCE=public|internal)
+report: $(VENV)/.installed demo ## Run every stage and write reports/$(STUDY)/index.html (AUDIENCE=public or internal)
 	@$(MAKE) --no-print-directory $(STAMPS)/report-$(AUDIENCE)
 	@echo "report: reports/$(STUDY)/index.html"
 
