@@ -35,7 +35,7 @@ from impactstudy.atomic import atomic_path, fix_sav_timestamp, read_parquet_meta
 from impactstudy.config import Study
 from impactstudy.councils import load_register, resolve, same_authority_code
 from impactstudy.errors import DataError
-from impactstudy.harmonise import QUARANTINE_COLUMNS, missing_column
+from impactstudy.harmonise import QUARANTINE_COLUMNS, map_distinct, missing_column
 from impactstudy.ingest import measure_metadata
 from impactstudy.io import read_raw
 from impactstudy.paths import StudyPaths
@@ -60,12 +60,6 @@ class LinkResult:
 # ----------------------------------------------------------------------------------------- councils
 
 
-def map_distinct(values: pd.Series, mapping: Any) -> pd.Series:
-    """``values.map(mapping)``, looking each distinct value up once: the columns are long, their values few."""
-    codes, distinct = values.factorize()
-    return pd.Series(distinct).map(mapping).reindex(codes).set_axis(values.index).rename(values.name)
-
-
 def reference_date(study: Study) -> date | None:
     """The date panel council codes are expressed at: the last wave's fieldwork date."""
     dates = [w.as_of for w in study.waves if w.as_of]
@@ -79,7 +73,7 @@ def carry_code_changes(codes: pd.Series, as_of: date | None) -> pd.Series:
     different authority (see :func:`impactstudy.councils.same_authority_code`).
     """
     mapping = {code: same_authority_code(code, as_of) for code in codes.dropna().unique()}
-    return map_distinct(codes, mapping).astype("string")
+    return map_distinct(codes, mapping.get)
 
 
 def resolve_wave(values: pd.Series, as_of: date | None, aliases: Any) -> pd.DataFrame:
@@ -144,7 +138,7 @@ def link_wave(frame: pd.DataFrame, study: Study, wave_id: str, source_file: str,
     """Resolve one ingested wave's councils: (linked rows with ``council_code``, linkage rows, quarantine)."""
     wave = study.wave(wave_id)
     primary = resolve_wave(frame["council_raw"], wave.as_of, aliases).set_index("input")
-    codes = map_distinct(frame["council_raw"], primary["gss_code"]).astype("string")
+    codes = map_distinct(frame["council_raw"], primary["gss_code"].get)
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
     unmatched = codes.isna()
     reasons[unmatched] = (
@@ -154,7 +148,7 @@ def link_wave(frame: pd.DataFrame, study: Study, wave_id: str, source_file: str,
     )
     if "council_check_raw" in frame:
         check = resolve_wave(frame["council_check_raw"], wave.as_of, aliases).set_index("input")
-        check_codes = map_distinct(frame["council_check_raw"], check["gss_code"]).astype("string")
+        check_codes = map_distinct(frame["council_check_raw"], check["gss_code"].get)
         disagree = codes.notna() & check_codes.notna() & (codes != check_codes)
         reasons[disagree] = (
             "Identifiers disagree: " + wave.council + " '" + frame.loc[disagree, "council_raw"] + "' is "
@@ -193,7 +187,7 @@ def _response_dates(frame: pd.DataFrame, study: Study) -> pd.Series:
     for wave in study.waves:
         start, end = wave.fieldwork_start or wave.fieldwork_end, wave.fieldwork_end or wave.fieldwork_start
         middle[wave.id] = pd.Timestamp(start) + (pd.Timestamp(end) - pd.Timestamp(start)) / 2 if start else pd.NaT
-    fallback = map_distinct(frame["wave"], middle)
+    fallback = map_distinct(frame["wave"], middle.get, "object")
     when = frame["submitted_at"] if "submitted_at" in frame else pd.Series(pd.NaT, index=frame.index)
     return pd.to_datetime(when).fillna(pd.to_datetime(fallback)).astype("datetime64[ns]")
 
@@ -327,11 +321,11 @@ def link_rows(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataF
         linkages.append(linkage)
         quarantines.append(quarantine)
     person_wave = pd.concat(linked, ignore_index=True)
-    person_wave["wave_order"] = map_distinct(person_wave["wave"], {w.id: w.order for w in study.waves}).astype("int64")
+    person_wave["wave_order"] = map_distinct(person_wave["wave"], {w.id: w.order for w in study.waves}.get, "int64")
     register = load_register().set_index("gss_code")
-    person_wave["council_name"] = map_distinct(person_wave["council_code"], register["name"]).astype("string")
-    person_wave["authority_type"] = map_distinct(person_wave["council_code"], register["authority_type"]).astype("string")
-    person_wave["region"] = map_distinct(person_wave["council_code"], register["region"]).astype("string")
+    person_wave["council_name"] = map_distinct(person_wave["council_code"], register["name"].get)
+    person_wave["authority_type"] = map_distinct(person_wave["council_code"], register["authority_type"].get)
+    person_wave["region"] = map_distinct(person_wave["council_code"], register["region"].get)
     covariate_columns = [c for c in covariates.columns if c != "council_code"]
     person_wave = person_wave.merge(covariates, on="council_code", how="left", validate="many_to_one")
     person_wave["respondent_id"] = _respondent_keys(person_wave)

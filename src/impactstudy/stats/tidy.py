@@ -172,14 +172,6 @@ def levels(data: pd.DataFrame, group: str | None) -> list[tuple[str, object]]:
     return [(group_label(group, lv), lv) for lv in labels(data[group].dropna()).cat.categories]
 
 
-def cell_mask(data: pd.DataFrame, group: str | None, level: object, waves: Sequence[str]) -> pd.Series:
-    """Rows at any of ``waves`` within the group level (all rows' level when ``group`` is None)."""
-    mask = data["wave"].isin(list(waves))
-    if group is not None:
-        mask &= data[group] == level
-    return mask
-
-
 Test = Callable[[np.ndarray], Mapping[str, object]]
 """Evaluates a contrast vector: ``estimate, std_error, ci_low, ci_high, p_value, df`` (NaN where none)."""
 
