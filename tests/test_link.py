@@ -136,18 +136,11 @@ def _crash(*_args):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def test_sav_written_aside_appears_after_the_body(tmp_path, monkeypatch):
+@pytest.mark.parametrize("methods", [None, ["spawn"]], ids=["forked child", "no fork: after the body"])
+def test_sav_appears_only_after_the_body(tmp_path, monkeypatch, methods):
     monkeypatch.setattr(link, "write_person_wave_sav", _write_stand_in)
-    target = tmp_path / "panel_long.sav"
-    with link.person_wave_sav_aside(target, pd.DataFrame(), None, []):
-        assert not target.exists()
-    assert target.read_text() == "the .sav"
-    assert list(tmp_path.iterdir()) == [target]
-
-
-def test_sav_written_after_the_body_where_the_platform_cannot_fork(tmp_path, monkeypatch):
-    monkeypatch.setattr(link, "write_person_wave_sav", _write_stand_in)
-    monkeypatch.setattr(link.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    if methods is not None:  # a platform that cannot fork writes the .sav in-process, after the body
+        monkeypatch.setattr(link.multiprocessing, "get_all_start_methods", lambda: methods)
     target = tmp_path / "panel_long.sav"
     with link.person_wave_sav_aside(target, pd.DataFrame(), None, []):
         assert not target.exists()
