@@ -1,6 +1,6 @@
 """Who stayed in the study, why it matters, and change by time since each council's review.
 
-Retention per wave, overall and within each grouping covariate; a logistic model of a baseline
+Retention per wave, overall and within each grouping covariate; a Firth-penalised logistic model of a baseline
 council taking part in each later wave given its baseline characteristics (grouping covariates and
 its baseline mean score); and, as a sensitivity analysis, GEE contrasts weighted by the inverse of the
 modelled probability of taking part (``gee_ipw``), beside the unweighted ones. If attrition depends
@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.discrete.discrete_model import Logit
 
 from impactstudy.config import Measure, Study
 from impactstudy.errors import DataError
 from impactstudy.fitting import CONTRAST_COLUMNS, add_q_values, flag_few, recurring_respondents
 from impactstudy.stats import tidy
+from impactstudy.stats.firth import LabelledDesign, firth_logit, labelled_design, separation_note
 from impactstudy.stats.gee import fit_gee
 from impactstudy.stats.lmm import fit_lmm
 
@@ -104,46 +104,32 @@ def baseline_characteristics(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     return covs.join(mean_score)
 
 
-def separation(took_part: pd.Series, covariates: pd.DataFrame) -> str:
-    """A warning naming covariate levels in which every council (or none) took part, else ''.
-
-    Such a level is perfectly predicted, so its coefficient and standard error run off to infinity:
-    the fit is still reported, but its estimates for that level are not to be read.
-    """
+def _separated_levels(took_part: pd.Series, covariates: pd.DataFrame) -> list[str]:
+    """Covariate levels in which every council (or none) took part: ``"status=Outstanding"``."""
     found = []
     for column in covariates.columns:
         shares = took_part.groupby(covariates[column].astype(str)).mean()
         found += [f"{column}={level}" for level, share in shares.items() if share in (0.0, 1.0)]
-    if not found:
-        return ""
-    return ("quasi-complete separation: every council (or none) in " + ", ".join(found)
-            + " took part, so those coefficients are unbounded; read the retention table instead")
+    return found
 
 
-def _logit_rows(y: pd.Series, X: pd.DataFrame, measure: str) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
+def _logit_rows(y: pd.Series, design: LabelledDesign, measure: str, levels: list[str]
+                ) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
+    """Firth-penalised logistic model of taking part (:func:`impactstudy.stats.firth.firth_logit`): its
+    ``estimates.csv`` rows, its ``models.json`` record and the fitted probabilities."""
+    result = firth_logit(y.to_numpy(float), design.X)
+    note = separation_note(result)
+    if note and levels:
+        note = (f"every council (or none) in {', '.join(levels)} took part, so the ordinary (maximum-likelihood) "
+                "estimates are infinite; the estimates are Firth-penalised, which stay finite, with profile-likelihood intervals")
     record: dict[str, Any] = {"measure": measure, "model": "attrition_logit", "group_by": "",
-                              "formula": "took_part ~ " + " + ".join(c for c in X.columns if c != "const"),
-                              "n_obs": int(len(y)), "n_councils": int(len(y))}
-    with tidy.captured_warnings() as caught:
-        try:
-            fit = Logit(y.to_numpy(float), X.to_numpy(float)).fit(disp=0, method="bfgs", maxiter=500)
-            ok = np.all(np.isfinite(fit.bse))
-        except (np.linalg.LinAlgError, ValueError) as err:
-            caught.append(f"{type(err).__name__}: {err}")
-            fit, ok = None, False
-    warning = tidy.join_warnings(*caught)
-    record.update(converged=bool(fit is not None and ok and fit.mle_retvals.get("converged", False)),
-                  warnings=[warning] if warning else [])
-    if fit is None or not ok:
-        record["error"] = warning or "the logistic model could not be fitted (perfect prediction or too little data)"
-        return pd.DataFrame(columns=ESTIMATE_COLUMNS), record, np.full(len(y), y.mean())
-    ci = fit.conf_int()
-    estimates = pd.DataFrame({
-        "measure": measure, "model": "attrition_logit", "group_by": "", "term": X.columns,
-        "estimate": fit.params, "std_error": fit.bse, "df": np.nan, "statistic": fit.tvalues, "p_value": fit.pvalues,
-        "ci_low": ci[:, 0], "ci_high": ci[:, 1], "warning": warning,
-    })
-    return estimates, record, fit.predict(X.to_numpy(float))
+                              "formula": "took_part ~ " + (" + ".join(design.X.columns) or "1"),
+                              "method": result.method, "reference_levels": dict(design.reference),
+                              "n_obs": int(len(y)), "n_councils": int(len(y)), "converged": result.converged,
+                              "separation": note, "warnings": list(result.warnings)}
+    rows = result.table.assign(measure=measure, model="attrition_logit", group_by="", df=np.nan)
+    fitted = result.fitted if np.isfinite(result.fitted).all() else np.full(len(y), float(y.mean()))
+    return rows.reindex(columns=ESTIMATE_COLUMNS), record, fitted
 
 
 def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
@@ -157,10 +143,9 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
     retention = retention_table(panel, study, present)
     chars = baseline_characteristics(panel, study)
     present = present.reindex(chars.index, fill_value=0)
-    X = pd.get_dummies(chars[list(_group_by(study))].astype(str), drop_first=True, dtype=float) if _group_by(study) else pd.DataFrame(index=chars.index)
-    if chars["baseline_score"].notna().all():
-        X["baseline_score"] = chars["baseline_score"]
-    X.insert(0, "const", 1.0)
+    groups = list(_group_by(study))
+    numeric = {"baseline_score": "mean baseline score (standardised)"} if chars["baseline_score"].notna().all() else {}
+    design = labelled_design(chars, groups, numeric)
     estimates, records, weights = [], [], {}
     for wave in waves[1:]:
         y = present[wave]
@@ -169,11 +154,7 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
                             "n_obs": int(len(y)), "error": "every baseline council took part (or none did); nothing to model"})
             weights[wave] = np.ones(len(y))
             continue
-        rows, record, prob = _logit_rows(y, X, f"took_part:{wave}")
-        separated = separation(y, chars[list(_group_by(study))])
-        if separated:
-            record.setdefault("warnings", []).append(separated)
-            rows["warning"] = tidy.join_warnings(*rows["warning"].unique(), separated) if len(rows) else separated
+        rows, record, prob = _logit_rows(y, design, f"took_part:{wave}", _separated_levels(y, chars[groups]))
         estimates.append(rows)
         records.append(record)
         weights[wave] = 1.0 / np.clip(prob, 0.05, 1.0)  # capped at 20
