@@ -96,11 +96,27 @@ class Measure:
     coding_frame_for: str | None = None
     pii: bool = False
     models: tuple[str, ...] | None = None  # override of the default models for this type
+    share_from: float | None = None  # likert: answers at or above this level are "the share" readers quote
+    share_label: str | None = None  # what that share is called ("agree or better")
 
     @property
     def waves(self) -> tuple[str, ...]:
         """Waves in which this measure was asked."""
         return tuple(self.columns)
+
+    @property
+    def share_threshold(self) -> tuple[float, str] | None:
+        """A likert measure's ``(level, label)``: the share of answers at or above ``level`` is reported
+        per wave. Declared as ``share_from``/``share_label``; by default the top two levels, named by
+        their labels ("Effective or Very effective")."""
+        if self.type != "likert" or len(self.levels) < 2:
+            return None
+        level = self.share_from if self.share_from is not None else self.levels[-2]
+        if self.share_label:
+            return level, self.share_label
+        above = [lv for lv in self.levels if lv >= level]
+        names = [self.level_labels.get(lv, f"{lv:g}") for lv in above]
+        return level, names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 @dataclass(frozen=True)
@@ -327,7 +343,7 @@ def _wave(data: Any, order: int, source: Path) -> Wave:
 
 _MEASURE_KEYS = (
     "name", "label", "type", "aim", "levels", "labels", "missing", "columns", "recode", "reverse", "min",
-    "max", "options", "coding_frame_for", "pii", "models",
+    "max", "options", "coding_frame_for", "pii", "models", "share_from", "share_label",
 )
 
 
@@ -396,6 +412,13 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
     if (minimum is not None or maximum is not None) and mtype != "numeric":
         raise sec.error("'min' and 'max' apply to numeric measures (likert ranges come from 'levels')")
 
+    share_from = sec.get("share_from", float)
+    share_label = sec.get("share_label", str)
+    if (share_from is not None or share_label is not None) and mtype != "likert":
+        raise sec.error("'share_from' and 'share_label' apply to likert measures")
+    if share_from is not None and share_from not in levels:
+        raise sec.error(f"share_from = {share_from:g} is not one of the levels ({', '.join(f'{v:g}' for v in levels)})")
+
     columns = sec.get("columns", dict, required=True)
     for wave_id in columns:
         if wave_id not in waves:
@@ -404,7 +427,7 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
     common = dict(
         levels=levels, level_labels=level_labels, missing=missing, recode=recode, reverse=reverse,
         minimum=minimum, maximum=maximum, aim=aim, coding_frame_for=sec.get("coding_frame_for", str),
-        pii=sec.get("pii", bool, False), models=models,
+        pii=sec.get("pii", bool, False), models=models, share_from=share_from, share_label=share_label,
     )
     label = sec.get("label", str, name)
     if mtype == "multi" and not options:
