@@ -27,6 +27,7 @@ from impactstudy.config import Measure, Study
 from impactstudy.errors import DataError
 from impactstudy.stats import tidy
 from impactstudy.stats.gee import fit_gee
+from impactstudy.stats.group_differences import difference_rows, interaction_matrix, joint_test
 from impactstudy.stats.lmm import fit_lmm
 from impactstudy.stats.ordinal import fit_ordinal
 from impactstudy.stats.paired import paired_t, wilcoxon_signed_rank
@@ -138,6 +139,8 @@ def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str],
         record.update(converged=False, error=reason)
         rows = tidy.wald_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=None, test=None,
                               warning=f"LMM could not be fitted: {reason}")
+        rows = pd.concat([rows, difference_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=None,
+                                                test=None, warning=f"LMM could not be fitted: {reason}")], ignore_index=True)
         return rows, pd.DataFrame(columns=ESTIMATE_COLUMNS), record
     warning = tidy.join_warnings(*fit.warnings)
     record.update(converged=fit.converged, warnings=list(fit.warnings), var_council=fit.var_council,
@@ -145,6 +148,10 @@ def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str],
                   reml_criterion=fit.reml_criterion, n_groups=dict(fit.n_groups))
     rows = tidy.wald_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=design,
                           test=fit.contrast, warning=warning)
+    if group:  # the difference in change between groups, and the joint wave x group test
+        rows = pd.concat([rows, difference_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=design,
+                                                test=fit.contrast, warning=warning)], ignore_index=True)
+        record["interaction"] = joint_test(fit, interaction_matrix(design))
     return rows, fit.summary_frame().assign(warning=warning), record
 
 

@@ -29,6 +29,7 @@ from statsmodels.stats.proportion import proportion_confint
 from impactstudy.stats import tidy
 
 CORRECTION = "exact (binomial McNemar); Newcombe hybrid score CI"
+EXACT_CORRECTION = "exact (binomial McNemar) p and the CI that inverts it (Clopper-Pearson on the discordant pairs)"
 
 
 def wilson_interval(successes: int, n: int, conf_level: float = 0.95) -> tuple[float, float]:
@@ -57,16 +58,42 @@ def newcombe_paired_interval(table: np.ndarray, conf_level: float = 0.95) -> tup
     return float(diff - dl), float(diff + du)
 
 
-def mcnemar_row(earlier: np.ndarray, later: np.ndarray, conf_level: float = 0.95) -> dict[str, object]:
-    """Estimate, CI and exact p for paired 0/1 arrays (the numeric part of a result row)."""
+def exact_mcnemar_interval(n01: int, n10: int, n: int, conf_level: float = 0.95) -> tuple[float, float]:
+    """CI for ``(n01 - n10) / n`` that inverts the exact McNemar test (so the two always agree).
+
+    Given the ``d = n01 + n10`` discordant pairs, ``n01 ~ Binomial(d, theta)`` and the difference is
+    ``d / n * (2 theta - 1)``; the exact test is the binomial test of ``theta = 1/2`` (twice the smaller
+    tail), whose inversion is the Clopper–Pearson interval for ``theta``, mapped to the difference.
+    The interval excludes 0 exactly when p < 1 - ``conf_level``. Conditional on ``d`` (R:
+    ``binom.test(n01, n01 + n10)$conf.int``); with no discordant pair it is the point 0.
+    """
+    d = n01 + n10
+    if d == 0:
+        return 0.0, 0.0
+    lo, hi = proportion_confint(n01, d, alpha=1 - conf_level, method="beta")
+    return float(d / n * (2 * lo - 1)), float(d / n * (2 * hi - 1))
+
+
+def mcnemar_row(earlier: np.ndarray, later: np.ndarray, conf_level: float = 0.95,
+                interval: str = "newcombe") -> dict[str, object]:
+    """Estimate, CI and exact p for paired 0/1 arrays (the numeric part of a result row).
+
+    ``interval="exact"`` gives :func:`exact_mcnemar_interval` (agrees with the p-value by
+    construction); the default is Newcombe's hybrid score interval (:func:`newcombe_paired_interval`).
+    """
     earlier, later = np.asarray(earlier, dtype=int), np.asarray(later, dtype=int)
     table = np.array([[np.sum((earlier == e) & (later == a)) for a in (1, 0)] for e in (1, 0)])
     n = int(table.sum())
     n10, n01 = int(table[0, 1]), int(table[1, 0])
-    lo, hi = newcombe_paired_interval(table, conf_level)
+    if interval == "exact":
+        lo, hi = exact_mcnemar_interval(n01, n10, n, conf_level)
+        correction = EXACT_CORRECTION
+    else:
+        lo, hi = newcombe_paired_interval(table, conf_level)
+        correction = CORRECTION
     return {"estimate": (n01 - n10) / n, "std_error": float(np.sqrt(n10 + n01 - (n10 - n01) ** 2 / n) / n),
             "ci_low": lo, "ci_high": hi, "p_value": float(mcnemar(table, exact=True).pvalue),
-            "correction": CORRECTION}
+            "correction": correction}
 
 
 def mcnemar_paired(
@@ -110,6 +137,7 @@ def expectations_vs_outcomes(
     earlier: str = "baseline",
     group: str | None = None,
     conf_level: float = 0.95,
+    interval: str = "newcombe",
 ) -> pd.DataFrame:
     """Expected (0/1, asked at ``earlier``) against achieved (0/1, at ``later``), one row each per level.
 
@@ -117,7 +145,7 @@ def expectations_vs_outcomes(
     missing are dropped). Returns, per level, a ``mcnemar`` row (achieved - expected share, exact p) and
     an ``expectation_met`` row: among units that expected the outcome, the share that achieved it, with
     its Wilson CI; its contrast reads ``follow_up | baseline`` ("achieved at follow_up, given expected
-    at baseline") and it has no p-value.
+    at baseline") and it has no p-value. ``interval`` is the McNemar row's CI (see :func:`mcnemar_row`).
     """
     missing = [c for c in ["council_code", "expected", "achieved"] + ([group] if group else []) if c not in pairs]
     if missing:
@@ -140,7 +168,8 @@ def expectations_vs_outcomes(
             rows.append({**met, "warning": reason})
             continue
         rows.append(tidy.make_row("mcnemar", later, earlier, label, **counts,
-                                  **mcnemar_row(sub["expected"].to_numpy(), sub["achieved"].to_numpy(), conf_level)))
+                                  **mcnemar_row(sub["expected"].to_numpy(), sub["achieved"].to_numpy(), conf_level,
+                                                interval)))
         expected = sub[sub["expected"] == 1]
         n_exp, n_met = len(expected), int((expected["achieved"] == 1).sum())
         met.update(n_obs=n_exp, n_councils=expected["council_code"].nunique())

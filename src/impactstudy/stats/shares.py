@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from impactstudy.stats import tidy
+from impactstudy.stats.group_differences import difference_label, reference_level
 from impactstudy.stats.wave_design import Contrast
 
 MODEL = "share"
@@ -158,20 +159,19 @@ def difference_in_change(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[
                          threshold: float, group: str, few_councils: int = 40,
                          conf_level: float = 0.95) -> pd.DataFrame:
     """For each contrast and each group level against the reference (the largest level): the change in
-    the share in that level minus the change in the reference level, with its CR1 interval and p (model
+    the share in that level minus the change in the reference level (:func:`reference_level`), with its CR1 interval and p (model
     ``share_diff``; ``group`` reads ``status=NTI - status=Adequate``)."""
     sample = tidy.sample(data, wave_order, group)
     d = sample.frame
     if d.empty:
         return tidy.to_frame([])
     fit = cell_shares(d, d["value"].to_numpy(float) >= threshold, group, few_councils)
-    sizes = d.groupby(group, observed=True)["council_code"].nunique()
-    reference = str(sorted(sizes.index[sizes == sizes.max()].astype(str))[0])
+    reference = reference_level(d, group)
     rows = []
     for label, level in sample.levels:
         if str(level) == reference:
             continue
-        name = f"{label} - {tidy.group_label(group, reference)}"
+        name = difference_label(group, level, reference)
         for later, earlier in contrasts:
             ks = [fit.index(lv, w) for lv in (str(level), reference) for w in (later, earlier)]
             counts = {"n_obs": sum(int(fit.n_obs[k]) for k in ks if k is not None),
