@@ -8,8 +8,8 @@ the pipeline's own entry point, :func:`impactstudy.fitting.fit_all`, fits the sa
 config, and every ``contrasts.csv`` row R has is compared.
 
 Tolerances (relative unless said): LMM contrasts, fixed effects and SEs 1e-4, variance components 1e-3;
-GEE 1e-4; ordinal 1e-3; paired t, McNemar and every Wilcoxon p-value 1e-6; Wilcoxon estimate and CI
-with ties 1.5e-4 absolute (R's ``uniroot(tol = 1e-4)``, docs/models.md). Scaling conventions: the demo
+GEE 1e-4; ordinal 1e-3; paired t and McNemar 1e-6; Wilcoxon (ties: exact conditional) against coin
+to 1e-9. Scaling conventions: the demo
 panel has 40 councils, at least ``[models] few_councils`` (20), so GEE uses geepack's plain ``san.se``
 sandwich and the ordinal model council-clustered HC1, both with a normal reference; the bias-reduced
 (Mancl-DeRouen) GEE and t references apply only below ``few_councils``.
@@ -31,7 +31,6 @@ FIXTURES = Path(__file__).parent / "reference" / "fixtures"
 KEY = ["measure", "model", "contrast", "group"]
 # (model, relative tolerance of estimate, std_error, ci_low, ci_high, p_value, df)
 TOLERANCE = {"lmm": 1e-4, "gee": 1e-4, "ordinal": 1e-3, "paired_t": 1e-6, "mcnemar": 1e-6}
-WILCOXON_TIES_ABS = 1.5e-4
 
 
 @pytest.fixture(scope="module")
@@ -120,22 +119,18 @@ def test_lmm_fixed_effects_and_variance_components_agree_with_lme4(reference: di
         assert record["reml_criterion"] == pytest.approx(fit["reml_criterion"], rel=1e-6)
 
 
-def test_wilcoxon_agrees_with_r_including_ties_and_unreachable_levels(paired: pd.DataFrame):
-    rows = paired[paired["model"] == "wilcoxon"]
-    assert not rows["exact"].any()  # council means of 1-5 answers: ties everywhere, normal branch
-    assert _mismatches(rows, ["p_value"], 1e-6) == []
-    assert _mismatches(rows, ["estimate", "ci_low", "ci_high"], 0.0, WILCOXON_TIES_ABS) == []
-    for _, row in rows[rows["conf_level"] < 0.95].iterrows():
-        if not math.isnan(row["ci_low_py"]):  # R reports the level it could reach; so does the warning
-            assert f"{row['conf_level']:g} interval" in row["warning"]
-
-
-def test_wilcoxon_ranks_like_r_with_digits_rank_12_not_r_default(paired: pd.DataFrame):
-    """Council means 2/3 apart in exact arithmetic differ in the last bit in floating point. impactstudy
-    ranks differences rounded to 12 significant digits (R's ``digits.rank = 12``), so they tie; R's
-    default (``digits.rank = Inf``) ranks them apart and its tie-corrected p-value moves (0.0331 vs
-    0.0309 for eff_leadership follow_up - early_impact)."""
-    rows = paired[paired["model"] == "wilcoxon"].set_index(["measure", "contrast", "group"])
-    row = rows.loc[("eff_leadership", "follow_up - early_impact", "all")]
-    assert row["p_value_py"] == pytest.approx(row["p_value_r"], rel=1e-6)
-    assert abs(row["p_value_digits_rank_inf"] - row["p_value_py"]) > 1e-3
+def test_wilcoxon_agrees_with_r_exact_conditional_with_ties(fitted: dict):
+    """Council means of 1-5 answers tie everywhere: the pipeline uses the exact conditional distribution
+    given the tied ranks; R's reference is coin's ``wilcoxsign_test(distribution = "exact")`` and the
+    interval inverting it (tests/reference/permutation_reference.R, which ranks ``signif(x, 12)`` as
+    impactstudy does: council means 2/3 apart in exact arithmetic tie, though floating point splits them)."""
+    ref = pd.DataFrame(json.loads((FIXTURES / "permutation_reference.json").read_text())["demo_panel"])
+    rows = ref.merge(fitted["contrasts"][fitted["contrasts"]["model"] == "wilcoxon"],
+                     on=["measure", "contrast", "group"], how="left", suffixes=("_r", "_py"))
+    assert len(rows) == len(ref) >= 18
+    assert (rows["n_councils"] == rows["n"]).all()
+    assert rows["correction"].str.startswith("exact conditional").all()
+    np.testing.assert_allclose(rows["p_value"], rows["p"], rtol=1e-9)
+    np.testing.assert_allclose(rows["estimate_py"], rows["estimate_r"], rtol=1e-12)
+    ci = np.array([[np.nan if v is None else v for v in c] for c in rows["ci"]], dtype=float)
+    np.testing.assert_allclose(rows[["ci_low", "ci_high"]].to_numpy(float), ci, rtol=1e-9)

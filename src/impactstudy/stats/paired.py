@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from impactstudy.stats import tidy
+from impactstudy.stats import permutation, tidy
 
 RANK_DIGITS = 12
 EXACT_MAX_N = 50  # R's default: exact when n < 50
@@ -129,35 +129,119 @@ class HodgesLehmann:
 
 
 def hodges_lehmann(diff: np.ndarray, conf_level: float = 0.95) -> HodgesLehmann:
-    """R's ``wilcox.test(diff, conf.int = TRUE, conf.level = conf_level)`` (two-sided, mu = 0)."""
+    """Signed-rank test, Hodges-Lehmann shift and its interval for paired differences (two-sided, mu = 0).
+
+    Fewer than 50 non-zero differences: exact. Without ties or zeros this is R's ``wilcox.test(diff,
+    conf.int = TRUE, conf.level = conf_level)`` exactly; with them, the exact conditional distribution
+    given the tied ranks (:func:`conditional_signed_rank`). Either way the interval is shown only at a
+    level the exact distribution reaches: ``conf_level`` when it can, else the nearest achievable level
+    if at least :data:`permutation.MIN_LEVEL`, else not at all (NaN, "not available with n councils").
+    Otherwise the normal approximation with tie and continuity correction, as R.
+    """
     diff = np.asarray(diff, dtype=float)
-    rounded = np.array([float(f"{v:.{RANK_DIGITS}g}") for v in diff])
+    rounded = _round_rank(diff)
     zeroes = bool(np.any(rounded == 0))
     x, xr = diff[rounded != 0], rounded[rounded != 0]
     n = len(x)
+    nan = float("nan")
     if n == 0:
-        nan = float("nan")
         return HodgesLehmann(nan, nan, nan, nan, "", "every difference is zero")
     ties = len(np.unique(np.abs(xr))) != n
-    exact = n < EXACT_MAX_N and not ties and not zeroes
     alpha = 1 - conf_level
-    if exact:
+    if n < EXACT_MAX_N and (ties or zeroes):
+        return conditional_signed_rank(diff, conf_level)
+    if n < EXACT_MAX_N:
         p = stats.wilcoxon(xr, zero_method="wilcox", method="exact").pvalue
         walsh = _walsh_averages(x)
         cdf = _signrank_cdf(n)
         qu = int(np.argmax(cdf >= alpha / 2 - 10 * _DBL_EPSILON)) or 1  # R: qsignrank, then qu >= 1
         ql = n * (n + 1) // 2 - qu
-        achieved = 2 * cdf[qu - 1]
-        warning = ""
-        if achieved - alpha > alpha / 2:
-            warning = f"requested conf.level not achievable with {n} councils; the CI is a {1 - achieved:.2g} interval"
-        return HodgesLehmann(float(np.median(walsh)), float(walsh[qu - 1]), float(walsh[ql]), float(p),
-                             "exact", warning)
+        achieved = 1 - 2 * cdf[qu - 1]
+        level = permutation.interval_level(achieved, conf_level)  # R would call 0.9375 (n = 5) a 95% interval
+        lo, hi = (float(walsh[qu - 1]), float(walsh[ql])) if level is not None else (nan, nan)
+        return HodgesLehmann(float(np.median(walsh)), lo, hi, float(p), "exact",
+                             permutation.level_warning(level, conf_level, n))
     p = stats.wilcoxon(xr, zero_method="wilcox", correction=True, method="approx").pvalue
-    why = "ties or zeros" if n < EXACT_MAX_N else f"{n} >= {EXACT_MAX_N} differences"
-    method = f"normal approximation with continuity and tie correction ({why}); CI as R to ~1e-4"
+    method = (f"normal approximation with continuity and tie correction ({n} >= {EXACT_MAX_N} differences); "
+              "CI as R to ~1e-4")
     lo, hi, est, warning = _approximate_interval(x, alpha)
     return HodgesLehmann(est, lo, hi, float(p), method, warning)
+
+
+def _round_rank(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to :data:`RANK_DIGITS` significant digits (R's ``digits.rank``), for ranking."""
+    return np.array([float(f"{v:.{RANK_DIGITS}g}") for v in values])
+
+
+CONDITIONAL = "exact conditional (permutation) distribution given the tied ranks"
+
+
+def signed_rank_min_p(n: int) -> float:
+    """Smallest two-sided p-value of the signed-rank test with ``n`` non-zero differences, ``2 / 2^n``
+    (all of one sign is the one most extreme pattern, with or without ties), capped at 1."""
+    return float(min(1.0, 2.0 ** (1 - n))) if n > 0 else float("nan")
+
+
+def conditional_p_value(values: np.ndarray) -> float:
+    """Two-sided p-value of the signed-rank statistic of ``values`` (rounded, zeros already dropped) in its
+    exact conditional distribution: each of the 2^n sign patterns equally likely, the tied mid-ranks
+    fixed. The distribution of the sum of positive doubled mid-ranks is built one rank at a time (a
+    convolution; exact in float64 for n < 53), so it costs n passes over n(n+1) counts, not 2^n."""
+    ranks2 = np.rint(2 * stats.rankdata(np.abs(values))).astype(np.int64)
+    total = int(ranks2.sum())
+    counts = np.zeros(total + 1)
+    counts[0] = 1.0
+    for r in ranks2:
+        counts[r:] = counts[r:] + counts[:-r]  # the right side is the previous counts
+    observed = abs(2 * int(ranks2[values > 0].sum()) - total)
+    extreme = np.abs(2 * np.arange(total + 1) - total) >= observed
+    return float(counts[extreme].sum() / 2.0 ** len(values))
+
+
+def conditional_signed_rank(diff: np.ndarray, conf_level: float = 0.95) -> HodgesLehmann:
+    """The signed-rank test with ties or zeros from its exact conditional distribution
+    (:func:`conditional_p_value`; zeros dropped, as R and scipy's ``zero_method="wilcox"``), the
+    Hodges-Lehmann estimate (median of the Walsh averages) and the interval that inverts the test.
+
+    The interval is the set of shifts ``mu`` the test does not reject for ``diff - mu``. Its p-value is a
+    step function of ``mu`` that can change only at a Walsh average, so it is evaluated at each Walsh
+    average and between consecutive ones, from the outside in: the interval runs from the first
+    accepted point on the left to the first on the right (closed at the Walsh averages that bound them).
+    The level: ``conf_level`` when the smallest p-value, ``2 / 2^n``, is at most ``1 - conf_level``
+    (rejecting at p <= 0.05 gives coverage of at least 95%), else ``1 - 2 / 2^n`` when that is at least
+    :data:`permutation.MIN_LEVEL`, else no interval.
+    """
+    diff = np.asarray(diff, dtype=float)
+    x = diff[_round_rank(diff) != 0]
+    n_all = len(diff)
+    walsh = _walsh_averages(diff)
+    estimate = float(np.median(_walsh_averages(x)))
+    p = conditional_p_value(_round_rank(x))
+    nan = float("nan")
+    smallest = signed_rank_min_p(n_all)  # at a shift between Walsh averages no difference is zero
+    if smallest <= 1 - conf_level + 1e-12:
+        level: float | None = conf_level
+        reject_at = 1 - conf_level
+    else:
+        level = permutation.interval_level(1 - smallest, conf_level)
+        reject_at = smallest
+    lo = hi = nan
+    if level is not None:
+        jumps = np.unique(walsh)
+        points = np.empty(2 * len(jumps) - 1)
+        points[0::2] = jumps
+        points[1::2] = (jumps[:-1] + jumps[1:]) / 2
+
+        def accepted(mu: float) -> bool:
+            shifted = _round_rank(diff - mu)
+            return conditional_p_value(shifted[shifted != 0]) > reject_at * (1 + 1e-9)
+
+        first = next((k for k in range(len(points)) if accepted(points[k])), None)
+        if first is not None:
+            last = next(k for k in range(len(points) - 1, first - 1, -1) if accepted(points[k]))
+            lo, hi = float(jumps[first // 2]), float(jumps[(last + 1) // 2])
+    return HodgesLehmann(estimate, lo, hi, p, CONDITIONAL,
+                         permutation.level_warning(level, conf_level, len(x)))
 
 
 def _walsh_averages(x: np.ndarray) -> np.ndarray:
