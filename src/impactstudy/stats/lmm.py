@@ -173,8 +173,9 @@ def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
     n_w = b.nw.shape[1]
     u = 1.0 / (1.0 + t3 * b.size)
     u2 = u**2
-    pw = b.nw[:, :, None] * np.eye(n_w) - t3 * np.einsum("c,icvw->ivw", u, b.nn)
-    qw = b.zw - t3 * np.einsum("c,icwq->iwq", u, b.ns)
+    q = b.zz.shape[0]
+    pw = b.nw[:, :, None] * np.eye(n_w) - t3 * np.tensordot(b.nn, u, axes=(1, 0))
+    qw = b.zw - t3 * np.tensordot(b.ns, u, axes=(1, 0))
     g = t1 * np.ones((n_w, n_w)) + t2 * np.eye(n_w)
     m = np.eye(n_w) + g @ pw  # I + G Pw: same determinant as I + Pw G
     h = np.linalg.solve(m, np.broadcast_to(g, m.shape))  # (I + G Pw)^-1 G = G (I + Pw G)^-1, symmetric
@@ -183,23 +184,24 @@ def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
     if np.any(sign <= 0):
         raise DataError("lmm: variance ratios outside the positive-definite region")
     hq = h @ qw
-    mzz = b.zz - t3 * np.einsum("c,cpq->pq", u, b.outer) - np.einsum("iwq,iwr->qr", qw, hq)
+    mzz = b.zz - t3 * np.tensordot(u, b.outer, axes=1) - qw.reshape(-1, q).T @ hq.reshape(-1, q)
     logdet_w = float(b.count @ np.log1p(t3 * b.size) + np.sum(logdet_m))
     r = qw - pw @ hq  # Zw' W^-1 Z
     y = pw - pw @ h @ pw  # Zw' W^-1 Zw
     r1 = r.sum(axis=1)
-    ns2 = np.einsum("c,icwq->iwq", u2, b.ns)
-    nn2 = np.einsum("c,icvw->ivw", u2, b.nn)
-    cross = np.einsum("iwq,iwr->qr", ns2, hq)
+    ns2 = np.tensordot(b.ns, u2, axes=(1, 0))
+    nn2 = np.tensordot(b.nn, u2, axes=(1, 0))  # symmetric in its last two axes, as h
+    cross = ns2.reshape(-1, q).T @ hq.reshape(-1, q)
+    rr = r.reshape(-1, q)
     grams = np.stack([
         r1.T @ r1,
-        np.einsum("iwq,iwr->qr", r, r),
-        np.einsum("c,cpq->pq", u2, b.outer) - cross - cross.T + np.einsum("iwq,iwv,ivr->qr", hq, nn2, hq),
+        rr.T @ rr,
+        np.tensordot(u2, b.outer, axes=1) - cross - cross.T + hq.reshape(-1, q).T @ (nn2 @ hq).reshape(-1, q),
     ])
     grad_logdet_w = np.array([
         float(y.sum()),
-        float(np.einsum("iww->", y)),
-        float(b.count @ (b.size * u) - np.einsum("ivw,iwv->", h, nn2)),
+        float(np.trace(y, axis1=1, axis2=2).sum()),
+        float(b.count @ (b.size * u) - np.sum(h * nn2)),
     ])
     try:
         a_chol = linalg.cholesky(mzz[:p, :p], lower=True)
