@@ -295,3 +295,18 @@ def test_one_answer_per_council_and_wave_refuses_the_council_wave_term() -> None
     with pytest.raises(DataError, match="18 council:wave levels for 18 rows"):
         fit_lmm(df["value"].to_numpy(), design.X, design.columns, df["council_code"].to_numpy(), None,
                 df["wave"].to_numpy())
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=designs, t=st.tuples(st.floats(0, 3), st.floats(0, 3)), seed=st.integers(0, 2**16))
+def test_without_council_wave_variance_the_model_is_the_nested_model(sizes, t, seed) -> None:
+    """The council x wave criterion at a zero council x wave ratio is the nested model's criterion (the
+    same gradient in the shared ratios), so the nested model is exactly a special case."""
+    y, X, council, resp, wave = _design(sizes, seed)
+    assume(len(y) >= 5 and np.linalg.matrix_rank(X) == 3)
+    with_term = _block_stats(y, X, council, resp, wave)
+    nested = _block_stats(y, X, council, resp, None)
+    dev_w, grad_w = _profiled_deviance(with_term, np.array([t[0], 0.0, t[1]]))
+    dev_n, grad_n = _profiled_deviance(nested, np.array(t))
+    assert dev_w == pytest.approx(dev_n, rel=1e-12, abs=1e-10)
+    np.testing.assert_allclose(grad_w[[0, 2]], grad_n, rtol=1e-9, atol=1e-9)
