@@ -22,7 +22,7 @@ import pandas as pd
 
 from impactstudy.config import Measure, Study
 from impactstudy.errors import DataError
-from impactstudy.fitting import CONTRAST_COLUMNS, add_q_values, flag_few, recurring_respondents
+from impactstudy.fitting import CONTRAST_COLUMNS, extra_table, recurring_respondents
 from impactstudy.stats import tidy
 from impactstudy.stats.firth import LabelledDesign, firth_logit, labelled_design, separation_note
 from impactstudy.stats.gee import fit_gee
@@ -190,12 +190,7 @@ def ipw_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.Da
 
 def ipw_table(study: Study, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """The ``gee_ipw`` rows of every measure, with q-values and flags as the unweighted ones."""
-    ipw_frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CONTRAST_COLUMNS)
-    if len(ipw_frame):
-        ipw_frame = add_q_values(ipw_frame)
-        ipw_frame["flag"] = flag_few(ipw_frame, study.models.flag_councils)
-        ipw_frame["warning"] = ipw_frame["warning"].fillna("")
-    return ipw_frame.reindex(columns=CONTRAST_COLUMNS)
+    return extra_table(study, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CONTRAST_COLUMNS))
 
 
 def time_design(months: pd.Series, knots: tuple[float, ...]) -> pd.DataFrame:

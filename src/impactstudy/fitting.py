@@ -269,6 +269,17 @@ def add_q_values(contrasts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def extra_table(study: Study, rows: pd.DataFrame) -> pd.DataFrame:
+    """Contrast rows from outside the main fits (shares, baseline-adjusted differences) with q-values and
+    flags as the main ones, in :data:`CONTRAST_COLUMNS`."""
+    if rows.empty:
+        return pd.DataFrame(columns=CONTRAST_COLUMNS)
+    out = add_q_values(rows)
+    out["flag"] = flag_few(out, study.models.flag_councils)
+    out["warning"] = out["warning"].fillna("")
+    return out.reindex(columns=CONTRAST_COLUMNS)
+
+
 def flag_few(contrasts: pd.DataFrame, flag_councils: int) -> pd.Series:
     """``few councils`` where a contrast rests on fewer than ``flag_councils`` councils."""
     return pd.Series(np.where(contrasts["n_councils"].fillna(0) < flag_councils, FEW_COUNCILS, ""),

@@ -23,6 +23,8 @@ from impactstudy.panel import read_long
 from impactstudy.paths import StudyPaths
 from impactstudy.pipeline import Step
 
+DESCRIPTIVE_TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes")  # describe.TABLES, without its imports
+
 
 def read_panel(path: Path, study: Study) -> pd.DataFrame:
     """The columns of ``panel_long.parquet`` the model stage uses, text as categoricals."""
@@ -37,7 +39,7 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     """Read the panel, fit everything (one pool for every measure's fits, the weighted GEE and the
     time-since-review models; the attrition models in this process while the pool works), write the
     tables and ``models.json``."""
-    from impactstudy import attrition, expectations, fitting  # statsmodels, scipy: see the module's docstring
+    from impactstudy import attrition, describe, expectations, fitting  # statsmodels, scipy: see the docstring
 
     if not paths.panel_long.is_file():
         raise DataError(f"{paths.panel_long}: not found; run `impactstudy link --study {paths.study}` first")
@@ -55,27 +57,33 @@ def run_model(study: Study, paths: StudyPaths) -> None:
         del panel  # the workers need only the frames
         ipw_fits = pool.start(attrition.ipw_tasks(study, measures, frames, retention["weights"]))
         time_fits = pool.start(attrition.time_tasks(study, measures, frames, dated))
+        describe_fits = pool.start(describe.describe_tasks(study, measures, frames))
         main = fitting.main_tables(study, [f.result() for f in main_fits])
         ipw = attrition.ipw_table(study, [f.result() for f in ipw_fits])
         time_model = attrition.time_table([f.result() for f in time_fits])
-    contrasts = pd.concat([main["contrasts"], ipw], ignore_index=True)
+        described = describe.describe_tables([f.result() for f in describe_fits], main["contrasts"])
+    contrasts = pd.concat([main["contrasts"], ipw, fitting.extra_table(study, described["contrasts"])], ignore_index=True)
     estimates = pd.concat([main["estimates"], retention["estimates"], time_model["estimates"]], ignore_index=True)
     paths.tables.mkdir(parents=True, exist_ok=True)
     write_csv(paths.tables / "contrasts.csv", contrasts[fitting.CONTRAST_COLUMNS])
     write_csv(paths.tables / "estimates.csv", estimates[fitting.ESTIMATE_COLUMNS])
     write_csv(paths.tables / "attrition.csv", retention["retention"])
     write_csv(paths.tables / "expectations.csv", expected)
+    for name in describe.TABLES:
+        write_csv(paths.tables / f"{name}.csv", described[name])
     write_json(paths.models_json, {
         "settings": {**asdict(study.models), "group_by": group_by,
                      "confidence_level": 0.95, "q_value": "Benjamini-Hochberg across measures within model, contrast and group"},
         "fits": main["records"] + retention["records"] + time_model["records"],
+        "design": described["design"],
     })
 
 
 def model_outputs(paths: StudyPaths) -> tuple:
     """The files the model stage writes."""
     return (paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
-            paths.tables / "expectations.csv", paths.models_json)
+            paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE_TABLES),
+            paths.models_json)
 
 
 def model_steps(study: Study, paths: StudyPaths) -> list[Step]:
