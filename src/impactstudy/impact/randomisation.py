@@ -1,0 +1,126 @@
+"""Randomisation inference for the overall ATT when few councils are treated.
+
+With six treated councils, asymptotic standard errors lean on a normal approximation that the data
+cannot check. Randomisation inference asks instead how unusual the estimated effect is among effects
+computed with the intervention dates *reassigned*:
+
+* **placebo in space** — the observed set of intervention years is dealt at random to councils of the
+  panel (keeping how many councils start in each year); p is the share of reassignments whose
+  overall ATT is at least as far from zero as the observed one (counting the observed assignment, so
+  the smallest reachable p is ``1 / (permutations + 1)``; with few councils the exact number of
+  distinct assignments is smaller still and said so);
+* **placebo in time** — each treated council's panel is cut before its real treatment and its
+  intervention moved ``k`` years earlier, for every ``k`` that leaves a year before the placebo date;
+  the placebo effects should be near zero, and p is the share as large as the observed effect.
+
+Each reassignment needs only point estimates, so :func:`overall_att` computes the unconditional
+Callaway & Sant'Anna overall ATT in closed form (2x2 differences of means, cohort-size weights); the
+tests check it equals ``csdid`` to 1e-10 and R's ``lm`` 2x2 regressions (tests/reference/). Covariates
+are not used in the reassignments (documented in docs/impact.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+
+import numpy as np
+
+from impactstudy.impact.panel import Panel
+
+
+def att_gt(Y: np.ndarray, cohort: np.ndarray, years: np.ndarray, comparison: str = "not_yet_treated",
+           anticipation: int = 0) -> dict[tuple[int, int], float]:
+    """Unconditional ATT(g, t) for a balanced panel ``Y`` (councils x ``years``), R ``did``'s conventions.
+
+    Post periods (``t >= g - anticipation``) compare with the base year ``g - 1 - anticipation``;
+    pre periods with the year before ``t`` (varying base). Comparison councils: never treated, or also
+    those not yet treated by ``max(t, base) + anticipation``. Cells without a comparison are omitted.
+    """
+    pos = {int(y): i for i, y in enumerate(years)}
+    out: dict[tuple[int, int], float] = {}
+    never = cohort == 0
+    for g in np.unique(cohort[cohort > 0]):
+        treated = cohort == g
+        for t in years[1:]:
+            base = g - 1 - anticipation if t >= g - anticipation else t - 1
+            if base not in pos:
+                continue
+            if comparison == "never_treated":
+                control = never
+            else:
+                control = never | ((cohort > max(t, base) + anticipation) & ~treated)
+            if not control.any():
+                continue
+            change = Y[:, pos[int(t)]] - Y[:, pos[int(base)]]
+            out[(int(g), int(t))] = float(change[treated].mean() - change[control].mean())
+    return out
+
+
+def overall_att(Y: np.ndarray, cohort: np.ndarray, years: np.ndarray, comparison: str = "not_yet_treated",
+                anticipation: int = 0) -> float:
+    """R ``did``'s ``aggte(type = "group")`` overall ATT: cohort averages of post ATT(g, t), by cohort size."""
+    cells = att_gt(Y, cohort, years, comparison, anticipation)
+    means, sizes = [], []
+    for g in np.unique(cohort[cohort > 0]):
+        post = [v for (gg, t), v in cells.items() if gg == g and t >= g]
+        if post:
+            means.append(np.mean(post))
+            sizes.append(int((cohort == g).sum()))
+    if not means:
+        return float("nan")
+    return float(np.average(means, weights=sizes))
+
+
+@dataclass(frozen=True)
+class Randomisation:
+    """Randomisation-inference results for one outcome's overall ATT."""
+
+    observed: float
+    p_space: float
+    permutations: int
+    distinct_assignments: int
+    p_time: float
+    placebo_shifts: tuple[int, ...]
+    placebo_estimates: tuple[float, ...]
+
+
+def _assignments(cohort: np.ndarray) -> int:
+    """How many distinct ways to deal the observed intervention years to the councils."""
+    n, total = len(cohort), 1
+    for g in np.unique(cohort[cohort > 0]):
+        k = int((cohort == g).sum())
+        total *= comb(n, k)
+        n -= k
+    return total
+
+
+def randomisation_inference(panel: Panel, comparison: str = "not_yet_treated", anticipation: int = 0,
+                            permutations: int = 999, seed: int = 0) -> Randomisation:
+    """Placebo-in-space and placebo-in-time p-values for the overall ATT of ``panel``."""
+    Y, cohort, _ = panel.matrix()
+    years = np.asarray(panel.years)
+    observed = overall_att(Y, cohort, years, comparison, anticipation)
+    rng = np.random.default_rng(seed)
+    draws = np.array([overall_att(Y, rng.permutation(cohort), years, comparison, anticipation)
+                      for _ in range(permutations)])
+    draws = draws[np.isfinite(draws)]
+    p_space = float((1 + np.sum(np.abs(draws) >= abs(observed) - 1e-12)) / (1 + len(draws)))
+
+    shifts, placebo = [], []
+    treated = cohort > 0
+    first = int(cohort[treated].min()) if treated.any() else years[-1]
+    for k in range(1, len(years)):
+        # keep only years before every treated council's real (anticipated) treatment
+        cut = years < first - anticipation
+        if (first - k - anticipation) <= years[0] or cut.sum() < 2:
+            break
+        fake = np.where(treated, cohort - k, 0)
+        fake = np.where(fake > years[cut][-1], 0, fake)
+        estimate = overall_att(Y[:, cut], fake, years[cut], comparison, anticipation)
+        if np.isfinite(estimate):
+            shifts.append(k)
+            placebo.append(estimate)
+    p_time = float((1 + sum(abs(e) >= abs(observed) for e in placebo)) / (1 + len(placebo)))
+    return Randomisation(observed, p_space, len(draws), _assignments(cohort), p_time, tuple(shifts),
+                         tuple(placebo))

@@ -1,0 +1,98 @@
+"""Simulated council x year outcome panels with known group-time effects.
+
+Used by the demo generator (the synthetic outcome files), the coverage simulation (``make coverage``),
+the benchmark and the tests, so all of them share one data-generating process:
+
+``y[i, t] = level + council[i] + year[t] + dip[i, t] + effect[i, t] + noise[i, t]``
+
+* ``council[i] ~ N(0, council_sd)``; ``year[t]`` a common trend plus shocks;
+* ``noise[i, t] ~ N(0, noise_sd · sqrt(mean size / size[i]))`` — small councils are noisier;
+* selection on a pre-review dip (Ashenfelter's dip): a treated council has a transitory shock
+  ``-dip[i]`` (in the *worse* direction) in the year before its review — councils ask for a review
+  after a bad year. A before/after comparison of reviewed councils, and any difference-in-differences
+  that uses that year as its base, mistakes the rebound for an effect; declaring one year of
+  anticipation uses the year before instead;
+* heterogeneous, growing effects: ``effect[i, t] = gain[g] · (1 + spread · u[i]) · ramp(t - g)`` for
+  ``t >= g`` with ``ramp(e) = min(e + 1, ramp_years) / ramp_years``: later cohorts gain less, effects
+  build over ``ramp_years``.
+
+The true ATT(g, t) is the expectation over councils, ``gain[g] · ramp(t - g)`` (``u`` has mean 0).
+Values are signed by ``direction``: for an outcome where lower is better, the gain lowers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class OutcomeModel:
+    """Parameters of one simulated outcome (a percentage)."""
+
+    name: str
+    label: str
+    level: float
+    council_sd: float
+    trend: float  # per year
+    noise_sd: float
+    gain: float  # effect at full ramp for the first cohort, in the better direction
+    direction: str = "higher"  # which direction is better
+    dip: float = 2.0
+    spread: float = 0.5
+    ramp_years: int = 3
+    later_cohorts: float = 0.8  # each later cohort's gain is this fraction of the one before
+
+    def sign(self) -> float:
+        return 1.0 if self.direction == "higher" else -1.0
+
+
+def true_att(model: OutcomeModel, cohorts: Sequence[int], years: Sequence[int]) -> dict[tuple[int, int], float]:
+    """True ATT(g, t) for t >= g, in the outcome's units (signed by its direction)."""
+    first = min(cohorts)
+    out = {}
+    for g in cohorts:
+        gain = model.gain * model.later_cohorts ** (g - first)
+        for t in years:
+            if t >= g:
+                out[(int(g), int(t))] = model.sign() * gain * min(t - g + 1, model.ramp_years) / model.ramp_years
+    return out
+
+
+def simulate_panel(model: OutcomeModel, councils: Sequence[str], sizes: np.ndarray, cohort: np.ndarray,
+                   years: Sequence[int], rng: np.random.Generator) -> pd.DataFrame:
+    """``council_code, year, value`` for every council and year (values rounded to 0.1, clipped to 0-100).
+
+    ``cohort`` holds each council's first treated year (0 never treated).
+    """
+    years = np.asarray(years)
+    n, T = len(councils), len(years)
+    sizes = np.asarray(sizes, dtype=float)
+    council = rng.normal(0, model.council_sd, n)
+    year = model.trend * (years - years[0]) + rng.normal(0, model.noise_sd * 0.5, T)
+    noise = rng.normal(0, 1, (n, T)) * model.noise_sd * np.sqrt(sizes.mean() / sizes)[:, None]
+    y = model.level + council[:, None] + year[None, :] + noise
+    treated = cohort > 0
+    u = rng.uniform(-1, 1, n)
+    dips = rng.uniform(0.5, 1.5, n) * model.dip
+    truth = true_att(model, sorted(set(cohort[treated].tolist())) or [years[0]], years)
+    for i in np.flatnonzero(treated):
+        g = cohort[i]
+        y[i, years == g - 1] -= model.sign() * dips[i]
+        for j, t in enumerate(years):
+            if t >= g:
+                y[i, j] += truth[(int(g), int(t))] * (1 + model.spread * u[i])
+    y = np.clip(np.round(y, 1), 0, 100)
+    return pd.DataFrame({"council_code": np.repeat(np.asarray(councils), T), "year": np.tile(years, n),
+                         "value": y.reshape(-1)})
+
+
+def random_cohorts(n: int, n_treated: int, cohorts: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """First treated year per council: ``n_treated`` councils spread over ``cohorts``, the rest 0."""
+    out = np.zeros(n, dtype=int)
+    chosen = rng.choice(n, n_treated, replace=False)
+    out[chosen] = np.asarray(cohorts)[np.arange(n_treated) % len(cohorts)]
+    return out
