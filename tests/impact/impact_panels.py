@@ -1,9 +1,10 @@
-"""Simulated outcome panels shared by the impact tests (imported by them; the fixture is in conftest.py)."""
+"""Simulated outcome panels and the panel fixture shared by the impact tests (imported by them)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from impactstudy.impact.panel import Panel, build_panel
 from impactstudy.impact.simulate import OutcomeModel, random_cohorts, simulate_panel
@@ -24,3 +25,9 @@ def make_panel(seed: int = 1, n: int = 60, n_treated: int = 18, cohorts=(2014, 2
 
 def tidy_long(panel: Panel) -> pd.DataFrame:
     return panel.frame.rename(columns={"y": "value"}).assign(outcome=panel.outcome)
+
+
+@pytest.fixture(scope="session")
+def panel() -> Panel:
+    """The default simulated panel (60 councils, 18 treated in three cohorts, 2010-2021)."""
+    return make_panel()

@@ -12,7 +12,7 @@ from impactstudy.impact.panel import build_panel
 from impactstudy.impact.randomisation import att_gt, overall_att, randomisation_inference
 from impactstudy.impact.simulate import OutcomeModel
 
-from impact_panels import MODEL, make_panel
+from impact_panels import MODEL, make_panel, panel  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("comparison", E.COMPARISONS)

@@ -91,11 +91,16 @@ def tidy_rows(outcome: str, estimator: str, aggregation: str, estimates, std_err
 
 
 def comparison_counts(cohort: np.ndarray, g: int, t: int, comparison: str, anticipation: int) -> int:
-    """Councils in the comparison group of ATT(g, t): never treated, plus (not-yet) not treated by then."""
+    """Councils in the comparison group of ATT(g, t): never treated, plus (not-yet) not treated by then.
+
+    Not yet treated means first treated after ``max(t, base) + anticipation``, ``base`` being the
+    year the change is measured from (``g - 1 - anticipation`` after treatment, ``t - 1`` before).
+    """
     never = cohort == 0
     if comparison == "never_treated":
         return int(never.sum())
-    horizon = max(t, g - 1) + anticipation
+    base = g - 1 - anticipation if t >= g - anticipation else t - 1
+    horizon = max(t, base) + anticipation
     return int((never | ((cohort > horizon) & (cohort != g))).sum())
 
 
