@@ -254,16 +254,22 @@ def gardner(panel: Panel, options: DidOptions) -> pd.DataFrame:
     import pyfixest as pf
 
     frame = _pf_frame(panel)
-    if options.anticipation:
+    frame["post"] = frame["treat"]
+    second = "~ post"
+    if options.anticipation:  # anticipation years leave the first stage and get their own coefficient
         frame["treat"] = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"] - options.anticipation)).astype(int)
+        frame["antic"] = frame["treat"] - frame["post"]
+        second = "~ post + antic"
     first = "~ 0 | council_code + year"
-    overall = _quiet(pf.did2s, frame, yname="y", first_stage=first, second_stage="~ treat", treatment="treat",
+    overall = _quiet(pf.did2s, frame, yname="y", first_stage=first, second_stage=second, treatment="treat",
                      cluster="council_code")
-    tidy = overall.tidy().loc["treat"]
+    tidy = overall.tidy().loc["post"]
     rows = [tidy_rows(panel.outcome, "gardner", "overall", tidy["Estimate"], tidy["Std. Error"], options.alpha,
                       n_treated=panel.n_treated, n_comparison=int((panel.cohorts == 0).sum()))]
-    event = _quiet(pf.did2s, frame, yname="y", first_stage=first, second_stage="~ i(rel_year, ref=-1.0)",
-                   treatment="treat", cluster="council_code")
+    ref = float(-1 - options.anticipation)
+    event = _quiet(pf.did2s, frame.assign(rel_year=np.where(frame["cohort"] > 0, frame["rel_year"], ref)), yname="y",
+                   first_stage=first, second_stage=f"~ i(rel_year, ref={ref})", treatment="treat",
+                   cluster="council_code")
     rows.append(_coef_rows(panel, "gardner", event, options, r"rel_year::(-?[\d.]+)"))
     return pd.concat(rows, ignore_index=True)
 
@@ -290,20 +296,26 @@ def sun_abraham(panel: Panel, options: DidOptions) -> pd.DataFrame:
     """Sun & Abraham (2021): cohort x event-time interactions, aggregated by cohort shares (pyfixest).
 
     Comparison: never-treated councils (Sun-Abraham's default; with none, the last-treated cohort).
-    The overall row is the equal-weight average of the post event times in the window.
+    With anticipation ``a`` each cohort is entered as starting ``a`` years early, so the reference
+    year is ``g - 1 - a`` as in the other estimators. The overall row is the equal-weight average of
+    the event times from 0 in the window.
     """
     import pyfixest as pf
 
-    fit = _quiet(pf.event_study, panel.frame, yname="y", idname="council_code", tname="year", gname="cohort",
+    frame = panel.frame.copy()
+    shift = options.anticipation
+    frame["cohort"] = np.where(frame["cohort"] > 0, frame["cohort"] - shift, 0)
+    fit = _quiet(pf.event_study, frame, yname="y", idname="council_code", tname="year", gname="cohort",
                  estimator="saturated", att=True, cluster="council_code")
     agg = _quiet(fit.aggregate, agg="period")
-    times = np.asarray(agg.index, dtype=float).astype(int)
+    shifted = np.asarray(agg.index, dtype=float)
+    times = shifted.astype(int) - shift
     keep = _in_window(times, options)
     n_never = int((panel.cohorts == 0).sum())
     rows = [tidy_rows(panel.outcome, "sun_abraham", "event", agg["Estimate"].to_numpy(float)[keep],
                       agg["Std. Error"].to_numpy(float)[keep], options.alpha, event_time=times[keep],
                       n_treated=panel.n_treated, n_comparison=n_never)]
-    post = [float(t) for t in times[keep] if t >= 0]
+    post = [float(e) for e, t in zip(shifted[keep], times[keep], strict=True) if t >= 0]
     if post:
         est, se = _saturated_lincomb(fit, fit._data, post)
         rows.append(tidy_rows(panel.outcome, "sun_abraham", "overall", est, se, options.alpha,

@@ -60,16 +60,41 @@ def att_gt(Y: np.ndarray, cohort: np.ndarray, years: np.ndarray, comparison: str
 def overall_att(Y: np.ndarray, cohort: np.ndarray, years: np.ndarray, comparison: str = "not_yet_treated",
                 anticipation: int = 0) -> float:
     """R ``did``'s ``aggte(type = "group")`` overall ATT: cohort averages of post ATT(g, t), by cohort size."""
-    cells = att_gt(Y, cohort, years, comparison, anticipation)
-    means, sizes = [], []
-    for g in np.unique(cohort[cohort > 0]):
-        post = [v for (gg, t), v in cells.items() if gg == g and t >= g]
-        if post:
-            means.append(np.mean(post))
-            sizes.append(int((cohort == g).sum()))
-    if not means:
-        return float("nan")
-    return float(np.average(means, weights=sizes))
+    return float(overall_att_many(Y, cohort[None, :], years, comparison, anticipation)[0])
+
+
+def overall_att_many(Y: np.ndarray, cohorts: np.ndarray, years: np.ndarray, comparison: str = "not_yet_treated",
+                     anticipation: int = 0) -> np.ndarray:
+    """:func:`overall_att` for each row of ``cohorts`` (assignments x councils), vectorised over rows.
+
+    Every row must deal the same multiset of cohort years (as a permutation does), so the cohorts and
+    their sizes are those of the first row.
+    """
+    pos = {int(y): i for i, y in enumerate(years)}
+    first = cohorts[0]
+    total = np.zeros(len(cohorts))
+    weight = 0
+    never = cohorts == 0
+    for g in np.unique(first[first > 0]):
+        base = g - 1 - anticipation
+        if base not in pos:
+            continue
+        treated = cohorts == g
+        n_g = treated[0].sum()
+        cells = []
+        for t in years[years >= g]:
+            change = Y[:, pos[int(t)]] - Y[:, pos[int(base)]]
+            control = never if comparison == "never_treated" else (
+                never | ((cohorts > max(t, base) + anticipation) & ~treated))
+            n_c = control.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cells.append(treated @ change / n_g - (control @ change) / np.where(n_c > 0, n_c, np.nan))
+        cells = np.array(cells)
+        if cells.size == 0:
+            continue
+        total += n_g * np.nanmean(cells, axis=0)
+        weight += n_g
+    return total / weight if weight else np.full(len(cohorts), np.nan)
 
 
 @dataclass(frozen=True)
@@ -102,8 +127,8 @@ def randomisation_inference(panel: Panel, comparison: str = "not_yet_treated", a
     years = np.asarray(panel.years)
     observed = overall_att(Y, cohort, years, comparison, anticipation)
     rng = np.random.default_rng(seed)
-    draws = np.array([overall_att(Y, rng.permutation(cohort), years, comparison, anticipation)
-                      for _ in range(permutations)])
+    dealt = np.array([rng.permutation(cohort) for _ in range(permutations)]).reshape(permutations, len(cohort))
+    draws = overall_att_many(Y, dealt, years, comparison, anticipation) if permutations else np.array([])
     draws = draws[np.isfinite(draws)]
     p_space = float((1 + np.sum(np.abs(draws) >= abs(observed) - 1e-12)) / (1 + len(draws)))
 

@@ -53,7 +53,7 @@ def relative_magnitudes(times: np.ndarray, estimates: np.ndarray, vcov: np.ndarr
     times = np.asarray(times, dtype=int)
     ref = -1 - anticipation
     pre = np.flatnonzero(times < ref)
-    post = np.flatnonzero(times >= -anticipation)
+    post = np.flatnonzero(times >= 0)
     if len(pre) < 1 or len(post) == 0:
         return None
     # delta vector including the reference (0) at the end of the pre-periods
