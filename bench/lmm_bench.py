@@ -1,4 +1,4 @@
-"""Benchmark of impactstudy.stats.lmm on a national-size panel (not a test).
+"""Benchmark of impactstudy.model.stats.lmm on a national-size panel (not a test).
 
 Simulates ~80,000 rows: 152 councils, ~30,000 respondents nested in them (~200 a council), 5 waves
 with each respondent answering about half of them, and councils changing by different amounts
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from impactstudy.stats.lmm import fit_lmm
-from impactstudy.stats.wave_design import design_matrix
+from impactstudy.model.stats.lmm import fit_lmm
+from impactstudy.model.stats.wave_design import design_matrix
 
 WAVES = ["w1", "w2", "w3", "w4", "w5"]
 

@@ -15,11 +15,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from impactstudy.fitting import lmm_rows
-from impactstudy.stats import tidy
-from impactstudy.stats.gee import fit_gee
-from impactstudy.stats.ordinal import fit_ordinal
-from impactstudy.stats.paired import paired_t, wilcoxon_signed_rank
+from impactstudy.model.fitting import lmm_rows
+from impactstudy.model.stats import tidy
+from impactstudy.model.stats.gee import fit_gee
+from impactstudy.model.stats.ordinal import fit_ordinal
+from impactstudy.model.stats.paired import paired_t, wilcoxon_signed_rank
 
 WAVES = ["baseline", "early_impact", "follow_up", "follow_up_2", "follow_up_3"]
 

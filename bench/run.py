@@ -193,7 +193,7 @@ def lme4_comparison(root: Path, measures: int, log: Path) -> dict[str, Any]:
     probe = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True, text=True)
     if probe.returncode != 0:
         return {"skipped": "R package lme4 is not installed"}
-    from impactstudy import fitting
+    from impactstudy.model import fitting
     from impactstudy.stages import open_study
 
     study, paths = open_study(STUDY, root)

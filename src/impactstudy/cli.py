@@ -74,7 +74,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from impactstudy.template import write_template
+    from impactstudy.study.template import write_template
 
     path = write_template(Path(args.root), args.name, force=args.force)
     _log(f"wrote {path}; put the raw files in data/raw/{args.name}/ and edit the config")

@@ -4,7 +4,7 @@
 study's lock; ``status("demo")`` says which steps are stale and why. Stages run in pipeline order and a
 stage always brings the stages before it up to date first, so a stage never reads stale inputs.
 
-Both first ask :mod:`impactstudy.lastrun` whether the last complete run still stands (stat calls, no
+Both first ask :mod:`impactstudy.pipeline.lastrun` whether the last complete run still stands (stat calls, no
 stage module imported), so a rerun with nothing changed answers in milliseconds; only otherwise are
 the steps built, which imports the stages' modules.
 """
@@ -15,18 +15,18 @@ import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from impactstudy import lastrun
-from impactstudy.config import Study, load_study
 from impactstudy.errors import ConfigError
-from impactstudy.paths import StudyPaths
-from impactstudy.pipeline import Manifest, Step, remove_leftovers, run_steps, study_lock
+from impactstudy.pipeline import lastrun
+from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.steps import Manifest, Step, remove_leftovers, run_steps, study_lock
+from impactstudy.study.config import Study, load_study
 
 # stage name -> "module:function" returning that stage's steps for a study
 STAGE_STEPS = {
-    "ingest": "impactstudy.ingest:ingest_steps",
-    "link": "impactstudy.link:link_steps",
-    "model": "impactstudy.models:model_steps",
-    "report": "impactstudy.report:report_steps",
+    "ingest": "impactstudy.ingest.stage:ingest_steps",
+    "link": "impactstudy.link.stage:link_steps",
+    "model": "impactstudy.model.stage:model_steps",
+    "report": "impactstudy.report.stage:report_steps",
 }
 STAGES = tuple(STAGE_STEPS)
 

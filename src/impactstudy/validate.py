@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-
-from impactstudy.config import Study, Wave
 from impactstudy.errors import UserError
-from impactstudy.harmonise import harmonise_measure
-from impactstudy.io import RawTable, read_raw
-from impactstudy.paths import StudyPaths
-
-
-def _closest(name: str, columns: list[str]) -> str:
-    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.4)
-    return f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
-
-
-def wave_columns(wave: Wave, study: Study) -> dict[str, str]:
-    """Every raw column the config reads from ``wave``, with what it is used for."""
-    used = {wave.council: "council", **({wave.council_check: "council_check"} if wave.council_check else {})}
-    for key in ("respondent", "role", "submitted"):
-        column = getattr(wave, key)
-        if column:
-            used[column] = key
-    for measure in study.measures:
-        if wave.id in measure.columns:
-            used[measure.columns[wave.id]] = f"measure '{measure.name}'"
-    return used
-
-
-def check_columns(columns: list[str], wave: Wave, study: Study, source: str) -> list[str]:
-    """Problems with the columns ``wave`` needs from a file that has ``columns``."""
-    present = set(columns)
-    return [
-        f"{source}: column '{column}' ({use}, wave '{wave.id}') is not in the file{_closest(column, columns)}"
-        for column, use in wave_columns(wave, study).items()
-        if column not in present
-    ]
+from impactstudy.ingest.columns import check_columns, closest
+from impactstudy.ingest.harmonise import harmonise_measure
+from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.readers import RawTable, read_raw
+from impactstudy.study.config import Study, Wave
 
 
 def check_types(table: RawTable, wave: Wave, study: Study, source: str) -> list[str]:
@@ -80,7 +51,7 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
             columns = list(table.data.columns)
             for column in [study.councils.key, *study.councils.covariates]:
                 if column not in columns:
-                    problems.append(f"{path}: council covariates file has no column '{column}'{_closest(column, columns)}")
+                    problems.append(f"{path}: council covariates file has no column '{column}'{closest(column, columns)}")
         except UserError as err:
             problems.append(str(err))
     return problems

@@ -1,10 +1,10 @@
-# Reference values from R clubSandwich for impactstudy.stats.cluster_robust (CR2 / CR3 cluster-robust
+# Reference values from R clubSandwich for impactstudy.model.stats.cluster_robust (CR2 / CR3 cluster-robust
 # covariance, Bell-McCaffrey / Satterthwaite degrees of freedom) and the council-level models built on it.
 #
 # Builds a deterministic few-council panel (7 councils, 1-9 respondents each over three waves, a
 # two-level council 'status', one council with a single answer, positive analytic weights), writes it to
 # fixtures/cluster_robust_data.csv, fits the reference models and writes
-# fixtures/cluster_robust_reference.json. tests/test_cluster_robust.py reads both; it never needs R.
+# fixtures/cluster_robust_reference.json. tests/model/test_cluster_robust.py reads both; it never needs R.
 #
 # Regenerate from the repository root with:  Rscript tests/reference/cluster_robust_reference.R
 suppressPackageStartupMessages({

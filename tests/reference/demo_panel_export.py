@@ -3,7 +3,7 @@
 The 40-council demo (default seed) is generated in a temporary folder and taken through ingest and link;
 the observed answers to ``eff_leadership``, ``eff_voice`` (Likert 1-5) and ``improvement_plan`` (0/1) are
 written as ``council_code, respondent_id, wave, status, measure, value``. ``demo_panel_reference.R`` fits
-R's models to this file and ``tests/test_models_vs_r.py`` fits impactstudy's, so both read the same rows.
+R's models to this file and ``tests/model/test_models_vs_r.py`` fits impactstudy's, so both read the same rows.
 Respondent ids are pseudonyms salted per project root, so they change whenever this script runs: the CSV,
 not the demo, is the fixture. Regenerate (then rerun the R script) from the repository root with
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from impactstudy import demo, stages
-from impactstudy.paths import StudyPaths
+from impactstudy.pipeline.paths import StudyPaths
 
 MEASURES = ["eff_leadership", "eff_voice", "improvement_plan"]
 COLUMNS = ["council_code", "respondent_id", "wave", "status", "measure", "value"]

@@ -25,7 +25,7 @@
 # Contrasts: every wave minus baseline, and follow_up - early_impact; within a status level the
 # contrast vector is the model-matrix row of (later wave, level) minus that of (earlier wave, level).
 # Writes fixtures/demo_panel_reference.json: `rows` shaped like tables/contrasts.csv, and `lmm_fits`
-# with fixed effects, SEs and variance components. tests/test_models_vs_r.py reads both files.
+# with fixed effects, SEs and variance components. tests/model/test_models_vs_r.py reads both files.
 #
 # Regenerate from the repository root with:  Rscript tests/reference/demo_panel_reference.R
 suppressPackageStartupMessages({

@@ -1,4 +1,4 @@
-# Reference values from R (lme4 + lmerTest) for impactstudy.stats.lmm.
+# Reference values from R (lme4 + lmerTest) for impactstudy.model.stats.lmm.
 #
 # Fits REML random-intercept models with lme4 and Satterthwaite t-tests with lmerTest, and writes
 #   fixtures/lmm_<name>.csv   the data (so Python fits exactly the same rows)
@@ -13,7 +13,7 @@
 # amounts, cross-sections (no recurring respondents), a boundary fit (council x wave variance 0) and
 # six councils. Kenward-Roger results come from pbkrtest::vcovAdj and
 # lmerTest::contest1D(ddf = "Kenward-Roger").
-# tests/test_lmm.py reads the fixtures; it never needs R.
+# tests/model/test_lmm.py reads the fixtures; it never needs R.
 #
 # Regenerate from the repository root with:  Rscript tests/reference/lmm_reference.R
 suppressPackageStartupMessages({

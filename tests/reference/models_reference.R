@@ -1,9 +1,9 @@
-# Reference values from R for impactstudy.stats (GEE, ordinal, paired tests, McNemar).
+# Reference values from R for impactstudy.model.stats (GEE, ordinal, paired tests, McNemar).
 #
 # Builds a deterministic demo-like panel (30 councils, 1-4 respondents each who recur across three
 # waves with some missed waves, a Likert 1-5 value, a binary item and a two-level council 'status'),
 # writes it to fixtures/models_data.csv, fits the reference models and writes fixtures/models_reference.json.
-# tests/test_models_stats.py reads both files; it never needs R.
+# tests/model/test_models_stats.py reads both files; it never needs R.
 #
 # Regenerate from the repository root with:  Rscript tests/reference/models_reference.R
 suppressPackageStartupMessages({

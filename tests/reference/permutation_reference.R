@@ -1,5 +1,5 @@
-# Reference values from R for the exact council-level tests of impactstudy.stats.permutation and the
-# exact conditional Wilcoxon test of impactstudy.stats.paired:
+# Reference values from R for the exact council-level tests of impactstudy.model.stats.permutation and the
+# exact conditional Wilcoxon test of impactstudy.model.stats.paired:
 #
 # - sign-flip test of council changes: p by enumerating all 2^n sign patterns, Hartigan's subset-mean
 #   interval by enumerating all 2^n - 1 non-empty subsets, at the level rule of docs/models.md;
@@ -9,7 +9,7 @@
 #   the interval that inverts the test, scanning Walsh averages and the points between them from the
 #   outside in with coin's p-value;
 # - the same Wilcoxon numbers for the council means of fixtures/models_data.csv and
-#   fixtures/demo_panel.csv (the tie cases tests/test_models_stats.py and tests/test_models_vs_r.py check).
+#   fixtures/demo_panel.csv (the tie cases tests/model/test_models_stats.py and tests/model/test_models_vs_r.py check).
 #
 # Writes fixtures/permutation_reference.json. Regenerate from the repository root with:
 #   Rscript tests/reference/permutation_reference.R

@@ -1,0 +1,38 @@
+"""The raw columns a wave's config reads, and which of them a file lacks (with the closest names).
+
+Used by the ingest stage before it reads a wave, and by ``impactstudy validate``.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from impactstudy.study.config import Study, Wave
+
+
+def closest(name: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.4)
+    return f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
+
+
+def wave_columns(wave: Wave, study: Study) -> dict[str, str]:
+    """Every raw column the config reads from ``wave``, with what it is used for."""
+    used = {wave.council: "council", **({wave.council_check: "council_check"} if wave.council_check else {})}
+    for key in ("respondent", "role", "submitted"):
+        column = getattr(wave, key)
+        if column:
+            used[column] = key
+    for measure in study.measures:
+        if wave.id in measure.columns:
+            used[measure.columns[wave.id]] = f"measure '{measure.name}'"
+    return used
+
+
+def check_columns(columns: list[str], wave: Wave, study: Study, source: str) -> list[str]:
+    """Problems with the columns ``wave`` needs from a file that has ``columns``."""
+    present = set(columns)
+    return [
+        f"{source}: column '{column}' ({use}, wave '{wave.id}') is not in the file{closest(column, columns)}"
+        for column, use in wave_columns(wave, study).items()
+        if column not in present
+    ]

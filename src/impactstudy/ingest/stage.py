@@ -1,0 +1,176 @@
+"""The ingest stage: each wave's raw file to ``waves/<wave>.parquet``, plus the quarantine and a report.
+
+Each wave is its own step, so a new or replaced wave file is ingested alone and the others are reused.
+A wave step writes its Parquet file and, beside it, that wave's quarantine entries and report; the
+``ingest`` step then combines them into ``quarantine.csv`` and ``ingest_report.json``. Personal data
+columns (``pii = true``) are never read into the output, and respondent ids are pseudonymised with
+the study's secret salt (kept in ``.secrets/``, outside processed data and reports).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from impactstudy.errors import ConfigError, DataError
+from impactstudy.ingest.columns import check_columns, wave_columns
+from impactstudy.ingest.harmonise import harmonise_wave
+from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet
+from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, missing_column
+from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.readers import read_raw
+from impactstudy.pipeline.steps import Step, sha256_file
+from impactstudy.study.config import Measure, Study, Wave
+from impactstudy.study.metadata import measure_metadata
+
+
+def load_salt(paths: StudyPaths) -> bytes:
+    """The study's pseudonymisation salt, created (readable by its owner only) on first use."""
+    path = paths.secret_salt
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(32).hex().encode("ascii"))
+    return path.read_bytes().strip()
+
+
+def wave_outputs(paths: StudyPaths, wave: Wave) -> tuple[Path, Path, Path]:
+    """The wave's Parquet file, its quarantine piece and its report piece."""
+    base = paths.wave_file(wave.id)
+    return base, base.with_suffix(".quarantine.csv"), base.with_suffix(".report.json")
+
+
+def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dict[str, Any]:
+    """Read, harmonise and write one wave; return its report entry."""
+    path = paths.raw_file(wave.file)
+    table = read_raw(path, wave.format, wave.read)
+    source = paths.raw_file(wave.file).relative_to(paths.root.resolve()).as_posix()
+    problems = check_columns(list(table.data.columns), wave, study, str(path))
+    if problems:
+        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more: run `impactstudy validate`)" if len(problems) > 1 else ""))
+    result = harmonise_wave(table.data, table.meta, wave, study, source, salt)
+    rows_read = len(table.data)
+    rejected_rows = result.quarantine.loc[result.quarantine["scope"] == "row", "source_row"].nunique()
+    if len(result.data) + rejected_rows != rows_read:  # the conservation invariant; a bug if broken
+        raise AssertionError(f"{source}: {rows_read} rows read but {len(result.data)} accepted + {rejected_rows} quarantined")
+    used = wave_columns(wave, study)
+    sha = sha256_file(path)
+    measures = [m for m in study.analysed_measures if wave.id in m.columns]
+    missing_reasons = {
+        m.name: {str(k): int(v) for k, v in sorted(result.data[missing_column(m.name)].value_counts().items())}
+        for m in measures if m.type != "text"
+    }
+    report = {
+        "wave": wave.id,
+        "label": wave.label,
+        "order": wave.order,
+        "source_file": source,
+        "sha256": sha,
+        "format": wave.format,
+        "encoding": table.meta.encoding,
+        "delimiter": table.meta.delimiter,
+        "rows_read": rows_read,
+        "rows_accepted": len(result.data),
+        "rows_quarantined": int(rejected_rows),
+        "values_quarantined": int((result.quarantine["scope"] == "value").sum()),
+        "quarantine_reasons": dict(sorted(Counter(result.quarantine["reason"]).items())),
+        "measures": [m.name for m in measures],
+        "missing_reasons": missing_reasons,
+        "unused_columns": [c for c in table.data.columns if c not in used],
+        "column_labels": {c: table.meta.column_labels[c] for c in used if c in table.meta.column_labels},
+        "warnings": list(result.label_warnings),
+    }
+    if rows_read and not len(result.data):
+        report["warnings"].append(f"no row of {source} was accepted: see quarantine.csv")
+    answered = [m.name for m in measures if result.data[m.name].notna().any()]
+    if rows_read and measures and not answered:
+        report["warnings"].append(f"every answer in {source} is missing")
+    metadata = {
+        "wave": {"id": wave.id, "label": wave.label, "order": wave.order, "source_file": source, "sha256": sha},
+        "measures": measure_metadata(study, wave),
+        "column_labels": report["column_labels"],
+    }
+    parquet, quarantine, report_path = wave_outputs(paths, wave)
+    write_parquet(parquet, result.data, metadata)
+    write_csv(quarantine, result.quarantine)
+    write_json(report_path, report)
+    return report
+
+
+def combine_wave_outputs(study: Study, paths: StudyPaths) -> None:
+    """Write ``quarantine.csv`` and ``ingest_report.json`` from every wave's pieces, in wave order."""
+    pieces, reports = [], []
+    for wave in study.waves:
+        _, quarantine, report = wave_outputs(paths, wave)
+        pieces.append(pd.read_csv(quarantine, dtype={"value": "string", "column": "string", "reason": "string"},
+                                  keep_default_na=False))
+        reports.append(json.loads(report.read_text(encoding="utf-8")))
+    quarantine_frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    write_csv(paths.quarantine, quarantine_frame[QUARANTINE_COLUMNS])
+    totals = {
+        key: sum(r[key] for r in reports)
+        for key in ("rows_read", "rows_accepted", "rows_quarantined", "values_quarantined")
+    }
+    write_json(paths.ingest_report, {"study": study.name, "title": study.title, "waves": reports, "totals": totals})
+
+
+def measure_for_wave(measure: Measure, wave: Wave) -> dict[str, Any]:
+    """The settings of ``measure`` that ingesting ``wave`` depends on (not other waves' columns)."""
+    settings = asdict(measure)
+    settings["columns"] = measure.columns[wave.id]
+    settings["recode"] = measure.recode.get(wave.id, {})
+    settings["reverse"] = wave.id in measure.reverse
+    return settings
+
+
+def _wave_config(study: Study, wave: Wave, salt: bytes) -> dict[str, Any]:
+    return {
+        "wave": asdict(wave),
+        "measures": [measure_for_wave(m, wave) for m in study.measures if wave.id in m.columns],
+        "duplicates": study.duplicates,
+        "salt": hashlib.sha256(salt).hexdigest(),
+    }
+
+
+def ingest_steps(study: Study, paths: StudyPaths) -> list[Step]:
+    """One step per wave, then the step that combines their quarantine and reports."""
+    salt = load_salt(paths)
+    steps = []
+    for wave in study.waves:
+        steps.append(
+            Step(
+                name=f"ingest:{wave.id}",
+                inputs=(paths.raw_file(wave.file),),
+                config=_wave_config(study, wave, salt),
+                outputs=wave_outputs(paths, wave),
+                run=lambda wave=wave: ingest_wave(study, paths, wave, salt),
+                parallel=True,  # waves are independent: read and harmonised at once, one per core
+            )
+        )
+    pieces = tuple(p for wave in study.waves for p in wave_outputs(paths, wave)[1:])
+    steps.append(
+        Step(
+            name="ingest",
+            inputs=pieces,
+            config={"waves": list(study.wave_ids)},
+            outputs=(paths.quarantine, paths.ingest_report),
+            run=lambda: combine_wave_outputs(study, paths),
+        )
+    )
+    return steps
+
+
+def read_wave_output(paths: StudyPaths, wave_id: str) -> pd.DataFrame:
+    """An ingested wave, or a clear error if ingest has not produced it."""
+    path = paths.wave_file(wave_id)
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `impactstudy ingest --study {paths.study}` first")
+    return pd.read_parquet(path)

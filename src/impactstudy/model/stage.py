@@ -1,0 +1,99 @@
+"""The model stage: read the linked panel, fit every measure's models, write the tables.
+
+The stage reads ``panel_long.parquet`` and writes ``tables/contrasts.csv``, ``tables/estimates.csv``,
+``tables/attrition.csv``, ``tables/expectations.csv`` and ``models.json`` (see docs/models.md). What is
+fitted, and how, is :mod:`impactstudy.model.fitting`, with the attrition and time-since-review models of
+:mod:`impactstudy.model.attrition` and the expectations of :mod:`impactstudy.model.expectations`.
+
+Those modules import statsmodels and scipy, which take seconds; they are imported when the stage runs,
+not with this module, because every later stage builds this stage's step to see whether it is up to date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from impactstudy.errors import DataError
+from impactstudy.pipeline.atomic import write_csv, write_json
+from impactstudy.pipeline.panel import read_long
+from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.steps import Step
+from impactstudy.study.config import Study
+
+DESCRIPTIVE_TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes")  # describe.TABLES, without its imports
+
+
+def read_panel(path: Path, study: Study) -> pd.DataFrame:
+    """The columns of ``panel_long.parquet`` the model stage uses, text as categoricals."""
+    group_by = list(study.councils.group_by) if study.councils else []
+    columns = ["council_code", "respondent_id", "wave", "measure", "value", *group_by]
+    if study.models.time_since_review is not None:
+        columns.append("months_since_review")
+    return read_long(path, columns)
+
+
+def run_model(study: Study, paths: StudyPaths) -> None:
+    """Read the panel, fit everything (one pool for every measure's fits, the weighted GEE and the
+    time-since-review models; the attrition models in this process while the pool works), write the
+    tables and ``models.json``."""
+    from impactstudy.model import attrition, describe, expectations, fitting  # statsmodels, scipy: see the docstring
+
+    if not paths.panel_long.is_file():
+        raise DataError(f"{paths.panel_long}: not found; run `impactstudy link --study {paths.study}` first")
+    group_by = list(study.councils.group_by) if study.councils else []
+    panel = fitting.compact(read_panel(paths.panel_long, study), group_by)
+    measures = fitting.modelled_measures(study, panel)
+    extra = ["months_since_review"] if study.models.time_since_review is not None else []
+    dated = bool(extra) and bool(panel["months_since_review"].notna().any())
+    frames = fitting.measure_frames(panel, [m.name for m in measures], group_by, extra)
+    with fitting.TaskPool(fitting.worker_count(study)) as pool:
+        # the measures' fits (the bulk) first; the attrition weights the weighted GEE needs meanwhile
+        main_fits = pool.start(fitting.fit_tasks(study, measures, frames))
+        retention = attrition.analyse(study, panel)
+        expected = expectations.analyse(study, panel)
+        del panel  # the workers need only the frames
+        ipw_fits = pool.start(attrition.ipw_tasks(study, measures, frames, retention["weights"]))
+        time_fits = pool.start(attrition.time_tasks(study, measures, frames, dated))
+        describe_fits = pool.start(describe.describe_tasks(study, measures, frames))
+        main = fitting.main_tables(study, [f.result() for f in main_fits])
+        ipw = attrition.ipw_table(study, [f.result() for f in ipw_fits])
+        time_model = attrition.time_table([f.result() for f in time_fits])
+        described = describe.describe_tables([f.result() for f in describe_fits], main["contrasts"])
+    contrasts = pd.concat([main["contrasts"], ipw, fitting.extra_table(study, described["contrasts"])], ignore_index=True)
+    estimates = pd.concat([main["estimates"], retention["estimates"], time_model["estimates"]], ignore_index=True)
+    paths.tables.mkdir(parents=True, exist_ok=True)
+    write_csv(paths.tables / "contrasts.csv", contrasts[fitting.CONTRAST_COLUMNS])
+    write_csv(paths.tables / "estimates.csv", estimates[fitting.ESTIMATE_COLUMNS])
+    write_csv(paths.tables / "attrition.csv", retention["retention"])
+    write_csv(paths.tables / "expectations.csv", expected)
+    for name in describe.TABLES:
+        write_csv(paths.tables / f"{name}.csv", described[name])
+    write_json(paths.models_json, {
+        "settings": {**asdict(study.models), "group_by": group_by,
+                     "confidence_level": 0.95, "q_value": "Benjamini-Hochberg across measures within model, contrast and group"},
+        "fits": main["records"] + retention["records"] + time_model["records"],
+        "design": described["design"],
+    })
+
+
+def model_outputs(paths: StudyPaths) -> tuple:
+    """The files the model stage writes."""
+    return (paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
+            paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE_TABLES),
+            paths.models_json)
+
+
+def model_steps(study: Study, paths: StudyPaths) -> list[Step]:
+    """The model stage as one step over the long panel."""
+    config = {"models": asdict(study.models), "measures": [asdict(m) for m in study.analysed_measures],
+              "expectations": [asdict(e) for e in study.expectations],
+              "group_by": list(study.councils.group_by) if study.councils else []}
+    return [Step(name="model", inputs=(paths.panel_long,), config=config, outputs=model_outputs(paths),
+                 run=lambda: run_model(study, paths))]
+
+
+__all__ = ["model_outputs", "model_steps", "read_panel", "run_model"]
+

@@ -1,0 +1,229 @@
+"""Read a raw survey file into a DataFrame plus the metadata the survey tool stored with it.
+
+SPSS (.sav/.zsav/.por), Stata (.dta) and SAS (.sas7bdat) files are read with pyreadstat, keeping
+variable labels, value labels and user-missing definitions: user-missing codes (8 "Don't know") are
+read as their codes so ingest can keep the reason instead of a bare NaN. CSV is read as text with
+pandas (delimiter sniffed when not given, UTF-8 with or without byte-order mark unless an encoding is
+set), Excel with openpyxl. Every failure is a :class:`~impactstudy.errors.DataError` naming the file
+and what to do; raw files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import csv
+import faulthandler
+import io as _io
+import multiprocessing
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyreadstat
+
+from impactstudy.errors import DataError
+from impactstudy.study.config import ReadOptions
+
+SNIFF_DELIMITERS = ",;\t|"
+
+
+@dataclass(frozen=True)
+class RawMeta:
+    """What the file says about its columns, beyond the values."""
+
+    column_labels: dict[str, str] = field(default_factory=dict)
+    value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
+    user_missing: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # inclusive ranges
+    file_format: str = ""
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A raw file's rows (one per record, in file order) and its metadata."""
+
+    data: pd.DataFrame
+    meta: RawMeta
+
+
+def _duplicated_columns(columns: list[str], path: Path) -> None:
+    repeated = [name for name, n in Counter(columns).items() if n > 1]
+    if repeated:
+        raise DataError(
+            f"{path}: column name(s) {', '.join(repr(r) for r in repeated)} appear more than once; "
+            "rename them in the file so each column is unambiguous"
+        )
+
+
+def _user_missing(meta: Any) -> dict[str, list[tuple[float, float]]]:
+    ranges: dict[str, list[tuple[float, float]]] = {}
+    for column, spans in (getattr(meta, "missing_ranges", None) or {}).items():
+        for span in spans:
+            lo, hi = span["lo"], span["hi"]
+            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+                ranges.setdefault(column, []).append((float(lo), float(hi)))
+    return ranges
+
+
+def _read_isolated(path: Path, reader: Any, kwargs: dict[str, Any], kind: str) -> Any:
+    """``reader(path, **kwargs)`` run in a child process, its result (or exception) passed back.
+
+    readstat (C code) crashes the interpreter on some damaged files instead of raising, so the file is
+    read in a child: a crash there becomes a clear DataError rather than a dead run. The child is forked
+    where the platform allows (no interpreter start-up, nothing re-imported) and the file is read once:
+    the frame comes back pickled, which costs a fraction of reading it.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else methods[0])
+    # faulthandler off in the child: a crash there is expected and reported as a DataError, not dumped
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=faulthandler.disable) as pool:
+        try:
+            return pool.submit(reader, str(path), **kwargs).result()
+        except BrokenProcessPool:
+            raise DataError(f"{path}: the {kind} reader crashed on this file, so it is damaged; export the wave again") from None
+
+
+def _read_stat(path: Path, fmt: str, options: ReadOptions) -> RawTable:
+    readers = {
+        "sav": (pyreadstat.read_sav, {"user_missing": True}),
+        "por": (pyreadstat.read_por, {}),
+        "dta": (pyreadstat.read_dta, {"user_missing": True}),
+        "sas7bdat": (pyreadstat.read_sas7bdat, {"user_missing": True}),
+    }
+    reader, kwargs = readers[fmt]
+    if options.encoding and fmt in ("sav", "dta", "sas7bdat"):
+        kwargs = {**kwargs, "encoding": options.encoding}
+    kind = {"sav": "SPSS", "por": "SPSS portable", "dta": "Stata", "sas7bdat": "SAS"}[fmt]
+    try:
+        frame, meta = _read_isolated(path, reader, kwargs, kind)
+    except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as err:
+        raise DataError(
+            f"{path}: cannot be read as a {kind} file ({err}); check it is a complete {kind} export, "
+            "or set the wave's format if the extension is wrong"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: text is not in the expected encoding ({err.reason}); set read.encoding for this wave") from None
+    unnamed = [str(i + 1) for i, name in enumerate(meta.column_names) if not isinstance(name, str) or not name.strip()]
+    if unnamed:  # readstat reads some damaged headers without complaint, leaving the name empty
+        raise DataError(f"{path}: variable(s) number {', '.join(unnamed)} have no name, so the file is damaged; export the wave again")
+    _duplicated_columns(list(frame.columns), path)
+    return RawTable(
+        frame,
+        RawMeta(
+            column_labels={k: v for k, v in (meta.column_names_to_labels or {}).items() if v},
+            value_labels={k: dict(v) for k, v in (meta.variable_value_labels or {}).items()},
+            user_missing=_user_missing(meta),
+            file_format=fmt,
+            encoding=getattr(meta, "file_encoding", None),
+        ),
+    )
+
+
+def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except (UnicodeDecodeError, LookupError) as err:
+            raise DataError(
+                f"{path}: cannot be decoded as {encoding} ({err}); set read.encoding to the file's encoding "
+                "(e.g. 'cp1252' for Windows Excel exports)"
+            ) from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {err.start}); set read.encoding for this wave, "
+            "e.g. read = {{ encoding = \"cp1252\" }} for a Windows Excel export"
+        ) from None
+
+
+def _read_csv(path: Path, options: ReadOptions) -> RawTable:
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataError(f"{path}: the file is empty; export the wave again")
+    text, encoding = _decode(path, data, options.encoding)
+    delimiter = options.delimiter
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=SNIFF_DELIMITERS).delimiter
+        except csv.Error:
+            delimiter = ","
+    rows = list(csv.reader(_io.StringIO(text, newline=""), delimiter=delimiter))
+    skip = options.header_row - 1
+    if len(rows) <= skip:
+        raise DataError(f"{path}: has no header row {options.header_row}; check read.header_row for this wave")
+    header = [h.strip() for h in rows[skip]]
+    _duplicated_columns([h for h in header if h], path)
+    width = len(header)
+    body = []
+    for number, row in enumerate(rows[skip + 1 :], start=1):
+        if len(row) > width and any(cell.strip() for cell in row[width:]):
+            raise DataError(
+                f"{path}: data row {number} has {len(row)} fields but the header has {width}; "
+                f"check the delimiter (set read.delimiter, now {delimiter!r}) or quoting"
+            )
+        body.append((row + [""] * width)[:width])
+    frame = pd.DataFrame(body, columns=header, dtype=object)
+    frame = frame.loc[:, [h != "" for h in header]]
+    return RawTable(frame, RawMeta(file_format="csv", encoding=encoding, delimiter=delimiter))
+
+
+def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
+    try:
+        frame = pd.read_excel(
+            path,
+            sheet_name=options.sheet if options.sheet is not None else 0,
+            header=None,
+            dtype=object,
+            engine="openpyxl",
+        )
+    except ValueError as err:
+        raise DataError(f"{path}: {err}; set read.sheet to an existing sheet name or 0-based index") from None
+    except Exception as err:  # openpyxl raises many types for a damaged or non-Excel file
+        raise DataError(f"{path}: cannot be read as an Excel workbook ({type(err).__name__}: {err}); save it again as .xlsx") from None
+    skip = options.header_row - 1
+    if len(frame) <= skip:
+        raise DataError(f"{path}: has no header row {options.header_row}; check read.header_row for this wave")
+    header = ["" if pd.isna(h) else str(h).strip() for h in frame.iloc[skip]]
+    _duplicated_columns([h for h in header if h], path)
+    body = frame.iloc[skip + 1 :].reset_index(drop=True)
+    body.columns = header
+    body = body.loc[:, [h != "" for h in header]]
+    return RawTable(body, RawMeta(file_format="xlsx"))
+
+
+def read_raw(path: Path, fmt: str, options: ReadOptions | None = None) -> RawTable:
+    """Read the raw file at ``path`` in format ``fmt`` (see :data:`impactstudy.study.config.FORMATS`)."""
+    options = options or ReadOptions()
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; put the wave's file there or correct 'file' in study.toml")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes); export the wave again")
+    if fmt in ("sav", "por", "dta", "sas7bdat"):
+        return _read_stat(path, fmt, options)
+    if fmt == "csv":
+        return _read_csv(path, options)
+    if fmt == "xlsx":
+        return _read_xlsx(path, options)
+    raise DataError(f"{path}: unsupported format '{fmt}'")
+
+
+def read_columns(path: Path, fmt: str, options: ReadOptions | None = None) -> list[str]:
+    """Column names of a raw file (for validation), reading as little as the format allows."""
+    options = options or ReadOptions()
+    if fmt in ("sav", "dta", "sas7bdat", "por"):
+        reader = {"sav": pyreadstat.read_sav, "dta": pyreadstat.read_dta,
+                  "sas7bdat": pyreadstat.read_sas7bdat, "por": pyreadstat.read_por}[fmt]
+        if not Path(path).is_file():
+            raise DataError(f"{path}: file not found; put the wave's file there or correct 'file' in study.toml")
+        try:
+            _, meta = reader(str(path), metadataonly=True)
+        except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as err:
+            raise DataError(f"{path}: cannot be read as {fmt} ({err}); check the export") from None
+        return list(meta.column_names)
+    return list(read_raw(path, fmt, options).data.columns)

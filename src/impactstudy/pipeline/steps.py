@@ -1,0 +1,263 @@
+"""Run stages only when their inputs changed, and say why a stage is stale.
+
+Each stage (and each wave, for ingest) is a :class:`Step`: the files it reads, the part of the config
+it depends on, the files it writes and a function that writes them. The manifest
+(``data/processed/<study>/manifest.json``) records, per step, the SHA-256 of every input, of its config
+section and the package version, and the SHA-256 of every output. A step reruns when one of those
+changed or an output is missing or was altered, and only then; a touched file whose content hashes the
+same does not rerun anything (file sizes and modification times are kept only to avoid re-hashing).
+The version recorded is the package version plus a hash of the package's files, so a new release (or
+a local code change) reruns the stages it touches.
+
+Consecutive steps marked ``parallel`` (ingest's waves), none reading another's outputs, run at the
+same time in worker processes, one per core; each is recorded, in order, once its outputs are written,
+and the first one to fail (in order) raises its error as if they had run one after another.
+
+A per-study lock (``data/processed/<study>/.lock``) keeps two runs from interleaving: a second run
+waits up to ``lock_timeout`` seconds, then stops with a clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impactstudy import __version__
+from impactstudy.errors import LockError
+from impactstudy.pipeline.atomic import dumps_json, write_json
+from impactstudy.pipeline.paths import StudyPaths
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work with declared inputs, config and outputs."""
+
+    name: str
+    inputs: tuple[Path, ...]
+    config: Any  # JSON-able part of the config this step uses
+    outputs: tuple[Path, ...]
+    run: Callable[[], None] = field(compare=False)
+    parallel: bool = False  # may run in a worker process alongside the consecutive steps so marked
+
+
+@functools.cache
+def code_version() -> str:
+    """The package version plus a hash of its code and data files: a code change reruns stages."""
+    package = Path(__file__).parent.parent  # the whole impactstudy package
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_config(config: Any) -> str:
+    """SHA-256 of a config section's canonical JSON."""
+    return hashlib.sha256(dumps_json(config).encode("utf-8")).hexdigest()
+
+
+class Manifest:
+    """The recorded hashes of every step, with a stat cache so unchanged files are not re-hashed."""
+
+    def __init__(self, paths: StudyPaths):
+        self.paths = paths
+        self.path = paths.manifest
+        data = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        self.steps: dict[str, Any] = data.get("steps", {})
+        self.files: dict[str, Any] = data.get("files", {})  # relpath -> {size, mtime_ns, sha256}
+
+    def rel(self, path: Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(self.paths.root.resolve()).as_posix()
+        except ValueError:
+            return Path(path).resolve().as_posix()
+
+    def file_hash(self, path: Path) -> str | None:
+        """SHA-256 of ``path`` (None when absent), re-hashing only when size or mtime changed."""
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return None
+        key = self.rel(path)
+        cached = self.files.get(key)
+        if cached and cached["size"] == stat.st_size and cached["mtime_ns"] == stat.st_mtime_ns:
+            return cached["sha256"]
+        digest = sha256_file(path)
+        self.files[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+        return digest
+
+    def stale_reasons(self, step: Step) -> list[str]:
+        """Why ``step`` must run; empty when it is up to date."""
+        record = self.steps.get(step.name)
+        if record is None:
+            return ["never run"]
+        reasons = []
+        if record.get("version") != code_version():
+            reasons.append(f"impactstudy changed ({record.get('version')} -> {code_version()})")
+        if record.get("config") != sha256_config(step.config):
+            reasons.append("its settings in study.toml changed")
+        recorded_inputs = record.get("inputs", {})
+        for path in step.inputs:
+            key = self.rel(path)
+            digest = self.file_hash(path)
+            if digest is None:
+                reasons.append(f"input {key} is missing")
+            elif key not in recorded_inputs:
+                reasons.append(f"new input {key}")
+            elif recorded_inputs[key] != digest:
+                reasons.append(f"input {key} changed")
+        for key in sorted(set(recorded_inputs) - {self.rel(p) for p in step.inputs}):
+            reasons.append(f"input {key} no longer used")
+        for path in step.outputs:
+            key = self.rel(path)
+            digest = self.file_hash(path)
+            if digest is None:
+                reasons.append(f"output {key} is missing")
+            elif record.get("outputs", {}).get(key) != digest:
+                reasons.append(f"output {key} was changed outside the pipeline")
+        return reasons
+
+    def record(self, step: Step) -> None:
+        """Record ``step`` as run with its current inputs, config and outputs."""
+        self.steps[step.name] = {
+            "version": code_version(),
+            "config": sha256_config(step.config),
+            "inputs": {self.rel(p): self.file_hash(p) for p in step.inputs},
+            "outputs": {self.rel(p): self.file_hash(p) for p in step.outputs},
+        }
+
+    def recorded_input(self, step_name: str, path: Path) -> str | None:
+        """The hash ``path`` had when ``step_name`` last ran (None if never)."""
+        return self.steps.get(step_name, {}).get("inputs", {}).get(self.rel(path))
+
+    def save(self) -> None:
+        write_json(self.path, {"steps": self.steps, "files": self.files})
+
+
+def remove_leftovers(paths: StudyPaths) -> list[Path]:
+    """Delete the temporary files (``.<name>.*.tmp``) an interrupted atomic write left; return them."""
+    found = [p for folder in (paths.processed, paths.reports) if folder.is_dir()
+             for p in folder.rglob(".*.tmp") if p.is_file()]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def _batches(steps: list[Step]) -> Iterator[list[Step]]:
+    """``steps`` in order, consecutive ``parallel`` steps that read none of each other's outputs together."""
+    batch: list[Step] = []
+    written: set[Path] = set()
+    for step in steps:
+        if batch and not (step.parallel and batch[-1].parallel and not written & {*step.inputs, *step.outputs}):
+            yield batch
+            batch, written = [], set()
+        batch.append(step)
+        written |= set(step.outputs)
+    if batch:
+        yield batch
+
+
+_WORKER_STEPS: list[Step] = []  # the batch a forked worker runs from (closures cannot be pickled)
+
+
+def _run_in_worker(index: int) -> None:
+    _WORKER_STEPS[index].run()
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_together(steps: list[Step]) -> list[BaseException | None]:
+    """Run ``steps`` at once in forked workers; each one's exception or None, in order, once all finished."""
+    global _WORKER_STEPS
+    _WORKER_STEPS = steps
+    try:
+        with ProcessPoolExecutor(max_workers=min(len(steps), _cores()),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_run_in_worker, i) for i in range(len(steps))]
+            return [future.exception() for future in futures]
+    finally:
+        _WORKER_STEPS = []
+
+
+def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
+              log: Callable[[str], None] = lambda _msg: None) -> list[str]:
+    """Run the stale steps (and those named in ``force``) in order, record them; return the names that ran.
+
+    Call it holding the study's lock: it first removes temporary files a killed run left behind.
+    """
+    remove_leftovers(paths)
+    manifest = Manifest(paths)
+    ran = []
+
+    def done(step: Step) -> None:
+        manifest.record(step)
+        manifest.save()
+        ran.append(step.name)
+
+    together = _cores() > 1 and "fork" in multiprocessing.get_all_start_methods()
+    for batch in _batches(steps):
+        stale = [(step, ["forced"] if step.name in force else manifest.stale_reasons(step)) for step in batch]
+        stale = [(step, reasons) for step, reasons in stale if reasons]
+        if len(stale) > 1 and together:
+            for step, reasons in stale:
+                log(f"{step.name}: running ({'; '.join(reasons)})")
+            errors = _run_together([step for step, _ in stale])
+            for (step, _), error in zip(stale, errors, strict=True):
+                if error is None:
+                    done(step)
+            failed = [error for error in errors if error is not None]
+            if failed:
+                raise failed[0]
+            continue
+        for step, reasons in stale:
+            log(f"{step.name}: running ({'; '.join(reasons)})")
+            step.run()
+            done(step)
+    manifest.save()
+    return ran
+
+
+@contextlib.contextmanager
+def study_lock(paths: StudyPaths, timeout: float = 0.0) -> Iterator[None]:
+    """Hold the study's lock; wait up to ``timeout`` seconds for another run to finish."""
+    paths.processed.mkdir(parents=True, exist_ok=True)
+    lock_path = paths.processed / ".lock"
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockError(
+                        f"{lock_path}: another impactstudy run is working on study '{paths.study}'; "
+                        "wait for it to finish (or pass --wait SECONDS)"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,187 @@
+"""Key findings as plain-English sentences generated from ``contrasts.csv``.
+
+Every sentence states the estimate, its 95% confidence interval and its q-value, and is worded by
+rules rather than by hand so that it can never say more than the table does:
+
+* a change is described as a rise or fall only when the interval excludes zero; otherwise the sentence
+  says there was *no clear change* and that *the interval includes zero*;
+* an interval that excludes zero with a q-value of 0.05 or more is reported as a change that may be
+  chance once the number of measures tested is allowed for;
+* a contrast resting on few councils (flagged by the model stage, or below the study's
+  ``flag_councils``) carries a caveat;
+* where the other models fitted to the same measure reach a different conclusion, the sentence says so;
+* nothing is ever said to be *caused by* the review: the design has no comparison group, and
+  :data:`ATTRIBUTION_CAVEAT` says so once at the top of the summary;
+* in the public report, an estimate resting on fewer than ``min_cell`` councils is withheld.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from impactstudy.report.disclosure import MARK
+from impactstudy.report.tables import interval
+from impactstudy.study.config import Measure, Study
+
+PRIMARY = {"likert": "lmm", "numeric": "lmm", "binary": "mcnemar"}
+MODEL_NAMES = {"lmm": "linear mixed model", "gee": "GEE", "gee_ipw": "retention-weighted GEE",
+               "ordinal": "ordinal (proportional-odds) model", "paired_t": "paired t-test",
+               "wilcoxon": "Wilcoxon signed-rank test", "mcnemar": "McNemar's test"}
+NOT_95 = "\u2020"  # marks an interval whose level is below 95% (stated beside it)
+NOT_95_NOTE = (f"{NOT_95} Not a 95% interval: with this few councils the Wilcoxon test cannot reach 95% (as in R's "
+               "wilcox.test), so the nearest achievable interval is shown at the level stated; it is narrower than a "
+               "95% interval would be and is weaker evidence.")
+ATTRIBUTION_CAVEAT = (
+    "These are changes over time in what councils reported, not proof that the review caused them. "
+    "The study has no comparison group of councils without a review, and over the same period councils "
+    "also had Ofsted feedback and changes of leadership, which respondents themselves credited with part "
+    "of the change."
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One key finding: its sentence and the table row it was generated from."""
+
+    measure: str
+    model: str
+    contrast: str
+    group: str
+    sentence: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    q_value: float
+    withheld: bool = False
+
+
+def fmt_number(value: float, digits: int = 2, signed: bool = False) -> str:
+    """A number for prose: fixed digits, a true minus sign, '–' for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value:+.{digits}f}" if signed and round(value, digits) != 0 else f"{abs(value) if round(value, digits) == 0 else value:.{digits}f}"
+    return text.replace("-", "\u2212")
+
+
+def fmt_p(value: float) -> str:
+    """A p- or q-value as published: '< 0.001' below a thousandth, else three decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _units(measure: Measure) -> tuple[float, int, str]:
+    """Scale factor, decimals and unit words for a measure's estimate."""
+    if measure.type == "binary":
+        return 100.0, 0, " percentage points"
+    if measure.type == "likert" and measure.levels:
+        return 1.0, 2, f" points on the {measure.levels[0]:g}–{measure.levels[-1]:g} scale"
+    return 1.0, 2, ""
+
+
+def contrast_waves(contrast: str) -> tuple[str, str]:
+    """``'later - earlier'`` → ``(later, earlier)``."""
+    later, _, earlier = contrast.partition(" - ")
+    return later.strip(), earlier.strip()
+
+
+_ACHIEVED = re.compile(r"not achievable.*?the CI is an? ([0-9.]+) interval")
+
+
+def achieved_level(warning: object) -> float | None:
+    """The confidence level of an interval that could not reach 95%, from the model stage's ``warning``
+    (with few councils an exact Wilcoxon interval cannot be 95%; like R's ``wilcox.test``, the model
+    stage then gives the nearest achievable interval and says which); None for a 95% interval."""
+    match = _ACHIEVED.search(str(warning or ""))
+    return float(match.group(1)) if match else None
+
+
+def ci_text(low: float, high: float, warning: object, digits: int = 2, scale: float = 1.0) -> str:
+    """An interval as published: 'low to high' for a 95% interval, else prefixed with its real level and
+    marked :data:`NOT_95` (e.g. '60% CI −2.00 to 0.75†'), so it is never read as a 95% interval."""
+    text = interval(low, high, digits, scale)
+    level = achieved_level(warning)
+    return text if level is None or text == "–" else f"{100 * level:.0f}% CI {text}{NOT_95}"
+
+
+def _conclusion(row: Mapping[str, Any]) -> int:
+    """+1 a clear rise, -1 a clear fall, 0 no clear change (the interval includes zero)."""
+    if row["ci_low"] > 0:
+        return 1
+    if row["ci_high"] < 0:
+        return -1
+    return 0
+
+
+def agreement(contrasts: pd.DataFrame, row: pd.Series) -> list[str]:
+    """Names of the other models of the same measure, contrast and group that conclude differently."""
+    same = contrasts[(contrasts["measure"] == row["measure"]) & (contrasts["contrast"] == row["contrast"])
+                     & (contrasts["group"] == row["group"]) & (contrasts["model"] != row["model"])]
+    same = same.dropna(subset=["ci_low", "ci_high"])
+    if "warning" in same:  # an interval below 95% does not support a conclusion comparable with the others
+        same = same[same["warning"].map(lambda w: achieved_level(w) is None).astype(bool)]
+    mine = _conclusion(row)
+    return [MODEL_NAMES.get(m, m) for m, r in zip(same["model"], same.itertuples()) if _conclusion(r._asdict()) != mine]
+
+
+def sentence(row: pd.Series, study: Study, contrasts: pd.DataFrame) -> str:
+    """The sentence for one contrast row (see the module docstring for the rules)."""
+    measure = study.measure(row["measure"])
+    later, earlier = contrast_waves(row["contrast"])
+    labels = {w.id: w.label for w in study.waves}
+    scale, digits, unit = _units(measure)
+    estimate, low, high = (row[k] * scale for k in ("estimate", "ci_low", "ci_high"))
+    subject = measure.label
+    if row["group"] != "all":
+        covariate, _, level = row["group"].partition("=")
+        subject = f"{subject}, among councils with {covariate} {level},"
+    evidence = (f"(estimate {fmt_number(estimate, digits, signed=True)}{unit}, 95% CI {fmt_number(low, digits)} to "
+                f"{fmt_number(high, digits)}; q {'' if row['q_value'] < 0.001 else '= '}{fmt_p(row['q_value'])})")
+    when = f"between “{labels.get(earlier, earlier)}” and “{labels.get(later, later)}”"
+    direction = _conclusion(row)
+    if direction == 0:
+        text = f"{subject}: no clear change {when} {evidence}; the interval includes zero."
+    else:
+        verb = "higher" if direction > 0 else "lower"
+        text = f"{subject} was {verb} at “{labels.get(later, later)}” than at “{labels.get(earlier, earlier)}” {evidence}."
+        if not row["q_value"] < 0.05:
+            text += (" Allowing for the number of measures tested, this could be chance.")
+    few = str(row.get("flag", "") or "") == "few councils" or row["n_councils"] < study.models.flag_councils
+    if few:
+        text += f" It rests on only {int(row['n_councils'])} councils, so treat it with caution."
+    others = agreement(contrasts, row)
+    if others:
+        text += f" Not every model agrees: the {', '.join(others)} reached a different conclusion."
+    return text
+
+
+def key_findings(contrasts: pd.DataFrame, study: Study, min_cell: int | None = None, group: str = "all") -> list[Finding]:
+    """One finding per modelled measure: its primary model's contrast of the last wave it was asked
+    in against the first, in the study's measure order. With ``min_cell`` (the public report), a
+    contrast resting on fewer councils is withheld rather than described."""
+    findings = []
+    # every model's row of each measure, contrast and group, found once (a national study has thousands of rows)
+    keyed = dict(tuple(contrasts.groupby(["measure", "contrast", "group"], sort=False)))
+    for measure in study.measures:
+        model = PRIMARY.get(measure.type)
+        waves = [w for w in study.wave_ids if w in measure.waves]
+        if model is None or len(waves) < 2:
+            continue
+        contrast = f"{waves[-1]} - {waves[0]}"
+        models = keyed.get((measure.name, contrast, group), contrasts.iloc[:0])
+        rows = models[models["model"] == model]
+        if rows.empty or pd.isna(rows.iloc[0]["estimate"]):
+            continue
+        row = rows.iloc[0]
+        withheld = min_cell is not None and row["n_councils"] < min_cell
+        text = (f"{measure.label}: {MARK} withheld because it rests on fewer than {min_cell} councils." if withheld
+                else sentence(row, study, models))
+        findings.append(Finding(measure.name, model, contrast, group, text, float(row["estimate"]),
+                                float(row["ci_low"]), float(row["ci_high"]), float(row["q_value"]), withheld))
+    return findings

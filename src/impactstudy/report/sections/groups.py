@@ -1,0 +1,87 @@
+"""The groups section: change by each ``group_by`` covariate (trajectories and forest plots).
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+
+from impactstudy.report import figures, summaries
+from impactstudy.report.blocks import (
+    PANELS_PER_CHART, TRAJECTORY_NUMERIC, contrast_data, trajectory_data, trajectory_figure,
+)
+from impactstudy.report.context import Context, Section
+from impactstudy.report.tables import count_mask, counts_text, partition_mask, table
+from impactstudy.study.config import Measure
+
+
+def headline_measures(ctx: Context, measures: list[Measure], groups: list[str]) -> list[Measure]:
+    """At most :data:`PANELS_PER_CHART` measures whose groups' LMM changes from the first wave to the last
+    differ most (published estimates only), in study order; the first ones when there are no contrasts."""
+    if len(measures) <= PANELS_PER_CHART:
+        return measures
+    contrasts = ctx.inputs.contrasts
+    spread = pd.Series(dtype=float)
+    if not contrasts.empty:
+        last = f"{ctx.study.wave_ids[-1]} - {ctx.study.wave_ids[0]}"
+        rows = contrasts[(contrasts["model"] == "lmm") & (contrasts["contrast"] == last)
+                         & contrasts["group"].isin([g for g in groups if g != summaries.ALL])]
+        rows = rows[~count_mask(rows["n_councils"], ctx.threshold) & rows["estimate"].notna()]
+        spread = rows.groupby("measure")["estimate"].agg(lambda e: e.max() - e.min())
+    order = {m.name: i for i, m in enumerate(measures)}
+    ranked = sorted(measures, key=lambda m: (-spread.get(m.name, -np.inf), order[m.name]))
+    keep = {m.name for m in ranked[:PANELS_PER_CHART]}
+    return [m for m in measures if m.name in keep]
+
+
+def build(ctx: Context) -> Section | None:
+    """Change by each ``group_by`` covariate: trajectories and forest plots; None without groups."""
+    if not ctx.group_by:
+        return None
+    measures = ctx.change_measures()
+    if not measures:
+        return None
+    s = Section("groups", "Differences by group",
+                f"Change broken down by {', '.join(ctx.group_by)}. Groups are small, so intervals are wide; a "
+                "difference between groups is only suggested where their intervals barely overlap.")
+    names = [m.name for m in measures]
+    traj = ctx.trajectories[ctx.trajectories["measure"].isin(names)]
+    for covariate in ctx.group_by:
+        groups = [summaries.ALL] + sorted(g for g in set(traj["group"]) if g.startswith(f"{covariate}="))
+        headline = headline_measures(ctx, measures, groups)
+        title = f"Effectiveness over time by {covariate}"
+        if len(headline) < len(measures):
+            s.text(f"With {len(measures)} measures, the chart shows the {len(headline)} whose change from the first "
+                   f"wave to the last differs most between groups of {covariate}; the table after it gives every "
+                   "measure's group means, and the forest plot below every measure's change by group.")
+            title += f": the {len(headline)} measures whose groups differ most"
+        trajectory_figure(ctx, s, traj, headline, groups, f"trajectories_by_{covariate}", title)
+        if len(headline) < len(measures):
+            every = traj[traj["group"].isin(groups)].reset_index(drop=True)
+            s.table(table(f"trajectories-by-{covariate}-all", f"Mean of council means by {covariate}, every measure",
+                          trajectory_data(ctx, every)[1], numeric=list(TRAJECTORY_NUMERIC)))
+        contrasts = ctx.inputs.contrasts
+        if contrasts.empty:
+            continue
+        last = f"{ctx.study.wave_ids[-1]} - {ctx.study.wave_ids[0]}"
+        rows = contrasts[contrasts["measure"].isin(names) & (contrasts["model"] == "lmm") & (contrasts["contrast"] == last)
+                         & contrasts["group"].isin(groups)].copy()
+        if rows.empty:
+            continue
+        rows["withheld"] = count_mask(rows["n_councils"], ctx.threshold)
+        sec_mask = partition_mask(rows, ["measure"], "group", summaries.ALL, "n_councils", ctx.threshold)
+        frame = pd.DataFrame({"row": rows["measure"], "series": rows["group"],
+                              "estimate": rows["estimate"].where(~rows["withheld"]),
+                              "ci_low": rows["ci_low"].where(~rows["withheld"]), "ci_high": rows["ci_high"].where(~rows["withheld"])})
+        title = f"Change from {ctx.wave_labels[ctx.study.wave_ids[0]].lower()} to the last wave, by {covariate}"
+        subtitle = "Change in mean score (linear mixed model with a wave × group interaction), 95% confidence intervals"
+        data = contrast_data(ctx, rows)
+        data["Councils"] = counts_text(rows["n_councils"], sec_mask | rows["withheld"].to_numpy())
+        fig = (figures.forest_chart, (frame, [(m.name, m.label) for m in measures],
+                                   [(g, ctx.group_label(g)) for g in groups if g in set(rows["group"])], title, subtitle,
+                                   "Change in mean score",))
+        alt = f"Forest plot of the change in each measure by {covariate}. The table below gives every estimate."
+        s.figure(*ctx.chart(*fig, f"forest_by_{covariate}", title, subtitle, alt, data, f"Change by {covariate}",
+                             numeric=["Estimate", "95% CI", "q-value", "Councils"]))
+    return s

@@ -1,0 +1,97 @@
+"""The methods and data quality section: models fitted, missing answers, rows set aside, linkage.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+
+from impactstudy.report import summaries
+from impactstudy.report.context import Context, Section
+from impactstudy.report.disclosure import protect_counts
+from impactstudy.report.tables import count_mask, counts_text, table
+
+
+def build(ctx: Context) -> Section:
+    """Models fitted, missing answers, rows set aside and how responses were linked to councils."""
+    s = Section("methods", "Methods and data quality",
+                "How the results were produced, what is missing and why, and which rows the pipeline set aside.")
+    settings = ctx.inputs.models.get("settings", {})
+    s.heading("Models")
+    s.text("Change over time is estimated with a linear mixed model (random intercepts for councils, and for "
+           "respondents who answered more than once; Satterthwaite degrees of freedom), with a GEE (exchangeable "
+           "correlation within councils, robust errors), a proportional-odds model for Likert items and paired "
+           "council-level tests as checks. Binary items use McNemar's exact test. q-values are Benjamini–Hochberg "
+           "adjusted across measures within each model, comparison and group.")
+    if settings:
+        s.items([f"{k.replace('_', ' ')}: {v}" for k, v in sorted(settings.items()) if not isinstance(v, (dict, list))])
+    fits = ctx.inputs.models.get("fits", [])
+    if isinstance(fits, dict):
+        fits = [{"key": k, **v} for k, v in fits.items()]
+    if fits:
+        frame = pd.DataFrame(fits)
+        keep = [c for c in ("measure", "model", "group_by", "formula", "n_councils", "converged", "correction", "error") if c in frame]
+        shown = frame[keep].copy()
+        if "n_councils" in shown:
+            shown["n_councils"] = counts_text(shown["n_councils"], count_mask(shown["n_councils"], ctx.threshold))
+        if "measure" in shown:
+            shown["measure"] = [ctx.label(str(m)) for m in shown["measure"]]
+        shown = shown.astype(object).where(shown.notna(), "")
+        shown.columns = [c.replace("_", " ").capitalize() for c in shown.columns]
+        s.table(table("model-fits", "Models fitted", shown, numeric=["N councils"]))
+
+    s.heading("Missing answers")
+    missing = summaries.missing_reasons(ctx.inputs.panel, ctx.study)
+    if missing.empty:
+        s.text("No answers are missing.")
+    else:
+        pivot = missing.groupby(["measure", "reason"])["n"].sum().unstack(fill_value=0)
+        shown = pd.DataFrame({"Question": [ctx.label(m) for m in pivot.index]})
+        for reason in pivot.columns:
+            shown[reason] = counts_text(pivot[reason], count_mask(pivot[reason], ctx.threshold))
+        s.table(table("missing", "Missing answers by question and reason (all waves)", shown, numeric=list(shown.columns[1:]),
+                      notes=["'No answer' is an item left blank; other reasons are the survey's own answer options "
+                             "or values the pipeline could not accept (quarantined below)."]))
+
+    s.heading("Rows and values set aside")
+    waves = ctx.inputs.ingest_report.get("waves", [])
+    if waves:
+        counts = pd.DataFrame({"accepted": [w["rows_accepted"] for w in waves],
+                               "quarantined": [w["rows_quarantined"] for w in waves]},
+                              index=[ctx.wave_labels.get(w["wave"], w["wave"]) for w in waves]).astype(float)
+        if ctx.threshold is not None:
+            full, hidden = protect_counts(counts, ctx.threshold, rows=True, columns=True)
+        else:
+            full = counts.copy()
+            full["Total"] = full.sum(axis=1)
+            full.loc["Total"] = full.sum()
+            hidden = pd.DataFrame(False, index=full.index, columns=full.columns)
+        shown = pd.DataFrame({"Wave": list(full.index),
+                              "Rows accepted": counts_text(full["accepted"], hidden["accepted"].to_numpy()),
+                              "Rows set aside": counts_text(full["quarantined"], hidden["quarantined"].to_numpy()),
+                              "Rows read": counts_text(full["Total"], hidden["Total"].to_numpy())})
+        s.table(table("ingest", "Rows read from each raw file", shown, numeric=list(shown.columns[1:])))
+    quarantine = summaries.quarantine_summary(ctx.inputs.quarantine, ctx.inputs.link_quarantine)
+    if not quarantine.empty:
+        shown = pd.DataFrame({"Wave": [ctx.wave_labels.get(w, w) for w in quarantine["wave"]],
+                              "What": ["Whole row" if sc == "row" else "Single answer" for sc in quarantine["scope"]],
+                              "Reason": quarantine["reason"],
+                              "Number": counts_text(quarantine["n"], count_mask(quarantine["n"], ctx.threshold))})
+        s.table(table("quarantine", "Rows and answers set aside, by reason", shown, numeric=["Number"],
+                      notes=["Set-aside rows are listed one by one in quarantine.csv and quarantine_link.csv for the research team."]))
+    methods = ctx.inputs.linkage_summary.get("rows_by_method", {})
+    if methods:
+        names = {"code": "GSS or DfE code", "exact": "Exact name", "alias": "Known alternative name",
+                 "fuzzy": "Close spelling (checked)", "unmatched": "Not matched (set aside)"}
+        values = pd.Series([float(methods[k]) for k in methods])
+        if ctx.threshold is not None:
+            full, hidden = protect_counts(pd.DataFrame({"n": values.to_numpy()}), ctx.threshold, rows=False, columns=True)
+            mask = hidden["n"].to_numpy()
+        else:
+            full = pd.DataFrame({"n": np.append(values.to_numpy(), values.sum())})
+            mask = np.zeros(len(full), dtype=bool)
+        shown = pd.DataFrame({"How the council was identified": [names.get(k, k) for k in methods] + ["Total"],
+                              "Rows": counts_text(full["n"], mask)})
+        s.table(table("linkage", "How each response was linked to its council", shown, numeric=["Rows"]))
+    return s

@@ -1,0 +1,101 @@
+"""The sample section: responses and retention by wave, the councils' flow through the waves, the sample
+against the register of English upper-tier councils, and the attrition model.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+
+from impactstudy.report import figures, findings, summaries
+from impactstudy.report.context import Context, Section
+from impactstudy.report.disclosure import MARK, protect_counts
+from impactstudy.report.tables import count_mask, counts_text, interval, number, pct, table
+
+
+def build(ctx: Context) -> Section:
+    """Responses and retention by wave, the councils' flow through the waves, the sample against the
+    register, and the attrition model."""
+    s = Section("sample", "The sample", "Who answered each wave, how many councils stayed in the study, and "
+                "how the councils compare with all English upper-tier councils.")
+    part = summaries.participation(ctx.inputs.panel, ctx.study)
+    counts = ["councils", "respondents", "councils_retained", "respondents_retained"]
+    masks = {c: count_mask(part[c], ctx.threshold) for c in counts}
+    shown = pd.DataFrame({
+        "Wave": part["wave_label"],
+        "Councils": counts_text(part["councils"], masks["councils"]),
+        "Respondents": counts_text(part["respondents"], masks["respondents"]),
+        "Councils also in the first wave": counts_text(part["councils_retained"], masks["councils_retained"]),
+        "Council retention": [MARK if m else pct(v) for v, m in zip(part["council_retention"], masks["councils_retained"] | masks["councils"][0])],
+        "Respondents also in the first wave": counts_text(part["respondents_retained"], masks["respondents_retained"]),
+        "Respondent retention": [MARK if m else pct(v) for v, m in zip(part["respondent_retention"], masks["respondents_retained"] | masks["respondents"][0])],
+    })
+    s.table(table("responses", "Responses and retention by wave", shown, numeric=list(shown.columns[1:])))
+
+    flow = summaries.flow(ctx.inputs.linkage_summary.get("participation", {}), ctx.study)
+    flow_text = flow.astype(object)
+    flow_text["councils"] = counts_text(flow["councils"], count_mask(flow["councils"], ctx.threshold))
+    for k in range(len(flow)):
+        moves = flow.loc[k, ["stayed", "left", "joined"]].to_numpy(dtype=float)
+        # the three moves of a transition are withheld together: any two and the totals give the third
+        hide = ctx.threshold is not None and k > 0 and bool((moves < ctx.threshold).any())
+        for column in ("stayed", "left", "joined"):
+            flow_text.loc[k, column] = MARK if hide else ("–" if k == 0 else f"{int(flow.loc[k, column]):,}")
+    data = flow_text.rename(columns={"wave_label": "Wave", "councils": "Councils", "stayed": "Stayed from the previous wave",
+                                     "left": "Left after the previous wave", "joined": "Joined"}).drop(columns="wave")
+    title, subtitle = ("How councils moved through the waves",
+                       "Councils present at each wave; stayed, left and joined relative to the previous wave")
+    fig = (figures.flow_chart, (flow_text, title, subtitle))
+    first, last = flow_text.iloc[0], flow_text.iloc[-1]
+    alt = (f"Flow diagram: {first['councils']} councils at {first['wave_label']}, {last['councils']} at "
+           f"{last['wave_label']}. The table below gives every number.")
+    s.figure(*ctx.chart(*fig, "council_flow", title, subtitle, alt,
+                         data, "Councils through the waves", numeric=list(data.columns[1:])))
+
+    register = summaries.sample_vs_register(ctx.inputs.linkage_summary)
+    for dimension, title in (("authority_type", "authority type"), ("region", "region")):
+        sub = register[register["dimension"] == dimension].reset_index(drop=True)
+        if sub.empty:
+            continue
+        counts = pd.DataFrame({"sample": sub["sample"].to_numpy(dtype=float)}, index=sub["category"])
+        if ctx.threshold is not None:
+            full, hidden = protect_counts(counts, ctx.threshold, rows=False, columns=True)
+            sample_mask = hidden["sample"].to_numpy()
+        else:
+            full = counts.copy()
+            full.loc["Total"] = counts.sum()
+            sample_mask = np.zeros(len(full), dtype=bool)
+        reg = np.append(sub["register"].to_numpy(dtype=float), sub["register"].sum())
+        shown = pd.DataFrame({
+            title.capitalize(): [str(c).replace("_", " ") for c in full.index],
+            "Councils in the study": counts_text(full["sample"], sample_mask),
+            "Councils in England": [f"{int(v):,}" for v in reg],
+            "Share of councils in the study": [MARK if m else pct(a / b if b else np.nan)
+                                               for a, b, m in zip(full["sample"], reg, sample_mask)],
+        })
+        s.table(table(f"sample-{dimension}", f"The sample against the register of English upper-tier councils, by {title}",
+                      shown, numeric=list(shown.columns[1:])))
+
+    attrition = ctx.inputs.estimates[ctx.inputs.estimates.get("model", pd.Series(dtype=str)) == "attrition_logit"] \
+        if "model" in ctx.inputs.estimates else pd.DataFrame()
+    s.heading("Who stayed in the study")
+    if attrition.empty:
+        fits = ctx.inputs.models.get("fits", [])
+        reasons = sorted({f"{str(f.get('measure', '')).replace('took_part:', 'Taking part at ')}: {f['error']}"
+                          for f in (fits if isinstance(fits, list) else []) if f.get("model") == "attrition_logit" and f.get("error")})
+        s.text("No attrition model was fitted." + (" " + "; ".join(reasons) + "." if reasons else ""))
+    else:
+        s.text("A logistic model of taking part in each later wave, by the council characteristics the study records, "
+               "shows whether the councils that stayed differ from those that left. Estimates are log odds ratios; "
+               "a retention-weighted GEE (gee_ipw) in the methods tables checks whether the conclusions depend on who stayed.")
+        hide = ctx.threshold is not None and ctx.inputs.linkage_summary.get("councils", 0) < ctx.threshold
+        shown = pd.DataFrame({
+            "Outcome and term": [f"{m.replace('took_part:', 'Took part at ')}: {t}" for m, t in zip(attrition["measure"], attrition["term"])],
+            "Log odds ratio": [MARK if hide else number(v) for v in attrition["estimate"]],
+            "95% CI": [MARK if hide else interval(lo, hi) for lo, hi in zip(attrition["ci_low"], attrition["ci_high"])],
+            "p-value": [MARK if hide else findings.fmt_p(p) for p in attrition["p_value"]],
+        })
+        s.table(table("attrition-model", "Attrition model: taking part in each later wave", shown,
+                      numeric=["Log odds ratio", "95% CI", "p-value"]))
+    return s

@@ -1,0 +1,20 @@
+"""The Jinja environment of the report's templates (``impactstudy/report/templates``): autoescaping always
+on, so text from the data (answers, roles, quarantine reasons) is always text, never markup; only SVG
+this package generated is marked safe."""
+
+from __future__ import annotations
+
+import functools
+
+import jinja2
+
+from impactstudy.report.disclosure import MARK
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The template environment: package templates, autoescaping always on, undefined names an error."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("impactstudy.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals["MARK"] = MARK
+    return env

@@ -1,0 +1,235 @@
+"""Rerun only what changed: no-op runs, touched and changed files, new waves, late returns, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from impactstudy import stages
+from impactstudy.errors import LockError
+from impactstudy.pipeline import lastrun
+from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.steps import Manifest, study_lock
+from impactstudy.report.changes import compare
+
+from conftest import write_mini_study
+
+LATE_ROW = "Hartlepool,F,Partner,Good,Yes,late return\r\n"
+
+
+@pytest.fixture()
+def mini(tmp_path):
+    write_mini_study(tmp_path)
+    stages.run("mini", ["link"], root=tmp_path)
+    return StudyPaths(tmp_path.resolve(), "mini")
+
+
+def stale(paths: StudyPaths) -> dict[str, list[str]]:
+    return {name: reasons for name, reasons in stages.status("mini", root=paths.root)
+            if reasons and name.split(":")[0] in ("ingest", "link")}
+
+
+def test_second_run_does_nothing(mini):
+    assert stages.run("mini", ["link"], root=mini.root) == []
+    assert stale(mini) == {}
+
+
+def test_touched_file_does_not_rerun(mini):
+    raw = mini.raw / "w1.sav"
+    later = time.time() + 60
+    os.utime(raw, (later, later))
+    assert stale(mini) == {}
+    assert stages.run("mini", ["link"], root=mini.root) == []
+
+
+def test_changed_file_reruns_its_wave_and_what_follows_and_status_names_it(mini):
+    csv = mini.raw / "w2.csv"
+    csv.write_bytes(csv.read_bytes().replace(b"Very good", b"Good"))
+    reasons = stale(mini)
+    assert reasons["ingest:w2"] == ["input data/raw/mini/w2.csv changed"]
+    assert "ingest:w1" not in reasons
+    assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w2", "ingest", "link"]
+
+
+def test_changed_setting_reruns(mini):
+    toml = mini.config
+    toml.write_text(toml.read_text().replace('label = "Percent"', 'label = "Per cent"'))
+    assert stale(mini)["ingest:w1"] == ["its settings in study.toml changed"]
+    # the wave is re-ingested; its quarantine and report pieces are unchanged, so "ingest" need not rerun
+    assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w1", "link"]
+
+
+def test_late_returns_reingest_that_wave_only(mini):
+    before = pd.read_parquet(mini.wave_file("w2"))
+    csv = mini.raw / "w2.csv"
+    csv.write_bytes(csv.read_bytes() + LATE_ROW.encode())
+    ran = stages.run("mini", ["link"], root=mini.root)
+    assert ran == ["ingest:w2", "ingest", "link"]
+    after = pd.read_parquet(mini.wave_file("w2"))
+    assert len(after) == len(before) + 1
+    assert after["note"].iloc[-1] == "late return"
+
+
+def test_new_wave_is_a_config_edit(mini):
+    (mini.raw / "w3.csv").write_bytes("Council,ID,Role,Q1 effectiveness\r\nHartlepool,A,Strategic lead,Good\r\n".encode())
+    text = mini.config.read_text()
+    text = text.replace('[[measures]]\nname = "eff"', '[[waves]]\nid = "w3"\nfile = "w3.csv"\nfieldwork_end = 2016-03-31\n'
+                        'council = "Council"\nrespondent = "ID"\nrole = "Role"\n\n[[measures]]\nname = "eff"', 1)
+    text = text.replace('columns = { w1 = "q1", w2 = "Q1 effectiveness" }',
+                        'columns = { w1 = "q1", w2 = "Q1 effectiveness", w3 = "Q1 effectiveness" }')
+    mini.config.write_text(text)
+    ran = stages.run("mini", ["link"], root=mini.root)
+    assert "ingest:w3" in ran and "ingest:w2" not in ran and "link" in ran
+    panel = pd.read_parquet(mini.panel_long)
+    assert set(panel["wave"].astype(str)) == {"w1", "w2", "w3"}
+
+
+def test_a_second_run_stops_with_a_clear_message_while_one_holds_the_lock(mini):
+    with study_lock(mini):
+        with pytest.raises(LockError, match="another impactstudy run is working on study 'mini'"):
+            stages.run("mini", ["link"], root=mini.root)
+
+
+def test_a_waiting_run_goes_ahead_once_the_lock_is_free(mini):
+    held = threading.Event()
+
+    def hold() -> None:
+        with study_lock(mini):
+            held.set()
+            time.sleep(0.6)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    started = time.monotonic()
+    assert stages.run("mini", ["link"], root=mini.root, wait=10) == []
+    assert time.monotonic() - started >= 0.3  # it waited for the holder
+    thread.join()
+
+
+def test_compare_reports_rows_councils_and_estimates():
+    previous = {"raw_files": {"a.sav": "1", "b.csv": "2"}, "rows_accepted": {"w1": 10, "w2": 5},
+                "councils": ["E1", "E2"], "estimates": {"m|w2 - w1|all": 0.5, "m2|w2 - w1|all": 0.1}}
+    current = {"raw_files": {"a.sav": "1", "b.csv": "3", "c.sav": "4"}, "rows_accepted": {"w1": 10, "w2": 7, "w3": 4},
+               "councils": ["E1", "E2", "E3"], "estimates": {"m|w2 - w1|all": 0.6, "m2|w2 - w1|all": 0.1}}
+    diff = compare(previous, current)
+    assert diff["rows_added"] == {"w2": 2, "w3": 4}
+    assert diff["new_waves"] == ["w3"]
+    assert diff["councils_newly_linked"] == ["E3"]
+    assert diff["raw_files_changed"] == ["b.csv"]
+    assert [m["key"] for m in diff["estimates_moved"]] == ["m|w2 - w1|all"]
+    assert diff["estimates_moved"][0]["change"] == pytest.approx(0.1)
+    assert compare(None, current) == {"first_run": True}
+
+
+def test_a_run_removes_temporary_files_a_killed_run_left(mini):
+    leftover = mini.processed / "waves" / ".w1.parquet.abc123.tmp"
+    leftover.write_bytes(b"partial")
+    kept = mini.processed / "notes.tmp"  # not one of ours: left alone
+    kept.write_bytes(b"x")
+    stages.run("mini", ["link"], root=mini.root)
+    assert not leftover.exists()
+    assert kept.exists()
+
+
+# ------------------------------------------------------------- the no-op fast path (impactstudy.pipeline.lastrun)
+
+LINKED = ("ingest", "link")
+HEAVY = ("pandas", "pyarrow", "numpy", "statsmodels", "matplotlib", "scipy")
+
+
+def fast(paths: StudyPaths, stage_names=LINKED, audience=None) -> list[str] | None:
+    """What the fast path answers now (None: it defers to the slow path)."""
+    return lastrun.current_steps(paths, lastrun.seen(paths), stage_names, audience)
+
+
+def test_noop_rerun_answers_without_importing_the_stages(mini):
+    code = ("import sys, json\nfrom impactstudy import stages\n"
+            f"ran = stages.run('mini', ['link'], root={str(mini.root)!r})\n"
+            f"print(json.dumps([ran, [m for m in {HEAVY!r} if m in sys.modules]]))")
+    # the first run records this interpreter's view of the code (others may be editing the tree)
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [[], []]
+
+
+def test_fast_path_covers_the_stages_run_and_its_steps_in_order(mini):
+    assert fast(mini) == ["ingest:w1", "ingest:w2", "ingest", "link"]
+    assert fast(mini, ("ingest",)) == ["ingest:w1", "ingest:w2", "ingest"]
+    assert fast(mini, ("ingest", "link", "model")) is None  # never run: the slow path says why
+    assert fast(mini, LINKED, audience="public") is None  # no report was recorded for any audience
+
+
+def test_touched_file_falls_back_then_is_fast_again(mini):
+    raw = mini.raw / "w1.sav"
+    later = time.time() + 60
+    os.utime(raw, (later, later))
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == []  # hashed: same bytes, nothing reruns
+    assert fast(mini) == ["ingest:w1", "ingest:w2", "ingest", "link"]
+
+
+def test_changed_config_or_salt_falls_back(mini):
+    mini.config.write_text(mini.config.read_text() + "\n# a comment\n")
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == []  # same settings: nothing reruns
+    assert fast(mini) is not None
+    mini.secret_salt.write_bytes(b"another-salt")
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root)[:2] == ["ingest:w1", "ingest:w2"]
+
+
+def test_changed_output_falls_back_and_is_rewritten(mini):
+    before = mini.linkage.read_bytes()
+    mini.linkage.write_bytes(before + b"x")
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == ["link"]
+    assert mini.linkage.read_bytes() == before
+
+
+def test_retargeted_raw_symlink_reruns_that_wave(mini):
+    elsewhere = mini.raw / "versions"  # raw files must resolve inside the raw folder
+    elsewhere.mkdir()
+    raw = mini.raw / "w2.csv"
+    original = elsewhere / "w2_v1.csv"
+    original.write_bytes(raw.read_bytes())
+    raw.unlink()
+    raw.symlink_to(original)
+    stages.run("mini", ["link"], root=mini.root)
+    assert fast(mini) is not None
+    changed = elsewhere / "w2_v2.csv"
+    changed.write_bytes(original.read_bytes() + LATE_ROW.encode())
+    raw.unlink()
+    raw.symlink_to(changed)
+    assert fast(mini) is None
+    assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w2", "ingest", "link"]
+
+
+def test_a_step_writing_the_manifest_drops_the_record(mini):
+    manifest = Manifest(mini)
+    manifest.save()  # what run_steps does after each step
+    assert lastrun.KEY not in json.loads(mini.manifest.read_text())
+    assert fast(mini) is None
+
+
+def test_force_takes_the_slow_path(mini):
+    assert stages.run("mini", ["link"], root=mini.root, force=True) == ["link"]
+
+
+def test_fast_path_still_removes_leftovers_under_the_lock(mini):
+    leftover = mini.processed / ".linkage.csv.abc123.tmp"
+    leftover.write_bytes(b"partial")
+    assert fast(mini) is not None
+    with study_lock(mini):
+        with pytest.raises(LockError):
+            stages.run("mini", ["link"], root=mini.root)
+    assert leftover.exists()
+    assert stages.run("mini", ["link"], root=mini.root) == []
+    assert not leftover.exists()
