@@ -7,16 +7,8 @@ public interface.
 """
 
 from impactstudy.councils.register import (
-    FUZZY_CUTOFF,
-    FUZZY_MARGIN,
-    RESULT_COLUMNS,
-    councils_on,
-    load_aliases,
-    load_register,
-    normalise,
-    resolve,
-    resolve_to_csv,
-    same_authority_code,
+    FUZZY_CUTOFF, FUZZY_MARGIN, RESULT_COLUMNS, councils_on, load_aliases, load_register, normalise, resolve,
+    resolve_to_csv, same_authority_code,
 )
 
 __all__ = ["FUZZY_CUTOFF", "FUZZY_MARGIN", "RESULT_COLUMNS", "councils_on", "load_aliases", "load_register",

@@ -4,7 +4,6 @@ contrasts behind a forest plot.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
@@ -16,6 +15,7 @@ from impactstudy.study.config import Measure
 
 PANELS_PER_CHART = 6  # trajectory small multiples per chart: readable, and charts render in parallel
 TRAJECTORY_NUMERIC = ("Mean", "95% CI", "Councils", "Respondents")
+
 
 def trajectory_figure(ctx: Context, s: Section, traj: pd.DataFrame, measures: list[Measure], groups: list[str], name: str,
                        title: str) -> None:

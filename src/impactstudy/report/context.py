@@ -23,6 +23,7 @@ from impactstudy.study.config import Measure, Study
 
 AUDIENCES = ("public", "internal")
 
+
 @dataclass
 class Section:
     """A report section: heading, intro and an ordered list of blocks (paragraphs, tables, figures)."""

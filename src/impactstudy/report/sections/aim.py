@@ -4,7 +4,6 @@ LMM forest plot and every model side by side), single-wave measures, coded theme
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 from impactstudy.report import figures, findings, summaries
@@ -15,6 +14,7 @@ from impactstudy.report.tables import count_mask, counts_text, interval, number,
 from impactstudy.study.config import Aim, Measure
 
 MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcnemar")
+
 
 def _option_set(ctx: Context, s: Section, parent: str, coded: bool = False) -> None:
     members = ctx.study.set_members(parent)

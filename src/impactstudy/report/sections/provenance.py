@@ -4,6 +4,7 @@ previous report, when and by what the report was built.
 
 from __future__ import annotations
 
+from importlib import metadata
 
 import pandas as pd
 
@@ -11,9 +12,8 @@ from impactstudy import __version__
 from impactstudy.report.context import Context, Section
 from impactstudy.report.tables import table
 
-from importlib import metadata
-
 PACKAGES = ("impactstudy", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "pyarrow", "pyreadstat")
+
 
 def build(ctx: Context) -> Section:
     """Input files and their SHA-256, software versions, what changed since the previous report."""

@@ -4,7 +4,6 @@ against the register of English upper-tier councils, and the attrition model.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-
-
 from impactstudy.report import findings
 from impactstudy.report.context import Context, Section
 
