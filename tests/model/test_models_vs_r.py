@@ -115,7 +115,8 @@ def test_lmm_fixed_effects_and_variance_components_agree_with_lme4(reference: di
         np.testing.assert_allclose(ours["df"], fit["df"], rtol=1e-4)
         record = records[(fit["measure"], fit["group_by"])]
         assert record["n_obs"] == fit["n_obs"]
-        for part in ("var_council", "var_respondent", "var_residual"):
+        assert record["formula"] == fit["formula"]
+        for part in ("var_council", "var_council_wave", "var_respondent", "var_residual"):
             assert record[part] == pytest.approx(fit[part], rel=1e-3), part
         assert record["reml_criterion"] == pytest.approx(fit["reml_criterion"], rel=1e-6)
 

@@ -4,8 +4,10 @@
 # Likert 1-5, and improvement_plan, 0/1; written by demo_panel_export.py) and fits every model the
 # pipeline fits to those measures, overall and within each level of the council covariate `status`:
 #
-#   lmm       lmer(value ~ wave [* status] + (1 | council_code) + (1 | council_code:respondent_id)),
-#             REML; lmerTest::contest1D (Satterthwaite df) for each contrast
+#   lmm       lmer(value ~ wave [* status] + (1 | council_code) + (1 | council_code:wave) +
+#             (1 | council_code:respondent_id)), REML; lmerTest::contest1D (Satterthwaite df) for each
+#             contrast (the council:wave term only while there are fewer council x wave cells than rows,
+#             as in the pipeline)
 #   gee       geeglm(value ~ wave [* status], id = council, corstr = "exchangeable", std.err = "san.se"),
 #             normal reference. The pipeline uses Mancl-DeRouen bias-reduced SEs with a t reference only
 #             below [models] few_councils (20 in the demo); the demo panel has 40 councils, so plain
@@ -102,14 +104,17 @@ for (measure in c("eff_leadership", "eff_voice", "improvement_plan")) {
     rhs <- if (by_status) "wave * status" else "wave"
     if (measure != "improvement_plan") {
       # ---- LMM with Satterthwaite contrasts ----------------------------------------------------
-      m <- lmer(as.formula(paste("value ~", rhs, "+ (1 | council_code) + (1 | council_code:respondent_id)")),
+      cw <- if (nlevels(interaction(d$council_code, d$wave, drop = TRUE)) < nrow(d)) "+ (1 | council_code:wave)" else ""
+      m <- lmer(as.formula(paste("value ~", rhs, "+ (1 | council_code)", cw, "+ (1 | council_code:respondent_id)")),
                 data = d, REML = TRUE, control = ctrl)
       vc <- as.data.frame(VarCorr(m))
       co <- summary(m)$coefficients
       lmm_fits[[length(lmm_fits) + 1]] <- list(
         measure = measure, group_by = if (by_status) "status" else "", terms = rownames(co),
         beta = unname(fixef(m)), se = unname(co[, "Std. Error"]), df = unname(co[, "df"]),
+        formula = paste(trimws(deparse(formula(m))), collapse = " "),
         var_council = vc$vcov[vc$grp == "council_code"],
+        var_council_wave = if (cw == "") NA else vc$vcov[vc$grp == "council_code:wave"],
         var_respondent = vc$vcov[vc$grp == "council_code:respondent_id"],
         var_residual = vc$vcov[vc$grp == "Residual"], reml_criterion = unname(REMLcrit(m)),
         n_obs = nobs(m), singular = isSingular(m))

@@ -27,7 +27,7 @@ from impactstudy.errors import DataError
 from impactstudy.model.stats import tidy
 from impactstudy.model.stats.gee import fit_gee
 from impactstudy.model.stats.group_differences import difference_rows, interaction_matrix, joint_test
-from impactstudy.model.stats.lmm import fit_lmm
+from impactstudy.model.stats.lmm import DDF_NAMES, Ddf, fit_lmm, fit_summary
 from impactstudy.model.stats.ordinal import fit_ordinal
 from impactstudy.model.stats.paired import paired_t, wilcoxon_signed_rank
 from impactstudy.model.stats.proportions import mcnemar_paired
@@ -41,7 +41,8 @@ DEFAULT_MODELS = {
     "numeric": ("lmm", "gee", "paired_t", "wilcoxon"),
     "binary": ("mcnemar", "gee"),
 }
-SATTERTHWAITE = "Satterthwaite df (as lmerTest)"
+SATTERTHWAITE = DDF_NAMES["satterthwaite"]
+LMM_DDF: Ddf = "satterthwaite"  # the LMM rows' df method (lmm_rows(ddf=...) for the other: "kenward-roger")
 FEW_COUNCILS = "few councils"
 
 
@@ -114,42 +115,65 @@ def _codes(values: pd.Series) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- LMM
 
 
-def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str],
-             group: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """LMM contrasts (Satterthwaite df), its coefficients, and its ``models.json`` record.
+def council_wave_identifiable(data: pd.DataFrame) -> bool:
+    """True when the council x wave term can be fitted: fewer council x wave cells than rows (lme4's
+    rule). With one answer per council and wave the term is the residual itself, and the model
+    without it already lets each council's change vary."""
+    council, wave = (_codes(data[c]) for c in ("council_code", "wave"))
+    return len(np.unique(council * (int(wave.max(initial=0)) + 1) + wave)) < len(data)
 
-    An empty wave x group cell makes only the contrasts that need it NaN (with a warning), as in the
-    other models: the design drops the interaction column it aliases.
+
+def lmm_formula(group: str | None, council_wave: bool, nested: bool) -> str:
+    """The lme4 formula of the model stage's LMM."""
+    return ("value ~ wave" + (f" * {group}" if group else "") + " + (1 | council_code)"
+            + (" + (1 | council_code:wave)" if council_wave else "")
+            + (" + (1 | council_code:respondent_id)" if nested else ""))
+
+
+def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str], group: str | None,
+             ddf: Ddf = LMM_DDF) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """LMM contrasts, its coefficients, and its ``models.json`` record.
+
+    ``value ~ wave [* group] + (1 | council_code) + (1 | council_code:wave)``, plus
+    ``(1 | council_code:respondent_id)`` when respondents recur: each council may change by its own
+    amount, so a contrast is replicated by councils, not respondents. ``ddf`` is the df method
+    (``"satterthwaite"`` or ``"kenward-roger"``), named in the rows' ``correction``. A boundary fit (a
+    variance estimated as 0) is a result: its rows' ``warning`` and the record's ``boundary`` say which
+    term. An empty wave x group cell makes only the contrasts that need it NaN (with a warning), as in
+    the other models: the design drops the interaction column it aliases.
     """
     sample = tidy.sample(data, wave_order, group, require_respondent=True)
     d = sample.frame
     nested = recurring_respondents(d)
-    formula = "value ~ wave" + (f" * {group}" if group else "") + " + (1 | council_code)" + (
-        " + (1 | council_code:respondent_id)" if nested else "")
-    record: dict[str, Any] = {"formula": formula, "n_obs": len(d), "n_councils": int(d["council_code"].nunique()),
-                              "correction": SATTERTHWAITE}
+    council_wave = council_wave_identifiable(d)
+    correction = DDF_NAMES[ddf]
+    record: dict[str, Any] = {"formula": lmm_formula(group, council_wave, nested), "n_obs": len(d),
+                              "n_councils": int(d["council_code"].nunique()), "correction": correction}
+    notes = [] if council_wave else ["no council:wave term: one answer per council and wave"]
     contrasts = tidy.default_contrasts(wave_order)
     try:
         design = sample.design()
-        # integer codes: the fit needs only which rows share a council or respondent
+        # integer codes: the fit needs only which rows share a council, a wave or a respondent
         fit = fit_lmm(d["value"].to_numpy(), design.X, design.columns, d["council_code"].cat.codes.to_numpy(),
-                      d["respondent_id"].to_numpy() if nested else None)
+                      d["respondent_id"].to_numpy() if nested else None,
+                      d["wave"].cat.codes.to_numpy() if council_wave else None, ddf=ddf)
     except (DataError, ValueError, np.linalg.LinAlgError) as err:
         reason = str(err)
         record.update(converged=False, error=reason)
-        rows = tidy.wald_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=None, test=None,
+        rows = tidy.wald_rows("lmm", sample, contrasts, correction=correction, design=None, test=None,
                               warning=f"LMM could not be fitted: {reason}")
-        rows = pd.concat([rows, difference_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=None,
+        rows = pd.concat([rows, difference_rows("lmm", sample, contrasts, correction=correction, design=None,
                                                 test=None, warning=f"LMM could not be fitted: {reason}")], ignore_index=True)
         return rows, pd.DataFrame(columns=ESTIMATE_COLUMNS), record
-    warning = tidy.join_warnings(*fit.warnings)
-    record.update(converged=fit.converged, warnings=list(fit.warnings), var_council=fit.var_council,
-                  var_respondent=fit.var_respondent, var_residual=fit.var_residual,
-                  reml_criterion=fit.reml_criterion, n_groups=dict(fit.n_groups))
-    rows = tidy.wald_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=design,
+    warning = tidy.join_warnings(*fit.warnings, *notes)
+    summary = fit_summary(fit)
+    record.update({k: summary[k] for k in ("converged", "var_council", "var_council_wave", "var_respondent",
+                                           "var_residual", "reml_criterion", "n_groups", "boundary")},
+                  warnings=list(fit.warnings) + notes)
+    rows = tidy.wald_rows("lmm", sample, contrasts, correction=correction, design=design,
                           test=fit.contrast, warning=warning)
     if group:  # the difference in change between groups, and the joint wave x group test
-        rows = pd.concat([rows, difference_rows("lmm", sample, contrasts, correction=SATTERTHWAITE, design=design,
+        rows = pd.concat([rows, difference_rows("lmm", sample, contrasts, correction=correction, design=design,
                                                 test=fit.contrast, warning=warning)], ignore_index=True)
         record["interaction"] = joint_test(fit, interaction_matrix(design))
     return rows, fit.summary_frame().assign(warning=warning), record
