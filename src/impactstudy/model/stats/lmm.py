@@ -618,7 +618,13 @@ def fit_lmm(
     converged = converged and not any(m.startswith("failed") for m in hess_messages)
     jac = [sigma2 * 2.0 * th * a_inv @ g[: b.p, : b.p] @ a_inv for th, g in zip(theta, tt.gram[list(b.active)])]
     jac.append(2.0 * sigma * a_inv)
-    kr = _kenward_roger(b, np.r_[t * sigma2, sigma2], vcov)
+    try:
+        kr = _kenward_roger(b, np.r_[t * sigma2, sigma2], vcov)
+    except (DataError, np.linalg.LinAlgError) as err:  # as lmerTest: the fit stands, KR is unavailable
+        k = len(b.active) + 1
+        kr = _KenwardRoger(vcov=np.full_like(vcov, np.nan), p_mats=np.full((k, b.p, b.p), np.nan),
+                           w=np.full((k, k), np.nan), condition=np.nan)
+        messages.append(f"Kenward-Roger adjustment not available ({err})")
 
     components = tuple(COMPONENTS[k] for k in b.active)
     variances = dict(zip(components, t * sigma2))
