@@ -18,8 +18,13 @@ def build(ctx: Context) -> Section:
                 "How the results were produced, what is missing and why, and which rows the pipeline set aside.")
     settings = ctx.inputs.models.get("settings", {})
     s.heading("Models")
-    s.text("Change over time is estimated with a linear mixed model (random intercepts for councils, and for "
-           "respondents who answered more than once; Satterthwaite degrees of freedom), with a GEE (exchangeable "
+    records = ctx.inputs.models.get("fits", [])
+    records = list(records.values()) if isinstance(records, dict) else records
+    ddf = next((str(f["correction"]) for f in records if f.get("model") == "lmm" and f.get("correction")),
+               "Satterthwaite df (as lmerTest)")
+    s.text("Change over time is estimated with a linear mixed model (random intercepts for councils, for each "
+           "council at each wave, so that councils may change by different amounts, and for respondents who "
+           f"answered more than once; {ddf}), with a GEE (exchangeable "
            "correlation within councils, robust errors), a proportional-odds model for Likert items and paired "
            "council-level tests as checks. Binary items use McNemar's exact test. q-values are Benjamini–Hochberg "
            "adjusted across measures within each model, comparison and group.")
