@@ -310,3 +310,48 @@ def test_without_council_wave_variance_the_model_is_the_nested_model(sizes, t, s
     dev_n, grad_n = _profiled_deviance(nested, np.array(t))
     assert dev_w == pytest.approx(dev_n, rel=1e-12, abs=1e-10)
     np.testing.assert_allclose(grad_w[[0, 2]], grad_n, rtol=1e-9, atol=1e-9)
+
+
+# ---- the model stage's LMM rows -----------------------------------------------------------------
+
+
+def test_lmm_rows_fit_the_council_wave_model_and_name_the_df_method() -> None:
+    from impactstudy.model import fitting
+
+    df = pd.read_csv(FIXTURES / "lmm_council_wave.csv")
+    ref = json.loads((FIXTURES / "lmm_council_wave.json").read_text())["wave"]["contrasts"]["w3 - w1"]
+    for ddf, want, name in [("satterthwaite", ref, "Satterthwaite df (as lmerTest)"),
+                            ("kenward-roger", ref["kr"], "Kenward-Roger df and SE (as pbkrtest)")]:
+        rows, estimates, record = fitting.lmm_rows(df, WAVES, None, ddf=ddf)
+        assert record["formula"] == ("value ~ wave + (1 | council_code) + (1 | council_code:wave) + "
+                                     "(1 | council_code:respondent_id)")
+        assert (rows["correction"] == name).all() and record["correction"] == name
+        row = rows.set_index("contrast").loc["w3 - w1"]
+        assert row["estimate"] == pytest.approx(want["estimate"], rel=1e-6)
+        assert row["std_error"] == pytest.approx(want["se"], rel=1e-6)
+        assert row["df"] == pytest.approx(want["df"], rel=1e-6)
+        assert row["ci_low"] == pytest.approx(want["lower"], rel=1e-6)
+        assert record["var_council_wave"] > 0 and record["boundary"] == [] and record["converged"]
+        assert len(estimates) == 3
+
+
+def test_lmm_rows_report_a_boundary_fit_in_the_rows_and_the_record() -> None:
+    from impactstudy.model import fitting
+
+    df = pd.read_csv(FIXTURES / "lmm_council_wave_boundary.csv")
+    rows, _, record = fitting.lmm_rows(df, WAVES, None)
+    assert record["converged"] and record["boundary"] == ["council:wave"] and record["var_council_wave"] == 0.0
+    assert rows["estimate"].notna().all()
+    assert rows["warning"].str.contains("boundary (singular) fit: council:wave variance", regex=False).all()
+
+
+def test_lmm_rows_leave_out_the_council_wave_term_with_one_answer_per_council_and_wave() -> None:
+    from impactstudy.model import fitting
+
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"council_code": np.repeat([f"C{i}" for i in range(8)], 3), "wave": WAVES * 8,
+                       "respondent_id": np.arange(24), "value": rng.normal(size=24)})
+    rows, _, record = fitting.lmm_rows(df, WAVES, None)
+    assert record["formula"] == "value ~ wave + (1 | council_code)"
+    assert "no council:wave term: one answer per council and wave" in record["warnings"]
+    assert rows["warning"].str.contains("no council:wave term").all() and rows["estimate"].notna().all()
