@@ -75,9 +75,10 @@ class _Blocks:
     zz: np.ndarray  # (q, q): Z'Z
     nw: np.ndarray  # (councils, W): rows per council x wave
     zw: np.ndarray  # (councils, W, q): Zw'Z per council
-    nn: np.ndarray  # (councils, classes, W, W): sum of N_j N_j' over a class's respondents in a council
-    ns: np.ndarray  # (councils, classes, W, q): sum of N_j S_j'
-    outer: np.ndarray  # (classes, q, q): sum over a class of S_j S_j'
+    # (councils, W*W + W*q, classes): per (council, class), the sums of N_j N_j' (W x W) and of
+    # N_j S_j' (W x q) over the class's respondents, flattened, so that one product weights them all
+    per_class: np.ndarray
+    outer: np.ndarray  # (classes, q*q): sum over a class of S_j S_j', flattened
     size: np.ndarray  # (classes,): respondent block size m of each class
     count: np.ndarray  # (classes,): respondents in each class
     n: int
@@ -150,7 +151,10 @@ def _block_stats(y: np.ndarray, x: np.ndarray, council: np.ndarray, respondent: 
         levels["respondent"] = n_blocks
         largest[2] = sizes.max()
     active = tuple(k for k, name in enumerate(COMPONENTS) if name in levels)
-    return _Blocks(zz=z.T @ z, nw=nw.reshape(n_c, n_w), zw=zw.reshape(n_c, n_w, q), nn=nn, ns=ns, outer=outer,
+    n_k = len(size)
+    per_class = np.concatenate([nn.reshape(n_c, n_k, n_w * n_w), ns.reshape(n_c, n_k, n_w * q)], axis=2)
+    return _Blocks(zz=z.T @ z, nw=nw.reshape(n_c, n_w), zw=zw.reshape(n_c, n_w, q),
+                   per_class=np.ascontiguousarray(np.swapaxes(per_class, 1, 2)), outer=outer.reshape(n_k, q * q),
                    size=size, count=count, n=len(y), p=x.shape[1], active=active, levels=levels, largest=largest)
 
 
@@ -174,8 +178,13 @@ def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
     u = 1.0 / (1.0 + t3 * b.size)
     u2 = u**2
     q = b.zz.shape[0]
-    pw = b.nw[:, :, None] * np.eye(n_w) - t3 * np.tensordot(b.nn, u, axes=(1, 0))
-    qw = b.zw - t3 * np.tensordot(b.ns, u, axes=(1, 0))
+    n_c = b.nw.shape[0]
+    weights = np.column_stack([u, u2])
+    pooled = b.per_class @ weights  # (councils, W*W + W*q, 2): class sums weighted by u and by u^2
+    outer_u, outer_u2 = (weights.T @ b.outer).reshape(2, q, q)
+    split = n_w * n_w
+    pw = b.nw[:, :, None] * np.eye(n_w) - t3 * pooled[:, :split, 0].reshape(n_c, n_w, n_w)
+    qw = b.zw - t3 * pooled[:, split:, 0].reshape(n_c, n_w, q)
     g = t1 * np.ones((n_w, n_w)) + t2 * np.eye(n_w)
     m = np.eye(n_w) + g @ pw  # I + G Pw: same determinant as I + Pw G
     h = np.linalg.solve(m, np.broadcast_to(g, m.shape))  # (I + G Pw)^-1 G = G (I + Pw G)^-1, symmetric
@@ -184,19 +193,19 @@ def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
     if np.any(sign <= 0):
         raise DataError("lmm: variance ratios outside the positive-definite region")
     hq = h @ qw
-    mzz = b.zz - t3 * np.tensordot(u, b.outer, axes=1) - qw.reshape(-1, q).T @ hq.reshape(-1, q)
+    mzz = b.zz - t3 * outer_u - qw.reshape(-1, q).T @ hq.reshape(-1, q)
     logdet_w = float(b.count @ np.log1p(t3 * b.size) + np.sum(logdet_m))
     r = qw - pw @ hq  # Zw' W^-1 Z
     y = pw - pw @ h @ pw  # Zw' W^-1 Zw
     r1 = r.sum(axis=1)
-    ns2 = np.tensordot(b.ns, u2, axes=(1, 0))
-    nn2 = np.tensordot(b.nn, u2, axes=(1, 0))  # symmetric in its last two axes, as h
+    nn2 = pooled[:, :split, 1].reshape(n_c, n_w, n_w)  # symmetric in its last two axes, as h
+    ns2 = pooled[:, split:, 1].reshape(n_c, n_w, q)
     cross = ns2.reshape(-1, q).T @ hq.reshape(-1, q)
     rr = r.reshape(-1, q)
     grams = np.stack([
         r1.T @ r1,
         rr.T @ rr,
-        np.tensordot(u2, b.outer, axes=1) - cross - cross.T + hq.reshape(-1, q).T @ (nn2 @ hq).reshape(-1, q),
+        outer_u2 - cross - cross.T + hq.reshape(-1, q).T @ (nn2 @ hq).reshape(-1, q),
     ])
     grad_logdet_w = np.array([
         float(y.sum()),
@@ -204,10 +213,11 @@ def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
         float(b.count @ (b.size * u) - np.sum(h * nn2)),
     ])
     try:
-        a_chol = linalg.cholesky(mzz[:p, :p], lower=True)
+        a_chol = linalg.cholesky(mzz[:p, :p], lower=True, check_finite=False)
     except linalg.LinAlgError as err:  # unreachable after the rank check unless t is absurd
         raise DataError(f"lmm: X'V^-1X is not positive definite ({err}); check the design matrix") from err
-    beta = linalg.cho_solve((a_chol, True), mzz[:p, p])
+    a_inv = linalg.cho_solve((a_chol, True), np.eye(p), check_finite=False)
+    beta = a_inv @ mzz[:p, p]
     coef = np.r_[-beta, 1.0]
     return _Terms(
         a_chol=a_chol,
@@ -218,8 +228,8 @@ def _terms(b: _Blocks, t: np.ndarray) -> _Terms:
         mzz=mzz,
         grad_logdet_w=grad_logdet_w,
         # tr(A^-1 dA) with dA = -G_X, and the envelope theorem for the residual: -[-beta; 1]' G [-beta; 1]
-        grad_logdet_a=np.array([-np.trace(linalg.cho_solve((a_chol, True), gk[:p, :p])) for gk in grams]),
-        grad_rss=np.array([-float(coef @ gk @ coef) for gk in grams]),
+        grad_logdet_a=-np.einsum("pq,kqp->k", a_inv, grams[:, :p, :p]),
+        grad_rss=-np.einsum("p,kpq,q->k", coef, grams, coef),
         gram=grams,
     )
 
@@ -546,9 +556,9 @@ def _optimise(b: _Blocks) -> tuple[np.ndarray, bool, list[str]]:
     )
     t = np.asarray(res.x, dtype=float)
     dev, grad = _profiled_deviance(b, t)
-    for _ in range(8):
+    for _ in range(8):  # only when L-BFGS-B stopped on its function tolerance short of a flat gradient
         free = (t > 0) | (grad < 0)
-        if not free.any():
+        if not free.any() or np.max(np.abs(grad[free]) * np.maximum(t[free], 1.0)) < 1e-8:
             break
         h = 1e-5 * np.maximum(t, 1e-3)
         hess = _jacobian(lambda v: _profiled_deviance(b, v)[1], t, h)  # defined for t slightly below 0 too
