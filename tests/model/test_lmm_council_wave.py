@@ -279,7 +279,8 @@ def test_reml_gradient_vanishes_at_the_optimum_and_fit_ignores_row_order(seed, o
     np.testing.assert_allclose(grad[interior], 0.0, atol=1e-5)
     assert np.all(grad[~interior] > -1e-5)
     shuffled = _fit_frame(df.sample(frac=1.0, random_state=order).reset_index(drop=True))
-    np.testing.assert_allclose(shuffled.beta, fit.beta, rtol=1e-9, atol=1e-12)
+    # to the optimiser's tolerance: a millionth of a standard error
+    np.testing.assert_allclose(shuffled.beta, fit.beta, rtol=0, atol=1e-6 * float(np.sqrt(np.diag(fit.vcov)).min()))
     np.testing.assert_allclose(shuffled.reml_criterion, fit.reml_criterion, rtol=1e-12)
     np.testing.assert_allclose(shuffled.theta, fit.theta, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(shuffled.vcov_kr, fit.vcov_kr, rtol=1e-6, atol=1e-12)
