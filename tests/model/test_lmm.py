@@ -4,7 +4,8 @@ Reference values come from R (lme4 1.1-31, lmerTest 3.1-3) via tests/reference/l
 the committed fixtures tests/reference/fixtures/lmm_*.{csv,json}; R is not needed to run these tests.
 Tolerances against R (relative): fixed effects and SEs 1e-4, variance components 1e-3 (absolute 1e-10
 for a component R puts on the boundary), Satterthwaite df and p 1e-3, REML criterion 1e-6.
-Observed agreement is ~1e-7 or better for every quantity.
+Observed agreement is ~1e-7 or better for every quantity. The dense-matrix property tests of the
+closed-form criterion (with and without each random term) are in test_lmm_council_wave.py.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from impactstudy.errors import DataError
-from impactstudy.model.stats.lmm import LmmFit, _block_stats, _profiled_deviance, fit_lmm, fit_summary
+from impactstudy.model.stats.lmm import LmmFit, fit_lmm, fit_summary
 from impactstudy.model.stats.wave_design import design_matrix
 
 FIXTURES = Path(__file__).parents[1] / "reference" / "fixtures"
@@ -121,53 +122,6 @@ def test_nested_panel_agrees_with_statsmodels_mixedlm() -> None:
     np.testing.assert_allclose(fit.var_residual, ml.scale, rtol=1e-4)
     np.testing.assert_allclose(-fit.reml_criterion / 2.0, ml.llf, rtol=1e-9)
     np.testing.assert_allclose(np.sqrt(np.diag(fit.vcov)), ml.bse_fe.to_numpy(), rtol=5e-3)
-
-
-def _dense_reml(y: np.ndarray, X: np.ndarray, council: np.ndarray, resp: np.ndarray | None, t: np.ndarray) -> float:
-    """Textbook REML criterion with the dense n x n V (profiled residual variance)."""
-    n, p = X.shape
-    same_c = (council[:, None] == council[None, :]).astype(float)
-    W = np.eye(n) + t[0] * same_c
-    if resp is not None:
-        W += t[1] * same_c * (resp[:, None] == resp[None, :])
-    Wi = np.linalg.inv(W)
-    A = X.T @ Wi @ X
-    beta = np.linalg.solve(A, X.T @ Wi @ y)
-    r = y - X @ beta
-    rss = r @ Wi @ r
-    return (np.linalg.slogdet(W)[1] + np.linalg.slogdet(A)[1] + (n - p) * (1 + np.log(2 * np.pi * rss / (n - p))))
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    sizes=st.lists(st.lists(st.integers(1, 4), min_size=1, max_size=4), min_size=2, max_size=6),
-    t=st.tuples(st.floats(0, 5), st.floats(0, 5)),
-    nested=st.booleans(),
-    seed=st.integers(0, 2**16),
-)
-def test_closed_form_reml_equals_dense_reml_on_unbalanced_designs(sizes, t, nested, seed) -> None:
-    """Any unbalanced nesting (1-4 respondents per council, 1-4 rows each): the Sherman-Morrison
-    criterion and its gradient equal the dense-matrix computation."""
-    rng = np.random.default_rng(seed)
-    council = np.array([i for i, c in enumerate(sizes) for m in c for _ in range(m)])
-    resp = np.array([f"{i}-{j}" for i, c in enumerate(sizes) for j, m in enumerate(c) for _ in range(m)])
-    n = len(council)
-    assume(n >= 4)
-    X = np.column_stack([np.ones(n), rng.normal(size=n)])
-    y = rng.normal(size=n)
-    tv = np.array(t) if nested else np.array(t[:1])
-    b = _block_stats(y, X, council, resp if nested else None)
-    dev, grad = _profiled_deviance(b, tv)
-    assert dev == pytest.approx(_dense_reml(y, X, council, resp if nested else None, np.r_[tv, 0.0]), rel=1e-9, abs=1e-9)
-    # Central differences at the boundary t = 0 too: the criterion is smooth through it (t enters as
-    # log1p(t m) and 1 / (1 + t m)), and a one-sided difference's O(h) error can exceed the tolerance
-    # where the curvature at 0 is large.
-    h = 1e-6
-    for k in range(len(tv)):
-        e = np.zeros(len(tv))
-        e[k] = h
-        numeric = (_profiled_deviance(b, tv + e)[0] - _profiled_deviance(b, tv - e)[0]) / (2 * h)
-        assert grad[k] == pytest.approx(numeric, rel=1e-4, abs=1e-4)
 
 
 def _simulated(seed: int = 3, n_councils: int = 12) -> pd.DataFrame:
