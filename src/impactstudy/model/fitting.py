@@ -24,7 +24,7 @@ from statsmodels.stats.multitest import multipletests
 from threadpoolctl import threadpool_limits
 
 from impactstudy.errors import DataError
-from impactstudy.model.stats import tidy
+from impactstudy.model.stats import council_level, tidy
 from impactstudy.model.stats.gee import fit_gee
 from impactstudy.model.stats.group_differences import difference_rows, interaction_matrix, joint_test
 from impactstudy.model.stats.lmm import DDF_NAMES, Ddf, fit_lmm, fit_summary
@@ -33,14 +33,20 @@ from impactstudy.model.stats.paired import paired_t, wilcoxon_signed_rank
 from impactstudy.model.stats.proportions import mcnemar_paired
 from impactstudy.study.config import Measure, Study
 
-CONTRAST_COLUMNS = ["measure", "model", "contrast", "group", "estimate", "std_error", "ci_low", "ci_high", "p_value",
-                    "q_value", "n_obs", "n_councils", "df", "correction", "flag", "warning"]
+CONTRAST_COLUMNS = ["measure", "model", "contrast", "group", "estimand", "estimate", "std_error", "ci_low", "ci_high",
+                    "p_value", "q_value", "min_p_value", "n_obs", "n_councils", "n_councils_both", "df", "correction",
+                    "flag", "warning"]
 ESTIMATE_COLUMNS = tidy.ESTIMATE_COLUMNS
 DEFAULT_MODELS = {
     "likert": ("lmm", "gee", "ordinal", "paired_t", "wilcoxon"),
     "numeric": ("lmm", "gee", "paired_t", "wilcoxon"),
     "binary": ("mcnemar", "gee"),
 }
+COUNCIL_LEVEL_MODELS = tuple(council_level.MODELS)
+"""Fitted to every measure whose councils are fewer than ``[models] few_councils`` (see
+:mod:`impactstudy.model.stats.council_level`): with few councils the conclusions rest on them."""
+RESPONDENT_WEIGHTED = frozenset({"lmm", "gee", "gee_ipw", "cr2", "wild_bootstrap"})
+COUNCIL_WEIGHTED = frozenset({"paired_t", "sign_flip", "cr2_council"})
 SATTERTHWAITE = DDF_NAMES["satterthwaite"]
 LMM_DDF: Ddf = "satterthwaite"  # the LMM rows' df method (lmm_rows(ddf=...) for the other: "kenward-roger")
 FEW_COUNCILS = "few councils"
@@ -184,7 +190,45 @@ def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str], group: str
 
 def _other_model(name: str) -> Callable[..., pd.DataFrame]:
     return {"gee": fit_gee, "ordinal": fit_ordinal, "paired_t": paired_t, "wilcoxon": wilcoxon_signed_rank,
-            "mcnemar": mcnemar_paired}[name]
+            "mcnemar": mcnemar_paired, **council_level.MODELS}[name]
+
+
+def fitted_models(measure: Measure, data: pd.DataFrame, few_councils: int) -> tuple[str, ...]:
+    """:func:`models_for` the measure, plus :data:`COUNCIL_LEVEL_MODELS` when its answers come from fewer
+    than ``few_councils`` councils."""
+    models = models_for(measure)
+    if data["council_code"].nunique() < few_councils:
+        models += tuple(m for m in COUNCIL_LEVEL_MODELS if m not in models)
+    return models
+
+
+def estimand(model: str, measure_type: str, group: str = "all") -> str:
+    """What a ``contrasts.csv`` row estimates, in words (its ``estimand`` column).
+
+    The LMM, GEE, ``cr2`` and the wild bootstrap weight answers (a council with more respondents
+    counts more): a respondent-weighted mean change. The paired t, sign-flip and ``cr2_council`` rows
+    weight councils equally: a council-weighted mean change. For a 0/1 item the mean change is a
+    difference in proportions. Wilcoxon's Hodges–Lehmann estimate is a pseudo-median shift of the council
+    changes; the ordinal model's a log odds ratio. Rows comparing two groups (``group`` reads
+    ``a - b``) estimate the difference between the groups in that quantity.
+    """
+    change = "difference in proportions" if measure_type == "binary" else "mean change"
+    base = {"wilcoxon": "pseudo-median shift of council changes", "ordinal": "log odds ratio",
+            "mcnemar": "difference in proportions (respondents at both waves)",
+            "change_adjusted": "council-weighted mean change adjusted for the starting mean",
+            "share": "change in the respondent-weighted share at or above the declared level",
+            "share_diff": "change in the respondent-weighted share at or above the declared level"}.get(model)
+    if base is None:
+        weight = "respondent" if model in RESPONDENT_WEIGHTED else "council" if model in COUNCIL_WEIGHTED else ""
+        base = f"{weight}-weighted {change}" if weight else change
+    return f"difference between groups in {base}" if " - " in str(group) else base
+
+
+def name_estimands(contrasts: pd.DataFrame, study: Study) -> pd.Series:
+    """The ``estimand`` of every row of ``contrasts`` (:func:`estimand`)."""
+    types = {m.name: m.type for m in study.measures}
+    return pd.Series([estimand(m, types.get(x, ""), g) for x, m, g in
+                      zip(contrasts["measure"], contrasts["model"], contrasts["group"])], index=contrasts.index, dtype=object)
 
 
 def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], group_by: tuple[str, ...],
@@ -196,7 +240,7 @@ def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], gro
     contrasts = tidy.default_contrasts(waves)
     samples = {group: tidy.sample(data, waves, group) for group in (None, *group_by)}
     contrast_frames, estimate_frames, records = [], [], []
-    for name in models_for(measure):
+    for name in fitted_models(measure, data, few_councils):
         for group in (None, *group_by):
             record: dict[str, Any] = {"measure": measure.name, "model": name, "group_by": group or ""}
             if name == "lmm":
@@ -338,6 +382,7 @@ def main_tables(study: Study, results: Sequence[dict[str, Any]]) -> dict[str, An
     contrasts = add_q_values(contrasts)
     contrasts["flag"] = flag_few(contrasts, study.models.flag_councils)
     contrasts["warning"] = contrasts["warning"].fillna("")
+    contrasts["estimand"] = name_estimands(contrasts, study)
     estimates = pd.concat(estimate_frames, ignore_index=True) if estimate_frames else pd.DataFrame(columns=ESTIMATE_COLUMNS)
     return {"contrasts": contrasts[CONTRAST_COLUMNS], "estimates": estimates[ESTIMATE_COLUMNS],
             "records": [rec for r in results for rec in r["records"]]}

@@ -63,6 +63,7 @@ def run_model(study: Study, paths: StudyPaths) -> None:
         time_model = attrition.time_table([f.result() for f in time_fits])
         described = describe.describe_tables([f.result() for f in describe_fits], main["contrasts"])
     contrasts = pd.concat([main["contrasts"], ipw, fitting.extra_table(study, described["contrasts"])], ignore_index=True)
+    contrasts["estimand"] = fitting.name_estimands(contrasts, study)
     estimates = pd.concat([main["estimates"], retention["estimates"], time_model["estimates"]], ignore_index=True)
     paths.tables.mkdir(parents=True, exist_ok=True)
     write_csv(paths.tables / "contrasts.csv", contrasts[fitting.CONTRAST_COLUMNS])

@@ -24,7 +24,7 @@ from typing import Any
 from impactstudy.errors import ConfigError
 
 MEASURE_TYPES = ("likert", "numeric", "binary", "multi", "text")
-MODEL_NAMES = ("lmm", "gee", "ordinal", "paired_t", "wilcoxon", "mcnemar")
+MODEL_NAMES = ("lmm", "gee", "ordinal", "paired_t", "wilcoxon", "mcnemar", "cr2", "cr2_council", "sign_flip", "wild_bootstrap")
 FORMATS = {
     ".sav": "sav",
     ".zsav": "sav",

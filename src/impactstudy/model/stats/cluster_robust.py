@@ -166,7 +166,9 @@ def _cr2_apply(Xj: np.ndarray, wj: np.ndarray, K: np.ndarray, V: np.ndarray) -> 
     Q, R = U[:, keep], s[keep, None] * Vt[keep]  # Z = Q R
     S = np.eye(len(R)) + R @ K @ R.T
     vals, vecs = np.linalg.eigh((S + S.T) / 2)
-    power = np.where(vals > EIGEN_TOL, np.abs(vals) ** -0.5, 0.0)
+    power = np.zeros_like(vals)
+    positive = vals > EIGEN_TOL
+    power[positive] = vals[positive] ** -0.5
     F = (vecs * power) @ vecs.T - np.eye(len(R))
     return V + Q @ (F @ (Q.T @ V))
 

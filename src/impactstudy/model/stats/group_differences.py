@@ -66,7 +66,7 @@ def difference_rows(model: str, sample: tidy.Sample, contrasts: Sequence[Contras
         label = difference_label(group, level, reference)
         for later, earlier in contrasts:
             n = [counts(lv, [later, earlier]) for lv in (level, reference)]
-            total = {"n_obs": n[0]["n_obs"] + n[1]["n_obs"], "n_councils": n[0]["n_councils"] + n[1]["n_councils"]}
+            total = {key: n[0][key] + n[1][key] for key in ("n_obs", "n_councils", "n_councils_both")}
             vectors = [design.contrast(later, earlier, lv) for lv in (str(level), reference)] if design is not None else [None]
             if test is None or any(v is None for v in vectors):
                 reason = warning or "not estimable: a group has no answers at one of the waves"
@@ -154,8 +154,8 @@ def baseline_adjusted_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequenc
             fit = tidy.WaldFit(beta, cov, float(df), conf_level)
         for level in levels:
             label = difference_label(group, level, reference)
-            counts = {"n_obs": int(np.sum(np.isin(level_of, [str(level), reference]))),
-                      "n_councils": int(np.sum(np.isin(level_of, [str(level), reference])))}
+            n_both = int(np.sum(np.isin(level_of, [str(level), reference])))  # councils answering both waves
+            counts = {"n_obs": n_both, "n_councils": n_both, "n_councils_both": n_both}
             if fit is None or str(level) not in present:
                 rows.append(tidy.make_row("change_adjusted", later, earlier, label, correction=ANCOVA, **counts,
                                           warning="not estimable: too few councils answering both waves in the groups"))

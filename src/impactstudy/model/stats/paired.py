@@ -38,6 +38,7 @@ from impactstudy.model.stats import permutation, tidy
 
 RANK_DIGITS = 12
 EXACT_MAX_N = 50  # R's default: exact when n < 50
+MIN_PAIRED = 3  # fewer councils at both waves: not estimable
 _DBL_EPSILON = np.finfo(float).eps
 
 
@@ -96,7 +97,7 @@ def paired_t(
         return {"estimate": float(diff.mean()), "std_error": float(stats.sem(diff)), "ci_low": float(ci.low),
                 "ci_high": float(ci.high), "p_value": float(res.pvalue), "df": float(res.df)}
 
-    return _paired_rows("paired_t", "none (t reference, df=n-1)", data, wave_order, contrasts, group, test)
+    return paired_rows("paired_t", "none (t reference, df=n-1)", data, wave_order, contrasts, group, test)
 
 
 def wilcoxon_signed_rank(
@@ -111,9 +112,10 @@ def wilcoxon_signed_rank(
     def test(diff: np.ndarray) -> dict[str, object]:
         hl = hodges_lehmann(diff, conf_level)
         return {"estimate": hl.estimate, "ci_low": hl.ci_low, "ci_high": hl.ci_high, "p_value": hl.p_value,
+                "min_p_value": signed_rank_min_p(int(np.count_nonzero(_round_rank(diff)))),
                 "correction": hl.method, "warning": hl.warning}
 
-    return _paired_rows("wilcoxon", "", data, wave_order, contrasts, group, test)
+    return paired_rows("wilcoxon", "", data, wave_order, contrasts, group, test)
 
 
 @dataclass(frozen=True)
@@ -240,8 +242,7 @@ def conditional_signed_rank(diff: np.ndarray, conf_level: float = 0.95) -> Hodge
         if first is not None:
             last = next(k for k in range(len(points) - 1, first - 1, -1) if accepted(points[k]))
             lo, hi = float(jumps[first // 2]), float(jumps[(last + 1) // 2])
-    return HodgesLehmann(estimate, lo, hi, p, CONDITIONAL,
-                         permutation.level_warning(level, conf_level, len(x)))
+    return HodgesLehmann(estimate, lo, hi, p, CONDITIONAL, permutation.level_warning(level, conf_level, n_all))
 
 
 def _walsh_averages(x: np.ndarray) -> np.ndarray:
@@ -322,7 +323,7 @@ def _approximate_interval(x: np.ndarray, alpha: float) -> tuple[float, float, fl
     return lo, hi, est, warning
 
 
-def _paired_rows(
+def paired_rows(
     model: str,
     correction: str,
     data: pd.DataFrame | tidy.Sample,
@@ -333,7 +334,9 @@ def _paired_rows(
 ) -> pd.DataFrame:
     """Run ``test`` on later - earlier council means for each level x contrast.
 
-    ``n_councils`` is the number of paired councils, ``n_obs`` the answers behind their two means.
+    ``n_councils`` (and ``n_councils_both``) is the number of paired councils, ``n_obs`` the answers
+    behind their two means. Fewer than :data:`MIN_PAIRED` paired councils: "not estimable" (NaN), not a
+    t interval on one degree of freedom or a signed-rank test that cannot go below p = 0.5.
     """
     sample = tidy.sample(data, wave_order, group)
     tables = sample.derive(_council_tables)
@@ -345,10 +348,13 @@ def _paired_rows(
             known = later in waves and earlier in waves
             a, b = (waves.index(later), waves.index(earlier)) if known else (0, 0)
             both = known & ~np.isnan(mean[:, a]) & ~np.isnan(mean[:, b])
-            counts = {"n_councils": int(both.sum()), "n_obs": int(size[both, a].sum() + size[both, b].sum())}
-            if counts["n_councils"] < 2:
+            n_both = int(both.sum())
+            counts = {"n_councils": n_both, "n_councils_both": n_both,
+                      "n_obs": int(size[both, a].sum() + size[both, b].sum())}
+            if n_both < MIN_PAIRED:
                 rows.append(tidy.make_row(model, later, earlier, label, correction=correction, warning=(
-                    f"needs at least 2 councils observed at both waves, has {counts['n_councils']}"), **counts))
+                    f"not estimable with {n_both} council{'s' if n_both != 1 else ''} observed at both waves "
+                    f"(a paired test needs at least {MIN_PAIRED})"), **counts))
                 continue
             diff = mean[both, a] - mean[both, b]
             values = {"correction": correction, **test(diff)}

@@ -168,7 +168,11 @@ def wild_cluster_bootstrap(X: np.ndarray, y: np.ndarray, clusters: np.ndarray, L
         v = WEBB[grid]
     else:
         v = np.random.default_rng(seed).choice(WEBB, size=(G, BOOTSTRAP_DRAWS))
-    estimate, t_stat, t_boot = wcr_t_statistics(X, y, codes, L, v)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate draw gives a NaN t*, never a hit
+        estimate, t_stat, t_boot = wcr_t_statistics(X, y, codes, L, v)
+    if not np.isfinite(t_stat):
+        nan = float("nan")
+        return WildBootstrap(estimate, nan, nan, nan, v.shape[1], G <= WEBB_ENUMERATE_MAX)
     hits = int(np.sum(np.abs(t_boot) >= abs(t_stat) * (1 - 1e-10)))
     B = v.shape[1]
     enumerated = G <= WEBB_ENUMERATE_MAX
@@ -205,7 +209,8 @@ def wcr_t_statistics(X: np.ndarray, y: np.ndarray, codes: np.ndarray, L: np.ndar
     t_boot = numer / np.sqrt(ssc * np.sum(Z * Z, axis=0))
     raw = Xty_g - XtX_g @ beta  # unrestricted scores
     vcov = inv @ (raw.T @ raw) @ inv
-    t_stat = float(R @ beta / np.sqrt(ssc * R @ vcov @ R))
+    variance = float(ssc * R @ vcov @ R)
+    t_stat = float(R @ beta / np.sqrt(variance)) if variance > 0 else float("nan")
     return float(R @ beta), t_stat, t_boot
 
 

@@ -93,6 +93,7 @@ def mcnemar_row(earlier: np.ndarray, later: np.ndarray, conf_level: float = 0.95
         correction = CORRECTION
     return {"estimate": (n01 - n10) / n, "std_error": float(np.sqrt(n10 + n01 - (n10 - n01) ** 2 / n) / n),
             "ci_low": lo, "ci_high": hi, "p_value": float(mcnemar(table, exact=True).pvalue),
+            "min_p_value": min(1.0, 2.0 ** (1 - (n10 + n01))),  # every discordant pair the same way
             "correction": correction}
 
 
@@ -115,7 +116,8 @@ def mcnemar_paired(
         sub = d if group is None else d[d[group] == level]
         for later, earlier in contrasts:
             pairs = _answers(sub, later, "value_later").join(_answers(sub, earlier, "value_earlier"), how="inner")
-            counts = {"n_obs": len(pairs), "n_councils": pairs.index.get_level_values("council_code").nunique()}
+            n_councils = pairs.index.get_level_values("council_code").nunique()
+            counts = {"n_obs": len(pairs), "n_councils": n_councils, "n_councils_both": n_councils}
             if bad:
                 reason = f"values other than 0/1 ({', '.join(f'{v:g}' for v in bad[:5])}); not a binary item"
             elif pairs.empty:

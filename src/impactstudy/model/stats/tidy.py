@@ -43,13 +43,15 @@ COLUMNS = (
     "ci_low",
     "ci_high",
     "p_value",
+    "min_p_value",
     "n_obs",
     "n_councils",
+    "n_councils_both",
     "df",
     "correction",
     "warning",
 )
-_NUMERIC = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "df")
+_NUMERIC = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "min_p_value", "df")
 ESTIMATE_COLUMNS = ["measure", "model", "group_by", "term", "estimate", "std_error", "df", "statistic", "p_value",
                     "ci_low", "ci_high", "warning"]
 
@@ -60,10 +62,16 @@ def default_contrasts(wave_order: Sequence[str]) -> list[Contrast]:
 
 
 def make_row(model: str, later: str, earlier: str, group: str, **values: object) -> dict[str, object]:
-    """One result row; numbers not given are NaN, ``correction`` and ``warning`` default to ''."""
+    """One result row; numbers not given are NaN, ``correction`` and ``warning`` default to ''.
+
+    ``min_p_value`` is the smallest p-value the row's test could reach with its councils: 0 unless the
+    model says otherwise (a t or normal reference can reach any p; an exact test on n councils cannot go
+    below its most extreme arrangement's probability). :func:`to_frame` makes it NaN where ``p_value`` is.
+    """
     row: dict[str, object] = {"model": model, "contrast": contrast_label(later, earlier), "group": group}
     row.update({c: np.nan for c in _NUMERIC})
-    row.update({"n_obs": 0, "n_councils": 0, "correction": "", "warning": ""})
+    row.update({"min_p_value": 0.0, "n_obs": 0, "n_councils": 0, "n_councils_both": 0, "correction": "",
+                "warning": ""})
     row.update(values)
     return row
 
@@ -72,7 +80,8 @@ def to_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
     """Rows as a DataFrame with exactly :data:`COLUMNS`, counts as int and numbers as float."""
     columns: dict[str, object] = {c: [r[c] for r in rows] for c in COLUMNS}  # by column: much faster than by row
     columns.update({c: np.asarray(columns[c], dtype=float) for c in _NUMERIC})
-    columns.update({c: np.asarray(columns[c], dtype=np.int64) for c in ("n_obs", "n_councils")})
+    columns.update({c: np.asarray(columns[c], dtype=np.int64) for c in ("n_obs", "n_councils", "n_councils_both")})
+    columns["min_p_value"] = np.where(np.isnan(columns["p_value"]), np.nan, columns["min_p_value"])
     return pd.DataFrame(columns)
 
 
@@ -222,8 +231,10 @@ class _CellCounts:
         j = self.levels.get(level)
         ks = [self.waves[w] for w in waves if w in self.waves]
         if j is None or not ks:
-            return {"n_obs": 0, "n_councils": 0}
-        return {"n_obs": int(self.rows[j, ks].sum()), "n_councils": int(self.present[j, ks].any(axis=0).sum())}
+            return {"n_obs": 0, "n_councils": 0, "n_councils_both": 0}
+        present = self.present[j, ks]
+        return {"n_obs": int(self.rows[j, ks].sum()), "n_councils": int(present.any(axis=0).sum()),
+                "n_councils_both": int(present.all(axis=0).sum()) if len(ks) == len(waves) else 0}
 
     def empty(self, level: object, waves: Sequence[str]) -> list[str]:
         """The waves with no answers within the level."""
@@ -302,6 +313,8 @@ def wald_rows(
 ) -> pd.DataFrame:
     """Rows for each level x contrast: ``test(L)`` for the design's contrast vector, or NaN with the reason.
 
+    ``n_councils_both`` counts the councils with answers at both contrasted waves within the level.
+
     ``test`` is None when the model could not be fitted (``warning`` says why). A contrast with an
     empty cell is NaN with "no observations at wave ...". ``cell_problem(level, later, earlier)`` may
     veto a single contrast (the ordinal model's separation check). ``n_obs``/``n_councils`` count
@@ -325,5 +338,5 @@ def wald_rows(
                 continue
             values = {k: v for k, v in test(lvec).items() if k in COLUMNS}
             values["warning"] = join_warnings(warning, str(values.get("warning", "")))
-            out.append(make_row(model, later, earlier, label, correction=correction, **n, **values))
+            out.append(make_row(model, later, earlier, label, **{"correction": correction, **n, **values}))
     return to_frame(out)
