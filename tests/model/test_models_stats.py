@@ -311,7 +311,7 @@ def _tiny(values: dict[str, list[float]], councils: int = 8) -> pd.DataFrame:
         (fit_gee, _tiny({"w1": [1.0, 2.0], "w2": [3.0, 4.0]}, councils=1), "at least 2 councils"),
         (fit_ordinal, _tiny({"w1": [3.0], "w2": [3.0]}), "only 1 response category"),
         (fit_ordinal, _tiny({"w1": [1.0, 2.0], "w2": [2.0, 3.0]}), "separation"),
-        (paired_t, _tiny({"w1": [1.0, 2.0], "w2": [2.0, 3.0]}, councils=1), "at least 2 councils"),
+        (paired_t, _tiny({"w1": [1.0, 2.0], "w2": [2.0, 3.0]}, councils=1), "not estimable with 1 council observed at both waves"),
         (wilcoxon_signed_rank, _tiny({"w1": [1.0, 2.0], "w2": [1.0, 2.0]}), "every difference is zero"),
         (mcnemar_paired, _tiny({"w1": [0.0, 1.0], "w2": [2.0, 1.0]}), "other than 0/1"),
     ],
