@@ -72,7 +72,9 @@ def contrast_data(ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
         "Comparison": [ctx.contrast_label(c) for c in rows["contrast"]],
         "Group": [ctx.group_label(g) for g in rows["group"]],
         "Estimate": [MARK if h else number(v, signed=True) for v, h in zip(rows["estimate"], hidden)],
-        "95% CI": [MARK if h else interval(lo, hi) for lo, hi, h in zip(rows["ci_low"], rows["ci_high"], hidden)],
+        # an interval below 95% (an exact test on few councils) says its level: findings.ci_text
+        "95% CI": [MARK if h else findings.ci_text(lo, hi, w) for lo, hi, w, h in
+                   zip(rows["ci_low"], rows["ci_high"], rows.get("warning", pd.Series([""] * len(rows))), hidden)],
         "q-value": [MARK if h else findings.fmt_p(q) for q, h in zip(rows["q_value"], hidden)],
         "Councils": counts_text(rows["n_councils"], np.asarray(hidden, dtype=bool)),
         "Note": [str(f) for f in rows.get("flag", pd.Series([""] * len(rows)))],

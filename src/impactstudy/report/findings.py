@@ -9,7 +9,14 @@ rules rather than by hand so that it can never say more than the table does:
   chance once the number of measures tested is allowed for;
 * a contrast resting on few councils (flagged by the model stage, or below the study's
   ``flag_councils``) carries a caveat;
-* where the other models fitted to the same measure reach a different conclusion, the sentence says so;
+* with fewer councils than ``[models] few_councils`` the finding rests on the council-level exact
+  sign-flip test of council changes (:data:`COUNCIL_LEVEL`; estimand: the council-weighted mean change),
+  not on a respondent-level model, and where that test cannot reach p < 0.05 with so few councils
+  (its ``min_p_value`` is above 0.05) the finding says "inconclusive with N councils" instead of
+  describing a change;
+* where the other models fitted to the same measure that estimate the same thing (the ``estimand``
+  column) reach a different conclusion, the sentence says so; models of other estimands are not
+  compared (a log odds ratio and a council-weighted mean change answer different questions);
 * nothing is ever said to be *caused by* the review: the design has no comparison group, and
   :data:`ATTRIBUTION_CAVEAT` says so once at the top of the summary;
 * in the public report, an estimate resting on fewer than ``min_cell`` councils is withheld.
@@ -30,13 +37,18 @@ from impactstudy.report.tables import interval
 from impactstudy.study.config import Measure, Study
 
 PRIMARY = {"likert": "lmm", "numeric": "lmm", "binary": "mcnemar"}
+COUNCIL_LEVEL = "sign_flip"  # below few_councils (the model stage fits it only then) the findings rest on it
+ALPHA = 0.05
 MODEL_NAMES = {"lmm": "linear mixed model", "gee": "GEE", "gee_ipw": "retention-weighted GEE",
                "ordinal": "ordinal (proportional-odds) model", "paired_t": "paired t-test",
-               "wilcoxon": "Wilcoxon signed-rank test", "mcnemar": "McNemar's test"}
+               "wilcoxon": "Wilcoxon signed-rank test", "mcnemar": "McNemar's test",
+               "cr2": "CR2 cluster-robust regression", "cr2_council": "council-level regression (CR2)",
+               "sign_flip": "sign-flip permutation test", "wild_bootstrap": "wild cluster bootstrap"}
 NOT_95 = "\u2020"  # marks an interval whose level is below 95% (stated beside it)
-NOT_95_NOTE = (f"{NOT_95} Not a 95% interval: with this few councils the Wilcoxon test cannot reach 95% (as in R's "
-               "wilcox.test), so the nearest achievable interval is shown at the level stated; it is narrower than a "
-               "95% interval would be and is weaker evidence.")
+NOT_95_NOTE = (f"{NOT_95} Not a 95% interval: with this few councils an exact test (sign-flip, Wilcoxon) cannot "
+               "reach 95%, so the interval is shown at the highest level it can reach, stated beside it (never "
+               "below 80%; below that no interval is shown). It is narrower than a 95% interval would be and is "
+               "weaker evidence.")
 ATTRIBUTION_CAVEAT = (
     "These are changes over time in what councils reported, not proof that the review caused them. "
     "The study has no comparison group of councils without a review, and over the same period councils "
@@ -59,6 +71,8 @@ class Finding:
     ci_high: float
     q_value: float
     withheld: bool = False
+    estimand: str = ""
+    inconclusive: bool = False  # the test cannot reach p < 0.05 with this many councils
 
 
 def fmt_number(value: float, digits: int = 2, signed: bool = False) -> str:
@@ -67,6 +81,16 @@ def fmt_number(value: float, digits: int = 2, signed: bool = False) -> str:
         return "–"
     text = f"{value:+.{digits}f}" if signed and round(value, digits) != 0 else f"{abs(value) if round(value, digits) == 0 else value:.{digits}f}"
     return text.replace("-", "\u2212")
+
+
+FLOOR_NOTE = ("Smallest possible p: the lowest p-value an exact test can give with this many councils, whatever the "
+              "data (five councils that all change the same way give 2/32 = 0.0625). Where it is above 0.05 the test "
+              "cannot show a change, and the key findings say the result is inconclusive with that many councils.")
+
+
+def fmt_floor(value: float) -> str:
+    """A smallest possible p-value: '< 0.001' below a thousandth, else three significant digits (0.0625)."""
+    return "< 0.001" if value < 0.001 else f"{value:.3g}"
 
 
 def fmt_p(value: float) -> str:
@@ -92,6 +116,7 @@ def contrast_waves(contrast: str) -> tuple[str, str]:
 
 
 _ACHIEVED = re.compile(r"not achievable.*?the CI is an? ([0-9.]+) interval")
+_NOT_AVAILABLE = re.compile(r"not available with \d+ councils?")
 
 
 def achieved_level(warning: object) -> float | None:
@@ -107,7 +132,16 @@ def ci_text(low: float, high: float, warning: object, digits: int = 2, scale: fl
     marked :data:`NOT_95` (e.g. '60% CI −2.00 to 0.75†'), so it is never read as a 95% interval."""
     text = interval(low, high, digits, scale)
     level = achieved_level(warning)
-    return text if level is None or text == "–" else f"{100 * level:.0f}% CI {text}{NOT_95}"
+    if text == "–":
+        missing = _NOT_AVAILABLE.search(str(warning or ""))
+        return f"interval {missing.group(0)}" if missing else text
+    return text if level is None else f"{100 * level:.0f}% CI {text}{NOT_95}"
+
+
+def inconclusive(row: Mapping[str, Any]) -> bool:
+    """True when the row's test cannot reach p < :data:`ALPHA` with its councils (``min_p_value``)."""
+    floor = row.get("min_p_value", 0.0)
+    return floor is not None and not pd.isna(floor) and float(floor) > ALPHA
 
 
 def _conclusion(row: Mapping[str, Any]) -> int:
@@ -120,9 +154,12 @@ def _conclusion(row: Mapping[str, Any]) -> int:
 
 
 def agreement(contrasts: pd.DataFrame, row: pd.Series) -> list[str]:
-    """Names of the other models of the same measure, contrast and group that conclude differently."""
+    """Names of the other models of the same measure, contrast, group and estimand that conclude
+    differently (models of another estimand answer another question and are not compared)."""
     same = contrasts[(contrasts["measure"] == row["measure"]) & (contrasts["contrast"] == row["contrast"])
                      & (contrasts["group"] == row["group"]) & (contrasts["model"] != row["model"])]
+    if "estimand" in same and isinstance(row.get("estimand"), str):
+        same = same[same["estimand"] == row["estimand"]]
     same = same.dropna(subset=["ci_low", "ci_high"])
     if "warning" in same:  # an interval below 95% does not support a conclusion comparable with the others
         same = same[same["warning"].map(lambda w: achieved_level(w) is None).astype(bool)]
@@ -141,10 +178,29 @@ def sentence(row: pd.Series, study: Study, contrasts: pd.DataFrame) -> str:
     if row["group"] != "all":
         covariate, _, level = row["group"].partition("=")
         subject = f"{subject}, among councils with {covariate} {level},"
-    evidence = (f"(estimate {fmt_number(estimate, digits, signed=True)}{unit}, 95% CI {fmt_number(low, digits)} to "
-                f"{fmt_number(high, digits)}; q {'' if row['q_value'] < 0.001 else '= '}{fmt_p(row['q_value'])})")
+    council_level = row["model"] == COUNCIL_LEVEL
+    what = "council-weighted mean change" if council_level and measure.type != "binary" else (
+        "council-weighted change" if council_level else "estimate")
+    ci = ci_text(row["ci_low"], row["ci_high"], row.get("warning", ""), digits, scale)
+    ci = ci if "CI" in ci or ci.startswith("interval") else f"95% CI {ci}"
+    evidence = (f"({what} {fmt_number(estimate, digits, signed=True)}{unit}, {ci}; "
+                f"q {'' if row['q_value'] < 0.001 else '= '}{fmt_p(row['q_value'])})")
     when = f"between “{labels.get(earlier, earlier)}” and “{labels.get(later, later)}”"
     direction = _conclusion(row)
+    n = int(row.get("n_councils_both", row["n_councils"]) if council_level else row["n_councils"])
+    if pd.isna(row["estimate"]):
+        return f"{subject}, {when}: {str(row.get('warning', '') or 'not estimable').split(';')[0]}."
+    if inconclusive(row):
+        floor = float(row["min_p_value"])
+        changed = round(1 - math.log2(floor)) if council_level and floor > 0 else n  # floor = 2 / 2^changed
+        why = (f"With {n} councils no exact council-level test can reach p < {ALPHA:g}"
+               if n <= 5 or changed >= n else
+               f"Only {changed} of the {n} councils changed, so the exact council-level test cannot reach p < {ALPHA:g}")
+        if changed < n and n <= 5:
+            why += f" (and only {changed} of them changed)"
+        return (f"{subject}, {when}: inconclusive with {n} councils ({what} "
+                f"{fmt_number(estimate, digits, signed=True)}{unit}, {ci}). {why}; the smallest possible p-value "
+                f"is {floor:.3g}.")
     if direction == 0:
         text = f"{subject}: no clear change {when} {evidence}; the interval includes zero."
     else:
@@ -175,13 +231,17 @@ def key_findings(contrasts: pd.DataFrame, study: Study, min_cell: int | None = N
             continue
         contrast = f"{waves[-1]} - {waves[0]}"
         models = keyed.get((measure.name, contrast, group), contrasts.iloc[:0])
+        council_level = models[models["model"] == COUNCIL_LEVEL]
+        if not council_level.empty:  # few councils: the council is the unit of the conclusion
+            model = COUNCIL_LEVEL
         rows = models[models["model"] == model]
-        if rows.empty or pd.isna(rows.iloc[0]["estimate"]):
+        if rows.empty or (pd.isna(rows.iloc[0]["estimate"]) and model != COUNCIL_LEVEL):
             continue
         row = rows.iloc[0]
         withheld = min_cell is not None and row["n_councils"] < min_cell
         text = (f"{measure.label}: {MARK} withheld because it rests on fewer than {min_cell} councils." if withheld
                 else sentence(row, study, models))
         findings.append(Finding(measure.name, model, contrast, group, text, float(row["estimate"]),
-                                float(row["ci_low"]), float(row["ci_high"]), float(row["q_value"]), withheld))
+                                float(row["ci_low"]), float(row["ci_high"]), float(row["q_value"]), withheld,
+                                str(row.get("estimand", "") or ""), inconclusive(row)))
     return findings

@@ -13,7 +13,8 @@ from impactstudy.report.disclosure import MARK
 from impactstudy.report.tables import count_mask, counts_text, interval, number, pct, table
 from impactstudy.study.config import Aim, Measure
 
-MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcnemar")
+MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcnemar",
+               "sign_flip", "cr2_council", "cr2", "wild_bootstrap")
 
 
 def _option_set(ctx: Context, s: Section, parent: str, coded: bool = False) -> None:
@@ -96,7 +97,10 @@ def _change(ctx: Context, s: Section, measures: list[Measure]) -> None:
         return
     mine = contrasts[contrasts["measure"].isin(names) & (contrasts["group"] == summaries.ALL)].copy()
     mine["withheld"] = count_mask(mine["n_councils"], ctx.threshold)
-    primary = mine[mine["model"] == "lmm"]
+    # with few councils (the council-level rows exist) the chart shows what the key findings rest on
+    few = bool((mine["model"] == findings.COUNCIL_LEVEL).any())
+    primary = mine[mine["model"] == (findings.COUNCIL_LEVEL if few else "lmm")]
+    method = "exact sign-flip test on council changes" if few else "linear mixed model"
     if not primary.empty:
         series = [(c, ctx.contrast_label(c)) for c in dict.fromkeys(primary["contrast"])]
         frame = pd.DataFrame({"row": primary["measure"], "series": primary["contrast"],
@@ -107,12 +111,15 @@ def _change(ctx: Context, s: Section, measures: list[Measure]) -> None:
         n_clear = int(((primary["ci_low"] > 0) | (primary["ci_high"] < 0))[~primary["withheld"]].sum())
         title = (f"{n_clear} of {len(primary)} changes have intervals that exclude zero" if n_clear
                  else "No change has an interval that excludes zero")
-        subtitle = "Change in mean score from the first wave (linear mixed model), with 95% confidence intervals; dashed line: no change"
+        subtitle = (("Council-weighted change in mean score from the first wave (exact sign-flip test on council changes), "
+                     "with intervals at the highest level these councils allow (95% where reachable; the table says "
+                     "which); dashed line: no change") if few else
+                    "Change in mean score from the first wave (linear mixed model), with 95% confidence intervals; dashed line: no change")
         data = contrast_data(ctx, primary)
         alt = (f"Forest plot of the change in each measure from the first wave: {title.lower()}. "
                "The table below gives every estimate and interval.")
         fig = (figures.forest_chart, (frame, rows, series, title, subtitle, "Change in mean score",))
-        s.figure(*ctx.chart(*fig, f"{s.id}_forest", title, subtitle, alt, data, "Change from the first wave (linear mixed model)",
+        s.figure(*ctx.chart(*fig, f"{s.id}_forest", title, subtitle, alt, data, f"Change from the first wave ({method})",
                              numeric=["Estimate", "95% CI", "q-value", "Councils"]))
     _model_tables(ctx, s, mine)
 
@@ -135,15 +142,26 @@ def _model_tables(ctx: Context, s: Section, rows: pd.DataFrame) -> None:
                     values.append(MARK)
                 else:
                     ci = findings.ci_text(x.ci_low, x.ci_high, getattr(x, "warning", ""))
-                    values.append(f"{number(x.estimate, signed=True)} ({ci}); q {findings.fmt_p(x.q_value)}")
-            out[findings.MODEL_NAMES.get(model, model)] = values
+                    ci = "no interval" if ci == "–" else ci  # the wild bootstrap gives a p-value only
+                    floor = getattr(x, "min_p_value", 0.0)
+                    limit = f"; smallest possible p {findings.fmt_floor(floor)}" if floor and floor > 0 else ""
+                    values.append(f"{number(x.estimate, signed=True)} ({ci}); q {findings.fmt_p(x.q_value)}{limit}")
+            estimands = [e for e in cell.loc[cell["model"] == model, "estimand"].dropna()] if "estimand" in cell else []
+            name = findings.MODEL_NAMES.get(model, model)
+            out[f"{name}: {estimands[0]}" if estimands else name] = values
         shown = pd.DataFrame(out)
         not_95 = any(findings.NOT_95 in v for column in list(out)[1:] for v in out[column])
+        floors = any("smallest possible p" in v for column in list(out)[1:] for v in out[column])
         s.table(table(f"models-{s.id}-{contrast.replace(' ', '')}", f"{ctx.contrast_label(contrast)}: estimate (95% CI) and q-value by model",
                       shown, numeric=list(shown.columns[1:]),
-                      notes=["Linear and GEE models estimate the change in mean score; the ordinal model a log odds ratio; "
-                             "paired tests use councils present in both waves. Agreement in sign and in whether the "
-                             "interval excludes zero means the conclusion does not depend on the model.",
+                      notes=["Each column says what its model estimates. Respondent-weighted models count every answer, "
+                             "so councils with more respondents count more; council-weighted ones (paired tests, the "
+                             "sign-flip test, the council-level regression) count each council once and use councils "
+                             "present in both waves; the Wilcoxon test estimates a pseudo-median shift and the ordinal "
+                             "model a log odds ratio. Compare conclusions only between columns that estimate the same "
+                             "thing: there, agreement in sign and in whether the interval excludes zero means the "
+                             "conclusion does not depend on the model.",
+                             *([findings.FLOOR_NOTE] if floors else []),
                              *([findings.NOT_95_NOTE] if not_95 else [])]))
 
 

@@ -15,6 +15,10 @@ def build(ctx: Context) -> Section:
     if found:
         s.heading("Key findings")
         s.items([f.sentence for f in found])
+        if any(f.inconclusive for f in found):  # the council-level test's floor, explained once
+            s.text(findings.FLOOR_NOTE)
+        if any(findings.NOT_95 in f.sentence for f in found):
+            s.text(findings.NOT_95_NOTE)
     else:
         s.text("The model stage produced no contrasts, so there are no key findings to report.")
     councils = ctx.inputs.linkage_summary.get("councils", 0)
