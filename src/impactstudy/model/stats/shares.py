@@ -142,7 +142,8 @@ def share_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str], cont
         for later, earlier in contrasts:
             ks = [fit.index(key, w) if fit else None for w in (later, earlier)]
             counts = {"n_obs": sum(int(fit.n_obs[k]) for k in ks if k is not None) if fit else 0,
-                      "n_councils": _councils(d, group, level, (later, earlier))}
+                      "n_councils": _councils(d, group, level, (later, earlier)),
+                      "n_councils_both": _councils(d, group, level, (later, earlier), every_wave=True)}
             if None in ks:
                 change_rows.append(tidy.make_row(MODEL, later, earlier, label, correction=fit.correction if fit else "",
                                                  warning="no answers at one of the waves", **counts))
@@ -175,7 +176,9 @@ def difference_in_change(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[
         for later, earlier in contrasts:
             ks = [fit.index(lv, w) for lv in (str(level), reference) for w in (later, earlier)]
             counts = {"n_obs": sum(int(fit.n_obs[k]) for k in ks if k is not None),
-                      "n_councils": sum(_councils(d, group, lv, (later, earlier)) for lv in (str(level), reference))}
+                      "n_councils": sum(_councils(d, group, lv, (later, earlier)) for lv in (str(level), reference)),
+                      "n_councils_both": sum(_councils(d, group, lv, (later, earlier), every_wave=True)
+                                             for lv in (str(level), reference))}
             if None in ks:
                 rows.append(tidy.make_row("share_diff", later, earlier, name, correction=fit.correction,
                                           warning="no answers at one of the waves in one of the groups", **counts))
@@ -188,10 +191,14 @@ def difference_in_change(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[
     return tidy.to_frame(rows)
 
 
-def _councils(d: pd.DataFrame, group: str | None, level: object, waves: Sequence[str]) -> int:
+def _councils(d: pd.DataFrame, group: str | None, level: object, waves: Sequence[str], every_wave: bool = False) -> int:
+    """Councils with answers at any of ``waves`` (``every_wave``: at all of them) within the level."""
     sub = d[d["wave"].astype(str).isin(list(waves))]
     if group is not None:
         sub = sub[sub[group].astype(str) == str(level)]
+    if every_wave:
+        seen = sub.groupby(sub["council_code"].astype(str))["wave"].agg(lambda w: w.astype(str).nunique())
+        return int((seen == len(set(waves))).sum())
     return int(sub["council_code"].nunique())
 
 
