@@ -22,6 +22,15 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _summary(args: argparse.Namespace) -> None:
+    """The end-of-run summary (rows read, set aside and why; unmatched councils; warnings)."""
+    from impactstudy.pipeline.paths import StudyPaths
+    from impactstudy.pipeline.summary import run_summary
+
+    for line in run_summary(StudyPaths(Path(args.root).resolve(), args.study)):
+        _log(line)
+
+
 def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         from impactstudy import stages
@@ -30,6 +39,7 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
                          audience=args.audience)
         if not ran:
             _log(f"{stage}: up to date (nothing to do)")
+        _summary(args)
         return 0
 
     return command
@@ -42,6 +52,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                      audience=args.audience)
     if not ran:
         _log("all stages up to date (nothing to do)")
+    _summary(args)
     return 0
 
 

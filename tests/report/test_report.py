@@ -16,7 +16,7 @@ from impactstudy.errors import ConfigError, DataError
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.report import figures
 from impactstudy.report.disclosure import MARK
-from impactstudy.report.findings import ATTRIBUTION_CAVEAT, key_findings
+from impactstudy.report.findings import key_findings
 from impactstudy.report.stage import report_steps, run_report
 from impactstudy.report.tables import interval, number
 
@@ -94,7 +94,7 @@ def parse_tables(text: str) -> list[dict]:
     return parser.tables
 
 
-def test_report_has_every_section_and_is_self_contained(public40):
+def test_report_has_every_section_and_is_self_contained(demo40, public40):
     result, text = public40
     for title in ("Summary", "The sample", "Aims and expectations before the review", "First reflections and early impact",
                   "What changed in the longer term", "Expectations against outcomes", "Differences by group",
@@ -104,7 +104,9 @@ def test_report_has_every_section_and_is_self_contained(public40):
     assert "<link" not in text and "<script" not in text.lower()
     assert "@media print" in text
     assert text.count("<svg") == len(result["figures"]) >= 8
-    assert html.escape(ATTRIBUTION_CAVEAT, quote=False) in text or ATTRIBUTION_CAVEAT in html.unescape(text)
+    caveat = demo40[0].intervention.caveat_text
+    assert "Ofsted feedback and changes of leadership" in caveat
+    assert html.escape(caveat, quote=False) in text or caveat in html.unescape(text)
 
 
 def test_numbers_shown_match_contrasts_csv(demo40, public40):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from impactstudy.errors import ConfigError, DataError
 from impactstudy.ingest.columns import check_columns, wave_columns
-from impactstudy.ingest.harmonise import harmonise_wave
+from impactstudy.ingest.harmonise import OUT_OF_RANGE, UNRECOGNISED, harmonise_wave
 from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, missing_column
 from impactstudy.pipeline.paths import StudyPaths
@@ -119,7 +119,31 @@ def combine_wave_outputs(study: Study, paths: StudyPaths) -> None:
         key: sum(r[key] for r in reports)
         for key in ("rows_read", "rows_accepted", "rows_quarantined", "values_quarantined")
     }
+    for report in reports:
+        report.update(set_aside(quarantine_frame[quarantine_frame["wave"] == report["wave"]]))
     write_json(paths.ingest_report, {"study": study.name, "title": study.title, "waves": reports, "totals": totals})
+
+
+def reason_kind(reason: str) -> str:
+    """A quarantine reason without its particulars ("Duplicate submission …; kept source row 4" → its
+    first clause), so reasons can be counted."""
+    return reason.split(";", 1)[0].split(" (", 1)[0].strip()
+
+
+def set_aside(quarantine: pd.DataFrame) -> dict[str, Any]:
+    """One wave's quarantine, counted: rows set aside by reason, values set aside by reason, and each
+    distinct answer that is not one the config declares (column, value, count), most frequent first."""
+    rows = quarantine[quarantine["scope"] == "row"].drop_duplicates("source_row")
+    values = quarantine[quarantine["scope"] == "value"]
+    unknown = values[values["reason"].isin([UNRECOGNISED, OUT_OF_RANGE])]
+    counted = (unknown.groupby(["column", "value", "reason"], sort=False).size().rename("n").reset_index()
+               .sort_values(["n", "column", "value"], ascending=[False, True, True], kind="stable"))
+    return {
+        "rows_set_aside_by_reason": {str(k): int(v) for k, v in rows["reason"].map(reason_kind).value_counts().items()},
+        "values_set_aside_by_reason": {str(k): int(v) for k, v in values["reason"].map(reason_kind).value_counts().items()},
+        "answers_not_declared": [{"column": r.column, "value": r.value, "reason": r.reason, "n": int(r.n)}
+                                 for r in counted.itertuples()],
+    }
 
 
 def measure_for_wave(measure: Measure, wave: Wave) -> dict[str, Any]:

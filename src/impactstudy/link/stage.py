@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyreadstat
 
-from impactstudy.councils import load_register, resolve, same_authority_code
+from impactstudy.councils import councils_on, load_register, normalise, resolve, same_authority_code
 from impactstudy.errors import DataError
 from impactstudy.pipeline.atomic import (
     atomic_path, fix_sav_timestamp, read_parquet_metadata, write_csv, write_json, write_parquet,
@@ -105,7 +105,7 @@ def council_covariates(study: Study, paths: StudyPaths, aliases: Any) -> tuple[p
     for column, kind in spec.covariates.items():
         values = table[column].replace("", None)
         if kind == "date":
-            out[column] = pd.to_datetime(values, errors="coerce", format="mixed", dayfirst=True).astype("datetime64[ns]")
+            out[column] = parse_dates(values, spec.date_format, path.name, column)
         elif kind == "number":
             out[column] = pd.to_numeric(values, errors="coerce")
         else:
@@ -115,6 +115,32 @@ def council_covariates(study: Study, paths: StudyPaths, aliases: Any) -> tuple[p
     if repeated:
         raise DataError(f"{path}: councils {', '.join(repeated)} appear more than once; keep one row per council")
     return out.reset_index(drop=True), notes
+
+
+def parse_dates(values: pd.Series, date_format: str | None, file: str, column: str) -> pd.Series:
+    """A date covariate: ISO 8601 (``2013-06-04``, with or without a time) first, then ``date_format``
+    when the config gives one; dates a spreadsheet stored as dates are taken as they are.
+
+    Never guesses: ``04/06/2013`` is 4 June or 6 April depending on who typed it, so without a
+    ``date_format`` any other form is a :class:`DataError` naming the file, the row (as the user sees it,
+    the header being row 1) and the value.
+    """
+    stored = pd.to_datetime(values.where(values.map(lambda v: isinstance(v, (date, pd.Timestamp)))), errors="coerce")
+    text = values.where(stored.isna()).astype("string").str.strip().replace("", pd.NA)
+    out = stored.astype("datetime64[ns]")
+    iso = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    out = out.fillna(iso.astype("datetime64[ns]"))
+    left = text.notna() & iso.isna()
+    if left.any() and date_format:
+        out = out.fillna(pd.to_datetime(text.where(left), errors="coerce", format=date_format).astype("datetime64[ns]"))
+    bad = text.notna() & out.isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        how = (f"it does not match date_format '{date_format}'" if date_format else
+               "write dates as YYYY-MM-DD, or set date_format in [councils] (e.g. \"%d/%m/%Y\")")
+        raise DataError(f"{file} row {i + 2}: {column} '{text.iloc[i]}' is not a date in ISO 8601 form; {how}"
+                        + (f" ({int(bad.sum()) - 1} more such value(s))" if bad.sum() > 1 else ""))
+    return out
 
 
 # ------------------------------------------------------------------------------------------- waves
@@ -341,7 +367,66 @@ def link_rows(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataF
     linkage = pd.concat(linkages, ignore_index=True)
     quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     summary = linkage_summary(study, person_wave, linkage, quarantine, covariates, covariate_notes)
+    summary["unmatched_councils"] = unmatched_councils(study, linkage)
+    summary["warnings"] = missing_covariate_warnings(study, person_wave) + before_warnings(study, person_wave)
     return LinkedRows(person_wave, linkage, quarantine, summary, covariate_columns)
+
+
+def unmatched_councils(study: Study, linkage: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each identifier no council was found for, per wave: its rows and the three closest register names
+    (councils live at the wave's date), so a user can tell a typo from a council the register lacks."""
+    from rapidfuzz import fuzz, process
+
+    out = []
+    for wave_id, cell in linkage[linkage["method"] == "unmatched"].groupby("wave", sort=False):
+        live = councils_on(study.wave(str(wave_id)).as_of)
+        names = live["name"].tolist()
+        keys = [normalise(n) for n in names]
+        for r in cell.itertuples():
+            closest = process.extract(normalise(str(r.council_raw)), keys, scorer=fuzz.WRatio, limit=3)
+            out.append({"wave": str(wave_id), "council_raw": str(r.council_raw), "rows": int(r.n_rows),
+                        "note": "" if pd.isna(r.note) else str(r.note),
+                        "closest": [names[i] for _, _, i in closest]})
+    return out
+
+
+def _names(councils: list[str], limit: int = 5) -> str:
+    shown = ", ".join(councils[:limit])
+    return shown + (f" and {len(councils) - limit} more" if len(councils) > limit else "")
+
+
+def missing_covariate_warnings(study: Study, person_wave: pd.DataFrame) -> list[str]:
+    """One warning per ``group_by`` covariate some panel councils have no value for (not in the councils
+    file, or a blank cell): the report shows them as "not recorded" and the models by that covariate
+    leave them out."""
+    if study.councils is None:
+        return []
+    councils = person_wave.drop_duplicates("council_code")
+    out = []
+    for covariate in study.councils.group_by:
+        lacking = councils.loc[councils[covariate].isna(), "council_name"].astype(str).tolist()
+        if lacking:
+            out.append(f"{len(lacking)} council(s) have no {covariate} in {study.councils.file} ({_names(sorted(lacking))}): "
+                       f"shown as \"not recorded\" and left out of the models by {covariate}")
+    return out
+
+
+def before_warnings(study: Study, person_wave: pd.DataFrame) -> list[str]:
+    """Answers at a wave declared to come before the intervention (``[intervention] before_waves``) that
+    were given after the council's intervention date: one warning per wave, naming the councils."""
+    spec = study.intervention
+    if not spec.before_waves or spec.date not in person_wave:
+        return []
+    when = _response_dates(person_wave, study)
+    late = person_wave["wave"].isin(spec.before_waves).to_numpy() & (when > person_wave[spec.date]).to_numpy()
+    out = []
+    for wave_id in spec.before_waves:
+        rows = person_wave[late & (person_wave["wave"] == wave_id).to_numpy()]
+        if len(rows):
+            names = sorted(rows["council_name"].astype(str).unique())
+            out.append(f"wave '{wave_id}': {len(rows)} answer(s) from {len(names)} council(s) ({_names(names)}) were "
+                       f"given after the council's {spec.date}, though the wave is declared as before {spec.name}")
+    return out
 
 
 def panels(study: Study, rows: LinkedRows) -> LinkResult:
@@ -512,7 +597,8 @@ def link_steps(study: Study, paths: StudyPaths) -> list[Step]:
             inputs.append(paths.raw_file(study.councils.aliases))
     config = {"waves": [asdict(w) for w in study.waves], "councils": asdict(study.councils) if study.councils else None,
               "measures": measure_metadata(study),
-              "time_since_review": asdict(study.models.time_since_review) if study.models.time_since_review else None}
+              "time_since_review": asdict(study.models.time_since_review) if study.models.time_since_review else None,
+              "intervention": [study.intervention.date, list(study.intervention.before_waves), study.intervention.name]}
     return [Step(
         name="link",
         inputs=tuple(inputs),

@@ -101,6 +101,18 @@ class Context:
         covariate, _, level = group.partition("=")
         return f"{level} ({covariate})"
 
+    def measures_noun(self, measures: Sequence[Measure]) -> str:
+        """What a chart of ``measures`` is about, from their labels: the one measure's label, the label
+        their labels share before a colon ("Wellbeing: sleep", "Wellbeing: mood" → "Wellbeing"), or
+        "the measures"."""
+        labels = [m.label for m in measures]
+        if len(labels) == 1:
+            return labels[0]
+        heads = {label.split(":", 1)[0].strip() for label in labels}
+        if len(heads) == 1 and all(":" in label for label in labels):
+            return heads.pop()
+        return "the measures"
+
     def contrast_label(self, contrast: str) -> str:
         later, earlier = findings.contrast_waves(contrast)
         return f"{self.wave_labels.get(later, later)} vs {self.wave_labels.get(earlier, earlier)}"

@@ -17,8 +17,9 @@ rules rather than by hand so that it can never say more than the table does:
 * where the other models fitted to the same measure that estimate the same thing (the ``estimand``
   column) reach a different conclusion, the sentence says so; models of other estimands are not
   compared (a log odds ratio and a council-weighted mean change answer different questions);
-* nothing is ever said to be *caused by* the review: the design has no comparison group, and
-  :data:`ATTRIBUTION_CAVEAT` says so once at the top of the summary;
+* nothing is ever said to be *caused by* the intervention: the design has no comparison group, and
+  the study's caveat (:attr:`~impactstudy.study.config.Intervention.caveat_text`) says so once at the
+  top of the summary;
 * in the public report, an estimate resting on fewer than ``min_cell`` councils is withheld.
 """
 
@@ -49,12 +50,6 @@ NOT_95_NOTE = (f"{NOT_95} Not a 95% interval: with this few councils an exact te
                "reach 95%, so the interval is shown at the highest level it can reach, stated beside it (never "
                "below 80%; below that no interval is shown). It is narrower than a 95% interval would be and is "
                "weaker evidence.")
-ATTRIBUTION_CAVEAT = (
-    "These are changes over time in what councils reported, not proof that the review caused them. "
-    "The study has no comparison group of councils without a review, and over the same period councils "
-    "also had Ofsted feedback and changes of leadership, which respondents themselves credited with part "
-    "of the change."
-)
 
 
 @dataclass(frozen=True)

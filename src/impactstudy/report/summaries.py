@@ -23,6 +23,13 @@ from scipy import special
 from impactstudy.study.config import Study
 
 ALL = "all"
+NOT_RECORDED = "not recorded"  # the group of councils with no value for a group_by covariate
+
+
+def recorded(values: pd.Series) -> pd.Series:
+    """A covariate's values as text, :data:`NOT_RECORDED` where the council has none (blank, or not in the
+    councils file): such councils are shown as a group of their own, never dropped or crashed on."""
+    return values.astype("string").fillna(NOT_RECORDED)
 
 
 def _plain(panel: pd.DataFrame) -> pd.DataFrame:
@@ -40,8 +47,9 @@ def groups(panel: pd.DataFrame, by: Iterable[str] = ()) -> Iterable[tuple[str, p
     for covariate in by:
         if covariate not in panel.columns:
             continue
-        for level in sorted(panel[covariate].dropna().unique()):
-            yield f"{covariate}={level}", panel[panel[covariate] == level]
+        levels = recorded(panel[covariate])
+        for level in sorted(levels.unique()):
+            yield f"{covariate}={level}", panel[(levels == level).to_numpy()]
 
 
 def t_interval(mean: pd.Series, sd: pd.Series, n: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +80,7 @@ def trajectories(panel: pd.DataFrame, study: Study, measures: Iterable[str], by:
     council = (data.groupby(["measure", "wave", "council_code"], observed=True, sort=False)["value"]
                .agg(value="mean", n_respondents="size").reset_index())
     covariates = panel[["council_code", *by]].drop_duplicates("council_code")
+    covariates = covariates.assign(**{b: recorded(covariates[b]) for b in by})
     council = council.merge(covariates, on="council_code", how="left")
     frames = []
     for covariate in [None, *by]:

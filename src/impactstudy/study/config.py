@@ -38,6 +38,11 @@ FORMATS = {
 }
 DUPLICATE_RULES = ("latest", "most_complete")
 COVARIATE_KINDS = ("category", "number", "date")
+DEFAULT_CAVEAT = (
+    "These are changes over time in what councils reported, not proof that {name} caused them. "
+    "Without a comparison group of councils that did not take part, the change cannot be separated from "
+    "anything else that changed over the same period."
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class CouncilsFile:
     covariates: Mapping[str, str]  # column -> kind (category | number | date)
     group_by: tuple[str, ...] = ()
     aliases: str | None = None  # optional CSV alias,gss_code extending the shipped alias table
+    date_format: str | None = None  # strftime format of non-ISO dates ("%d/%m/%Y"); ISO 8601 always reads
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,31 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class Intervention:
+    """What the study evaluates, and the words the report uses for it (``[intervention]`` in the config).
+
+    Every default is neutral, so a study that declares nothing is never described in another study's
+    terms: ``name`` is what the report calls the programme, ``caveat`` the design caveat at the top
+    of the summary (``{name}`` in it is replaced), ``before``/``after`` the words for the waves an
+    expected set and an achieved set were asked in (default: those waves' labels). ``date`` names the
+    councils-file date covariate holding each council's intervention date, and ``before_waves`` the
+    waves whose answers should precede it (answers given after it are warned about at link).
+    """
+
+    name: str = "the intervention"
+    caveat: str = DEFAULT_CAVEAT
+    before: str | None = None
+    after: str | None = None
+    date: str | None = None
+    before_waves: tuple[str, ...] = ()
+
+    @property
+    def caveat_text(self) -> str:
+        """The caveat with ``{name}`` filled in."""
+        return self.caveat.replace("{name}", self.name)
+
+
+@dataclass(frozen=True)
 class Study:
     """A whole study config."""
 
@@ -180,6 +211,7 @@ class Study:
     models: ModelSettings
     duplicates: str = "latest"
     min_cell: int = 5
+    intervention: Intervention = field(default_factory=Intervention)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -472,7 +504,7 @@ def _councils(data: Any, source: Path) -> CouncilsFile | None:
     if data is None:
         return None
     sec = _Section(data, "councils", source)
-    sec.check_keys(("file", "key", "covariates", "group_by", "aliases"))
+    sec.check_keys(("file", "key", "covariates", "group_by", "aliases", "date_format"))
     covariates = sec.get("covariates", dict, {})
     for column, kind in covariates.items():
         if kind not in COVARIATE_KINDS:
@@ -488,7 +520,18 @@ def _councils(data: Any, source: Path) -> CouncilsFile | None:
         covariates=dict(covariates),
         group_by=group_by,
         aliases=_relative_file(aliases, sec) if aliases else None,
+        date_format=_date_format(sec.get("date_format", str), sec),
     )
+
+
+def _date_format(value: str | None, section: _Section) -> str | None:
+    """A strftime format with a day, a month and a year in it, or None."""
+    if value is None:
+        return None
+    has = [any(f"%{c}" in value for c in codes) for codes in ("d", "mbB", "Yy")]
+    if not all(has):
+        raise section.error(f"date_format '{value}' must contain %d, %m (or %b/%B) and %Y, e.g. \"%d/%m/%Y\"")
+    return value
 
 
 def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> ModelSettings:
@@ -512,11 +555,34 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
     )
 
 
+def _intervention(data: Any, waves: tuple[str, ...], councils: CouncilsFile | None, source: Path) -> Intervention:
+    sec = _Section(data or {}, "intervention", source)
+    sec.check_keys(("name", "caveat", "before", "after", "date", "before_waves"))
+    date_column = sec.get("date", str)
+    if date_column is not None and (councils is None or councils.covariates.get(date_column) != "date"):
+        raise sec.error(f"'date' must name a date covariate of the councils file, got '{date_column}'")
+    before_waves = tuple(sec.get("before_waves", list, []))
+    for wave_id in before_waves:
+        if wave_id not in waves:
+            raise sec.error(f"before_waves names unknown wave '{wave_id}'{_suggest(str(wave_id), waves)}")
+    if before_waves and date_column is None:
+        raise sec.error("'before_waves' needs 'date' (the covariate holding each council's intervention date)")
+    return Intervention(
+        name=sec.get("name", str, Intervention.name),
+        caveat=" ".join(sec.get("caveat", str, DEFAULT_CAVEAT).split()),
+        before=sec.get("before", str),
+        after=sec.get("after", str),
+        date=date_column,
+        before_waves=before_waves,
+    )
+
+
 def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
     """Build a :class:`Study` from parsed TOML, checking every key; ``source`` names it in errors."""
     top = _Section(dict(data), "top level", source)
     top.check_keys(
-        ("title", "description", "ingest", "councils", "waves", "aims", "measures", "models", "report", "expectations")
+        ("title", "description", "ingest", "councils", "waves", "aims", "measures", "models", "report", "expectations",
+         "intervention")
     )
     raw_waves = top.get("waves", list, required=True)
     if not raw_waves:
@@ -583,6 +649,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         models=_model_settings(top.get("models", dict), councils, source),
         duplicates=duplicates,
         min_cell=report.get("min_cell", int, 5),
+        intervention=_intervention(top.get("intervention", dict), wave_ids, councils, source),
         raw=dict(data),
     )
 

@@ -90,8 +90,9 @@ def _change(ctx: Context, s: Section, measures: list[Measure]) -> None:
         return
     names = [m.name for m in measures]
     traj = ctx.trajectories[ctx.trajectories["measure"].isin(names)]
+    noun = ctx.measures_noun(measures)
     trajectory_figure(ctx, s, traj, measures, [summaries.ALL], f"{s.id}_trajectories",
-                            "How self-rated effectiveness moved across the waves")
+                      f"How {noun if noun == 'the measures' else _lower_first(noun)} moved across the waves")
     contrasts = ctx.inputs.contrasts
     if contrasts.empty:
         return
@@ -122,6 +123,11 @@ def _change(ctx: Context, s: Section, measures: list[Measure]) -> None:
         s.figure(*ctx.chart(*fig, f"{s.id}_forest", title, subtitle, alt, data, f"Change from the first wave ({method})",
                              numeric=["Estimate", "95% CI", "q-value", "Councils"]))
     _model_tables(ctx, s, mine)
+
+
+def _lower_first(text: str) -> str:
+    """'Self-rated wellbeing' → 'self-rated wellbeing', but 'GCSE results' stays (an acronym)."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
 
 
 def _model_tables(ctx: Context, s: Section, rows: pd.DataFrame) -> None:

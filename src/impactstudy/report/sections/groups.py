@@ -34,6 +34,12 @@ def headline_measures(ctx: Context, measures: list[Measure], groups: list[str]) 
     return [m for m in measures if m.name in keep]
 
 
+def not_recorded(ctx: Context, covariate: str) -> int:
+    """How many councils in the panel have no value for ``covariate``."""
+    councils = ctx.inputs.panel[["council_code", covariate]].drop_duplicates("council_code")
+    return int(councils[covariate].isna().sum())
+
+
 def build(ctx: Context) -> Section | None:
     """Change by each ``group_by`` covariate: trajectories and forest plots; None without groups."""
     if not ctx.group_by:
@@ -49,13 +55,18 @@ def build(ctx: Context) -> Section | None:
     for covariate in ctx.group_by:
         groups = [summaries.ALL] + sorted(g for g in set(traj["group"]) if g.startswith(f"{covariate}="))
         headline = headline_measures(ctx, measures, groups)
-        title = f"Effectiveness over time by {covariate}"
+        noun = ctx.measures_noun(headline)
+        title = f"{noun[:1].upper() + noun[1:]} over time by {covariate}"
         if len(headline) < len(measures):
             s.text(f"With {len(measures)} measures, the chart shows the {len(headline)} whose change from the first "
                    f"wave to the last differs most between groups of {covariate}; the table after it gives every "
                    "measure's group means, and the forest plot below every measure's change by group.")
             title += f": the {len(headline)} measures whose groups differ most"
         trajectory_figure(ctx, s, traj, headline, groups, f"trajectories_by_{covariate}", title)
+        unrecorded = not_recorded(ctx, covariate)
+        if unrecorded:
+            s.text(f"{unrecorded} council{'s have' if unrecorded > 1 else ' has'} no recorded {covariate}: shown as "
+                   f"“{summaries.NOT_RECORDED}” and left out of the models by {covariate}.")
         if len(headline) < len(measures):
             every = traj[traj["group"].isin(groups)].reset_index(drop=True)
             s.table(table(f"trajectories-by-{covariate}-all", f"Mean of council means by {covariate}, every measure",

@@ -10,7 +10,7 @@ from impactstudy.report.context import Context, Section
 def build(ctx: Context) -> Section:
     """Key findings, with the attribution caveat and a warning when few councils took part."""
     s = Section("summary", "Summary", ctx.study.description)
-    s.text(findings.ATTRIBUTION_CAVEAT, kind="callout")
+    s.text(ctx.study.intervention.caveat_text, kind="callout")
     found = findings.key_findings(ctx.inputs.contrasts, ctx.study, min_cell=ctx.threshold)
     if found:
         s.heading("Key findings")
