@@ -11,7 +11,7 @@ RAW := $(wildcard data/raw/$(STUDY)/*)
 CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -name '*.csv' -o -name '*.toml' -o -name '*.html' -o -name '*.css' -o -name '*.j2' \) 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo ingest link model report status validate test bench clean
+.PHONY: help setup demo ingest link model report status validate test fuzz bench clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [STUDY=$(STUDY)] [AUDIENCE=$(AUDIENCE)]"
@@ -66,6 +66,10 @@ validate: $(VENV)/.installed ## Check the study config against its raw files
 
 test: $(VENV)/.installed ## Run the test suite
 	$(BIN)/pytest
+
+FUZZ_MINUTES ?= 30
+fuzz: $(VENV)/.installed ## Run the study fuzzer for FUZZ_MINUTES (default 30); failures listed in fuzz-findings.log
+	FUZZ_MINUTES=$(FUZZ_MINUTES) FUZZ_EXAMPLES=1000000 FUZZ_LOG=$(CURDIR)/fuzz-findings.log nice -n 10 $(BIN)/pytest tests/fuzz -q -p no:cacheprovider
 
 bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes bench/results.json)
 	$(BIN)/python bench/run.py

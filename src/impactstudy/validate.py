@@ -44,7 +44,7 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
         problems.extend(column_problems)
         if not column_problems:
             problems.extend(check_types(table, wave, study, source))
-    if study.councils is not None:
+    if study.councils is not None and study.councils.file is not None:
         try:
             path = paths.raw_file(study.councils.file)
             table = read_raw(path, "csv" if path.suffix.lower() != ".xlsx" else "xlsx")

@@ -68,14 +68,79 @@ def reference_date(study: Study) -> date | None:
     return max(dates) if dates else None
 
 
-def carry_code_changes(codes: pd.Series, as_of: date | None) -> pd.Series:
-    """Map each GSS code to the code the same authority has on ``as_of`` (code changes only).
-
-    A merger or split is not followed: a panel council is an authority, and a successor is a
-    different authority (see :func:`impactstudy.councils.same_authority_code`).
+def carry_code_changes(codes: pd.Series, as_of: date | None, follow_mergers: bool = False) -> pd.Series:
+    """Map each GSS code to the code its council has in the panel: the code the same authority has on
+    ``as_of`` (code changes), and with ``follow_mergers`` (``[councils] mergers = "successor"``) the
+    authority it merged into by then. A split is never followed: its successors are other councils.
     """
-    mapping = {code: same_authority_code(code, as_of) for code in codes.dropna().unique()}
+    mapping = {code: panel_code(code, as_of, follow_mergers) for code in codes.dropna().unique()}
     return map_distinct(codes, mapping.get)
+
+
+def _successors(code: str) -> tuple[tuple[str, ...], pd.Timestamp | None]:
+    """A register code's successor codes and the day it ended (``((), None)`` while it lasts or is unknown)."""
+    register = load_register().set_index("gss_code")
+    if code not in register.index:
+        return (), None
+    row = register.loc[code]
+    if pd.isna(row["valid_to"]) or not isinstance(row["successor_codes"], str):
+        return (), None
+    return tuple(row["successor_codes"].split(";")), pd.Timestamp(row["valid_to"])
+
+
+def _name(code: str) -> str:
+    names = load_register().set_index("gss_code")["name"]
+    return str(names.get(code, code))
+
+
+def panel_code(code: str, as_of: date | None, follow_mergers: bool = False) -> str:
+    """One code's panel identity (see :func:`carry_code_changes`): code changes and replacements (one
+    successor of the same name, as Buckinghamshire's county by its unitary council in 2020) are always
+    followed, mergers only with ``follow_mergers``."""
+    seen: set[str] = set()
+    while code not in seen:
+        seen.add(code)
+        code = same_authority_code(code, as_of)
+        successors, ended = _successors(code)
+        if len(successors) != 1 or (as_of is not None and ended >= pd.Timestamp(as_of)):
+            break
+        if follow_mergers or normalise(_name(successors[0])) == normalise(_name(code)):
+            code = successors[0]
+    return code
+
+
+def reorganisations(study: Study, codes: set[str]) -> list[dict[str, Any]]:
+    """Every council of the study (as resolved at some wave, or in the councils file) the register
+    reorganised by the reference date, what happened to it and how the panel treats it."""
+    as_of = reference_date(study)
+    follow = study.councils is not None and study.councils.mergers == "successor"
+    names = load_register().set_index("gss_code")["name"]
+    out = []
+    for code in sorted(codes):
+        successors, ended = _successors(code)
+        if not successors or (as_of is not None and ended >= pd.Timestamp(as_of)):
+            continue
+        now = panel_code(code, as_of, follow)
+        later = ", ".join(f"{names.get(c, c)} ({c})" for c in successors)
+        day = f"{(ended + pd.Timedelta(days=1)).date()}"
+        if same_authority_code(code, as_of) != code:
+            kind, treatment = "code change", f"one council throughout: its code changed on {day}, so {code} is read as {now}"
+        elif len(successors) == 1 and normalise(_name(successors[0])) == normalise(_name(code)):
+            kind, treatment = "replacement", (f"replaced on {day} by {later}; one council throughout, read as {now} "
+                                              "in every wave")
+        elif len(successors) > 1:
+            kind, treatment = "split", (f"split on {day} into {later}; kept as its own council in the waves before, "
+                                        "never mapped to a successor (each successor is a council of its own)")
+        elif follow:
+            kind, treatment = "merger", (f"merged into {later} on {day}; mapped to it in every wave "
+                                         "(mergers = \"successor\"), with the successor's covariates")
+        else:
+            kind, treatment = "merger", (f"merged into {later} on {day}; kept as its own council in the waves before, "
+                                         "the successor a separate council (mergers = \"separate\")")
+        out.append({"council_code": code, "council_name": str(names.get(code, code)), "kind": kind,
+                    "successor_codes": list(successors), "panel_code": now, "treatment": treatment,
+                    "text": f"{names.get(code, code)} ({code}): {treatment}"})
+    return out
 
 
 def resolve_wave(values: pd.Series, as_of: date | None, aliases: Any) -> pd.DataFrame:
@@ -84,10 +149,27 @@ def resolve_wave(values: pd.Series, as_of: date | None, aliases: Any) -> pd.Data
     return resolve(distinct.tolist(), as_of=as_of, aliases=aliases).drop_duplicates("input")
 
 
+def resolve_keys(keys: pd.Series, study: Study, aliases: Any) -> tuple[pd.Series, pd.Series]:
+    """The councils file's keys resolved at whichever wave's date they were valid on (each wave's date in
+    study order: a file keyed as the councils were when the study began resolves at the first wave, one
+    keyed by today's codes at the last), with the register's note for keys valid on none."""
+    codes = pd.Series(None, index=keys.index, dtype="object")
+    notes = pd.Series("", index=keys.index, dtype="object")
+    for as_of in dict.fromkeys(w.as_of for w in study.waves):
+        todo = codes.isna()
+        if not todo.any():
+            break
+        found = resolve(keys[todo].tolist(), as_of=as_of, aliases=aliases)
+        codes[todo] = found["gss_code"].to_numpy()
+        notes[todo] = found["note"].fillna("").to_numpy()
+    return codes, notes
+
+
 def council_covariates(study: Study, paths: StudyPaths, aliases: Any) -> tuple[pd.DataFrame, list[str]]:
-    """The study's council covariates by panel council code, and notes on rows that did not resolve."""
+    """The study's council covariates by panel council code, and notes on rows that did not resolve or
+    were not used (a predecessor's row when mergers map every wave to the successor)."""
     spec = study.councils
-    if spec is None:
+    if spec is None or spec.file is None:
         return pd.DataFrame(columns=["council_code"]), []
     path = paths.raw_file(spec.file)
     table = read_raw(path, "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv").data
@@ -95,13 +177,14 @@ def council_covariates(study: Study, paths: StudyPaths, aliases: Any) -> tuple[p
         if column not in table.columns:
             raise DataError(f"{path}: no column '{column}'; the [councils] section of study.toml names it")
     as_of = reference_date(study)
-    resolved = resolve(table[spec.key].tolist(), as_of=as_of, aliases=aliases)
-    notes = [
-        f"{path.name} row {i + 2}: council '{raw}' not resolved ({note})"
-        for i, (raw, code, note) in enumerate(zip(table[spec.key], resolved["gss_code"], resolved["note"]))
-        if pd.isna(code)
-    ]
-    out = pd.DataFrame({"council_code": carry_code_changes(resolved["gss_code"], as_of)})
+    own, unresolved = resolve_keys(table[spec.key], study, aliases)
+    notes = [f"{path.name} row {i + 2}: council '{raw}' not resolved ({note})"
+             for i, (raw, code, note) in enumerate(zip(table[spec.key], own, unresolved)) if pd.isna(code)]
+    codes = carry_code_changes(own, as_of, follow_mergers=spec.mergers == "successor")
+    merged = codes.notna() & (codes != carry_code_changes(own, as_of))
+    notes += [f"{path.name} row {i + 2}: '{table[spec.key].iloc[i]}' merged into {codes.iloc[i]}; its row is not used "
+              "(mergers = \"successor\" takes the successor's covariates)" for i in np.flatnonzero(merged.to_numpy())]
+    out = pd.DataFrame({"council_code": codes.where(~merged)})
     for column, kind in spec.covariates.items():
         values = table[column].replace("", None)
         if kind == "date":
@@ -190,7 +273,8 @@ def link_wave(frame: pd.DataFrame, study: Study, wave_id: str, source_file: str,
     linkage.insert(0, "wave", wave_id)
     linkage["n_rows"] = linkage["council_raw"].map(counts).astype("int64")
     linked = frame[~rejected].copy()
-    linked["council_code"] = carry_code_changes(codes[~rejected], as_of)
+    follow = study.councils is not None and study.councils.mergers == "successor"
+    linked["council_code"] = carry_code_changes(codes[~rejected], as_of, follow_mergers=follow)
     return linked, linkage[LINKAGE_COLUMNS], quarantine
 
 
@@ -368,6 +452,7 @@ def link_rows(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataF
     quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     summary = linkage_summary(study, person_wave, linkage, quarantine, covariates, covariate_notes)
     summary["unmatched_councils"] = unmatched_councils(study, linkage)
+    summary["reorganised"] = reorganisations(study, set(linkage["council_code"].dropna()))
     summary["warnings"] = missing_covariate_warnings(study, person_wave) + before_warnings(study, person_wave)
     return LinkedRows(person_wave, linkage, quarantine, summary, covariate_columns)
 

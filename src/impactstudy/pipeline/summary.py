@@ -46,7 +46,8 @@ def ingest_lines(report: dict[str, Any], study: str) -> list[str]:
             lines.append(f"  {total:,} answer(s) not among the declared levels, labels or missing codes (kept as missing):")
             lines += _more([f"    {a['column']} = '{a['value']}': {a['n']:,} ({a['reason'].lower()})" for a in answers[:SHOWN]],
                            len(answers))
-        lines += [f"  warning: {w}" for w in wave.get("warnings", [])]
+        warnings = wave.get("warnings", [])
+        lines += _more([f"  warning: {w}" for w in warnings[:SHOWN]], len(warnings))
     if report.get("totals", {}).get("rows_quarantined") or any(w.get("answers_not_declared") for w in report.get("waves", [])):
         lines.append(f"  every row and value set aside is in data/processed/{study}/quarantine.csv")
     return lines

@@ -38,6 +38,7 @@ FORMATS = {
 }
 DUPLICATE_RULES = ("latest", "most_complete")
 COVARIATE_KINDS = ("category", "number", "date")
+MERGER_RULES = ("separate", "successor")
 DEFAULT_CAVEAT = (
     "These are changes over time in what councils reported, not proof that {name} caused them. "
     "Without a comparison group of councils that did not take part, the change cannot be separated from "
@@ -126,14 +127,16 @@ class Measure:
 
 @dataclass(frozen=True)
 class CouncilsFile:
-    """Optional council covariates file: a council key plus covariates such as status."""
+    """The ``[councils]`` section: an optional covariates file (a council key plus covariates such as
+    status), extra aliases, and how reorganised councils are treated (``mergers``, see docs/councils.md)."""
 
-    file: str
-    key: str
+    file: str | None
+    key: str | None
     covariates: Mapping[str, str]  # column -> kind (category | number | date)
     group_by: tuple[str, ...] = ()
     aliases: str | None = None  # optional CSV alias,gss_code extending the shipped alias table
     date_format: str | None = None  # strftime format of non-ISO dates ("%d/%m/%Y"); ISO 8601 always reads
+    mergers: str = "separate"  # or "successor": every wave mapped to the latest geography
 
 
 @dataclass(frozen=True)
@@ -504,8 +507,16 @@ def _councils(data: Any, source: Path) -> CouncilsFile | None:
     if data is None:
         return None
     sec = _Section(data, "councils", source)
-    sec.check_keys(("file", "key", "covariates", "group_by", "aliases", "date_format"))
+    sec.check_keys(("file", "key", "covariates", "group_by", "aliases", "date_format", "mergers"))
+    file = sec.get("file", str)
     covariates = sec.get("covariates", dict, {})
+    if file is None:
+        for key in ("key", "covariates", "group_by", "date_format"):
+            if key in sec.data:
+                raise sec.error(f"'{key}' needs 'file' (the councils file it describes)")
+    mergers = sec.get("mergers", str, "separate")
+    if mergers not in MERGER_RULES:
+        raise sec.error(f"'mergers' must be one of {', '.join(MERGER_RULES)}, got '{mergers}'{_suggest(mergers, MERGER_RULES)}")
     for column, kind in covariates.items():
         if kind not in COVARIATE_KINDS:
             raise sec.error(f"covariate '{column}' has unknown kind '{kind}'; use one of {', '.join(COVARIATE_KINDS)}")
@@ -515,12 +526,13 @@ def _councils(data: Any, source: Path) -> CouncilsFile | None:
             raise sec.error(f"group_by names '{column}', which is not a declared covariate{_suggest(column, list(covariates))}")
     aliases = sec.get("aliases", str)
     return CouncilsFile(
-        file=_relative_file(sec.get("file", str, required=True), sec),
-        key=sec.get("key", str, required=True),
+        file=_relative_file(file, sec) if file is not None else None,
+        key=sec.get("key", str, required=True) if file is not None else None,
         covariates=dict(covariates),
         group_by=group_by,
         aliases=_relative_file(aliases, sec) if aliases else None,
         date_format=_date_format(sec.get("date_format", str), sec),
+        mergers=mergers,
     )
 
 

@@ -63,7 +63,11 @@ def nominal_lrt(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str]) -> 
     cell, answer = np.nonzero(counts)
     with tidy.captured_warnings() as caught:
         model = LogitOrderedModel(answer, X[cell], freq_weights=counts[cell, answer])
-        fit = model.fit(method="newton", tol=1e-12, maxiter=200, disp=False)
+        try:
+            fit = model.fit(method="newton", tol=1e-12, maxiter=200, disp=False)
+        except np.linalg.LinAlgError:  # e.g. every answer in one category at some wave: no finite fit
+            out["warning"] = "the proportional-odds fit is singular (not estimable with these answers)"
+            return out
     statistic = max(2.0 * (saturated - float(fit.llf)), 0.0)
     df = (J - 2) * (C - 1)
     sparse = [f"{categories[j]:g}" for j in range(J) if counts[:, j].min() < SPARSE]
