@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impactstudy.report import figures, summaries
+from impactstudy.report import figures, findings, summaries
 from impactstudy.report.blocks import (
     PANELS_PER_CHART, TRAJECTORY_NUMERIC, contrast_data, trajectory_data, trajectory_figure,
 )
@@ -75,7 +75,10 @@ def build(ctx: Context) -> Section | None:
         if contrasts.empty:
             continue
         last = f"{ctx.study.wave_ids[-1]} - {ctx.study.wave_ids[0]}"
-        rows = contrasts[contrasts["measure"].isin(names) & (contrasts["model"] == "lmm") & (contrasts["contrast"] == last)
+        # with few councils (council-level rows exist) a group's change rests on its councils, as the key findings
+        few = bool(((contrasts["model"] == findings.COUNCIL_LEVEL) & contrasts["measure"].isin(names)).any())
+        rows = contrasts[contrasts["measure"].isin(names) & (contrasts["contrast"] == last)
+                         & (contrasts["model"] == (findings.COUNCIL_LEVEL if few else "lmm"))
                          & contrasts["group"].isin(groups)].copy()
         if rows.empty:
             continue
@@ -85,7 +88,10 @@ def build(ctx: Context) -> Section | None:
                               "estimate": rows["estimate"].where(~rows["withheld"]),
                               "ci_low": rows["ci_low"].where(~rows["withheld"]), "ci_high": rows["ci_high"].where(~rows["withheld"])})
         title = f"Change from {ctx.wave_labels[ctx.study.wave_ids[0]].lower()} to the last wave, by {covariate}"
-        subtitle = "Change in mean score (linear mixed model with a wave × group interaction), 95% confidence intervals"
+        subtitle = (("Council-weighted change in mean score (exact sign-flip test on each group's council changes), "
+                     "intervals at the highest level the councils allow; none for a group with fewer than 3 councils "
+                     "at both waves") if few else
+                    "Change in mean score (linear mixed model with a wave × group interaction), 95% confidence intervals")
         data = contrast_data(ctx, rows)
         data["Councils"] = counts_text(rows["n_councils"], sec_mask | rows["withheld"].to_numpy())
         fig = (figures.forest_chart, (frame, [(m.name, m.label) for m in measures],
