@@ -71,16 +71,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from impactstudy.stages import open_study
-    from impactstudy.validate import validate_study
+    from impactstudy.validate import set_aside_preview, validate_study
 
     study, paths = open_study(args.study, args.root)
     problems = validate_study(study, paths)
     for problem in problems:
         print(problem)
+    preview = set_aside_preview(study, paths)
+    for line in preview:
+        print(line)
     if problems:
         _log(f"{len(problems)} problem(s) in study '{args.study}'")
         return EXIT_VALIDATION_FAILED
-    _log(f"study '{args.study}': config and raw files agree ({len(study.waves)} waves, {len(study.measures)} measures)")
+    _log(f"study '{args.study}': config and raw files agree ({len(study.waves)} waves, {len(study.measures)} measures)"
+         + ("; the rows and answers listed above would be set aside" if preview else "; nothing would be set aside"))
     return 0
 
 

@@ -1,10 +1,16 @@
-"""Check a study config against its raw files without running a stage, reporting every problem at once."""
+"""Check a study config against its raw files without running a stage, reporting every problem at once.
+
+:func:`validate_study` lists the problems that stop a run (missing files and columns, wrong types);
+:func:`set_aside_preview` then does what ingest and link would do to every row, in memory and writing
+nothing: it resolves every council identifier and checks every answer against the levels, labels,
+missing codes and recodes, and lists each row and value that a run would set aside, and why.
+"""
 
 from __future__ import annotations
 
 from impactstudy.errors import UserError
 from impactstudy.ingest.columns import check_columns, closest
-from impactstudy.ingest.harmonise import harmonise_measure
+from impactstudy.ingest.harmonise import harmonise_measure, harmonise_wave
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import RawTable, read_raw
 from impactstudy.study.config import Study, Wave
@@ -55,3 +61,48 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
         except UserError as err:
             problems.append(str(err))
     return problems
+
+
+def _entry(q) -> str:
+    value = "" if q.value is None or str(q.value) in ("", "<NA>", "nan") else f" '{q.value}'"
+    return f"  {q.wave} row {q.source_row} {q.column}{value}: {q.reason}"
+
+
+def set_aside_preview(study: Study, paths: StudyPaths) -> list[str]:
+    """Each row and value a run would set aside (ingest's checks of every answer, link's resolution of
+    every council identifier and of the councils file), as lines; empty when nothing would be.
+
+    Waves that cannot be read or lack columns are skipped: :func:`validate_study` reports them.
+    """
+    import pandas as pd
+
+    from impactstudy.link.stage import council_covariates, link_wave, reference_date
+
+    aliases = paths.raw_file(study.councils.aliases) if study.councils and study.councils.aliases else None
+    lines: list[str] = []
+    for wave in study.waves:
+        try:
+            path = paths.raw_file(wave.file)
+            table = read_raw(path, wave.format, wave.read)
+        except UserError:
+            continue
+        if check_columns(list(table.data.columns), wave, study, str(path)):
+            continue
+        result = harmonise_wave(table.data, table.meta, wave, study, wave.file, b"validate")
+        try:
+            _, _, unlinked = link_wave(result.data, study, wave.id, wave.file, aliases, reference_date(study))
+        except UserError as err:
+            lines.append(f"  {wave.id}: {err}")
+            unlinked = result.quarantine.iloc[:0]
+        entries = pd.concat([result.quarantine, unlinked], ignore_index=True)
+        if len(entries):
+            rows = entries.loc[entries["scope"] == "row", "source_row"].nunique()
+            lines.append(f"{wave.file}: {rows} of {len(table.data)} rows and "
+                         f"{int((entries['scope'] == 'value').sum())} answers would be set aside:")
+            lines += [_entry(q) for q in entries.sort_values("source_row", kind="stable").itertuples()]
+    try:
+        _, notes = council_covariates(study, paths, aliases)
+        lines += [f"  {note}" for note in notes]
+    except UserError as err:
+        lines.append(f"  {err}")
+    return lines
