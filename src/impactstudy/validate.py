@@ -9,10 +9,10 @@ missing codes and recodes, and lists each row and value that a run would set asi
 from __future__ import annotations
 
 from impactstudy.errors import UserError
-from impactstudy.ingest.columns import check_columns, closest
+from impactstudy.ingest.columns import check_columns, closest, header_hint
 from impactstudy.ingest.harmonise import harmonise_measure, harmonise_wave
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.readers import RawTable, read_raw
+from impactstudy.pipeline.readers import RawTable, first_rows, read_raw
 from impactstudy.study.config import Study, Wave
 
 
@@ -48,6 +48,9 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
         source = str(path)
         column_problems = check_columns(list(table.data.columns), wave, study, source)
         problems.extend(column_problems)
+        if column_problems:
+            problems.append(f"{source}: " + header_hint(list(table.data.columns),
+                                                        first_rows(path, wave.format, wave.read), wave, study).lstrip("; "))
         if not column_problems:
             problems.extend(check_types(table, wave, study, source))
     if study.councils is not None and study.councils.file is not None:
@@ -63,9 +66,13 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
     return problems
 
 
-def _entry(q) -> str:
+def _entry(q, wave: Wave) -> str:
+    """One set-aside entry; in a CSV or Excel file, with the row number a spreadsheet shows (the data
+    row ``source_row`` plus the rows down to the header)."""
     value = "" if q.value is None or str(q.value) in ("", "<NA>", "nan") else f" '{q.value}'"
-    return f"  {q.wave} row {q.source_row} {q.column}{value}: {q.reason}"
+    where = (f"row {q.source_row} (spreadsheet row {q.source_row + wave.read.header_row})"
+             if wave.format in ("csv", "xlsx") else f"case {q.source_row}")
+    return f"  {q.wave} {where} {q.column}{value}: {q.reason}"
 
 
 def set_aside_preview(study: Study, paths: StudyPaths) -> list[str]:
@@ -99,7 +106,7 @@ def set_aside_preview(study: Study, paths: StudyPaths) -> list[str]:
             rows = entries.loc[entries["scope"] == "row", "source_row"].nunique()
             lines.append(f"{wave.file}: {rows} of {len(table.data)} rows and "
                          f"{int((entries['scope'] == 'value').sum())} answers would be set aside:")
-            lines += [_entry(q) for q in entries.sort_values("source_row", kind="stable").itertuples()]
+            lines += [_entry(q, wave) for q in entries.sort_values("source_row", kind="stable").itertuples()]
     try:
         _, notes = council_covariates(study, paths, aliases)
         lines += [f"  {note}" for note in notes]

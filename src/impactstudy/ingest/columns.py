@@ -36,3 +36,20 @@ def check_columns(columns: list[str], wave: Wave, study: Study, source: str) -> 
         for column, use in wave_columns(wave, study).items()
         if column not in present
     ]
+
+
+def header_hint(columns: list[str], rows: list[list[str]], wave: Wave, study: Study) -> str:
+    """For a wave whose named columns are missing: the columns the file has, and the spreadsheet row
+    (of ``rows``, the file's first rows from row 1) holding most of the named columns, if it is not
+    the header row — the usual cause is a title above the header, fixed by ``read.header_row``."""
+    wanted = set(wave_columns(wave, study))
+    found = [c for c in columns if c]
+    text = f"; the file's columns (header row {wave.read.header_row}) are: {', '.join(repr(c) for c in found[:12])}"
+    text += f" and {len(found) - 12} more" if len(found) > 12 else ""
+    best, hits = None, len(wanted & set(columns))
+    for number, row in enumerate(rows, start=1):
+        if len(wanted & set(row)) > hits:
+            best, hits = number, len(wanted & set(row))
+    if best is not None:
+        text += f"; row {best} holds {hits} of the {len(wanted)} columns named: set read.header_row = {best}"
+    return text

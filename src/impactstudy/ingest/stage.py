@@ -20,12 +20,12 @@ from typing import Any
 import pandas as pd
 
 from impactstudy.errors import ConfigError, DataError
-from impactstudy.ingest.columns import check_columns, wave_columns
+from impactstudy.ingest.columns import check_columns, header_hint, wave_columns
 from impactstudy.ingest.harmonise import OUT_OF_RANGE, UNRECOGNISED, harmonise_wave
 from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, missing_column
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.readers import read_raw
+from impactstudy.pipeline.readers import first_rows, read_raw
 from impactstudy.pipeline.steps import Step, sha256_file
 from impactstudy.study.config import Measure, Study, Wave
 from impactstudy.study.metadata import measure_metadata
@@ -55,7 +55,9 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
     source = paths.raw_file(wave.file).relative_to(paths.root.resolve()).as_posix()
     problems = check_columns(list(table.data.columns), wave, study, str(path))
     if problems:
-        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more: run `impactstudy validate`)" if len(problems) > 1 else ""))
+        hint = header_hint(list(table.data.columns), first_rows(path, wave.format, wave.read), wave, study)
+        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more: run `impactstudy validate`)" if len(problems) > 1 else "")
+                          + hint)
     result = harmonise_wave(table.data, table.meta, wave, study, source, salt)
     rows_read = len(table.data)
     rejected_rows = result.quarantine.loc[result.quarantine["scope"] == "row", "source_row"].nunique()

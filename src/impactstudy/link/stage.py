@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import re
 import multiprocessing
 from collections import Counter
 from collections.abc import Iterator
@@ -133,10 +134,10 @@ def reorganisations(study: Study, codes: set[str]) -> list[dict[str, Any]]:
                                         "never mapped to a successor (each successor is a council of its own)")
         elif follow:
             kind, treatment = "merger", (f"merged into {later} on {day}; mapped to it in every wave "
-                                         "(mergers = \"successor\"), with the successor's covariates")
+                                         "(mergers = “successor”), with the successor's covariates")
         else:
             kind, treatment = "merger", (f"merged into {later} on {day}; kept as its own council in the waves before, "
-                                         "the successor a separate council (mergers = \"separate\")")
+                                         "the successor a separate council (mergers = “separate”)")
         out.append({"council_code": code, "council_name": str(names.get(code, code)), "kind": kind,
                     "successor_codes": list(successors), "panel_code": now, "treatment": treatment,
                     "text": f"{names.get(code, code)} ({code}): {treatment}"})
@@ -459,7 +460,8 @@ def link_rows(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataF
 
 def unmatched_councils(study: Study, linkage: pd.DataFrame) -> list[dict[str, Any]]:
     """Each identifier no council was found for, per wave: its rows and the three closest register names
-    (councils live at the wave's date), so a user can tell a typo from a council the register lacks."""
+    (councils live at the wave's date; none for a code), so a user can tell a typo from a council the
+    register lacks."""
     from rapidfuzz import fuzz, process
 
     out = []
@@ -468,7 +470,8 @@ def unmatched_councils(study: Study, linkage: pd.DataFrame) -> list[dict[str, An
         names = live["name"].tolist()
         keys = [normalise(n) for n in names]
         for r in cell.itertuples():
-            closest = process.extract(normalise(str(r.council_raw)), keys, scorer=fuzz.WRatio, limit=3)
+            code = re.fullmatch(r"\s*(\d+|[EWSN]\d{8})\s*", str(r.council_raw), flags=re.I) is not None
+            closest = [] if code else process.extract(normalise(str(r.council_raw)), keys, scorer=fuzz.WRatio, limit=3)
             out.append({"wave": str(wave_id), "council_raw": str(r.council_raw), "rows": int(r.n_rows),
                         "note": "" if pd.isna(r.note) else str(r.note),
                         "closest": [names[i] for _, _, i in closest]})

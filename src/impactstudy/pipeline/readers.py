@@ -172,6 +172,31 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
     return RawTable(frame, RawMeta(file_format="csv", encoding=encoding, delimiter=delimiter))
 
 
+def first_rows(path: Path, fmt: str, options: ReadOptions, n: int = 25) -> list[list[str]]:
+    """The first ``n`` rows of a CSV or Excel file as text cells, header or not (empty for other formats
+    or an unreadable file): for suggesting ``read.header_row`` when the named columns are not found."""
+    try:
+        if fmt == "xlsx":
+            frame = pd.read_excel(path, sheet_name=options.sheet if options.sheet is not None else 0, header=None,
+                                  dtype=object, engine="openpyxl", nrows=n)
+            return [["" if pd.isna(v) else str(v).strip() for v in row] for row in frame.itertuples(index=False)]
+        if fmt == "csv":
+            table = _read_csv(path, ReadOptions(options.encoding, options.delimiter, None, 1))
+            rows = [list(table.data.columns)] + table.data.head(n - 1).astype(str).values.tolist()
+            return [[str(v).strip() for v in row] for row in rows]
+    except Exception:  # the hint this serves is for a file already in error
+        return []
+    return []
+
+
+def _sheet_names(path: Path) -> str:
+    """The workbook's sheet names, quoted, for an error message."""
+    try:
+        return ", ".join(repr(n) for n in pd.ExcelFile(path, engine="openpyxl").sheet_names)
+    except Exception:  # the message this serves is already an error
+        return "unreadable"
+
+
 def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
     try:
         frame = pd.read_excel(
@@ -182,7 +207,8 @@ def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
             engine="openpyxl",
         )
     except ValueError as err:
-        raise DataError(f"{path}: {err}; set read.sheet to an existing sheet name or 0-based index") from None
+        raise DataError(f"{path}: {err}; the workbook's sheets are {_sheet_names(path)}: set read.sheet to one "
+                        "of them (or its 0-based index)") from None
     except Exception as err:  # openpyxl raises many types for a damaged or non-Excel file
         raise DataError(f"{path}: cannot be read as an Excel workbook ({type(err).__name__}: {err}); save it again as .xlsx") from None
     skip = options.header_row - 1

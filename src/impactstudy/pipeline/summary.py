@@ -63,7 +63,8 @@ def link_lines(summary: dict[str, Any], study: str) -> list[str]:
     unmatched = summary.get("unmatched_councils", [])
     if unmatched:
         lines.append(f"  {len(unmatched)} council identifier(s) not found (rows set aside; add an alias or correct them):")
-        lines += _more([f"    {u['wave']}: '{u['council_raw']}' ({u['rows']} row(s)); closest: {', '.join(u['closest'])}"
+        lines += _more([f"    {u['wave']}: '{u['council_raw']}' ({u['rows']} row(s)); "
+                        + (f"closest: {', '.join(u['closest'])}" if u["closest"] else u["note"] or "not in the register")
                         for u in unmatched[:SHOWN]], len(unmatched))
     if quarantined:
         lines.append(f"  rows set aside at link are in data/processed/{study}/quarantine_link.csv")

@@ -106,12 +106,10 @@ class Context:
         their labels share before a colon ("Wellbeing: sleep", "Wellbeing: mood" → "Wellbeing"), or
         "the measures"."""
         labels = [m.label for m in measures]
-        if len(labels) == 1:
-            return labels[0]
         heads = {label.split(":", 1)[0].strip() for label in labels}
         if len(heads) == 1 and all(":" in label for label in labels):
             return heads.pop()
-        return "the measures"
+        return labels[0] if len(labels) == 1 else "the measures"
 
     def contrast_label(self, contrast: str) -> str:
         later, earlier = findings.contrast_waves(contrast)

@@ -98,4 +98,22 @@ def build(ctx: Context) -> Section:
         shown = pd.DataFrame({"How the council was identified": [names.get(k, k) for k in methods] + ["Total"],
                               "Rows": counts_text(full["n"], mask)})
         s.table(table("linkage", "How each response was linked to its council", shown, numeric=["Rows"]))
+    _reorganised(ctx, s)
     return s
+
+
+def _reorganised(ctx: Context, s: Section) -> None:
+    """Councils the register reorganised during the study, and how the panel treats them (named in the
+    internal report only: which councils took part is not published)."""
+    items = ctx.inputs.linkage_summary.get("reorganised", [])
+    if not items:
+        return
+    s.heading("Councils reorganised during the study")
+    if ctx.public:
+        kinds = pd.Series([i["kind"] for i in items]).value_counts()
+        s.text("Councils reorganised between the waves, by kind: " + "; ".join(f"{k} {n}" for k, n in kinds.items())
+               + ". Code changes and same-name replacements are one council throughout; merged councils are treated as "
+               "the study’s “mergers” setting says, and a split council is never mapped to one of its parts "
+               "(docs/councils.md).")
+    else:
+        s.items([i["text"] for i in items])
