@@ -1,11 +1,13 @@
 """Who stayed in the study, why it matters, and change by time since each council's review.
 
-Retention per wave, overall and within each grouping covariate; a Firth-penalised logistic model of a baseline
-council taking part in each later wave given its baseline characteristics (grouping covariates and
-its baseline mean score); and, as a sensitivity analysis, GEE contrasts weighted by the inverse of the
-modelled probability of taking part (``gee_ipw``), beside the unweighted ones. If attrition depends
-only on what the model sees (missing at random), the weighted estimates correct for it; if the two
-disagree, the conclusion is sensitive to who dropped out.
+Retention per wave, overall and within each grouping covariate; a Firth-penalised logistic model of a
+baseline council taking part in each later wave given its baseline characteristics (grouping
+covariates and its baseline mean score); the respondent-level sequential models of staying in the
+study and the stabilised retention weights they give (:mod:`impactstudy.model.stats.ipw`, with weight and
+balance diagnostics); and, as a sensitivity analysis, the change models weighted by them
+(``gee_ipw``), beside the unweighted ones. If dropout depends only on what the models see (missing at
+random), the weighted estimates correct for it; if the two disagree, the conclusion is sensitive to
+who dropped out.
 
 Also here, because it too is about timing: the optional LMM of a measure on months since the
 council's review (linear, or piecewise-linear at declared knots) for studies whose waves are not
@@ -22,9 +24,8 @@ import pandas as pd
 
 from impactstudy.errors import DataError
 from impactstudy.model.fitting import CONTRAST_COLUMNS, extra_table, recurring_respondents
-from impactstudy.model.stats import tidy
+from impactstudy.model.stats import ipw, tidy
 from impactstudy.model.stats.firth import LabelledDesign, firth_logit, labelled_design, separation_note
-from impactstudy.model.stats.gee import fit_gee
 from impactstudy.model.stats.lmm import fit_lmm
 from impactstudy.study.config import Measure, Study
 
@@ -133,10 +134,12 @@ def _logit_rows(y: pd.Series, design: LabelledDesign, measure: str, levels: list
 
 
 def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
-    """Retention table, attrition models per later wave, and the inverse-probability weights they give.
+    """Retention table; the council-level models of taking part in each later wave; the respondent-level
+    sequential models of staying, the stabilised retention weights they give, and their diagnostics
+    (:mod:`impactstudy.model.stats.ipw`).
 
-    ``weights`` has a row per baseline council and a column per later wave (1 where nothing was
-    modelled); the weighted GEE fits themselves are :func:`ipw_tasks`, run with the other fits.
+    ``weights`` is :data:`impactstudy.model.stats.ipw.WEIGHT_COLUMNS` (respondent ids as in ``panel``); the
+    weighted change models themselves are :func:`ipw_tasks`, run with the other fits.
     """
     waves = list(study.wave_ids)
     present = presence(panel, waves)
@@ -146,45 +149,47 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
     groups = list(_group_by(study))
     numeric = {"baseline_score": "mean baseline score (standardised)"} if chars["baseline_score"].notna().all() else {}
     design = labelled_design(chars, groups, numeric)
-    estimates, records, weights = [], [], {}
+    estimates, records = [], []
     for wave in waves[1:]:
         y = present[wave]
         if y.nunique() < 2:
             records.append({"measure": f"took_part:{wave}", "model": "attrition_logit", "group_by": "",
                             "n_obs": int(len(y)), "error": "every baseline council took part (or none did); nothing to model"})
-            weights[wave] = np.ones(len(y))
             continue
-        rows, record, prob = _logit_rows(y, design, f"took_part:{wave}", _separated_levels(y, chars[groups]))
+        rows, record, _ = _logit_rows(y, design, f"took_part:{wave}", _separated_levels(y, chars[groups]))
         estimates.append(rows)
         records.append(record)
-        weights[wave] = 1.0 / np.clip(prob, 0.05, 1.0)  # capped at 20
+    scored = [m.name for m in study.analysed_measures if m.type in ("likert", "numeric") and waves[0] in m.waves]
+    cohort = ipw.history(panel, waves, scored, groups)
+    steps = ipw.step_models(cohort, groups)
+    raw, truncated = ipw.weights(cohort, steps, study.models.ipw_truncate)
+    for step in steps:
+        if len(step.table):
+            estimates.append(step.table.assign(measure=step.record["measure"], model="dropout_logit", group_by="",
+                                               df=np.nan).reindex(columns=ESTIMATE_COLUMNS))
+        records.append(step.record)
     return {"retention": retention,
             "estimates": pd.concat(estimates, ignore_index=True) if estimates else pd.DataFrame(columns=ESTIMATE_COLUMNS),
             "records": records,
-            "weights": pd.DataFrame(weights, index=pd.Index(chars.index.astype(str), name="council_code"),
-                                    columns=waves[1:])}
+            "weights": ipw.weight_table(cohort, truncated),
+            "diagnostics": ipw.diagnostics(cohort, raw, truncated, study.models.ipw_truncate),
+            "balance": ipw.balance(cohort, truncated, groups)}
 
 
-def ipw_rows(measure: str, data: pd.DataFrame, wave_order: list[str], weights: pd.DataFrame,
-             few_councils: int) -> pd.DataFrame:
-    """``gee_ipw`` rows of one measure: GEE on the baseline councils' answers, each later answer weighted
-    by its council's inverse probability of taking part in that wave (``weights``, from :func:`analyse`)."""
-    data = data[data["council_code"].isin(weights.index)]
-    # the baseline wave is not in ``weights``: its answers weigh 1, as do waves nothing was modelled for
-    table = weights.reindex(columns=[str(w) for w in data["wave"].cat.categories]).fillna(1.0)
-    council = tidy.labels(data["council_code"])
-    row = table.index.get_indexer(council.cat.categories)[council.cat.codes.to_numpy()]
-    data = data.assign(weight=table.to_numpy()[row, data["wave"].cat.codes.to_numpy()])
+def ipw_rows(measure: str, data: pd.DataFrame, wave_order: list[str], weights: pd.DataFrame) -> pd.DataFrame:
+    """``gee_ipw`` rows of one measure: the first wave's respondents' answers at the waves they stayed
+    to, each weighted by its retention weight (``weights``, from :func:`analyse`):
+    :func:`impactstudy.model.stats.ipw.weighted_change_rows`."""
     present = {str(w) for w in data["wave"].unique()}
     mwaves = [w for w in wave_order if w in present]
-    rows = fit_gee(data, mwaves, tidy.default_contrasts(mwaves), few_councils=few_councils, weights="weight")
-    return rows.assign(model="gee_ipw", measure=measure)
+    rows = ipw.weighted_change_rows(data, mwaves, tidy.default_contrasts(mwaves), weights)
+    return rows.assign(model=ipw.MODEL, measure=measure)
 
 
 def ipw_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame],
               weights: pd.DataFrame) -> list[tuple]:
     """A :func:`ipw_rows` task per measure with a GEE (for :func:`impactstudy.model.fitting.run_tasks`)."""
-    return [(ipw_rows, (m.name, frames[m.name], list(study.wave_ids), weights, study.models.few_councils))
+    return [(ipw_rows, (m.name, frames[m.name], list(study.wave_ids), weights))
             for m in measures if "gee" in (m.models or ("gee",))]
 
 

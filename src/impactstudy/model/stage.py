@@ -44,7 +44,11 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     if not paths.panel_long.is_file():
         raise DataError(f"{paths.panel_long}: not found; run `impactstudy link --study {paths.study}` first")
     group_by = list(study.councils.group_by) if study.councils else []
-    panel = fitting.compact(read_panel(paths.panel_long, study), group_by)
+    raw = read_panel(paths.panel_long, study)
+    # compact() codes respondents as pd.factorize does; the weights file needs the panel's own ids back
+    respondent_ids = None if pd.api.types.is_integer_dtype(raw["respondent_id"].dtype) else pd.factorize(raw["respondent_id"])[1]
+    panel = fitting.compact(raw, group_by)
+    del raw
     measures = fitting.modelled_measures(study, panel)
     extra = ["months_since_review"] if study.models.time_since_review is not None else []
     dated = bool(extra) and bool(panel["months_since_review"].notna().any())
@@ -69,6 +73,12 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     write_csv(paths.tables / "contrasts.csv", contrasts[fitting.CONTRAST_COLUMNS])
     write_csv(paths.tables / "estimates.csv", estimates[fitting.ESTIMATE_COLUMNS])
     write_csv(paths.tables / "attrition.csv", retention["retention"])
+    write_csv(paths.tables / "ipw_diagnostics.csv", retention["diagnostics"])
+    write_csv(paths.tables / "ipw_balance.csv", retention["balance"])
+    weights = retention["weights"]
+    if respondent_ids is not None:
+        weights = weights.assign(respondent_id=respondent_ids[weights["respondent_id"].to_numpy(dtype=int)])
+    write_csv(paths.processed / "ipw_weights.csv", weights)
     write_csv(paths.tables / "expectations.csv", expected)
     for name in describe.TABLES:
         write_csv(paths.tables / f"{name}.csv", described[name])
@@ -84,6 +94,7 @@ def model_outputs(paths: StudyPaths) -> tuple:
     """The files the model stage writes."""
     return (paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
             paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE_TABLES),
+            paths.tables / "ipw_diagnostics.csv", paths.tables / "ipw_balance.csv", paths.processed / "ipw_weights.csv",
             paths.models_json)
 
 

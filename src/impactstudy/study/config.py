@@ -172,6 +172,7 @@ class ModelSettings:
     flag_councils: int = 10
     time_since_review: TimeSinceReview | None = None
     workers: int | None = None
+    ipw_truncate: tuple[float, float] = (1.0, 99.0)  # percentiles at which retention weights are truncated
 
 
 @dataclass(frozen=True)
@@ -548,7 +549,7 @@ def _date_format(value: str | None, section: _Section) -> str | None:
 
 def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> ModelSettings:
     sec = _Section(data or {}, "models", source)
-    sec.check_keys(("few_councils", "flag_councils", "time_since_review", "workers"))
+    sec.check_keys(("few_councils", "flag_councils", "time_since_review", "workers", "ipw_truncate"))
     tsr_data = sec.get("time_since_review", dict)
     tsr = None
     if tsr_data is not None:
@@ -559,11 +560,16 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
             raise sub.error(f"'date' must name a date covariate of the councils file, got '{column}'")
         knots = sub.get("knots", list, [])
         tsr = TimeSinceReview(date=column, knots=tuple(float(k) for k in knots))
+    truncate = sec.get("ipw_truncate", list, [1.0, 99.0])
+    if (len(truncate) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in truncate)
+            or not 0 <= truncate[0] < truncate[1] <= 100):
+        raise sec.error(f"'ipw_truncate' must be two percentiles, lower then upper, within 0-100 (e.g. [1, 99]), got {truncate!r}")
     return ModelSettings(
         few_councils=sec.get("few_councils", int, 20),
         flag_councils=sec.get("flag_councils", int, 10),
         time_since_review=tsr,
         workers=sec.get("workers", int),
+        ipw_truncate=(float(truncate[0]), float(truncate[1])),
     )
 
 
