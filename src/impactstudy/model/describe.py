@@ -10,7 +10,9 @@ Per repeated Likert measure (one task each, run in the stage's pool with the oth
   difference in change between groups go to ``contrasts.csv`` as models ``share`` and ``share_diff``;
 - ``tables/ordinal_check.csv``: the proportional-odds check (:mod:`impactstudy.model.stats.po_check`).
 
-Per repeated Likert or numeric measure: the ICC of each wave (``tables/icc.csv``), the SD of the first
+Per repeated Likert or numeric measure: the delta-adjusted multiple-imputation tipping point of each
+change from the first wave (``tables/tipping_point.csv``, :mod:`impactstudy.stats.tipping`), the ICC
+of each wave (``tables/icc.csv``), the SD of the first
 wave's answers, the effect sizes of the ``lmm``/``gee`` contrasts over it (``tables/effect_sizes.csv``),
 and, with grouping covariates, the change adjusted for each council's starting mean (model
 ``change_adjusted`` in ``contrasts.csv``; :mod:`impactstudy.model.stats.group_differences`). The minimum
@@ -26,11 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from impactstudy.model.stats import po_check, precision, shares, tidy
+from impactstudy.model.stats import po_check, precision, shares, tidy, tipping
 from impactstudy.model.stats.group_differences import baseline_adjusted_rows
 from impactstudy.study.config import Measure, Study
 
-TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes")
+TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point")
 
 
 def describe_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], group_by: tuple[str, ...],
@@ -41,6 +43,7 @@ def describe_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str]
     contrasts = tidy.default_contrasts(waves)
     out: dict[str, Any] = {"contrasts": [], "sd": precision.baseline_sd(data, waves)}
     out["icc"] = precision.icc_rows(measure.name, data, waves)
+    out["tipping_point"] = tipping.tipping_rows(measure.name, data, waves, group_by)
     for group in group_by:
         out["contrasts"].append(baseline_adjusted_rows(data, waves, contrasts, group).assign(measure=measure.name))
     threshold = measure.share_threshold
@@ -100,6 +103,7 @@ def describe_tables(results: Sequence[dict[str, Any]], contrasts: pd.DataFrame) 
         "shares": joined("shares", shares.SHARE_COLUMNS),
         "ordinal_check": joined("ordinal_check", po_check.CHECK_COLUMNS),
         "icc": icc,
+        "tipping_point": joined("tipping_point", tipping.TIPPING_COLUMNS),
         "effect_sizes": precision.effect_size_rows(contrasts, sds),
         "contrasts": pd.concat(extra, ignore_index=True) if extra else pd.DataFrame(columns=list(tidy.COLUMNS) + ["measure"]),
         "design": {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in design.items()},

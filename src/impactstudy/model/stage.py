@@ -23,7 +23,7 @@ from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import Study
 
-DESCRIPTIVE_TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes")  # describe.TABLES, without its imports
+DESCRIPTIVE_TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point")  # describe.TABLES, without its imports
 
 
 def read_panel(path: Path, study: Study) -> pd.DataFrame:
