@@ -320,6 +320,38 @@ def bar_chart(frame: pd.DataFrame, title: str, subtitle: str, xlabel: str, perce
     return fig
 
 
+def stacked_bar_chart(frame: pd.DataFrame, levels: Sequence[str], title: str, subtitle: str) -> Figure:
+    """Horizontal 100% stacked bars: one bar per row (``label``), one segment per answer level (columns
+    ``levels``, shares 0-1, in scale order). Segments carry their percentage when wide enough and a
+    hatch pattern besides their shade, so the levels can be told apart without colour. Withheld rows
+    (NaN) are left empty and labelled ``[c]``."""
+    fig = new_figure(7.5, 0.34 * len(frame) + 2.4, title, subtitle)
+    ax = fig.subplots()
+    y = np.arange(len(frame))[::-1]
+    shades = [matplotlib.colormaps["Blues"](x) for x in np.linspace(0.15, 0.95, len(levels))]
+    hatches = ["", "//", "", "\\\\", "", "xx", "", ".."]
+    left = np.zeros(len(frame))
+    for k, level in enumerate(levels):
+        width = np.nan_to_num(frame[level].to_numpy(dtype=float)) * 100
+        ax.barh(y, width, left=left, color=shades[k], edgecolor="#ffffff", linewidth=0.5, height=0.65,
+                hatch=hatches[k % len(hatches)], label=str(level))
+        for yi, x0, w in zip(y, left, width):
+            if w >= 7:
+                ax.text(x0 + w / 2, yi, f"{w:.0f}", ha="center", va="center", fontsize=6.5,
+                        color="#ffffff" if k >= len(levels) / 2 else "#000000",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": shades[k], "ec": "none"})
+        left += width
+    for yi, total in zip(y, left):
+        if total == 0:
+            ax.text(1, yi, "[c]", va="center", fontsize=7)
+    ax.set_yticks(y, [_wrap(str(label), 44) for label in frame["label"]], fontsize=7.5)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("Percentage of answers")
+    ax.legend(ncols=min(len(levels), 3), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(len(frame), 1)),
+              frameon=False)
+    return fig
+
+
 def dumbbell_chart(frame: pd.DataFrame, first: str, second: str, title: str, subtitle: str) -> Figure:
     """Two shares per row joined by a line (``label, first, second``), as percentages."""
     fig = new_figure(7.0, 0.38 * len(frame) + 2.0, title, subtitle)
