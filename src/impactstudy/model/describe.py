@@ -11,7 +11,7 @@ Per repeated Likert measure (one task each, run in the stage's pool with the oth
 - ``tables/ordinal_check.csv``: the proportional-odds check (:mod:`impactstudy.model.stats.po_check`).
 
 Per repeated Likert or numeric measure: the delta-adjusted multiple-imputation tipping point of each
-change from the first wave (``tables/tipping_point.csv``, :mod:`impactstudy.stats.tipping`), the ICC
+change from the first wave (``tables/tipping_point.csv``, :mod:`impactstudy.model.stats.tipping`), the ICC
 of each wave (``tables/icc.csv``), the SD of the first
 wave's answers, the effect sizes of the ``lmm``/``gee`` contrasts over it (``tables/effect_sizes.csv``),
 and, with grouping covariates, the change adjusted for each council's starting mean (model

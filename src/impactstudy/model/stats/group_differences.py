@@ -38,7 +38,7 @@ ANCOVA = "council-level ANCOVA (change ~ group + earlier council mean), OLS, t r
 
 def reference_level(frame: pd.DataFrame, group: str) -> str | None:
     """The level of ``group`` with most councils (ties: first sorted); None without any."""
-    sizes = frame.groupby(frame[group].astype(str), observed=True)["council_code"].nunique()
+    sizes = frame.groupby(pd.Series(tidy.as_text(frame[group]), index=frame.index), observed=True)["council_code"].nunique()
     if sizes.empty:
         return None
     return str(sorted(sizes.index[sizes == sizes.max()])[0])

@@ -45,10 +45,12 @@ def distribution(data: pd.DataFrame, levels: Sequence[float], labels: dict[float
     rows = []
     d = data[data["value"].notna()]
     waves = list(d["wave"].cat.categories) if isinstance(d["wave"].dtype, pd.CategoricalDtype) else sorted(d["wave"].unique())
+    wave_text, value = tidy.as_text(d["wave"]), d["value"].to_numpy(float)
+    level_text = tidy.as_text(d[group]) if group is not None else None
     for label, level in tidy.levels(data, group):
-        sub = d if group is None else d[d[group].astype(str) == str(level)]
+        in_level = np.ones(len(d), dtype=bool) if level_text is None else level_text == str(level)
         for wave in waves:
-            at = sub.loc[sub["wave"] == wave, "value"].to_numpy(float)
+            at = value[in_level & (wave_text == str(wave))]
             for lv in levels:
                 n = int(np.sum(at == lv))
                 rows.append({"wave": str(wave), "group": label, "level": float(lv),
@@ -66,6 +68,7 @@ class CellShares:
     cov: np.ndarray
     n_obs: np.ndarray
     n_councils: np.ndarray
+    present: np.ndarray  # (cells, councils) bool: which councils answered in each cell
     councils: int
     df: float | None
     correction: str
@@ -76,14 +79,22 @@ class CellShares:
         except ValueError:
             return None
 
+    def councils_in(self, cells: Sequence[int | None], every: bool = False) -> int:
+        """Councils answering in any of ``cells`` (``every``: in all of them; none when a cell is missing)."""
+        rows = [c for c in cells if c is not None]
+        if not rows or (every and len(rows) < len(cells)):
+            return 0
+        present = self.present[rows]
+        return int((present.all(axis=0) if every else present.any(axis=0)).sum())
+
 
 def cell_shares(frame: pd.DataFrame, at_or_above: np.ndarray, group: str | None, few_councils: int) -> CellShares:
     """The share in each observed (group level, wave) cell and the CR1 covariance of the shares."""
-    level = frame[group].astype(str).to_numpy() if group else np.full(len(frame), None, dtype=object)
-    wave = frame["wave"].astype(str).to_numpy()
+    level = tidy.as_text(frame[group]) if group else np.full(len(frame), None, dtype=object)
+    wave = tidy.as_text(frame["wave"])
     keys = pd.MultiIndex.from_arrays([level, wave])
     cell, uniques = pd.factorize(keys)
-    council = pd.factorize(frame["council_code"])[0]
+    council = pd.factorize(frame["council_code"])[0]  # a categorical's codes, no text compared
     y = at_or_above.astype(float)
     n_cells, n, g = len(uniques), len(y), int(council.max(initial=-1)) + 1
     n_obs = np.bincount(cell, minlength=n_cells).astype(float)
@@ -98,7 +109,8 @@ def cell_shares(frame: pd.DataFrame, at_or_above: np.ndarray, group: str | None,
     present[cell, council] = True
     small = g < few_councils
     return CellShares([(lv if group else None, w) for lv, w in uniques], share, cov, n_obs.astype(int),
-                      present.sum(axis=1), g, float(g - 1) if small else None, CLUSTER_T if small else CLUSTER_NORMAL)
+                      present.sum(axis=1), present, g, float(g - 1) if small else None,
+                      CLUSTER_T if small else CLUSTER_NORMAL)
 
 
 def _interval_row(fit: CellShares, lvec: np.ndarray, conf_level: float, bounds: tuple[float, float]) -> dict[str, object]:
@@ -142,8 +154,8 @@ def share_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str], cont
         for later, earlier in contrasts:
             ks = [fit.index(key, w) if fit else None for w in (later, earlier)]
             counts = {"n_obs": sum(int(fit.n_obs[k]) for k in ks if k is not None) if fit else 0,
-                      "n_councils": _councils(d, group, level, (later, earlier)),
-                      "n_councils_both": _councils(d, group, level, (later, earlier), every_wave=True)}
+                      "n_councils": fit.councils_in(ks) if fit else 0,
+                      "n_councils_both": fit.councils_in(ks, every=True) if fit else 0}
             if None in ks:
                 change_rows.append(tidy.make_row(MODEL, later, earlier, label, correction=fit.correction if fit else "",
                                                  warning="no answers at one of the waves", **counts))
@@ -176,9 +188,8 @@ def difference_in_change(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[
         for later, earlier in contrasts:
             ks = [fit.index(lv, w) for lv in (str(level), reference) for w in (later, earlier)]
             counts = {"n_obs": sum(int(fit.n_obs[k]) for k in ks if k is not None),
-                      "n_councils": sum(_councils(d, group, lv, (later, earlier)) for lv in (str(level), reference)),
-                      "n_councils_both": sum(_councils(d, group, lv, (later, earlier), every_wave=True)
-                                             for lv in (str(level), reference))}
+                      "n_councils": fit.councils_in(ks),
+                      "n_councils_both": fit.councils_in(ks[:2], every=True) + fit.councils_in(ks[2:], every=True)}
             if None in ks:
                 rows.append(tidy.make_row("share_diff", later, earlier, name, correction=fit.correction,
                                           warning="no answers at one of the waves in one of the groups", **counts))
@@ -189,17 +200,6 @@ def difference_in_change(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[
             rows.append(tidy.make_row("share_diff", later, earlier, name, correction=fit.correction, **counts,
                                       **_interval_row(fit, lvec, conf_level, (-2.0, 2.0))))
     return tidy.to_frame(rows)
-
-
-def _councils(d: pd.DataFrame, group: str | None, level: object, waves: Sequence[str], every_wave: bool = False) -> int:
-    """Councils with answers at any of ``waves`` (``every_wave``: at all of them) within the level."""
-    sub = d[d["wave"].astype(str).isin(list(waves))]
-    if group is not None:
-        sub = sub[sub[group].astype(str) == str(level)]
-    if every_wave:
-        seen = sub.groupby(sub["council_code"].astype(str))["wave"].agg(lambda w: w.astype(str).nunique())
-        return int((seen == len(set(waves))).sum())
-    return int(sub["council_code"].nunique())
 
 
 __all__ = ["CellShares", "cell_shares", "difference_in_change", "distribution", "share_rows"]

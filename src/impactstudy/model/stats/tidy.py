@@ -173,6 +173,15 @@ def labels(values: pd.Series) -> pd.Series:
     return out
 
 
+def as_text(values: pd.Series) -> np.ndarray:
+    """``values`` as an array of text labels; a categorical's from its codes (converting each row of a
+    categorical to text costs ~10 ms per 100,000 rows, looking its label up almost nothing)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        labels = np.asarray(values.cat.categories.astype(str), dtype=object)
+        return np.append(labels, None)[values.cat.codes.to_numpy()]
+    return np.asarray(values.astype(str), dtype=object)
+
+
 def levels(data: pd.DataFrame, group: str | None) -> list[tuple[str, object]]:
     """``(group label, level)`` pairs to report: ``[('all', None)]`` or one per sorted level.
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from impactstudy.model.stats import tidy
 from impactstudy.model.stats.cluster_robust import cr2_vcov
 
 TIPPING_COLUMNS = ["measure", "contrast", "n_cohort", "n_imputed", "sd", "estimate", "ci_low", "ci_high", "df",
@@ -147,20 +148,22 @@ def imputed_change(data: pd.DataFrame, first: str, later: str, covariates: Seque
     (``.at(delta)`` gives the pooled change at a shift of ``delta`` SDs), or None with the reason; also
     the cohort size and how many answers were imputed."""
     rng = rng or np.random.default_rng(20130401)
-    d = data.assign(_key=data["council_code"].astype(str) + "\x1f" + data["respondent_id"].astype(str))
-    at_first = d[d["wave"].astype(str) == first].drop_duplicates("_key").set_index("_key")
-    answers = d[d["wave"].astype(str) == later].drop_duplicates("_key").set_index("_key")["value"]
+    council_code, respondent = pd.factorize(data["council_code"])[0], pd.factorize(data["respondent_id"])[0]
+    d = data.assign(_key=council_code.astype(np.int64) * (int(respondent.max(initial=0)) + 1) + respondent)
+    wave = tidy.as_text(data["wave"])
+    at_first = d[wave == first].drop_duplicates("_key").set_index("_key")
+    answers = d[wave == later].drop_duplicates("_key").set_index("_key")["value"]
     y = answers.reindex(at_first.index).to_numpy(float)
     base = at_first["value"].to_numpy(float)
     n_cohort, n_imputed = len(base), int(np.isnan(y).sum())
     sd = float(np.std(base, ddof=1)) if n_cohort > 1 else np.nan
     columns = [np.ones(n_cohort), base]
     for c in covariates:
-        levels = sorted(at_first[c].astype(str).unique())
-        columns += [(at_first[c].astype(str) == lv).to_numpy(float) for lv in levels[1:]]
+        text = tidy.as_text(at_first[c])
+        columns += [(text == lv).astype(float) for lv in sorted(set(text) - {None})[1:]]
     X = np.column_stack(columns)
     observed = ~np.isnan(y)
-    council = at_first["council_code"].astype(str).to_numpy()
+    council = tidy.as_text(at_first["council_code"])
     if observed.sum() <= X.shape[1] + 1 or len(np.unique(council)) < 2 or not sd > 0:
         return None, "too few respondents answered both waves to impute from", n_cohort, n_imputed
     if np.linalg.matrix_rank(X[observed]) < X.shape[1]:
