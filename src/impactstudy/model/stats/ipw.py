@@ -70,6 +70,15 @@ class History:
         return np.logical_and.accumulate(self.present, axis=1)
 
 
+def _positions(values: pd.Series, labels: Sequence[str]) -> np.ndarray:
+    """Position of each value's text in ``labels`` (-1 when absent), from a categorical's codes."""
+    lookup = {str(v): k for k, v in enumerate(labels)}
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        per_category = np.array([lookup.get(str(c), -1) for c in values.cat.categories] + [-1], dtype=int)
+        return per_category[values.cat.codes.to_numpy()]
+    return pd.Series(values.astype(str)).map(lookup).fillna(-1).to_numpy(dtype=int)
+
+
 def history(panel: pd.DataFrame, waves: Sequence[str], scored: Sequence[str], covariates: Sequence[str] = ()) -> History:
     """The first wave's respondents, whether they answered each wave, and their mean standardised score.
 
@@ -78,16 +87,18 @@ def history(panel: pd.DataFrame, waves: Sequence[str], scored: Sequence[str], co
     """
     waves = tuple(str(w) for w in waves)
     d = panel[["council_code", "respondent_id", "wave", "measure", "value", *covariates]]
-    d = d[d["wave"].astype(str).isin(waves)].reset_index(drop=True)
-    key = (d["council_code"].astype(str) + "\x1f" + d["respondent_id"].astype(str)).to_numpy()
-    wave_index = d["wave"].astype(str).map({w: k for k, w in enumerate(waves)}).to_numpy(dtype=int)
+    wave_index = _positions(d["wave"], waves)
+    d = d[wave_index >= 0].reset_index(drop=True)
+    wave_index = wave_index[wave_index >= 0]
+    council_code, respondent = pd.factorize(d["council_code"])[0], pd.factorize(d["respondent_id"])[0]
+    key = council_code.astype(np.int64) * (int(respondent.max(initial=0)) + 1) + respondent
     cohort = pd.unique(key[wave_index == 0])
     person = pd.Index(cohort).get_indexer(key)
     inside = person >= 0
     present = np.zeros((len(cohort), len(waves)), dtype=bool)
     present[person[inside], wave_index[inside]] = True
     # each scored answer standardised by its measure's first-wave mean and SD, averaged per person x wave
-    measure = d["measure"].astype(str)
+    measure = pd.Series(tidy.as_text(d["measure"]), index=d.index)
     use = inside & measure.isin(list(scored)).to_numpy() & d["value"].notna().to_numpy()
     first = d[use & (wave_index == 0)].groupby(measure[use & (wave_index == 0)])["value"].agg(["mean", "std"])
     mean = measure[use].map(first["mean"]).to_numpy(float)
