@@ -127,7 +127,8 @@ def _logit_rows(y: pd.Series, design: LabelledDesign, measure: str, levels: list
                               "formula": "took_part ~ " + (" + ".join(design.X.columns) or "1"),
                               "method": result.method, "reference_levels": dict(design.reference),
                               "n_obs": int(len(y)), "n_councils": int(len(y)), "converged": result.converged,
-                              "separation": note, "warnings": list(result.warnings)}
+                              "separation": note, "separated_levels": levels if note else [],
+                              "warnings": list(result.warnings)}
     rows = result.table.assign(measure=measure, model="attrition_logit", group_by="", df=np.nan)
     fitted = result.fitted if np.isfinite(result.fitted).all() else np.full(len(y), float(y.mean()))
     return rows.reindex(columns=ESTIMATE_COLUMNS), record, fitted

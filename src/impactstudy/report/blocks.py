@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impactstudy.report import figures, findings, summaries
+from impactstudy.report import design_blocks, figures, findings, summaries
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import MARK
 from impactstudy.report.tables import count_mask, counts_text, interval, number, partition_mask
@@ -76,6 +76,7 @@ def contrast_data(ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
         "95% CI": [MARK if h else findings.ci_text(lo, hi, w) for lo, hi, w, h in
                    zip(rows["ci_low"], rows["ci_high"], rows.get("warning", pd.Series([""] * len(rows))), hidden)],
         "q-value": [MARK if h else findings.fmt_p(q) for q, h in zip(rows["q_value"], hidden)],
+        "In SDs (95% CI)": [MARK if h else v for v, h in zip(design_blocks.standardised(ctx, rows), hidden)],
         "Councils": counts_text(rows["n_councils"], np.asarray(hidden, dtype=bool)),
         "Note": [str(f) for f in rows.get("flag", pd.Series([""] * len(rows)))],
     })

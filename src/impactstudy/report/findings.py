@@ -45,6 +45,9 @@ MODEL_NAMES = {"lmm": "linear mixed model", "gee": "GEE", "gee_ipw": "retention-
                "wilcoxon": "Wilcoxon signed-rank test", "mcnemar": "McNemar's test",
                "cr2": "CR2 cluster-robust regression", "cr2_council": "council-level regression (CR2)",
                "sign_flip": "sign-flip permutation test", "wild_bootstrap": "wild cluster bootstrap"}
+# rows of contrasts.csv that estimate something other than the change in the measure's mean or odds (a share
+# of top answers, a difference between groups): never compared with the change models nor tabled beside them
+OTHER_ESTIMANDS = ("share", "share_diff", "change_adjusted")
 NOT_95 = "\u2020"  # marks an interval whose level is below 95% (stated beside it)
 NOT_95_NOTE = (f"{NOT_95} Not a 95% interval: with this few councils an exact test (sign-flip, Wilcoxon) cannot "
                "reach 95%, so the interval is shown at the highest level it can reach, stated beside it (never "
@@ -152,7 +155,8 @@ def agreement(contrasts: pd.DataFrame, row: pd.Series) -> list[str]:
     """Names of the other models of the same measure, contrast, group and estimand that conclude
     differently (models of another estimand answer another question and are not compared)."""
     same = contrasts[(contrasts["measure"] == row["measure"]) & (contrasts["contrast"] == row["contrast"])
-                     & (contrasts["group"] == row["group"]) & (contrasts["model"] != row["model"])]
+                     & (contrasts["group"] == row["group"]) & (contrasts["model"] != row["model"])
+                     & ~contrasts["model"].isin(OTHER_ESTIMANDS)]
     if "estimand" in same and isinstance(row.get("estimand"), str):
         same = same[same["estimand"] == row["estimand"]]
     same = same.dropna(subset=["ci_low", "ci_high"])

@@ -33,13 +33,26 @@ class Inputs:
     models: dict[str, Any]
     provenance: list[dict[str, str]] = field(default_factory=list)
     changes: dict[str, Any] = field(default_factory=lambda: {"first_run": True})
+    # the model stage's descriptive and retention tables (DESCRIPTIVE); empty when a test leaves them out
+    distributions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    shares: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ordinal_check: pd.DataFrame = field(default_factory=pd.DataFrame)
+    icc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effect_sizes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tipping_point: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ipw_diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ipw_balance: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+DESCRIPTIVE = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point", "ipw_diagnostics",
+               "ipw_balance")
 
 
 def input_files(paths: StudyPaths) -> tuple[Path, ...]:
     """The files the report reads (the manifest and config are read for provenance only)."""
     return (paths.panel_long, paths.linkage_summary, paths.ingest_report, paths.quarantine, paths.link_quarantine,
             paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
-            paths.tables / "expectations.csv", paths.models_json)
+            paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE), paths.models_json)
 
 
 def _csv(path: Path) -> pd.DataFrame:
@@ -69,6 +82,7 @@ def read_inputs(paths: StudyPaths) -> Inputs:
         models=json.loads(paths.models_json.read_text(encoding="utf-8")),
         provenance=provenance(paths),
         changes=changes.compare(changes.load_previous(paths), changes.snapshot(paths)),
+        **{name: _csv(paths.tables / f"{name}.csv") for name in DESCRIPTIVE},
     )
 
 

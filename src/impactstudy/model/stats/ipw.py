@@ -196,8 +196,17 @@ def diagnostics(h: History, raw: np.ndarray, trunc: np.ndarray, truncate: tuple[
                      "truncated_min": _stat(np.min, t), "truncated_max": _stat(np.max, t),
                      "truncated_mean": _stat(np.mean, t), "n_truncated": int(np.sum(~np.isclose(w, t))),
                      "ess": float(t.sum() ** 2 / np.sum(t ** 2)) if len(t) else np.nan,
-                     "truncation": f"percentiles {truncate[0]:g} and {truncate[1]:g}"})
+                     "truncation": f"{_ordinal(truncate[0])} and {_ordinal(truncate[1])} percentiles"})
     return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
+
+
+def _ordinal(value: float) -> str:
+    """``1`` -> ``1st``, ``99`` -> ``99th``, ``2.5`` -> ``2.5th``."""
+    if value != int(value):
+        return f"{value:g}th"
+    n = int(value)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _stat(f, values: np.ndarray) -> float:

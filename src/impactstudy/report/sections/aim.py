@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from impactstudy.report import figures, findings, summaries
+from impactstudy.report import answers, figures, findings, summaries
 from impactstudy.report.blocks import contrast_data, trajectory_figure
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import MARK
@@ -96,7 +96,8 @@ def _change(ctx: Context, s: Section, measures: list[Measure]) -> None:
     contrasts = ctx.inputs.contrasts
     if contrasts.empty:
         return
-    mine = contrasts[contrasts["measure"].isin(names) & (contrasts["group"] == summaries.ALL)].copy()
+    mine = contrasts[contrasts["measure"].isin(names) & (contrasts["group"] == summaries.ALL)
+                     & ~contrasts["model"].isin(findings.OTHER_ESTIMANDS)].copy()
     mine["withheld"] = count_mask(mine["n_councils"], ctx.threshold)
     # with few councils (the council-level rows exist) the chart shows what the key findings rest on
     few = bool((mine["model"] == findings.COUNCIL_LEVEL).any())
@@ -121,7 +122,7 @@ def _change(ctx: Context, s: Section, measures: list[Measure]) -> None:
                "The table below gives every estimate and interval.")
         fig = (figures.forest_chart, (frame, rows, series, title, subtitle, "Change in mean score",))
         s.figure(*ctx.chart(*fig, f"{s.id}_forest", title, subtitle, alt, data, f"Change from the first wave ({method})",
-                             numeric=["Estimate", "95% CI", "q-value", "Councils"]))
+                             numeric=["Estimate", "95% CI", "q-value", "In SDs (95% CI)", "Councils"]))
     _model_tables(ctx, s, mine)
 
 
@@ -198,6 +199,7 @@ def build(ctx: Context, aim: Aim) -> Section:
                 parent == p.achieved for p in ctx.study.expectations):
             _option_set(ctx, s, parent)
     _change(ctx, s, ctx.change_measures(aim.id))
+    answers.build_blocks(ctx, s, ctx.change_measures(aim.id))
     single = [m for m in measures if m.type in ("likert", "numeric", "binary") and ctx.observed.get(m.name, 0) == 1
               and not (m.parent and m.type == "binary")]
     _single_wave(ctx, s, single)

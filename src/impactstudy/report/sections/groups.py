@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impactstudy.report import figures, findings, summaries
+from impactstudy.report import figures, findings, group_tests, summaries
 from impactstudy.report.blocks import (
     PANELS_PER_CHART, TRAJECTORY_NUMERIC, contrast_data, trajectory_data, trajectory_figure,
 )
@@ -48,8 +48,9 @@ def build(ctx: Context) -> Section | None:
     if not measures:
         return None
     s = Section("groups", "Differences by group",
-                f"Change broken down by {', '.join(ctx.group_by)}. Groups are small, so intervals are wide; a "
-                "difference between groups is only suggested where their intervals barely overlap.")
+                f"Change broken down by {', '.join(ctx.group_by)}. Groups are small, so each group's interval is wide; "
+                "whether groups changed by different amounts is answered by the tests and differences in change below, "
+                "not by whether their intervals overlap.")
     names = [m.name for m in measures]
     traj = ctx.trajectories[ctx.trajectories["measure"].isin(names)]
     for covariate in ctx.group_by:
@@ -99,5 +100,6 @@ def build(ctx: Context) -> Section | None:
                                    "Change in mean score",))
         alt = f"Forest plot of the change in each measure by {covariate}. The table below gives every estimate."
         s.figure(*ctx.chart(*fig, f"forest_by_{covariate}", title, subtitle, alt, data, f"Change by {covariate}",
-                             numeric=["Estimate", "95% CI", "q-value", "Councils"]))
+                             numeric=["Estimate", "95% CI", "q-value", "In SDs (95% CI)", "Councils"]))
+        group_tests.build_blocks(ctx, s, covariate, measures)
     return s

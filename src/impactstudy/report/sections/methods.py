@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impactstudy.report import summaries
+from impactstudy.report import design_blocks, summaries
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import protect_counts
 from impactstudy.report.tables import count_mask, counts_text, table
@@ -27,7 +27,12 @@ def build(ctx: Context) -> Section:
            f"answered more than once; {ddf}), with a GEE (exchangeable "
            "correlation within councils, robust errors), a proportional-odds model for Likert items and paired "
            "council-level tests as checks. Binary items use McNemar's exact test. q-values are Benjamini–Hochberg "
-           "adjusted across measures within each model, comparison and group.")
+           "adjusted across measures within each model, comparison and group. Shares of answers at or above a level "
+           "have council-clustered intervals; the proportional-odds assumption is checked for every Likert measure; "
+           "differences between groups are tested directly (wave × group interaction) and shown adjusted for where "
+           "councils started; who stayed is modelled with Firth-penalised logistic regression, and the retention-"
+           "weighted model (gee_ipw) uses stabilised, truncated weights with small-sample (CR2) errors. "
+           "docs/secondary-analyses.md gives the details and the R code that reproduces each number.")
     if settings:
         s.items([f"{k.replace('_', ' ')}: {v}" for k, v in sorted(settings.items()) if not isinstance(v, (dict, list))])
     fits = ctx.inputs.models.get("fits", [])
@@ -44,6 +49,8 @@ def build(ctx: Context) -> Section:
         shown = shown.astype(object).where(shown.notna(), "")
         shown.columns = [c.replace("_", " ").capitalize() for c in shown.columns]
         s.table(table("model-fits", "Models fitted", shown, numeric=["N councils"]))
+
+    design_blocks.precision_block(ctx, s)
 
     s.heading("Missing answers")
     missing = summaries.missing_reasons(ctx.inputs.panel, ctx.study)

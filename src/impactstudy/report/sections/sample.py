@@ -1,5 +1,5 @@
 """The sample section: responses and retention by wave, the councils' flow through the waves, the sample
-against the register of English upper-tier councils, and the attrition model.
+against the register of English upper-tier councils, and who stayed in the study (:mod:`impactstudy.report.retention`).
 """
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impactstudy.report import figures, findings, summaries
+from impactstudy.report import figures, retention, summaries
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import MARK, protect_counts
-from impactstudy.report.tables import count_mask, counts_text, interval, number, pct, table
+from impactstudy.report.tables import count_mask, counts_text, pct, table
 
 
 def build(ctx: Context) -> Section:
@@ -76,25 +76,5 @@ def build(ctx: Context) -> Section:
         s.table(table(f"sample-{dimension}", f"The sample against the register of English upper-tier councils, by {title}",
                       shown, numeric=list(shown.columns[1:])))
 
-    attrition = ctx.inputs.estimates[ctx.inputs.estimates.get("model", pd.Series(dtype=str)) == "attrition_logit"] \
-        if "model" in ctx.inputs.estimates else pd.DataFrame()
-    s.heading("Who stayed in the study")
-    if attrition.empty:
-        fits = ctx.inputs.models.get("fits", [])
-        reasons = sorted({f"{str(f.get('measure', '')).replace('took_part:', 'Taking part at ')}: {f['error']}"
-                          for f in (fits if isinstance(fits, list) else []) if f.get("model") == "attrition_logit" and f.get("error")})
-        s.text("No attrition model was fitted." + (" " + "; ".join(reasons) + "." if reasons else ""))
-    else:
-        s.text("A logistic model of taking part in each later wave, by the council characteristics the study records, "
-               "shows whether the councils that stayed differ from those that left. Estimates are log odds ratios; "
-               "a retention-weighted GEE (gee_ipw) in the methods tables checks whether the conclusions depend on who stayed.")
-        hide = ctx.threshold is not None and ctx.inputs.linkage_summary.get("councils", 0) < ctx.threshold
-        shown = pd.DataFrame({
-            "Outcome and term": [f"{m.replace('took_part:', 'Took part at ')}: {t}" for m, t in zip(attrition["measure"], attrition["term"])],
-            "Log odds ratio": [MARK if hide else number(v) for v in attrition["estimate"]],
-            "95% CI": [MARK if hide else interval(lo, hi) for lo, hi in zip(attrition["ci_low"], attrition["ci_high"])],
-            "p-value": [MARK if hide else findings.fmt_p(p) for p in attrition["p_value"]],
-        })
-        s.table(table("attrition-model", "Attrition model: taking part in each later wave", shown,
-                      numeric=["Log odds ratio", "95% CI", "p-value"]))
+    retention.build_blocks(ctx, s)
     return s
