@@ -352,7 +352,8 @@ def stacked_bar_chart(frame: pd.DataFrame, levels: Sequence[str], title: str, su
     return fig
 
 
-def dumbbell_chart(frame: pd.DataFrame, first: str, second: str, title: str, subtitle: str) -> Figure:
+def dumbbell_chart(frame: pd.DataFrame, first: str, second: str, title: str, subtitle: str,
+                   xlabel: str = "Percentage of respondents") -> Figure:
     """Two shares per row joined by a line (``label, first, second``), as percentages."""
     fig = new_figure(7.0, 0.38 * len(frame) + 2.0, title, subtitle)
     ax = fig.subplots()
@@ -364,7 +365,7 @@ def dumbbell_chart(frame: pd.DataFrame, first: str, second: str, title: str, sub
     ax.plot(b, y, s1["marker"], color=s1["color"], label=second, markersize=6)
     ax.set_yticks(y, [_wrap(str(label), 40) for label in frame["label"]], fontsize=8)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("Percentage of respondents")
+    ax.set_xlabel(xlabel)
     ax.grid(axis="x", color="#dddddd", linewidth=0.5)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return fig

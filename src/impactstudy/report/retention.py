@@ -32,13 +32,15 @@ def _coefficients(ctx: Context, s: Section, rows: pd.DataFrame, id_: str, captio
         "95% CI": [MARK if hide else ("–" if pd.isna(lo) else f"{np.exp(lo):.2f} to {np.exp(hi):.2f}")
                    for lo, hi in zip(rows["ci_low"], rows["ci_high"])],
         "p-value": [MARK if hide else findings.fmt_p(p) for p in rows["p_value"]],
-        "Note": [("Estimate infinite without the penalty (see text)" if "infinite" in str(w) else
+        "Note": [("Infinite without Firth's penalty (separation)" if "infinite" in str(w) else
                   "Not estimable: no information in the data" if str(w).startswith("not estimable") else "")
                  for w in rows["warning"].astype(object).fillna("")],
     })
     s.table(table(id_, caption, shown, numeric=["Odds ratio", "95% CI", "p-value"],
                   notes=["Odds ratios above 1: more likely to stay. Firth-penalised logistic regression with "
-                         "profile-likelihood intervals and likelihood-ratio p-values."]))
+                         "profile-likelihood intervals and likelihood-ratio p-values. Separation: everyone with some "
+                         "combination of characteristics stayed (or left), so the ordinary estimate would be infinite; "
+                         "the penalised one is finite and its interval wide."]))
 
 
 def build_blocks(ctx: Context, s: Section) -> None:
@@ -90,8 +92,11 @@ def build_blocks(ctx: Context, s: Section) -> None:
             "After weighting (SD)": [number(v, signed=True) for v in bal["smd_weighted"]],
         })
         worst = float(np.nanmax(np.abs(bal["smd_weighted"]))) if bal["smd_weighted"].notna().any() else np.nan
+        verdict = ("" if not np.isfinite(worst) else ", so the weighting balances them well." if worst < 0.1 else
+                   ", so the weighting does not fully correct for who left: read the weighted results with that in mind.")
         s.text("Weighting works if, after it, those who stayed look like everyone who answered the first wave. Differences "
-               f"below 0.1 standard deviations are the usual target; the largest after weighting here is {worst:.2f}.")
+               f"below 0.1 standard deviations are the usual target; the largest after weighting here is {worst:.2f}"
+               + (verdict or "."))
         s.table(table("ipw-balance", "Those who stayed against the first wave's respondents", shown,
                       numeric=list(shown.columns[2:])))
     _tipping(ctx, s)

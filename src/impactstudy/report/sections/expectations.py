@@ -89,7 +89,7 @@ def build(ctx: Context) -> Section | None:
                                "second": [np.nan if hidden(diff, o) else share(o, "achieved_share") for o in options]})
         title = f"Outcomes councils expected {before} against outcomes achieved {after}"
         subtitle = "Percentage of councils (most respondents agreeing) expecting and achieving each outcome"
-        fig = (figures.dumbbell_chart, (frame_, "Expected", "Achieved", title, subtitle,))
+        fig = (figures.dumbbell_chart, (frame_, "Expected", "Achieved", title, subtitle, "Percentage of councils"))
         alt = ("Dot plot pairing, for each outcome, the percentage of councils expecting it with the percentage "
                "achieving it. The table below gives the values.")
         s.figure(*ctx.chart(*fig, f"expectations_{pair.expected}", title, subtitle, alt, data,
