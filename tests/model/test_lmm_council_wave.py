@@ -359,3 +359,33 @@ def test_lmm_rows_leave_out_the_council_wave_term_with_one_answer_per_council_an
     assert record["formula"] == "value ~ wave + (1 | council_code)"
     assert "no council:wave term: one answer per council and wave" in record["warnings"]
     assert rows["warning"].str.contains("no council:wave term").all() and rows["estimate"].notna().all()
+
+
+def test_models_lmm_df_chooses_the_df_method_and_is_checked() -> None:
+    """``[models] lmm_df`` selects Kenward-Roger for the model stage's LMM rows; a wrong value is a
+    config error that names the key and suggests the right spelling."""
+    import tomllib
+
+    from impactstudy.errors import ConfigError
+    from impactstudy.model import fitting
+    from impactstudy.study.config import parse_study
+
+    path = Path(__file__).parents[2] / "pipelines" / "demo" / "study.toml"
+    data = tomllib.loads(path.read_text())
+    assert parse_study(data, "demo", path).models.lmm_df == "satterthwaite"
+    data["models"]["lmm_df"] = "kenward-roger"
+    study = parse_study(data, "demo", path)
+    assert study.models.lmm_df == "kenward-roger"
+    data["models"]["lmm_df"] = "kenward_roger"
+    with pytest.raises(ConfigError, match="lmm_df = 'kenward_roger' \\(did you mean 'kenward-roger'\\?\\)"):
+        parse_study(data, "demo", path)
+    measure = next(m for m in study.measures if m.type == "likert")
+    first, _, last = study.wave_ids[:3]
+    df = pd.read_csv(FIXTURES / "lmm_council_wave.csv")
+    df["wave"] = df["wave"].map(dict(zip(WAVES, study.wave_ids)))
+    [(function, args)] = fitting.fit_tasks(study, [measure], {measure.name: df})
+    result = function(*args[:3], (), *args[4:])  # no grouping covariate in these rows
+    lmm = pd.concat(result["contrasts"]).query("model == 'lmm'")
+    assert (lmm["correction"] == "Kenward-Roger df and SE (as pbkrtest)").all() and len(lmm) == 3
+    ref = json.loads((FIXTURES / "lmm_council_wave.json").read_text())["wave"]["contrasts"]["w3 - w1"]["kr"]
+    assert lmm.set_index("contrast").loc[f"{last} - {first}", "df"] == pytest.approx(ref["df"], rel=1e-6)

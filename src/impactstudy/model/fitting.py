@@ -232,9 +232,9 @@ def name_estimands(contrasts: pd.DataFrame, study: Study) -> pd.Series:
 
 
 def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], group_by: tuple[str, ...],
-                few_councils: int) -> dict[str, Any]:
+                few_councils: int, lmm_df: Ddf = LMM_DDF) -> dict[str, Any]:
     """Every model of one measure, overall and by each grouping covariate (the models of one grouping
-    share one :class:`tidy.Sample` of the rows)."""
+    share one :class:`tidy.Sample` of the rows); ``lmm_df`` is the LMM's df method (``[models] lmm_df``)."""
     present = {str(w) for w in data["wave"].dropna().unique()}
     waves = [w for w in wave_order if w in present]
     contrasts = tidy.default_contrasts(waves)
@@ -244,7 +244,7 @@ def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], gro
         for group in (None, *group_by):
             record: dict[str, Any] = {"measure": measure.name, "model": name, "group_by": group or ""}
             if name == "lmm":
-                rows, estimates, fit_record = lmm_rows(samples[group], waves, group)
+                rows, estimates, fit_record = lmm_rows(samples[group], waves, group, ddf=lmm_df)
                 record.update(fit_record)
                 estimate_frames.append(tidy.estimates_table(estimates, measure.name, name, group or ""))
             else:
@@ -370,8 +370,8 @@ def modelled_measures(study: Study, panel: pd.DataFrame) -> list[Measure]:
 def fit_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame]) -> list[Task]:
     """One task per measure: every model of the measure (:func:`fit_measure`)."""
     group_by = study.councils.group_by if study.councils else ()
-    return [(fit_measure, (m, frames[m.name], list(study.wave_ids), group_by, study.models.few_councils))
-            for m in measures]
+    return [(fit_measure, (m, frames[m.name], list(study.wave_ids), group_by, study.models.few_councils,
+                           study.models.lmm_df)) for m in measures]
 
 
 def main_tables(study: Study, results: Sequence[dict[str, Any]]) -> dict[str, Any]:

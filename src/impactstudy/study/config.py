@@ -25,6 +25,7 @@ from impactstudy.errors import ConfigError
 
 MEASURE_TYPES = ("likert", "numeric", "binary", "multi", "text")
 MODEL_NAMES = ("lmm", "gee", "ordinal", "paired_t", "wilcoxon", "mcnemar", "cr2", "cr2_council", "sign_flip", "wild_bootstrap")
+LMM_DF_METHODS = ("satterthwaite", "kenward-roger")  # as impactstudy.model.stats.lmm.DDF_METHODS
 FORMATS = {
     ".sav": "sav",
     ".zsav": "sav",
@@ -173,6 +174,7 @@ class ModelSettings:
     time_since_review: TimeSinceReview | None = None
     workers: int | None = None
     ipw_truncate: tuple[float, float] = (1.0, 99.0)  # percentiles at which retention weights are truncated
+    lmm_df: str = "satterthwaite"  # the LMM's degrees of freedom: LMM_DF_METHODS
 
 
 @dataclass(frozen=True)
@@ -549,7 +551,10 @@ def _date_format(value: str | None, section: _Section) -> str | None:
 
 def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> ModelSettings:
     sec = _Section(data or {}, "models", source)
-    sec.check_keys(("few_councils", "flag_councils", "time_since_review", "workers", "ipw_truncate"))
+    sec.check_keys(("few_councils", "flag_councils", "time_since_review", "workers", "ipw_truncate", "lmm_df"))
+    lmm_df = sec.get("lmm_df", str, "satterthwaite")
+    if lmm_df not in LMM_DF_METHODS:
+        raise sec.error(f"lmm_df = '{lmm_df}'{_suggest(lmm_df, LMM_DF_METHODS)}; use one of {', '.join(LMM_DF_METHODS)}")
     tsr_data = sec.get("time_since_review", dict)
     tsr = None
     if tsr_data is not None:
@@ -570,6 +575,7 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
         time_since_review=tsr,
         workers=sec.get("workers", int),
         ipw_truncate=(float(truncate[0]), float(truncate[1])),
+        lmm_df=lmm_df,
     )
 
 
