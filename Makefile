@@ -1,5 +1,7 @@
 # impactstudy — `make help` lists the targets. STUDY selects the study (pipelines/$(STUDY)/study.toml).
 STUDY ?= demo
+STUDIES ?= 500
+SCHEDULER ?=
 AUDIENCE ?= public
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +13,7 @@ RAW := $(wildcard data/raw/$(STUDY)/*)
 CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -name '*.csv' -o -name '*.toml' -o -name '*.html' -o -name '*.css' -o -name '*.j2' \) 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo ingest link model report status validate test fuzz bench clean
+.PHONY: help setup demo ingest link model report status validate test fuzz bench coverage clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [STUDY=$(STUDY)] [AUDIENCE=$(AUDIENCE)]"
@@ -73,6 +75,9 @@ fuzz: $(VENV)/.installed ## Run the study fuzzer for FUZZ_MINUTES (default 30); 
 
 bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes bench/results.json)
 	$(BIN)/python bench/run.py
+
+coverage: $(VENV)/.installed ## Simulate STUDIES (500) studies per setting on Dask (SCHEDULER=tcp://host:8786 for a cluster): every model's interval coverage and test size, in docs/coverage.md
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m impactstudy.coverage --studies $(STUDIES) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) --docs docs/coverage.md
 
 clean: ## Remove the study's processed data and reports (never data/raw)
 	rm -rf data/processed/$(STUDY) reports/$(STUDY)

@@ -1,0 +1,499 @@
+"""Do the model stage's intervals cover, and do its tests hold their size? A simulation over demo-like studies.
+
+Each simulated study is the demo generator's study (:mod:`impactstudy.demo`), made in memory as the
+long frames of two effectiveness measures — one that changes (:data:`EFFECT_MEASURE`) and one that does
+not (:data:`NULL_MEASURE`) — for a number of councils, a council-level random change of standard
+deviation ``tau`` and a range of respondents per council (a :class:`Cell`). Every model the model stage
+fits to such a measure is fitted by the stage's own function, :func:`impactstudy.fitting.fit_measure`
+(overall and within each status, every contrast), and each row is set against the generator's truth:
+
+* ``covers``: the interval contains the true value of the row's estimand — the change in the expected
+  observed score (council-weighted over statuses, ``truth.json``'s ``effects``) for the mean-change
+  models, the pseudo-true log odds ratio for the ordinal model (:func:`pseudo_truth`);
+* ``rejects``: p < 0.05; for the measure with no true change this is the test's size.
+
+Studies are grouped into tasks (:func:`task_rows`: a chunk of seeds of one cell) that run on Dask
+distributed — a ``LocalCluster`` by default, or an existing scheduler — and each task's rows are written
+to one Parquet file in the results folder as soon as it completes, so an interrupted run resumes where
+it stopped (:func:`run`). :func:`summarise` turns the rows into coverage and size per model x cell, and
+:func:`markdown` into the tables of ``docs/coverage.md``. ``make coverage`` runs it all (``python -m
+impactstudy.coverage --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import time
+import tomllib
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impactstudy import demo
+from impactstudy.atomic import write_parquet, write_text
+from impactstudy.config import Study, parse_study
+
+EFFECT_MEASURE = "eff_practice"
+NULL_MEASURE = "eff_voice"
+MEASURES = (EFFECT_MEASURE, NULL_MEASURE)
+GROUP_BY = ("status",)
+LEVEL = 0.95
+ALPHA = 0.05
+TOLERANCE = 0.02  # coverage within the stated level +- 2 points
+MAX_SIZE = 0.06  # rejection rate under no effect
+KEY_CONTRAST = "follow_up - baseline"  # the key findings' contrast: the last wave against the first
+POOLED_COUNCILS = 3000  # councils pooled for the ordinal model's pseudo-true value
+LOG_ODDS_MODELS = ("ordinal",)
+SEED_BASE = 1_000_000
+TRUTH_SEED_BASE = 9_000_000
+DEFAULT_COUNCILS = (6, 20, 40, 152)
+DEFAULT_TAUS = (0.0, 0.15, 0.3)
+DEFAULT_RESPONDENTS = (1, 4)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One setting of the simulation: councils per study, SD of the council-level change, respondents per council."""
+
+    councils: int
+    tau: float
+    respondents: tuple[int, int] = DEFAULT_RESPONDENTS
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe name, e.g. ``councils=6_tau=0.15_respondents=1-4``."""
+        return f"councils={self.councils}_tau={self.tau:g}_respondents={self.respondents[0]}-{self.respondents[1]}"
+
+
+def grid(councils: Iterable[int] = DEFAULT_COUNCILS, taus: Iterable[float] = DEFAULT_TAUS,
+         respondents: tuple[int, int] = DEFAULT_RESPONDENTS) -> list[Cell]:
+    """Every combination of ``councils`` and ``taus``."""
+    return [Cell(int(n), float(t), respondents) for n in councils for t in taus]
+
+
+# ------------------------------------------------------------------------------------------ studies
+
+
+def demo_study(councils: int) -> Study:
+    """The demo's study config for ``councils`` councils, parsed from the packaged template (no files)."""
+    template = resources.files("impactstudy").joinpath(demo.TEMPLATE).read_text(encoding="utf-8")
+    text = demo.study_text(template, councils, 0)
+    return parse_study(tomllib.loads(text), "demo", Path("pipelines/demo/study.toml"))
+
+
+def simulate(cell: Cell, seed: int) -> dict[str, pd.DataFrame]:
+    """One simulated study's long frame per measure in :data:`MEASURES`: what ``fit_measure`` takes."""
+    study = demo_study(cell.councils)
+    return _simulate_frames(study, cell.councils, seed, cell.respondents, cell.tau, MEASURES)
+
+
+def truth(cell: Cell) -> pd.DataFrame:
+    """The true change of every measure, contrast and group (``truth.json``'s ``effects``) for ``cell``."""
+    study = demo_study(cell.councils)
+    effects = pd.DataFrame(_true_effects(study, demo._status_counts(cell.councils), cell.tau))
+    return effects[effects["measure"].isin(MEASURES)][["measure", "contrast", "group", "estimate"]].rename(
+        columns={"estimate": "truth"})
+
+
+def fit_study(cell: Cell, seed: int) -> pd.DataFrame:
+    """Every model's contrast rows of one simulated study (the model stage's ``fit_measure``)."""
+    from impactstudy import fitting  # statsmodels: imported where the fitting happens
+
+    study = demo_study(cell.councils)
+    frames = simulate(cell, seed)
+    rows = []
+    for name, frame in frames.items():
+        waves = [w for w in study.wave_ids if w in set(frame["wave"].astype(str))]
+        result = fitting.fit_measure(study.measure(name), frame, waves, GROUP_BY, study.models.few_councils)
+        for part in result["contrasts"]:
+            rows.append(part)
+    return pd.concat(rows, ignore_index=True).assign(seed=seed)
+
+
+# TEMPORARY until the demo package has the council-level change (issue #14 item 5): moved there next.
+def _simulate_frames(study: Study, councils: int, seed: int, respondents: tuple[int, int], tau: float,
+                     measures: Sequence[str]) -> dict[str, pd.DataFrame]:
+    register = demo._register()
+    table = demo._councils(councils, seed, register)
+    persons, answers = demo._people(table, study.waves, respondents, seed)
+    ctx = demo._Context(study, table, persons, seed)
+    z = {m: demo._rng(seed, "council-change", m).standard_normal(len(table)) for m in measures}
+    parts: dict[str, list[pd.DataFrame]] = {m: [] for m in measures}
+    for wave in study.waves:
+        rows = demo._wave_rows(wave, answers[wave.id], persons, table, seed)
+        for m in measures:
+            change = tau * z[m][rows["council"].to_numpy()] * demo.MODEL.trajectory[wave.order]
+            shifted = rows.assign(council_re=rows["council_re"] + change)
+            values = demo._generator(m, demo.MODEL)(ctx, wave, shifted, [study.measure(m)],
+                                                    demo._rng(seed, "measure", m, wave.order))[m]
+            keep = rows["in_register"].to_numpy() & (values >= 0)
+            parts[m].append(pd.DataFrame({"council_code": rows["gss_code"].to_numpy()[keep],
+                                          "respondent_id": rows["resp_id"].to_numpy()[keep],
+                                          "wave": wave.id, "value": values[keep],
+                                          "status": rows["status"].to_numpy()[keep]}))
+    out = {}
+    for m, frames in parts.items():
+        frame = pd.concat(frames, ignore_index=True)
+        frame["wave"] = pd.Categorical(frame["wave"], categories=list(study.wave_ids))
+        out[m] = frame
+    return out
+
+
+def _true_effects(study: Study, counts: dict[str, int], tau: float) -> list[dict[str, Any]]:
+    model = demo.MODEL
+    waves = study.waves
+    total = sum(counts.values())
+    rows = []
+    for name in MEASURES:
+        measure = study.measure(name)
+        sd = [math.sqrt(model.total_sd ** 2 + (tau * model.trajectory[w.order]) ** 2) for w in waves]
+        expected = {s: [demo.expected_observed(model.mean(name, s, w.order), sd[w.order], measure.levels) for w in waves]
+                    for s in counts}
+        expected["all"] = [sum(expected[s][w.order] * n for s, n in counts.items()) / total for w in waves]
+        pairs = [(w, waves[0]) for w in waves[1:]] + [(w, waves[w.order - 1]) for w in waves[2:]]
+        for later, earlier in pairs:
+            for group, means in expected.items():
+                rows.append({"measure": name, "contrast": f"{later.id} - {earlier.id}",
+                             "group": group if group == "all" else f"status={group}",
+                             "estimate": means[later.order] - means[earlier.order]})
+    return rows
+
+
+# ----------------------------------------------------------------------------------- pseudo-truth
+
+
+def pseudo_truth(cell: Cell, models: Sequence[str] = LOG_ODDS_MODELS, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
+    """The value ``models`` converge to under ``cell``'s design: their fit to many studies pooled as one.
+
+    Why: a log odds ratio of a clipped, rounded latent normal score has no closed form, and the ordinal
+    model's population-averaged log odds ratio also depends on who answers at each wave (attrition
+    differs by status). Fitting the model to about ``councils`` councils drawn from the same design
+    (studies with their own seeds, councils relabelled per study) estimates it with a standard error a
+    few times smaller than one study's.
+    """
+    from impactstudy import fitting
+
+    study = demo_study(cell.councils)
+    copies = max(1, math.ceil(councils / cell.councils))
+    pooled: dict[str, list[pd.DataFrame]] = {m: [] for m in MEASURES}
+    for k in range(copies):
+        for name, frame in simulate(cell, TRUTH_SEED_BASE + k).items():
+            codes = frame["council_code"].astype(str)
+            pooled[name].append(frame.assign(council_code=f"{k}:" + codes,
+                                             respondent_id=frame["respondent_id"].astype(str) + f":{k}"))
+    rows = []
+    for name, frames in pooled.items():
+        frame = pd.concat(frames, ignore_index=True)
+        waves = [w for w in study.wave_ids if w in set(frame["wave"].astype(str))]
+        measure = replace(study.measure(name), models=tuple(models))
+        for part in fitting.fit_measure(measure, frame, waves, GROUP_BY, study.models.few_councils)["contrasts"]:
+            rows.append(part.assign(measure=name))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["measure", "model", "contrast", "group", "estimate"]].rename(columns={"estimate": "truth"})
+
+
+# ------------------------------------------------------------------------------------------- tasks
+
+
+def task_rows(cell: Cell, seeds: Sequence[int]) -> pd.DataFrame:
+    """The rows of studies ``seeds`` of ``cell``, each with its truth, ``covers``, ``rejects`` and ``level``.
+
+    A task of the simulation: run in a Dask worker, one BLAS thread (the fits are many small products).
+    """
+    from threadpoolctl import threadpool_limits
+
+    # scipy warns (e.g. every council changed by the same amount); the rows' own warnings say what matters
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fits = pd.concat([fit_study(cell, s) for s in seeds], ignore_index=True)
+    return judge(fits, truth(cell), None)
+
+
+def truth_task(cell: Cell, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
+    """The pseudo-true values of ``cell`` from about ``councils`` pooled councils (:func:`pseudo_truth`),
+    one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pseudo_truth(cell, councils=councils)
+
+
+def stated_level(frame: pd.DataFrame) -> pd.Series:
+    """Each row's confidence level: its ``level`` column when the model stage gives one, else 95% unless the
+    row's warning says the interval could not reach it (the Wilcoxon test with few councils)."""
+    from impactstudy.findings import achieved_level
+
+    if "level" in frame.columns:
+        return frame["level"].astype(float).fillna(LEVEL)
+    return frame["warning"].map(lambda w: achieved_level(w) or LEVEL).astype(float)
+
+
+def judge(fits: pd.DataFrame, effects: pd.DataFrame, pseudo: pd.DataFrame | None) -> pd.DataFrame:
+    """``fits`` with the true value of each row (``pseudo`` for the log-odds models when given), whether its
+    interval covers it, whether its test rejects at 5%, and the interval's stated level."""
+    out = fits.merge(effects, on=["measure", "contrast", "group"], how="left", validate="m:1")
+    if pseudo is not None:
+        logodds = out["model"].isin(LOG_ODDS_MODELS)
+        keyed = pseudo.set_index(["measure", "model", "contrast", "group"])["truth"]
+        index = pd.MultiIndex.from_frame(out.loc[logodds, ["measure", "model", "contrast", "group"]])
+        out.loc[logodds, "truth"] = keyed.reindex(index).to_numpy()
+    estimable = out["ci_low"].notna() & out["ci_high"].notna()
+    out["covers"] = ((out["ci_low"] <= out["truth"]) & (out["truth"] <= out["ci_high"])).where(estimable)
+    out["rejects"] = (out["p_value"] < ALPHA).where(out["p_value"].notna())
+    out["level"] = stated_level(out)
+    return out
+
+
+def chunks(n_studies: int, size: int) -> list[range]:
+    """Seed ranges of ``size`` studies (the last one shorter) covering ``n_studies`` studies."""
+    return [range(SEED_BASE + a, SEED_BASE + min(a + size, n_studies)) for a in range(0, n_studies, size)]
+
+
+def task_path(results: Path, cell: Cell, seeds: range) -> Path:
+    return results / cell.key / f"studies-{seeds.start - SEED_BASE:05d}-{seeds.stop - SEED_BASE:05d}.parquet"
+
+
+def truth_path(results: Path, cell: Cell) -> Path:
+    return results / cell.key / "pseudo-truth.parquet"
+
+
+def git_commit() -> str:
+    """The checkout's commit (with ``+`` when it has uncommitted changes), or ``unknown``."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+" if dirty else "")
+
+
+def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    # the scheduler's HTTP server on any free port (8787 may be taken), no dashboard: the progress bar instead
+    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           scheduler_kwargs={"dashboard": False})
+    return Client(cluster), cluster
+
+
+def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10, scheduler: str | None = None,
+        workers: int | None = None, progress: bool = True, pooled_councils: int = POOLED_COUNCILS) -> dict[str, Any]:
+    """Simulate ``n_studies`` studies of every cell on Dask, each task's rows written to ``results`` as it
+    completes; tasks whose file is already there are skipped (resume). What was run, and how long it took.
+
+    The client writes the files (workers of a remote cluster need not share its disk); only the package,
+    installed in every worker, is needed there.
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    results = Path(results)
+    todo: list[tuple[Path, Any, tuple[Any, ...]]] = []
+    for cell in cells:
+        if not truth_path(results, cell).is_file():
+            todo.append((truth_path(results, cell), truth_task, (cell, pooled_councils)))
+        todo.extend((task_path(results, cell, seeds), task_rows, (cell, list(seeds)))
+                    for seeds in chunks(n_studies, chunk) if not task_path(results, cell, seeds).is_file())
+    commit = git_commit()
+    started = time.monotonic()
+    if todo:
+        client, cluster = _client(scheduler, workers)
+        try:
+            futures = {client.submit(f, *args, pure=False): path for path, f, args in todo}
+            bar = tqdm(total=len(futures), desc="coverage tasks", unit="task", disable=not progress, file=sys.stderr)
+            for future in as_completed(futures):
+                frame = future.result()
+                write_parquet(futures[future], frame.assign(commit=commit))
+                bar.update()
+                del futures[future]
+            bar.close()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    where = f"scheduler {scheduler}" if scheduler else f"a LocalCluster of {workers or 2} workers"
+    return {"tasks_run": len(todo), "seconds": round(time.monotonic() - started, 1), "commit": commit, "where": where}
+
+
+# ---------------------------------------------------------------------------------------- results
+
+
+def load(results: Path, cells: Sequence[Cell] | None = None) -> pd.DataFrame:
+    """Every study row in ``results`` (for ``cells``, else all), judged against the pseudo-true values too."""
+    frames = []
+    for folder in sorted(Path(results).glob("councils=*")):
+        cell = _parse_key(folder.name)
+        if cells is not None and cell not in cells:
+            continue
+        parts = [pd.read_parquet(p) for p in sorted(folder.glob("studies-*.parquet"))]
+        if not parts:
+            continue
+        rows = pd.concat(parts, ignore_index=True)
+        pseudo = pd.read_parquet(truth_path(results, cell)) if truth_path(results, cell).is_file() else None
+        rows = judge(rows.drop(columns=["truth", "covers", "rejects", "level"]), truth(cell), pseudo)
+        frames.append(rows.assign(councils=cell.councils, tau=cell.tau,
+                                  respondents=f"{cell.respondents[0]}-{cell.respondents[1]}"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _parse_key(key: str) -> Cell:
+    parts = dict(p.split("=", 1) for p in key.split("_"))
+    lo, hi = parts["respondents"].split("-")
+    return Cell(int(parts["councils"]), float(parts["tau"]), (int(lo), int(hi)))
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Coverage and size per model, contrast, group kind (``all`` or ``by status``) and cell.
+
+    ``coverage``: share of estimable intervals that contain the truth (both measures), beside their mean
+    stated ``level`` and its Monte-Carlo standard error; ``size``: share of tests with
+    p < 0.05 for the measure with no true change; ``estimable``: share of rows with an interval.
+    """
+    d = rows.assign(groups=np.where(rows["group"] == "all", "all", "by status"))
+    keys = ["model", "contrast", "groups", "councils", "tau", "respondents"]
+
+    def one(g: pd.DataFrame) -> pd.Series:
+        covers = g["covers"].dropna().astype(float)
+        null = g.loc[g["measure"] == NULL_MEASURE, "rejects"].dropna().astype(float)
+        return pd.Series({
+            "studies": g["seed"].nunique(),
+            "intervals": len(covers),
+            "estimable": float(g["covers"].notna().mean()),
+            "level": float(g.loc[g["covers"].notna(), "level"].mean()) if len(covers) else LEVEL,
+            "coverage": float(covers.mean()) if len(covers) else math.nan,
+            "coverage_se": float(math.sqrt(covers.mean() * (1 - covers.mean()) / len(covers))) if len(covers) else math.nan,
+            "size": float(null.mean()) if len(null) else math.nan,
+            "tests": len(null),
+            "mean_width": float((g["ci_high"] - g["ci_low"]).mean()),
+            "bias": float((g["estimate"] - g["truth"]).mean()),
+        })
+
+    out = d.groupby(keys, sort=True).apply(one, include_groups=False).reset_index()
+    out["coverage_ok"] = (out["coverage"] - out["level"]).abs() <= TOLERANCE
+    out["size_ok"] = out["size"] <= MAX_SIZE
+    return out
+
+
+def _pct(value: float) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
+    """``docs/coverage.md``: how it was run, then coverage and size per model x councils x tau for the key
+    findings' contrast (overall and by status), and every contrast for reference."""
+    key = summary[summary["contrast"] == KEY_CONTRAST]
+    taus = sorted(summary["tau"].unique())
+    councils = sorted(summary["councils"].unique())
+    lines = [
+        "# Coverage of the model stage's intervals and size of its tests (`make coverage`)",
+        "",
+        "Generated by `python -m impactstudy.coverage` (`impactstudy.coverage`); do not edit by hand.",
+        "",
+        f"- run: {info['date']}, commit `{info['commit']}`, {info['seconds']:.0f} s wall on {info['where']}"
+        f" (this invocation; resumed runs add earlier tasks' time)",
+        f"- studies per cell: {info['studies']} (design asks for {info['requested']})",
+        f"- respondents per council: {', '.join(sorted(summary['respondents'].unique()))}; measures "
+        f"`{EFFECT_MEASURE}` (true change) and `{NULL_MEASURE}` (no true change) of the demo generator",
+        f"- criteria: coverage within ±{100 * TOLERANCE:.0f} points of the interval's stated level (95% "
+        f"unless shown); size (p < 0.05 for `{NULL_MEASURE}`) at most {100 * MAX_SIZE:.0f}%. ✗ marks a miss.",
+        "",
+        "Each cell is `coverage / size` in percent, for the contrast the key findings report "
+        f"(`{KEY_CONTRAST}`); coverage pools both measures.",
+        "",
+    ]
+    for groups in ("all", "by status"):
+        part = key[key["groups"] == groups]
+        if part.empty:
+            continue
+        lines += [f"## {KEY_CONTRAST}, {'overall (group `all`)' if groups == 'all' else 'within each status (pooled over statuses)'}", ""]
+        header = ["model"] + [f"{n} councils, τ={t:g}" for n in councils for t in taus]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for model, g in part.groupby("model", sort=True):
+            cells = []
+            for n in councils:
+                for t in taus:
+                    r = g[(g["councils"] == n) & (g["tau"] == t)]
+                    if r.empty:
+                        cells.append("")
+                        continue
+                    r = r.iloc[0]
+                    cov = _pct(r["coverage"]) + ("" if r["coverage_ok"] else " ✗")
+                    if abs(r["level"] - LEVEL) > 1e-9:
+                        cov += f" (of {100 * r['level']:.0f}%)"
+                    size = _pct(r["size"]) + ("" if r["size_ok"] or math.isnan(r["size"]) else " ✗")
+                    cells.append(f"{cov} / {size}")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Every contrast", "",
+              "| model | contrast | groups | councils | τ | studies | estimable | level | coverage (± MC SE) | size | mean width | bias |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples():
+        lines.append(f"| {r.model} | {r.contrast} | {r.groups} | {r.councils} | {r.tau:g} | {r.studies} | "
+                     f"{_pct(r.estimable)} | {100 * r.level:.0f} | {_pct(r.coverage)} ± {_pct(r.coverage_se)} | "
+                     f"{_pct(r.size)} | {r.mean_width:.3f} | {r.bias:+.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+
+def _numbers(text: str, kind: type) -> list[Any]:
+    return [kind(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m impactstudy.coverage``: run (or resume) the simulation and write the summary."""
+    parser = argparse.ArgumentParser(prog="python -m impactstudy.coverage", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--studies", type=int, default=500, help="simulated studies per cell (default 500)")
+    parser.add_argument("--councils", default=",".join(map(str, DEFAULT_COUNCILS)), help="councils per study, comma-separated")
+    parser.add_argument("--tau", default=",".join(f"{t:g}" for t in DEFAULT_TAUS), help="SDs of the council-level change")
+    parser.add_argument("--respondents", default=f"{DEFAULT_RESPONDENTS[0]}-{DEFAULT_RESPONDENTS[1]}",
+                        help="respondents per council, low-high (default 1-4, as the demo)")
+    parser.add_argument("--results", type=Path, default=Path("data/coverage"), help="folder of per-task results (resumable)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a LocalCluster)")
+    parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
+    parser.add_argument("--chunk", type=int, default=10, help="studies per task (default 10)")
+    parser.add_argument("--docs", type=Path, default=None, help="write the summary as Markdown here")
+    parser.add_argument("--summary-only", action="store_true", help="summarise what is in --results, run nothing")
+    args = parser.parse_args(argv)
+    lo, hi = (int(x) for x in args.respondents.split("-"))
+    cells = grid(_numbers(args.councils, int), _numbers(args.tau, float), (lo, hi))
+    info: dict[str, Any] = {"seconds": 0.0, "commit": git_commit(), "tasks_run": 0, "where": "(summary only)"}
+    if not args.summary_only:
+        info = run(cells, args.studies, args.results, chunk=args.chunk, scheduler=args.scheduler, workers=args.workers)
+    rows = load(args.results, cells)
+    if rows.empty:
+        print(f"coverage: no results in {args.results}", file=sys.stderr)
+        return 1
+    summary = summarise(rows)
+    done = summary.groupby(["councils", "tau"])["studies"].max()
+    info.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                studies=(f"{int(done.min())}" if done.min() == done.max() else f"{int(done.min())}–{int(done.max())}"),
+                requested=args.studies)
+    write_parquet(args.results / "summary.parquet", summary)
+    if args.docs is not None:
+        write_text(args.docs, markdown(summary, info))
+    key = summary[(summary["contrast"] == KEY_CONTRAST) & (summary["groups"] == "all")]
+    print(key[["model", "councils", "tau", "studies", "coverage", "size"]].to_string(index=False))
+    print(f"coverage: {info['tasks_run']} tasks run in {info['seconds']} s; results in {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""The coverage simulation (``impactstudy.coverage``): its Dask run, resume and summary, and a fast seeded
+version of it that fails when the key findings' intervals cover less than 90%.
+
+The full simulation (``make coverage``, docs/coverage.md) is thousands of fits; here a few dozen studies.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from distributed import LocalCluster
+
+from impactstudy import coverage, findings
+
+KEY = findings.PRIMARY["likert"]  # the model whose interval the key findings state
+
+
+def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
+    cells = [coverage.Cell(6, 0.3)]
+    first = coverage.run(cells, 4, tmp_path, chunk=2, workers=2, progress=False, pooled_councils=30)
+    assert first["where"] == "a LocalCluster of 2 workers"
+    folder = tmp_path / cells[0].key
+    assert first["tasks_run"] == 3  # the pseudo-truth and two chunks of two studies
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "pseudo-truth.parquet", "studies-00000-00002.parquet", "studies-00002-00004.parquet"]
+    (folder / "studies-00002-00004.parquet").unlink()  # as if the run had been interrupted
+    # resumed on an existing cluster (as SCHEDULER=tcp://... does): only the missing task runs
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
+                      scheduler_kwargs={"dashboard": False}) as cluster:
+        again = coverage.run(cells, 4, tmp_path, chunk=2, scheduler=cluster.scheduler_address, progress=False)
+        assert again["tasks_run"] == 1 and again["where"] == f"scheduler {cluster.scheduler_address}"
+        assert coverage.run(cells, 4, tmp_path, chunk=2, scheduler=cluster.scheduler_address)["tasks_run"] == 0
+    rows = coverage.load(tmp_path)
+    assert rows["seed"].nunique() == 4
+    assert set(rows["measure"]) == set(coverage.MEASURES)
+    assert {"lmm", "gee", "ordinal", "paired_t", "wilcoxon"} <= set(rows["model"])
+    ordinal = rows[rows["model"] == "ordinal"]
+    assert ordinal["truth"].notna().all()  # the pseudo-true log odds ratios, not the mean change
+    summary = coverage.summarise(rows)
+    key = summary[(summary["contrast"] == coverage.KEY_CONTRAST) & (summary["groups"] == "all")]
+    assert (key["studies"] == 4).all()
+    text = coverage.markdown(summary, {"date": "today", "commit": "abc", "seconds": 1.0, "where": "here",
+                                       "studies": "4", "requested": 4})
+    assert "| lmm |" in text and "6 councils, τ=0.3" in text
+
+
+def test_the_same_seed_gives_the_same_study_and_tau_changes_only_the_later_waves():
+    a = coverage.simulate(coverage.Cell(6, 0.3), 7)
+    b = coverage.simulate(coverage.Cell(6, 0.3), 7)
+    flat = coverage.simulate(coverage.Cell(6, 0.0), 7)
+    for name in coverage.MEASURES:
+        pd.testing.assert_frame_equal(a[name], b[name])
+        baseline = a[name]["wave"] == "baseline"
+        assert a[name][baseline].equals(flat[name][flat[name]["wave"] == "baseline"])
+        assert not a[name]["value"].equals(flat[name]["value"])
+
+
+@pytest.fixture(scope="module")
+def fast_rows() -> pd.DataFrame:
+    """20 seeded studies at 20 councils with tau = 0.15 and 20 at 6 councils with tau = 0.3."""
+    parts = []
+    for cell, n in ((coverage.Cell(20, 0.15), 20), (coverage.Cell(6, 0.3), 20)):
+        rows = coverage.task_rows(cell, list(range(coverage.SEED_BASE, coverage.SEED_BASE + n)))
+        parts.append(rows.assign(councils=cell.councils))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.slow
+def test_fast_seeded_coverage_of_the_key_findings_intervals(fast_rows):
+    """The key findings' model, every contrast, overall: coverage of its 95% intervals at least 0.90."""
+    key = fast_rows[(fast_rows["model"] == KEY) & (fast_rows["group"] == "all")]
+    for councils, rows in key.groupby("councils"):
+        covers = rows["covers"].dropna()
+        assert len(covers) >= 100, councils
+        assert covers.mean() >= 0.90, (councils, covers.mean())
+    # and the council-level paired t the key findings fall back on with few councils
+    paired = fast_rows[(fast_rows["model"] == "paired_t") & (fast_rows["group"] == "all")]
+    assert paired["covers"].dropna().mean() >= 0.90
