@@ -234,15 +234,34 @@ def stated_level(frame: pd.DataFrame) -> pd.Series:
     row's warning says the interval could not reach it (the Wilcoxon test with few councils)."""
     from impactstudy.findings import achieved_level
 
-    if "level" in frame.columns:
-        return frame["level"].astype(float).fillna(LEVEL)
+    for column in ("level", "conf_level"):
+        if column in frame.columns:
+            return frame[column].astype(float).fillna(LEVEL)
     return frame["warning"].map(lambda w: achieved_level(w) or LEVEL).astype(float)
+
+
+def with_differences(effects: pd.DataFrame, groups: Iterable[str]) -> pd.DataFrame:
+    """``effects`` plus the true difference for every row group of the form ``<a> - <b>`` (a comparison
+    of two group levels): the truth of ``a`` minus the truth of ``b``, per measure and contrast."""
+    wanted = sorted({g for g in groups if isinstance(g, str) and " - " in g} - set(effects["group"]))
+    if not wanted:
+        return effects
+    keyed = effects.set_index(["measure", "contrast", "group"])["truth"]
+    extra = []
+    for group in wanted:
+        a, _, b = group.partition(" - ")
+        for measure, contrast in effects[["measure", "contrast"]].drop_duplicates().itertuples(index=False):
+            if (measure, contrast, a) in keyed.index and (measure, contrast, b) in keyed.index:
+                extra.append({"measure": measure, "contrast": contrast, "group": group,
+                              "truth": keyed[(measure, contrast, a)] - keyed[(measure, contrast, b)]})
+    return pd.concat([effects, pd.DataFrame(extra)], ignore_index=True) if extra else effects
 
 
 def judge(fits: pd.DataFrame, effects: pd.DataFrame, pseudo: pd.DataFrame | None) -> pd.DataFrame:
     """``fits`` with the true value of each row (``pseudo`` for the log-odds models when given), whether its
     interval covers it, whether its test rejects at 5%, and the interval's stated level."""
-    out = fits.merge(effects, on=["measure", "contrast", "group"], how="left", validate="m:1")
+    out = fits.merge(with_differences(effects, fits["group"]), on=["measure", "contrast", "group"], how="left",
+                     validate="m:1")
     if pseudo is not None:
         logodds = out["model"].isin(LOG_ODDS_MODELS)
         keyed = pseudo.set_index(["measure", "model", "contrast", "group"])["truth"]
@@ -304,18 +323,22 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
     from tqdm import tqdm
 
     results = Path(results)
-    todo: list[tuple[Path, Any, tuple[Any, ...]]] = []
+    # (priority, file, function, arguments): the pseudo-truths, then the first chunk of every cell, then the
+    # second ..., so that every cell has about as many studies whenever the run stops
+    todo: list[tuple[int, Path, Any, tuple[Any, ...]]] = []
     for cell in cells:
         if not truth_path(results, cell).is_file():
-            todo.append((truth_path(results, cell), truth_task, (cell, pooled_councils)))
-        todo.extend((task_path(results, cell, seeds), task_rows, (cell, list(seeds)))
-                    for seeds in chunks(n_studies, chunk) if not task_path(results, cell, seeds).is_file())
+            todo.append((1, truth_path(results, cell), truth_task, (cell, pooled_councils)))
+        todo.extend((-k, task_path(results, cell, seeds), task_rows, (cell, list(seeds)))
+                    for k, seeds in enumerate(chunks(n_studies, chunk)) if not task_path(results, cell, seeds).is_file())
+    todo.sort(key=lambda t: -t[0])
     commit = git_commit()
     started = time.monotonic()
     if todo:
         client, cluster = _client(scheduler, workers)
         try:
-            futures = {client.submit(f, *args, pure=False): path for path, f, args in todo}
+            futures = {client.submit(f, *args, pure=False, priority=priority): path
+                       for priority, path, f, args in todo}
             bar = tqdm(total=len(futures), desc="coverage tasks", unit="task", disable=not progress, file=sys.stderr)
             for future in as_completed(futures):
                 frame = future.result()
@@ -336,8 +359,9 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
 
 def load(results: Path, cells: Sequence[Cell] | None = None) -> pd.DataFrame:
     """Every study row in ``results`` (for ``cells``, else all), judged against the pseudo-true values too."""
+    results = Path(results)
     frames = []
-    for folder in sorted(Path(results).glob("councils=*")):
+    for folder in sorted(results.glob("councils=*")):
         cell = _parse_key(folder.name)
         if cells is not None and cell not in cells:
             continue
@@ -359,13 +383,15 @@ def _parse_key(key: str) -> Cell:
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Coverage and size per model, contrast, group kind (``all`` or ``by status``) and cell.
+    """Coverage and size per model, contrast, group kind (``all``, ``by status``, ``between statuses``) and cell.
 
     ``coverage``: share of estimable intervals that contain the truth (both measures), beside their mean
     stated ``level`` and its Monte-Carlo standard error; ``size``: share of tests with
     p < 0.05 for the measure with no true change; ``estimable``: share of rows with an interval.
     """
-    d = rows.assign(groups=np.where(rows["group"] == "all", "all", "by status"))
+    group = rows["group"].astype(str)
+    d = rows.assign(groups=np.select([group == "all", group.str.contains(" - ", regex=False)],
+                                     ["all", "between statuses"], "by status"))
     keys = ["model", "contrast", "groups", "councils", "tau", "respondents"]
 
     def one(g: pd.DataFrame) -> pd.Series:
@@ -385,6 +411,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         })
 
     out = d.groupby(keys, sort=True).apply(one, include_groups=False).reset_index()
+    out = out.astype({"studies": int, "intervals": int, "tests": int})
     out["coverage_ok"] = (out["coverage"] - out["level"]).abs() <= TOLERANCE
     out["size_ok"] = out["size"] <= MAX_SIZE
     return out
@@ -394,59 +421,88 @@ def _pct(value: float) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
+ABOUT = """\
+Every 95% interval of the model stage should contain the true value in 95% of studies, and every test
+should reject a true null hypothesis in at most 5% (here: at most 6%, allowing for simulation error).
+This page checks both by simulation, with the demo generator (docs/demo.md) as the model of the data.
+
+**Studies.** Each simulated study is the demo study (councils sampled from England's, a quarter on
+Notice to Improve; 1–4 respondent seats per council with replacement, status-dependent response and,
+from 12 councils, whole councils dropping out) made in memory, two of its effectiveness measures:
+`{effect}` (true change from baseline to follow-up +0.35 on the latent scale for an Adequate council,
+1.8x for Notice to Improve, 0.6x Good, 0.3x Outstanding) and `{null}` (no true change). Each council's
+change varies around its status's change with standard deviation τ at the follow-up (reached along the
+trajectory: 0.4 τ at early impact), the council-level heterogeneity the primary model has to allow for.
+
+**Models.** Every model the model stage fits to a Likert measure, fitted by the stage's own
+`fitting.fit_measure` (so every correction it applies below `few_councils` = 20 councils applies here),
+overall and within each status, for every contrast.
+
+**Truth.** Mean-change rows (LMM, GEE, paired t, Wilcoxon's shift) are judged against the change in the
+expected observed 1–5 score, the statuses weighted by their number of councils (`truth.json`'s
+`effects`); the ordinal model's log odds ratio against its pseudo-true value (the same model fitted to
+about {pooled} councils of the same design pooled). A row counts when its interval exists; an interval
+below 95% (an exact Wilcoxon interval with few councils) is judged against its own stated level.
+""".format(effect=EFFECT_MEASURE, null=NULL_MEASURE, pooled=POOLED_COUNCILS)
+
+
+def _cell(r: pd.Series) -> str:
+    """``coverage / size`` in percent, ✗ after a miss, the stated level when it is not 95%."""
+    if math.isnan(r["coverage"]):
+        cov = "n/a"
+    else:
+        cov = _pct(r["coverage"]) + ("" if r["coverage_ok"] else " ✗")
+        if abs(r["level"] - LEVEL) > 0.005:
+            cov += f" (of {100 * r['level']:.0f})"
+    size = _pct(r["size"]) + ("" if r["size_ok"] or math.isnan(r["size"]) else " ✗")
+    return f"{cov} / {size}"
+
+
 def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
-    """``docs/coverage.md``: how it was run, then coverage and size per model x councils x tau for the key
-    findings' contrast (overall and by status), and every contrast for reference."""
-    key = summary[summary["contrast"] == KEY_CONTRAST]
+    """``docs/coverage.md``: what is simulated, how it was run, then coverage / size per model x councils x
+    tau for the key findings' contrast (overall and within status), and every contrast for reference."""
     taus = sorted(summary["tau"].unique())
-    councils = sorted(summary["councils"].unique())
     lines = [
         "# Coverage of the model stage's intervals and size of its tests (`make coverage`)",
         "",
-        "Generated by `python -m impactstudy.coverage` (`impactstudy.coverage`); do not edit by hand.",
+        "Written by `make coverage` (`python -m impactstudy.coverage`, module `impactstudy.coverage`); "
+        "do not edit by hand.",
         "",
-        f"- run: {info['date']}, commit `{info['commit']}`, {info['seconds']:.0f} s wall on {info['where']}"
-        f" (this invocation; resumed runs add earlier tasks' time)",
-        f"- studies per cell: {info['studies']} (design asks for {info['requested']})",
-        f"- respondents per council: {', '.join(sorted(summary['respondents'].unique()))}; measures "
-        f"`{EFFECT_MEASURE}` (true change) and `{NULL_MEASURE}` (no true change) of the demo generator",
-        f"- criteria: coverage within ±{100 * TOLERANCE:.0f} points of the interval's stated level (95% "
-        f"unless shown); size (p < 0.05 for `{NULL_MEASURE}`) at most {100 * MAX_SIZE:.0f}%. ✗ marks a miss.",
+        ABOUT,
+        "## This run",
         "",
-        "Each cell is `coverage / size` in percent, for the contrast the key findings report "
-        f"(`{KEY_CONTRAST}`); coverage pools both measures.",
+        f"- {info['date']}, commit `{info['commit']}`; {info['seconds']:.0f} s wall on {info['where']}"
+        " (this invocation only: a resumed run reuses earlier tasks' results)",
+        f"- studies per cell: {info['studies']} (asked for {info['requested']}); respondent seats per council: "
+        f"{', '.join(sorted(summary['respondents'].unique()))}",
+        f"- each cell: `coverage / size` in percent — coverage of the contrast's intervals (both measures), "
+        f"size = share of p < 0.05 for `{NULL_MEASURE}`; ✗: coverage more than {100 * TOLERANCE:.0f} points "
+        f"from the stated level, or size above {100 * MAX_SIZE:.0f}%; `n/a`: no interval (too few councils).",
+        f"- Monte-Carlo standard error of a coverage of 95% from n intervals: √(0.95·0.05/n), 0.7 points for "
+        "1,000 intervals (500 studies x 2 measures).",
         "",
     ]
-    for groups in ("all", "by status"):
+    key = summary[summary["contrast"] == KEY_CONTRAST]
+    for groups, title in (("all", "overall (group `all`): the key findings' rows"),
+                          ("by status", "within each status (pooled over the four statuses)")):
         part = key[key["groups"] == groups]
         if part.empty:
             continue
-        lines += [f"## {KEY_CONTRAST}, {'overall (group `all`)' if groups == 'all' else 'within each status (pooled over statuses)'}", ""]
-        header = ["model"] + [f"{n} councils, τ={t:g}" for n in councils for t in taus]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for model, g in part.groupby("model", sort=True):
-            cells = []
-            for n in councils:
-                for t in taus:
-                    r = g[(g["councils"] == n) & (g["tau"] == t)]
-                    if r.empty:
-                        cells.append("")
-                        continue
-                    r = r.iloc[0]
-                    cov = _pct(r["coverage"]) + ("" if r["coverage_ok"] else " ✗")
-                    if abs(r["level"] - LEVEL) > 1e-9:
-                        cov += f" (of {100 * r['level']:.0f}%)"
-                    size = _pct(r["size"]) + ("" if r["size_ok"] or math.isnan(r["size"]) else " ✗")
-                    cells.append(f"{cov} / {size}")
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines += [f"## `{KEY_CONTRAST}`, {title}", "",
+                  "| model | councils | respondents | " + " | ".join(f"τ = {t:g}" for t in taus) + " |",
+                  "|---|---|---|" + "---|" * len(taus)]
+        for (model, councils, respondents), g in part.groupby(["model", "councils", "respondents"], sort=True):
+            by_tau = {float(r["tau"]): _cell(r) for _, r in g.iterrows()}
+            lines.append(f"| {model} | {councils} | {respondents} | " + " | ".join(by_tau.get(t, "") for t in taus) + " |")
         lines.append("")
     lines += ["## Every contrast", "",
-              "| model | contrast | groups | councils | τ | studies | estimable | level | coverage (± MC SE) | size | mean width | bias |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| model | contrast | groups | councils | resp. | τ | studies | estimable % | level % | coverage % (± MC SE) "
+              "| size % | mean width | mean error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary.itertuples():
-        lines.append(f"| {r.model} | {r.contrast} | {r.groups} | {r.councils} | {r.tau:g} | {r.studies} | "
-                     f"{_pct(r.estimable)} | {100 * r.level:.0f} | {_pct(r.coverage)} ± {_pct(r.coverage_se)} | "
-                     f"{_pct(r.size)} | {r.mean_width:.3f} | {r.bias:+.4f} |")
+        lines.append(f"| {r.model} | {r.contrast} | {r.groups} | {r.councils} | {r.respondents} | {r.tau:g} | "
+                     f"{r.studies} | {_pct(r.estimable)} | {100 * r.level:.0f} | {_pct(r.coverage)} ± "
+                     f"{_pct(r.coverage_se)} | {_pct(r.size)} | {r.mean_width:.3f} | {r.bias:+.3f} |")
     return "\n".join(lines) + "\n"
 
 
