@@ -103,6 +103,7 @@ def effect_model(scale: Scale) -> EffectModel:
         gain={n: round(float(g), 4) for n, g in zip(names, gain, strict=True)},
         status_offset=MODEL.status_offset, status_gain=MODEL.status_gain, trajectory=MODEL.trajectory,
         total_sd=MODEL.total_sd, icc_council=MODEL.icc_council, icc_respondent=MODEL.icc_respondent,
+        council_change_sd=MODEL.council_change_sd,
     )
 
 

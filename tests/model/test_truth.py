@@ -71,14 +71,17 @@ def test_demo_lmm_intervals_cover_the_truth(demo_lmm: pd.DataFrame):
     assert stats.binom.sf(len(misses) - 1, len(demo_lmm), 0.05) > 0.002, misses
     headline = demo_lmm[(demo_lmm["group"] == "all") & (demo_lmm["contrast"] == "follow_up - baseline")]
     assert len(headline) == 6
-    assert headline["covers"].all(), headline
+    # at most one of the six headline intervals misses (two or more: probability 3% for 95% intervals).
+    # With the council-level change (tau 0.15) the default seed's partnership change is 2 SE below its
+    # truth, whatever the LMM (its council x wave variance is on the boundary there).
+    assert (~headline["covers"]).sum() <= 1, headline
 
 
 @pytest.mark.slow
 def test_demo_voice_of_the_child_is_not_declared_changed(demo_lmm: pd.DataFrame):
     voice = demo_lmm[(demo_lmm["measure"] == "eff_voice") & (demo_lmm["group"] == "all")]
     assert len(voice) == 3
-    assert (voice["truth"] == 0).all()
+    assert (voice["truth"].abs() < 0.005).all()  # no gain; tau's wider spread moves the clipped mean a little
     assert (voice["q_value"] >= 0.05).all(), voice
 
 

@@ -4,7 +4,7 @@ achieved outcomes, lessons ...), each drawing codes or texts for the rows of a w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,6 +117,14 @@ class Context:
                                    < base_rates[None, :] + 0.1 * nti).astype(float)
         return self._cache[parent]
 
+    def council_change(self, measure: str) -> np.ndarray:
+        """Each council's standard-normal deviation from its status's change in ``measure`` (one draw per
+        council and measure, the same at every wave; scaled by ``council_change_sd × trajectory``)."""
+        key = f"council_change:{measure}"
+        if key not in self._cache:
+            self._cache[key] = stream(self.seed, "council-change", measure).standard_normal(len(self.councils))
+        return self._cache[key]
+
     def plan(self) -> np.ndarray:
         """Whether each council has an improvement plan at each wave order (councils × waves)."""
         if "plan" not in self._cache:
@@ -145,7 +153,9 @@ def _effectiveness_of(model: EffectModel) -> MeasureGenerator:
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
         (measure,) = measures
         mean = rows["status"].map({s: model.mean(measure.name, s, wave.order) for s in STATUSES}).to_numpy(float)
-        latent = mean + rows["council_re"].to_numpy() + rows["resp_re"].to_numpy() + rng.normal(
+        own_change = (model.council_change_sd * model.trajectory[wave.order]
+                      * ctx.council_change(measure.name)[rows["council"].to_numpy()])
+        latent = mean + own_change + rows["council_re"].to_numpy() + rows["resp_re"].to_numpy() + rng.normal(
             0.0, model.residual_sd, len(rows))
         return {measure.name: _with_missing(_likert(latent, measure.levels), rng, _declared(measure))}
     return generate
@@ -284,12 +294,17 @@ def _generator(family: str, model: EffectModel) -> MeasureGenerator:
     return _GENERATORS[family]
 
 
-def wave_values(ctx: Context, wave: Wave, rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Every measure asked in ``wave``, as codes (floats with missing sentinels) or texts."""
+def wave_values(ctx: Context, wave: Wave, rows: pd.DataFrame,
+                only: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """Every measure asked in ``wave`` (or the families of the measures named in ``only``), as codes
+    (floats with missing sentinels) or texts. A family's values do not depend on which others are drawn."""
     families: dict[str, list[Measure]] = {}
     for m in ctx.study.measures:
         if wave.id in m.columns:
             families.setdefault(_family(m), []).append(m)
+    if only is not None:
+        wanted = {_family(m) for m in ctx.study.measures if m.name in only}
+        families = {f: members for f, members in families.items() if f in wanted}
     values: dict[str, np.ndarray] = {}
     for family, members in families.items():
         values.update(_generator(family, ctx.model)(ctx, wave, rows, members, stream(ctx.seed, "measure", family, wave.order)))

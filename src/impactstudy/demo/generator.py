@@ -74,10 +74,14 @@ date of the wave's last submission, so the .sav files are byte-identical too.
 from __future__ import annotations
 
 import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from impactstudy.demo.answers import Context, wave_values
@@ -93,7 +97,71 @@ from impactstudy.demo.sample import live_register, sample_councils
 from impactstudy.errors import ConfigError
 from impactstudy.pipeline.atomic import dumps_json, write_bytes, write_text
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.study.config import load_study
+from impactstudy.study.config import Study, load_study, parse_study
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What a seed draws before any file is laid out: the sampled councils (and the unknown one), the
+    people with who answers each wave, and the context the answer generators share."""
+
+    councils: pd.DataFrame
+    persons: pd.DataFrame
+    answers: dict[str, pd.Series]
+    context: Context
+
+
+def _template() -> str:
+    return resources.files("impactstudy.demo").joinpath(TEMPLATE).read_text(encoding="utf-8")
+
+
+def study_config(councils: int = 40, extra_waves: int = 0, study: str = "demo") -> Study:
+    """The demo's ``Study`` for ``councils`` councils, parsed from the packaged template without writing it."""
+    return parse_study(tomllib.loads(study_text(_template(), councils, extra_waves)), study,
+                       Path("pipelines") / study / "study.toml")
+
+
+def draw(config: Study, councils: int, seed: int = DEFAULT_SEED, respondents: tuple[int, int] = (1, 4),
+         model: EffectModel = MODEL, register: pd.DataFrame | None = None) -> Draw:
+    """Councils, people and who answers each wave for ``seed``: what :func:`generate` writes files from
+    and :func:`long_frames` makes frames from (one generator, two outputs)."""
+    table = sample_councils(councils, seed, live_register() if register is None else register, model)
+    persons, answers = draw_people(table, config.waves, respondents, seed, model)
+    return Draw(table, persons, answers, Context(config, table, persons, seed, model))
+
+
+def long_frames(config: Study, councils: int, seed: int = DEFAULT_SEED, respondents: tuple[int, int] = (1, 4),
+                model: EffectModel = MODEL, measures: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The demo's answers to ``measures`` (default: the effect model's) in memory, as the model stage fits them.
+
+    The same draws as :func:`generate` with the same arguments — the answers its raw files carry — without
+    files or the deliberate mess: per measure a frame of ``council_code`` (GSS), ``respondent_id``,
+    ``wave`` (categorical, in wave order), ``value`` and ``status``, one row per observed answer (no
+    "Don't know", no "Not applicable", no council outside the register). Why: a simulation of thousands
+    of studies (``impactstudy.coverage``) needs the data of each, not its files.
+    """
+    names = list(model.base if measures is None else measures)
+    drawn = draw(config, councils, seed, respondents, model)
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in names}
+    for wave in config.waves:
+        rows = wave_rows(wave, drawn.answers[wave.id], drawn.persons, drawn.councils, seed)
+        values = wave_values(drawn.context, wave, rows, only=names)
+        for name in names:
+            if name not in values:
+                continue
+            value = np.asarray(values[name], dtype=float)
+            keep = rows["in_register"].to_numpy(dtype=bool) & ~np.isnan(value) & ~np.isin(value, list(SENTINEL_REASONS))
+            parts[name].append(pd.DataFrame({"council_code": rows["gss_code"].to_numpy()[keep],
+                                             "respondent_id": rows["resp_id"].to_numpy()[keep],
+                                             "wave": wave.id, "value": value[keep],
+                                             "status": rows["status"].to_numpy()[keep]}))
+    out = {}
+    for name, frames in parts.items():
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["council_code", "respondent_id", "wave", "value", "status"])
+        frame["wave"] = pd.Categorical(frame["wave"], categories=list(config.wave_ids))
+        out[name] = frame
+    return out
 
 
 def generate(
@@ -126,13 +194,11 @@ def generate(
     if not 1 <= respondents[0] <= respondents[1]:
         raise ConfigError(f"respondents must be a range (low, high) with 1 <= low <= high, got {respondents}")
 
-    template = resources.files("impactstudy.demo").joinpath(TEMPLATE).read_text(encoding="utf-8")
-    write_text(paths.config, config_text if config_text is not None else study_text(template, councils, extra_waves))
+    write_text(paths.config, config_text if config_text is not None else study_text(_template(), councils, extra_waves))
     config = load_study(paths.config, study)
 
-    table = sample_councils(councils, seed, register, model)
-    persons, answers = draw_people(table, config.waves, respondents, seed, model)
-    ctx = Context(config, table, persons, seed, model)
+    drawn = draw(config, councils, seed, respondents, model, register)
+    table, persons, answers, ctx = drawn.councils, drawn.persons, drawn.answers, drawn.context
     real = table[table["in_register"]]
     paths.raw.mkdir(parents=True, exist_ok=True)
     councils_csv = pd.DataFrame({"council": real["gss_code"], "name": real["name"], "status": real["status"],
@@ -163,14 +229,17 @@ def generate(
         "status_counts": status_counts,
         "weighting": "group 'all' averages the statuses weighted by their number of sampled councils",
         "model": {
-            "latent": "base[measure] + status_offset[status] + gain[measure] * status_gain[status] * "
-                      "trajectory[wave] + council + respondent + residual",
+            "latent": "base[measure] + status_offset[status] + (gain[measure] * status_gain[status] + "
+                      "council_change) * trajectory[wave] + council + respondent + residual",
             "observed": "clip(round(latent), 1, 5); follow-up files store 6 - observed (reversed scale)",
             "base": dict(model.base), "gain": dict(model.gain), "status_offset": dict(model.status_offset),
             "status_gain": dict(model.status_gain),
             "trajectory": {w.id: model.trajectory[w.order] for w in config.waves},
             "sd": {"council": model.council_sd, "respondent": model.respondent_sd,
-                   "residual": model.residual_sd, "total": model.total_sd},
+                   "residual": model.residual_sd, "total": model.total_sd,
+                   "council_change": model.council_change_sd},
+            "council_change": "each council's own change by the first follow-up: Normal(0, sd.council_change) "
+                              "per measure, times trajectory[wave] (tau)",
             "icc": {"council": model.icc_council, "respondent": model.icc_respondent},
         },
         "attrition": {
@@ -209,7 +278,7 @@ def run(root: Path, study: str = "demo", councils: int = 40, seed: int = DEFAULT
     write are removed, so no stale extra wave is left behind.
     """
     paths = StudyPaths(Path(root), study)
-    fresh_config = study_text(resources.files("impactstudy.demo").joinpath(TEMPLATE).read_text(encoding="utf-8"), councils, extra_waves)
+    fresh_config = study_text(_template(), councils, extra_waves)
     config_differs = paths.config.is_file() and paths.config.read_text(encoding="utf-8") != fresh_config
     existing = [p for p in (paths.raw,) if p.is_dir() and any(p.iterdir())] + ([paths.config] if config_differs else [])
     if existing and not force:

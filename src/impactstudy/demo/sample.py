@@ -45,7 +45,7 @@ def _sample(register: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.Data
     return chosen.sort_values("gss_code").reset_index(drop=True)
 
 
-def _status_counts(n: int) -> dict[str, int]:
+def status_counts(n: int) -> dict[str, int]:
     """A quarter NtI (at least one), the rest by :data:`OTHER_STATUS_SHARES`, largest remainder."""
     nti = max(1, round(n / 4))
     rest = n - nti
@@ -60,7 +60,7 @@ def sample_councils(n: int, seed: int, register: pd.DataFrame, model: EffectMode
     """Sampled councils with status, review date and council random effect, plus the unknown council."""
     sample = _sample(register, n, stream(seed, "sample"))
     rng = stream(seed, "councils")
-    counts = _status_counts(n)
+    counts = status_counts(n)
     statuses = np.repeat(list(counts), list(counts.values()))
     span = (REVIEW_WINDOW[1] - REVIEW_WINDOW[0]).days
     sample["status"] = rng.permutation(statuses)

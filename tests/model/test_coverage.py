@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from distributed import LocalCluster
 
-from impactstudy import coverage, findings
+from impactstudy import coverage
+from impactstudy.coverage import simulation
+from impactstudy.report import findings
 
 KEY = findings.PRIMARY["likert"]  # the model whose interval the key findings state
 
@@ -32,23 +34,23 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
         assert coverage.run(cells, 4, tmp_path, chunk=2, scheduler=cluster.scheduler_address)["tasks_run"] == 0
     rows = coverage.load(tmp_path)
     assert rows["seed"].nunique() == 4
-    assert set(rows["measure"]) == set(coverage.MEASURES)
+    assert set(rows["measure"]) == set(simulation.MEASURES)
     assert {"lmm", "gee", "ordinal", "paired_t", "wilcoxon"} <= set(rows["model"])
     ordinal = rows[rows["model"] == "ordinal"]
     assert ordinal["truth"].notna().all()  # the pseudo-true log odds ratios, not the mean change
     summary = coverage.summarise(rows)
-    key = summary[(summary["contrast"] == coverage.KEY_CONTRAST) & (summary["groups"] == "all")]
+    key = summary[(summary["contrast"] == simulation.KEY_CONTRAST) & (summary["groups"] == "all")]
     assert (key["studies"] == 4).all()
     text = coverage.markdown(summary, {"date": "today", "commit": "abc", "seconds": 1.0, "where": "here",
                                        "studies": "4", "requested": 4})
-    assert "| lmm |" in text and "6 councils, τ=0.3" in text
+    assert "| lmm | 6 | 1-4 |" in text and "τ = 0.3" in text
 
 
 def test_the_same_seed_gives_the_same_study_and_tau_changes_only_the_later_waves():
     a = coverage.simulate(coverage.Cell(6, 0.3), 7)
     b = coverage.simulate(coverage.Cell(6, 0.3), 7)
     flat = coverage.simulate(coverage.Cell(6, 0.0), 7)
-    for name in coverage.MEASURES:
+    for name in simulation.MEASURES:
         pd.testing.assert_frame_equal(a[name], b[name])
         baseline = a[name]["wave"] == "baseline"
         assert a[name][baseline].equals(flat[name][flat[name]["wave"] == "baseline"])
@@ -60,7 +62,7 @@ def fast_rows() -> pd.DataFrame:
     """20 seeded studies at 20 councils with tau = 0.15 and 20 at 6 councils with tau = 0.3."""
     parts = []
     for cell, n in ((coverage.Cell(20, 0.15), 20), (coverage.Cell(6, 0.3), 20)):
-        rows = coverage.task_rows(cell, list(range(coverage.SEED_BASE, coverage.SEED_BASE + n)))
+        rows = coverage.task_rows(cell, list(range(simulation.SEED_BASE, simulation.SEED_BASE + n)))
         parts.append(rows.assign(councils=cell.councils))
     return pd.concat(parts, ignore_index=True)
 

@@ -4,7 +4,7 @@ Each simulated study is the demo generator's study (:mod:`impactstudy.demo`), ma
 long frames of two effectiveness measures — one that changes (:data:`EFFECT_MEASURE`) and one that does
 not (:data:`NULL_MEASURE`) — for a number of councils, a council-level random change of standard
 deviation ``tau`` and a range of respondents per council (a :class:`Cell`). Every model the model stage
-fits to such a measure is fitted by the stage's own function, :func:`impactstudy.fitting.fit_measure`
+fits to such a measure is fitted by the stage's own function, :func:`impactstudy.model.fitting.fit_measure`
 (overall and within each status, every contrast), and each row is set against the generator's truth:
 
 * ``covers``: the interval contains the true value of the row's estimand — the change in the expected
@@ -23,16 +23,15 @@ impactstudy.coverage --help``).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import subprocess
 import sys
 import time
-import tomllib
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from impactstudy import demo
-from impactstudy.atomic import write_parquet, write_text
-from impactstudy.config import Study, parse_study
+from impactstudy.demo.sample import status_counts
+from impactstudy.pipeline.atomic import write_parquet, write_text
+from impactstudy.study.config import Study
 
 EFFECT_MEASURE = "eff_practice"
 NULL_MEASURE = "eff_voice"
@@ -84,30 +84,35 @@ def grid(councils: Iterable[int] = DEFAULT_COUNCILS, taus: Iterable[float] = DEF
 # ------------------------------------------------------------------------------------------ studies
 
 
+@functools.cache
 def demo_study(councils: int) -> Study:
-    """The demo's study config for ``councils`` councils, parsed from the packaged template (no files)."""
-    template = resources.files("impactstudy").joinpath(demo.TEMPLATE).read_text(encoding="utf-8")
-    text = demo.study_text(template, councils, 0)
-    return parse_study(tomllib.loads(text), "demo", Path("pipelines/demo/study.toml"))
+    """The demo's study config for ``councils`` councils (parsed once per process)."""
+    return demo.study_config(councils)
+
+
+def effect_model(cell: Cell) -> demo.EffectModel:
+    """The demo's effect model with ``cell``'s council-level change."""
+    return replace(demo.MODEL, council_change_sd=cell.tau)
 
 
 def simulate(cell: Cell, seed: int) -> dict[str, pd.DataFrame]:
-    """One simulated study's long frame per measure in :data:`MEASURES`: what ``fit_measure`` takes."""
-    study = demo_study(cell.councils)
-    return _simulate_frames(study, cell.councils, seed, cell.respondents, cell.tau, MEASURES)
+    """One simulated study's long frame per measure in :data:`MEASURES` (the demo generator's
+    :func:`impactstudy.demo.long_frames`): what ``fit_measure`` takes."""
+    return demo.long_frames(demo_study(cell.councils), cell.councils, seed, cell.respondents, effect_model(cell),
+                            MEASURES)
 
 
 def truth(cell: Cell) -> pd.DataFrame:
     """The true change of every measure, contrast and group (``truth.json``'s ``effects``) for ``cell``."""
     study = demo_study(cell.councils)
-    effects = pd.DataFrame(_true_effects(study, demo._status_counts(cell.councils), cell.tau))
+    effects = pd.DataFrame(demo.true_effects(study, status_counts(cell.councils), effect_model(cell)))
     return effects[effects["measure"].isin(MEASURES)][["measure", "contrast", "group", "estimate"]].rename(
         columns={"estimate": "truth"})
 
 
 def fit_study(cell: Cell, seed: int) -> pd.DataFrame:
     """Every model's contrast rows of one simulated study (the model stage's ``fit_measure``)."""
-    from impactstudy import fitting  # statsmodels: imported where the fitting happens
+    from impactstudy.model import fitting  # statsmodels: imported where the fitting happens
 
     study = demo_study(cell.councils)
     frames = simulate(cell, seed)
@@ -118,55 +123,6 @@ def fit_study(cell: Cell, seed: int) -> pd.DataFrame:
         for part in result["contrasts"]:
             rows.append(part)
     return pd.concat(rows, ignore_index=True).assign(seed=seed)
-
-
-# TEMPORARY until the demo package has the council-level change (issue #14 item 5): moved there next.
-def _simulate_frames(study: Study, councils: int, seed: int, respondents: tuple[int, int], tau: float,
-                     measures: Sequence[str]) -> dict[str, pd.DataFrame]:
-    register = demo._register()
-    table = demo._councils(councils, seed, register)
-    persons, answers = demo._people(table, study.waves, respondents, seed)
-    ctx = demo._Context(study, table, persons, seed)
-    z = {m: demo._rng(seed, "council-change", m).standard_normal(len(table)) for m in measures}
-    parts: dict[str, list[pd.DataFrame]] = {m: [] for m in measures}
-    for wave in study.waves:
-        rows = demo._wave_rows(wave, answers[wave.id], persons, table, seed)
-        for m in measures:
-            change = tau * z[m][rows["council"].to_numpy()] * demo.MODEL.trajectory[wave.order]
-            shifted = rows.assign(council_re=rows["council_re"] + change)
-            values = demo._generator(m, demo.MODEL)(ctx, wave, shifted, [study.measure(m)],
-                                                    demo._rng(seed, "measure", m, wave.order))[m]
-            keep = rows["in_register"].to_numpy() & (values >= 0)
-            parts[m].append(pd.DataFrame({"council_code": rows["gss_code"].to_numpy()[keep],
-                                          "respondent_id": rows["resp_id"].to_numpy()[keep],
-                                          "wave": wave.id, "value": values[keep],
-                                          "status": rows["status"].to_numpy()[keep]}))
-    out = {}
-    for m, frames in parts.items():
-        frame = pd.concat(frames, ignore_index=True)
-        frame["wave"] = pd.Categorical(frame["wave"], categories=list(study.wave_ids))
-        out[m] = frame
-    return out
-
-
-def _true_effects(study: Study, counts: dict[str, int], tau: float) -> list[dict[str, Any]]:
-    model = demo.MODEL
-    waves = study.waves
-    total = sum(counts.values())
-    rows = []
-    for name in MEASURES:
-        measure = study.measure(name)
-        sd = [math.sqrt(model.total_sd ** 2 + (tau * model.trajectory[w.order]) ** 2) for w in waves]
-        expected = {s: [demo.expected_observed(model.mean(name, s, w.order), sd[w.order], measure.levels) for w in waves]
-                    for s in counts}
-        expected["all"] = [sum(expected[s][w.order] * n for s, n in counts.items()) / total for w in waves]
-        pairs = [(w, waves[0]) for w in waves[1:]] + [(w, waves[w.order - 1]) for w in waves[2:]]
-        for later, earlier in pairs:
-            for group, means in expected.items():
-                rows.append({"measure": name, "contrast": f"{later.id} - {earlier.id}",
-                             "group": group if group == "all" else f"status={group}",
-                             "estimate": means[later.order] - means[earlier.order]})
-    return rows
 
 
 # ----------------------------------------------------------------------------------- pseudo-truth
@@ -181,7 +137,7 @@ def pseudo_truth(cell: Cell, models: Sequence[str] = LOG_ODDS_MODELS, councils: 
     (studies with their own seeds, councils relabelled per study) estimates it with a standard error a
     few times smaller than one study's.
     """
-    from impactstudy import fitting
+    from impactstudy.model import fitting
 
     study = demo_study(cell.councils)
     copies = max(1, math.ceil(councils / cell.councils))
@@ -232,7 +188,7 @@ def truth_task(cell: Cell, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
 def stated_level(frame: pd.DataFrame) -> pd.Series:
     """Each row's confidence level: its ``level`` column when the model stage gives one, else 95% unless the
     row's warning says the interval could not reach it (the Wilcoxon test with few councils)."""
-    from impactstudy.findings import achieved_level
+    from impactstudy.report.findings import achieved_level
 
     for column in ("level", "conf_level"):
         if column in frame.columns:
@@ -538,7 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"coverage: no results in {args.results}", file=sys.stderr)
         return 1
     summary = summarise(rows)
-    done = summary.groupby(["councils", "tau"])["studies"].max()
+    done = summary.groupby(["councils", "tau", "respondents"])["studies"].max()
+    if "commit" in rows.columns:  # the code that produced the rows, not the code summarising them
+        info["commit"] = ", ".join(sorted(rows["commit"].dropna().astype(str).unique()))
     info.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 studies=(f"{int(done.min())}" if done.min() == done.max() else f"{int(done.min())}–{int(done.max())}"),
                 requested=args.studies)
@@ -549,7 +507,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(key[["model", "councils", "tau", "studies", "coverage", "size"]].to_string(index=False))
     print(f"coverage: {info['tasks_run']} tasks run in {info['seconds']} s; results in {args.results}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
