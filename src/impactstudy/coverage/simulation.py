@@ -111,17 +111,24 @@ def truth(cell: Cell) -> pd.DataFrame:
 
 
 def fit_study(cell: Cell, seed: int) -> pd.DataFrame:
-    """Every model's contrast rows of one simulated study (the model stage's ``fit_measure``)."""
+    """Every model's contrast rows of one simulated study: the model stage's ``fit_measure`` (column
+    ``variant`` empty), and the overall LMM once more with the df method the stage does not use by
+    default (``lmm_rows(ddf=...)``; ``variant`` names the df method of every LMM row), so both can be judged."""
     from impactstudy.model import fitting  # statsmodels: imported where the fitting happens
 
     study = demo_study(cell.councils)
-    frames = simulate(cell, seed)
+    default = getattr(fitting, "LMM_DDF", None)
+    others = [d for d in ("satterthwaite", "kenward-roger") if default is not None and d != default]
     rows = []
-    for name, frame in frames.items():
+    for name, frame in simulate(cell, seed).items():
         waves = [w for w in study.wave_ids if w in set(frame["wave"].astype(str))]
-        result = fitting.fit_measure(study.measure(name), frame, waves, GROUP_BY, study.models.few_councils)
+        measure = study.measure(name)
+        result = fitting.fit_measure(measure, frame, waves, GROUP_BY, study.models.few_councils)
         for part in result["contrasts"]:
-            rows.append(part)
+            rows.append(part.assign(measure=name, variant=np.where(part["model"] == "lmm", default or "", "")))
+        if "lmm" in fitting.models_for(measure):  # overall only (the key findings' rows): each is a refit
+            for ddf in others:
+                rows.append(fitting.lmm_rows(frame, waves, None, ddf=ddf)[0].assign(measure=name, variant=ddf))
     return pd.concat(rows, ignore_index=True).assign(seed=seed)
 
 
@@ -346,8 +353,10 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     p < 0.05 for the measure with no true change; ``estimable``: share of rows with an interval.
     """
     group = rows["group"].astype(str)
+    variant = rows["variant"].fillna("").astype(str) if "variant" in rows.columns else pd.Series("", index=rows.index)
+    method = rows["model"].astype(str).where(variant == "", rows["model"].astype(str) + " (" + variant + ")")
     d = rows.assign(groups=np.select([group == "all", group.str.contains(" - ", regex=False)],
-                                     ["all", "between statuses"], "by status"))
+                                     ["all", "between statuses"], "by status"), model=method)
     keys = ["model", "contrast", "groups", "councils", "tau", "respondents"]
 
     def one(g: pd.DataFrame) -> pd.Series:
