@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import subprocess
 import sys
 import time
@@ -263,8 +264,18 @@ def git_commit() -> str:
     return commit + ("+" if dirty else "")
 
 
+# A busy machine (other jobs on every core) can starve the scheduler's event loop for many seconds;
+# distributed's default 30 s connect / tcp timeouts then cancel every task ("scheduler-connection-lost").
+PATIENT = {"distributed.comm.timeouts.connect": "300s", "distributed.comm.timeouts.tcp": "600s"}
+
+
 def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
+    import dask
     from distributed import Client, LocalCluster
+
+    dask.config.set(PATIENT)
+    for key, value in PATIENT.items():  # the worker processes read their config from the environment
+        os.environ.setdefault("DASK_" + key.upper().replace(".", "__").replace("-", "_"), value)
 
     if scheduler:
         return Client(scheduler), None
