@@ -419,7 +419,7 @@ expected observed 1–5 score, the statuses weighted by their number of councils
 `effects`); the ordinal model's log odds ratio against its pseudo-true value (the same model fitted to
 about {pooled} councils of the same design pooled). A row counts when its interval exists; an interval
 below 95% (an exact Wilcoxon interval with few councils) is judged against its own stated level.
-""".format(effect=EFFECT_MEASURE, null=NULL_MEASURE, pooled=POOLED_COUNCILS)
+"""
 
 
 def _cell(r: pd.Series) -> str:
@@ -444,7 +444,7 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
         "Written by `make coverage` (`python -m impactstudy.coverage`, module `impactstudy.coverage`); "
         "do not edit by hand.",
         "",
-        ABOUT,
+        ABOUT.format(effect=EFFECT_MEASURE, null=NULL_MEASURE, pooled=info.get("pooled", POOLED_COUNCILS)),
         "## This run",
         "",
         f"- {info['date']}, commit `{info['commit']}`; {info['seconds']:.0f} s wall on {info['where']}"
@@ -501,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a LocalCluster)")
     parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
     parser.add_argument("--chunk", type=int, default=10, help="studies per task (default 10)")
+    parser.add_argument("--pooled-councils", type=int, default=POOLED_COUNCILS,
+                        help=f"councils pooled for the ordinal model's pseudo-true value (default {POOLED_COUNCILS})")
     parser.add_argument("--docs", type=Path, default=None, help="write the summary as Markdown here")
     parser.add_argument("--summary-only", action="store_true", help="summarise what is in --results, run nothing")
     args = parser.parse_args(argv)
@@ -508,7 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = grid(_numbers(args.councils, int), _numbers(args.tau, float), (lo, hi))
     info: dict[str, Any] = {"seconds": 0.0, "commit": git_commit(), "tasks_run": 0, "where": "(summary only)"}
     if not args.summary_only:
-        info = run(cells, args.studies, args.results, chunk=args.chunk, scheduler=args.scheduler, workers=args.workers)
+        info = run(cells, args.studies, args.results, chunk=args.chunk, scheduler=args.scheduler, workers=args.workers,
+                   pooled_councils=args.pooled_councils)
     rows = load(args.results, cells)
     if rows.empty:
         print(f"coverage: no results in {args.results}", file=sys.stderr)
@@ -519,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info["commit"] = ", ".join(sorted(rows["commit"].dropna().astype(str).unique()))
     info.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 studies=(f"{int(done.min())}" if done.min() == done.max() else f"{int(done.min())}–{int(done.max())}"),
-                requested=args.studies)
+                requested=args.studies, pooled=args.pooled_councils)
     write_parquet(args.results / "summary.parquet", summary)
     if args.docs is not None:
         write_text(args.docs, markdown(summary, info))
