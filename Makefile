@@ -2,7 +2,6 @@
 STUDY ?= demo
 STUDIES ?= 500
 SCHEDULER ?=
-AUDIENCE ?= public
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +15,7 @@ CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -
 .PHONY: help setup demo ingest link model report status validate test fuzz bench coverage clean
 
 help: ## Show this help
-	@echo "Usage: make TARGET [STUDY=$(STUDY)] [AUDIENCE=$(AUDIENCE)]"
+	@echo "Usage: make TARGET [STUDY=$(STUDY)]"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  \1|\2/' | column -t -s '|'
 
 setup: $(VENV)/.installed ## Create .venv and install impactstudy with its test tools (quick when done)
@@ -42,9 +41,8 @@ $(STAMPS)/model: $(STAMPS)/link
 	$(IS) model --study $(STUDY)
 	@touch $@
 
-$(STAMPS)/report-$(AUDIENCE): $(STAMPS)/model
-	$(IS) report --study $(STUDY) --audience $(AUDIENCE)
-	@rm -f $(STAMPS)/report-*
+$(STAMPS)/report: $(STAMPS)/model
+	$(IS) report --study $(STUDY)
 	@touch $@
 
 ingest: $(VENV)/.installed demo ## Read each wave's raw file (only waves whose file or settings changed)
@@ -53,12 +51,11 @@ ingest: $(VENV)/.installed demo ## Read each wave's raw file (only waves whose f
 link: $(VENV)/.installed demo ## Resolve councils and link the waves into panels
 	@$(MAKE) --no-print-directory $(STAMPS)/link
 
-model: $(VENV)/.installed demo ## Fit the change-over-time models (tables in reports/$(STUDY)/tables)
+model: $(VENV)/.installed demo ## Fit the change-over-time models (tables in data/processed/$(STUDY)/tables)
 	@$(MAKE) --no-print-directory $(STAMPS)/model
 
-report: $(VENV)/.installed demo ## Run every stage and write reports/$(STUDY)/index.html (AUDIENCE=public or internal)
-	@$(MAKE) --no-print-directory $(STAMPS)/report-$(AUDIENCE)
-	@echo "report: reports/$(STUDY)/index.html"
+report: $(VENV)/.installed demo ## Run every stage; write reports/$(STUDY)/public/ (to publish) and internal/
+	@$(MAKE) --no-print-directory $(STAMPS)/report
 
 status: $(VENV)/.installed ## Say which stages are up to date or stale, and why
 	@$(IS) status --study $(STUDY)

@@ -35,11 +35,12 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         from impactstudy import stages
 
-        ran = stages.run(args.study, [stage], root=args.root, force=args.force, wait=args.wait, log=_log,
-                         audience=args.audience)
+        ran = stages.run(args.study, [stage], root=args.root, force=args.force, wait=args.wait, log=_log)
         if not ran:
             _log(f"{stage}: up to date (nothing to do)")
         _summary(args)
+        if stage == "report":
+            _log(_bundles(args))
         return 0
 
     return command
@@ -48,19 +49,38 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from impactstudy import stages
 
-    ran = stages.run(args.study, None, root=args.root, force=args.force, wait=args.wait, log=_log,
-                     audience=args.audience)
-    if not ran:
+    ran = stages.run(args.study, None, root=args.root, force=args.force, wait=args.wait, log=_log)
+    if ran:
+        done = sorted({name.split(":")[0] for name in ran}, key=stages.STAGES.index)
+        _log(f"done: ran {', '.join(done)} ({len(ran)} step{'s' if len(ran) != 1 else ''})")
+    else:
         _log("all stages up to date (nothing to do)")
     _summary(args)
+    _log(_bundles(args))  # the last line: where the bundles are
     return 0
+
+
+def _bundles(args: argparse.Namespace) -> str:
+    """Where the two report bundles are, as the user would type them (relative to where they ran it)."""
+    from impactstudy.pipeline.paths import StudyPaths
+
+    paths = StudyPaths(Path(args.root).resolve(), args.study)
+
+    def shown(path: Path) -> str:
+        try:
+            return os.path.relpath(path) + "/"
+        except ValueError:
+            return str(path) + "/"
+
+    return (f"reports: {shown(paths.bundle('public'))} (disclosure-controlled, to publish); "
+            f"{shown(paths.bundle('internal'))} (research team only)")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from impactstudy import stages
 
     stale = 0
-    for name, reasons in stages.status(args.study, root=args.root, audience=args.audience):
+    for name, reasons in stages.status(args.study, root=args.root):
         if reasons:
             stale += 1
             print(f"{name:<28} stale: {'; '.join(reasons)}")
@@ -126,39 +146,43 @@ def build_parser() -> argparse.ArgumentParser:
     stage_opts.add_argument("--force", action="store_true", help="rerun even if inputs are unchanged")
     stage_opts.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                             help="wait this long for another run of the study to finish")
-    audience = argparse.ArgumentParser(add_help=False)
-    audience.add_argument("--audience", choices=("public", "internal"), default=os.environ.get("AUDIENCE", "public"),
-                          help="the report's audience: public (disclosure control, no council pages) or internal")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for stage, text in (
         ("ingest", "read each wave's raw file into waves/<wave>.parquet, quarantine.csv, ingest_report.json"),
         ("link", "resolve councils and link waves into panel_long/panel_wide, linkage.csv, panel_long.sav"),
         ("model", "fit the change-over-time models: tables/contrasts.csv, estimates.csv, attrition.csv, expectations.csv"),
-        ("report", "write reports/<study>/index.html, council pages (internal audience) and figures"),
+        ("report", "write both report bundles: reports/<study>/public/ (disclosure-controlled, to publish) and "
+                   "reports/<study>/internal/ (with council pages, for the research team)"),
     ):
-        p = sub.add_parser(stage, parents=[common, stage_opts, audience], help=text, description=text)
+        p = sub.add_parser(stage, parents=[common, stage_opts], help=text, description=text)
         p.set_defaults(func=_stage_command(stage))
-    p = sub.add_parser("run", parents=[common, stage_opts, audience], help="run every stage that is out of date")
-    p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("status", parents=[common, audience], help="list each stage (and wave) as up to date or stale, and why")
-    p.set_defaults(func=_cmd_status)
-    p = sub.add_parser("validate", parents=[common], help="check the config against the raw files, reporting every problem")
-    p.set_defaults(func=_cmd_validate)
-    p = sub.add_parser("init", help="write a commented template pipelines/<study>/study.toml")
+    for name, text, parents, func in (
+        ("run", "run every stage that is out of date (ingest, link, model, report), then say where the report "
+                "bundles are", [common, stage_opts], _cmd_run),
+        ("status", "list each stage (and wave) as up to date or stale, and why; changes nothing", [common], _cmd_status),
+        ("validate", "check the config against the raw files, reporting every problem at once", [common], _cmd_validate),
+    ):
+        p = sub.add_parser(name, parents=parents, help=text, description=text)
+        p.set_defaults(func=func)
+    text = "write a commented template pipelines/<name>/study.toml to start a new study"
+    p = sub.add_parser("init", help=text, description=text)
     p.add_argument("name", help="study name")
-    p.add_argument("--root", default=".")
+    p.add_argument("--root", default=".", help="project folder holding pipelines/, data/ and reports/")
     p.add_argument("--force", action="store_true", help="overwrite an existing config")
     p.set_defaults(func=_cmd_init)
-    p = sub.add_parser("demo", parents=[common], help="write the synthetic demo study (config and raw files)")
+    text = "write the synthetic demo study with known truth (config and raw files) to try the pipeline on"
+    p = sub.add_parser("demo", parents=[common], help=text, description=text)
     p.add_argument("--councils", type=int, default=40, help="number of councils (6 gives the original study's size)")
-    p.add_argument("--seed", type=int, default=20130401)
+    p.add_argument("--seed", type=int, default=20130401, help="random seed (the same seed gives the same files)")
     p.add_argument("--extra-waves", type=int, default=0, choices=(0, 1), help="1 adds a second follow-up wave")
     p.add_argument("--force", action="store_true", help="overwrite an existing demo study")
     p.set_defaults(func=_cmd_demo)
-    p = sub.add_parser("councils", help="the council register")
+    text = "look councils up in the register of English upper-tier councils"
+    p = sub.add_parser("councils", help=text, description=text)
     csub = p.add_subparsers(dest="councils_command", required=True, metavar="SUBCOMMAND")
-    r = csub.add_parser("resolve", help="resolve council codes or names to GSS codes, printed as CSV")
+    text = "resolve council codes or names to GSS codes, printed as CSV"
+    r = csub.add_parser("resolve", help=text, description=text)
     r.add_argument("--as-of", default=None, metavar="DATE", help="resolve as of this date (YYYY-MM-DD)")
     r.add_argument("values", nargs="+", metavar="VALUE")
     r.set_defaults(func=_cmd_councils_resolve)

@@ -31,13 +31,9 @@ STAGE_STEPS = {
 STAGES = tuple(STAGE_STEPS)
 
 
-AUDIENCES = ("public", "internal")
-
-
-def _steps_for(stage: str, study: Study, paths: StudyPaths, audience: str) -> list[Step]:
+def _steps_for(stage: str, study: Study, paths: StudyPaths) -> list[Step]:
     module, function = STAGE_STEPS[stage].split(":")
-    build = getattr(importlib.import_module(module), function)
-    return build(study, paths, audience=audience) if stage == "report" else build(study, paths)
+    return getattr(importlib.import_module(module), function)(study, paths)
 
 
 def open_study(study: str, root: Path | str = ".") -> tuple[Study, StudyPaths]:
@@ -46,18 +42,18 @@ def open_study(study: str, root: Path | str = ".") -> tuple[Study, StudyPaths]:
     return load_study(paths.config, study), paths
 
 
-def plan(study: Study, paths: StudyPaths, upto: str, audience: str = "public") -> list[Step]:
+def plan(study: Study, paths: StudyPaths, upto: str) -> list[Step]:
     """Every step of the stages up to and including ``upto``, in order."""
     names = STAGES[: STAGES.index(upto) + 1]
-    return [step for stage in names for step in _steps_for(stage, study, paths, audience)]
+    return [step for stage in names for step in _steps_for(stage, study, paths)]
 
 
 def run(study: str, stages: Iterable[str] | None = None, root: Path | str = ".", force: bool = False,
-        wait: float = 0.0, log: Callable[[str], None] = lambda _m: None, audience: str = "public") -> list[str]:
+        wait: float = 0.0, log: Callable[[str], None] = lambda _m: None) -> list[str]:
     """Run ``stages`` (default: all) of ``study``, and whatever they depend on; return the steps that ran.
 
-    ``audience`` (``public`` or ``internal``) is the report's: the public report applies disclosure
-    control and has no council pages or quotes.
+    The report stage writes both bundles (``reports/<study>/public/``, with disclosure control, and
+    ``internal/``): the audience is not a setting, so there is nothing to choose and nothing to rerun for it.
     """
     paths = StudyPaths(Path(root).resolve(), study)
     before = lastrun.seen(paths)  # before the config and salt are read (see lastrun.seen)
@@ -66,28 +62,25 @@ def run(study: str, stages: Iterable[str] | None = None, root: Path | str = ".",
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(STAGES)}")
-    if audience not in AUDIENCES:
-        raise ConfigError(f"audience must be one of {', '.join(AUDIENCES)}, got '{audience}'")
     upto = max(wanted, key=STAGES.index)
     names = STAGES[: STAGES.index(upto) + 1]
-    for_audience = audience if "report" in names else None
     with study_lock(paths, timeout=wait):
-        if not force and lastrun.current_steps(paths, before, names, for_audience) is not None:
+        if not force and lastrun.current_steps(paths, before, names) is not None:
             remove_leftovers(paths)
             return []
-        steps = plan(config, paths, upto, audience)
+        steps = plan(config, paths, upto)
         forced = {s.name for s in steps if s.name.split(":")[0] in wanted} if force else set()
         ran = run_steps(paths, steps, force=forced, log=log)
-        lastrun.save(paths, before, [s.name for s in steps], for_audience)
+        lastrun.save(paths, before, [s.name for s in steps])
         return ran
 
 
-def status(study: str, root: Path | str = ".", audience: str = "public") -> list[tuple[str, list[str]]]:
+def status(study: str, root: Path | str = ".") -> list[tuple[str, list[str]]]:
     """Each step of every stage with the reasons it is stale (an empty list: up to date)."""
     paths = StudyPaths(Path(root).resolve(), study)
-    current = lastrun.current_steps(paths, lastrun.seen(paths), STAGES, audience)
+    current = lastrun.current_steps(paths, lastrun.seen(paths), STAGES)
     if current is not None:
         return [(name, []) for name in current]
     config = load_study(paths.config, study)
     manifest = Manifest(paths)
-    return [(step.name, manifest.stale_reasons(step)) for step in plan(config, paths, STAGES[-1], audience)]
+    return [(step.name, manifest.stale_reasons(step)) for step in plan(config, paths, STAGES[-1])]

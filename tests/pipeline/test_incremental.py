@@ -145,9 +145,9 @@ LINKED = ("ingest", "link")
 HEAVY = ("pandas", "pyarrow", "numpy", "statsmodels", "matplotlib", "scipy")
 
 
-def fast(paths: StudyPaths, stage_names=LINKED, audience=None) -> list[str] | None:
+def fast(paths: StudyPaths, stage_names=LINKED) -> list[str] | None:
     """What the fast path answers now (None: it defers to the slow path)."""
-    return lastrun.current_steps(paths, lastrun.seen(paths), stage_names, audience)
+    return lastrun.current_steps(paths, lastrun.seen(paths), stage_names)
 
 
 def test_noop_rerun_answers_without_importing_the_stages(mini):
@@ -164,7 +164,6 @@ def test_fast_path_covers_the_stages_run_and_its_steps_in_order(mini):
     assert fast(mini) == ["ingest:w1", "ingest:w2", "ingest", "link"]
     assert fast(mini, ("ingest",)) == ["ingest:w1", "ingest:w2", "ingest"]
     assert fast(mini, ("ingest", "link", "model")) is None  # never run: the slow path says why
-    assert fast(mini, LINKED, audience="public") is None  # no report was recorded for any audience
 
 
 def test_touched_file_falls_back_then_is_fast_again(mini):

@@ -64,14 +64,10 @@ def assert_clean(result: dict) -> None:
 def test_public_and_internal_report_pass_axe_and_make_no_request(checker, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     study, paths = build_study(root, 6)
-    run_report(study, paths, "internal")
-    internal = paths.reports / "internal.html"
-    shutil.copy(paths.reports / "index.html", internal)
-    council = sorted((paths.reports / "councils").glob("E*.html"))[0]
-    council_copy = paths.reports / "councils_page.html"
-    shutil.copy(council, council_copy)
-    run_report(study, paths, "public")
-    results = check(checker, paths.reports / "screenshots", paths.reports / "index.html", internal, council_copy)
+    run_report(study, paths)
+    public, internal = paths.bundle("public"), paths.bundle("internal")
+    council = sorted((internal / "councils").glob("E*.html"))[0]
+    results = check(checker, root / "screenshots", public / "index.html", internal / "index.html", council)
     assert [r["title"].endswith("(internal)") for r in results] == [False, True, True]
     for result in results:
         assert_clean(result)

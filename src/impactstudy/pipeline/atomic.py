@@ -120,15 +120,18 @@ def safe_for_spreadsheet(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_csv(target: Path, frame: pd.DataFrame) -> None:
+def write_csv(target: Path, frame: pd.DataFrame, bom: bool = False) -> None:
     """Write ``frame`` as UTF-8 CSV (no index), formula-safe, atomically.
+
+    ``bom``: start with a UTF-8 byte-order mark, which Excel needs to read the file as UTF-8 (without it
+    a minus sign shows as "âˆ’"); the report's bundles write their CSVs so, the pipeline's data files not.
 
     Lines end in CRLF (RFC 4180): Python's CSV writer quotes a cell only for the characters of the line
     terminator, so with a bare LF a text cell holding a carriage return was left unquoted and split
     its row in two for every reader.
     """
     text = safe_for_spreadsheet(frame).to_csv(index=False, lineterminator="\r\n", float_format="%.10g")
-    write_text(target, text)
+    write_text(target, ("\ufeff" if bom else "") + text)
 
 
 def write_parquet(target: Path, frame: pd.DataFrame, metadata: dict[str, Any] | None = None) -> None:

@@ -5,12 +5,12 @@ module (pandas, statsmodels, matplotlib: seconds) before a single file is looked
 complete run :func:`save` adds to the manifest (key ``last_run``) what that run's steps were built
 from (:func:`seen`: the bytes of ``study.toml`` and of the secret salt, the code version, the project
 root and every symbolic link under the raw folder, since a raw file's path is resolved when the steps
-are built), the steps' names and the audience. :func:`current_steps` compares that with now, and with
+are built) and the steps' names. :func:`current_steps` compares that with now, and with
 the manifest's own records: every step ran with this code, and each of its inputs and outputs has the
 size and modification time it had when hashed, and the hash the step recorded. All equal: the plan
 is up to date, and it is answered with the standard library alone.
 
-Anything else (a changed byte, a touched file, a new symlink, another audience, a stage the record
+Anything else (a changed byte, a touched file, a new symlink, a stage the record
 does not cover) answers ``None`` and the caller takes the normal path, which hashes what changed: a
 touched file with the same content still reruns nothing there, and the record is written afresh.
 Writing the manifest after a step drops the record (:meth:`impactstudy.pipeline.steps.Manifest.save` keeps
@@ -75,12 +75,10 @@ def _unchanged(root: str, rel: str, cached: dict[str, Any]) -> bool:
     return stat.st_size == cached["size"] and stat.st_mtime_ns == cached["mtime_ns"]
 
 
-def current_steps(paths: StudyPaths, now: dict[str, Any], stages: Collection[str],
-                  audience: str | None) -> list[str] | None:
+def current_steps(paths: StudyPaths, now: dict[str, Any], stages: Collection[str]) -> list[str] | None:
     """The names of the recorded steps of ``stages`` if all are up to date, else None (check the slow way).
 
-    ``now`` is :func:`seen` of this run; ``audience`` is the report's, or None when ``stages`` has no
-    step that depends on it.
+    ``now`` is :func:`seen` of this run.
     """
     try:
         manifest = json.loads(paths.manifest.read_bytes())
@@ -91,8 +89,6 @@ def current_steps(paths: StudyPaths, now: dict[str, Any], stages: Collection[str
         return None
     names = [name for name in record["steps"] if name.split(":")[0] in stages]
     if {name.split(":")[0] for name in names} != set(stages):
-        return None
-    if audience is not None and record.get("audience") != audience:
         return None
     steps, files = manifest.get("steps", {}), manifest.get("files", {})
     checked: set[str] = set()
@@ -111,7 +107,7 @@ def current_steps(paths: StudyPaths, now: dict[str, Any], stages: Collection[str
     return names
 
 
-def save(paths: StudyPaths, before: dict[str, Any], steps: list[str], audience: str | None) -> None:
+def save(paths: StudyPaths, before: dict[str, Any], steps: list[str]) -> None:
     """Record that every one of ``steps`` (built from ``before``) is now up to date. Call it holding the
     study's lock, right after the run recorded its steps in the manifest.
 
@@ -122,5 +118,5 @@ def save(paths: StudyPaths, before: dict[str, Any], steps: list[str], audience: 
     if before["salt"] is None:
         before = {**before, "salt": _sha256(paths.secret_salt)}
     manifest = json.loads(paths.manifest.read_bytes())
-    manifest[KEY] = {"seen": before, "steps": steps, "audience": audience}
+    manifest[KEY] = {"seen": before, "steps": steps}
     write_json(paths.manifest, manifest)

@@ -88,11 +88,12 @@ class StudyPaths:
 
     @property
     def tables(self) -> Path:
-        return self.reports / "tables"
+        """The model and impact stages' tables, unsuppressed: processed data, never part of a bundle."""
+        return self.processed / "tables"
 
-    @property
-    def figures(self) -> Path:
-        return self.reports / "figures"
+    def bundle(self, audience: str) -> Path:
+        """The report bundle for ``audience`` (``public`` or ``internal``): complete in itself, ready to send."""
+        return self.reports / audience
 
     @property
     def secret_salt(self) -> Path:

@@ -49,8 +49,9 @@ def _trajectory_chunk(ctx: Context, s: Section, traj: pd.DataFrame, measures: li
 
 def trajectory_data(ctx: Context, traj: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trajectory rows as plotted (withheld points NaN) and as published (withheld cells [c])."""
-    mask = (partition_mask(traj, ["measure", "wave"], "group", summaries.ALL, "n_councils", ctx.threshold)
-            | partition_mask(traj, ["measure", "wave"], "group", summaries.ALL, "n_respondents", ctx.threshold))
+    # respondents answering are answer counts (groups add up to all councils: secondary suppression);
+    # councils taking part are not disclosive (docs/report.md) and are always shown
+    mask = partition_mask(traj, ["measure", "wave"], "group", summaries.ALL, "n_respondents", ctx.threshold)
     small_base = count_mask(traj["n_councils"], ctx.threshold) | count_mask(traj["n_respondents"], ctx.threshold)
     plotted = traj.assign(mean=traj["mean"].where(~small_base), ci_low=traj["ci_low"].where(~small_base),
                           ci_high=traj["ci_high"].where(~small_base))
@@ -59,7 +60,7 @@ def trajectory_data(ctx: Context, traj: pd.DataFrame) -> tuple[pd.DataFrame, pd.
         "Wave": traj["wave_label"],
         "Mean": [MARK if b else number(v) for v, b in zip(traj["mean"], small_base)],
         "95% CI": [MARK if b else interval(lo, hi) for lo, hi, b in zip(traj["ci_low"], traj["ci_high"], small_base)],
-        "Councils": counts_text(traj["n_councils"], mask | small_base),
+        "Councils": counts_text(traj["n_councils"], np.zeros(len(traj), dtype=bool)),
         "Respondents": counts_text(traj["n_respondents"], mask | small_base),
     })
     return plotted, data
@@ -77,6 +78,6 @@ def contrast_data(ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
                    zip(rows["ci_low"], rows["ci_high"], rows.get("warning", pd.Series([""] * len(rows))), hidden)],
         "q-value": [MARK if h else findings.fmt_p(q) for q, h in zip(rows["q_value"], hidden)],
         "In SDs (95% CI)": [MARK if h else v for v, h in zip(design_blocks.standardised(ctx, rows), hidden)],
-        "Councils": counts_text(rows["n_councils"], np.asarray(hidden, dtype=bool)),
+        "Councils": counts_text(rows["n_councils"], np.zeros(len(rows), dtype=bool)),
         "Note": [str(f) for f in rows.get("flag", pd.Series([""] * len(rows)))],
     })

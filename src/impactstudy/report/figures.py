@@ -43,6 +43,7 @@ from PIL import Image  # noqa: E402
 from PIL.PngImagePlugin import PngInfo  # noqa: E402
 
 from impactstudy.pipeline.atomic import write_bytes, write_csv, write_text  # noqa: E402
+from impactstudy.report import published  # noqa: E402
 
 # Okabe & Ito (2008), ordered by contrast against white (black, blue, vermilion and bluish green reach the
 # 3:1 WCAG asks of graphics), so the first series, "all councils", is always the darkest.
@@ -163,7 +164,7 @@ def save(fig: Figure, name: str, folder: Path, title: str, subtitle: str, alt: s
     svg = svg_buffer.getvalue()
     write_text(folder / f"{name}.svg", svg)
     write_bytes(folder / f"{name}.png", png)
-    write_csv(folder / f"{name}.csv", data)
+    write_csv(folder / f"{name}.csv", published.typed(data), bom=True)
     return Chart(name, title, subtitle, alt, data, inline_svg(svg, name, alt))
 
 

@@ -1,15 +1,16 @@
-"""The report stage: one self-contained HTML report per study, and per-council pages for internal use.
+"""The report stage: two bundles per study, one to publish and one for the research team.
 
-``run_report(study, paths, audience)`` reads the link and model stages' outputs, builds every table
-and chart, and writes ``reports/<study>/index.html`` (CSS and SVG inline, no network request, a print
-stylesheet), ``figures/<name>.svg|png|csv`` and, for the internal audience only,
+``run_report(study, paths)`` reads the link and model stages' outputs once and writes, for each audience,
+a bundle complete in itself: ``reports/<study>/public/`` and ``reports/<study>/internal/``, each with
+``index.html`` (CSS and SVG inline, no network request, a print stylesheet), ``figures/<name>.svg|png|csv``
+and ``tables/<table>.csv`` (every table of the report as published); the internal bundle also has
 ``councils/<gss_code>.html``. Sections follow the study's ``[[aims]]``; each measure appears in the
 section of its aim.
 
-Audiences. ``public`` (the default) applies disclosure control (:mod:`impactstudy.report.disclosure`) to
-every count, percentage, mean and estimate resting on fewer than ``study.min_cell`` councils or
-respondents, leaves out council pages and free-text quotes, and removes council pages a previous
-internal run left behind. ``internal`` shows everything.
+Audiences. ``public`` applies disclosure control (:mod:`impactstudy.report.disclosure`) to every answer
+count, percentage, mean and estimate resting on fewer than ``study.min_cell`` councils or respondents,
+everywhere in its bundle (page, figure data, tables), and leaves out council pages and free-text quotes.
+``internal`` shows everything; the unsuppressed model tables stay in ``data/processed/<study>/tables/``.
 
 Sections are modules of :mod:`impactstudy.report.sections`, each built from one frozen
 :class:`~impactstudy.report.context.Context`; their reading order is the data below
@@ -31,11 +32,10 @@ from typing import Any
 
 from markupsafe import Markup
 
-from impactstudy.errors import ConfigError
 from impactstudy.pipeline.atomic import write_json, write_text
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.steps import Step
-from impactstudy.report import changes, figures
+from impactstudy.report import changes, figures, published
 from impactstudy.report.context import AUDIENCES, Context, Section
 from impactstudy.report.council_pages import council_facts, write_council_pages
 from impactstudy.report.disclosure import FOOTNOTE
@@ -78,12 +78,13 @@ def build_sections(ctx: Context) -> list[Section]:
 
 def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, workers: int | None = None,
                   now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> dict[str, Any]:
-    """Build and write the report under ``out_dir``; return what was written and how long it took."""
+    """Build and write one bundle under ``out_dir``; return what was written and how long it took."""
     started = now()
     clock = time.perf_counter()
     figures_dir = out_dir / "figures"
-    if figures_dir.exists():
-        shutil.rmtree(figures_dir)
+    for folder in (figures_dir, out_dir / "tables", out_dir / "councils"):
+        if folder.exists():
+            shutil.rmtree(folder)  # a bundle holds only what this run wrote
     env = environment()
     css = env.get_template("report.css").render()
 
@@ -93,8 +94,6 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         ctx = Context.create(study, inputs, audience, figures_dir, started, drawer.submit)
         sections = build_sections(ctx)
         councils_dir = out_dir / "councils"
-        if councils_dir.exists():
-            shutil.rmtree(councils_dir)  # a public report never leaves an earlier internal run's pages behind
         facts = [] if ctx.public else council_facts(study, inputs)
         trajectories = ctx.trajectories.set_index(["measure", "group", "wave"])["mean"].to_dict()
         chunk = max(1, -(-len(facts) // (2 * drawer.workers)))
@@ -113,33 +112,58 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
             if block["kind"] == "figure":
                 block["chart"] = charts[block["job"].name]
                 block["svg"] = Markup(block["chart"].svg)  # generated here, text in it escaped by matplotlib
+    tables = published.write_tables(sections, out_dir / "tables")
     footnote = FOOTNOTE.format(threshold=study.min_cell)
     html = env.get_template("report.html.j2").render(
         study=study, sections=sections, audience=audience, css=css, footnote=footnote,
         withheld=ctx.public, councils_linked=not ctx.public)
     write_text(out_dir / "index.html", html)
-    return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "councils": [f.code for f in facts],
-            "audience": audience, "seconds": round(time.perf_counter() - clock, 3)}
+    return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "tables": tables,
+            "councils": [f.code for f in facts], "audience": audience,
+            "seconds": round(time.perf_counter() - clock, 3)}
 
 
-def run_report(study: Study, paths: StudyPaths, audience: str = "public") -> dict[str, Any]:
-    """Read the inputs, write the report for ``audience``, and record what was written."""
-    if audience not in AUDIENCES:
-        raise ConfigError(f"--audience must be one of {', '.join(AUDIENCES)}, got '{audience}'")
-    result = render_report(study, read_inputs(paths), audience, paths.reports)
-    # only what the run decided, relative to the report folder, so two runs from the same inputs write the same bytes
-    write_json(paths.reports / "report.json", {"index": "index.html", "figures": result["figures"],
-                                               "councils": result["councils"], "audience": audience})
+# what reports/<study>/ held before the bundles (issue #17): removed, so no unsuppressed table is left beside them
+OLD_LAYOUT = ("index.html", "report.json", "figures", "tables", "councils")
+
+
+def run_report(study: Study, paths: StudyPaths) -> dict[str, dict[str, Any]]:
+    """Read the inputs once and write both bundles, ``reports/<study>/public/`` and ``internal/``.
+
+    Returns each audience's result. Files of the layout before the bundles (``reports/<study>/index.html``,
+    ``tables/``, ``figures/``, ``councils/``) are removed.
+    """
+    inputs = read_inputs(paths)
+    results = {}
+    for audience in AUDIENCES:
+        bundle = paths.bundle(audience)
+        result = render_report(study, inputs, audience, bundle)
+        # only what the run decided, relative to the bundle, so two runs from the same inputs write the same bytes
+        write_json(bundle / "report.json", {"index": "index.html", "figures": result["figures"],
+                                            "tables": result["tables"], "councils": result["councils"],
+                                            "audience": audience})
+        results[audience] = result
+    for name in OLD_LAYOUT:
+        old = paths.reports / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
     write_json(changes.snapshot_path(paths), changes.snapshot(paths))  # what the next report compares with
-    return result
+    return results
 
 
-def report_steps(study: Study, paths: StudyPaths, audience: str = "public") -> list[Step]:
-    """The report stage as one step; switching audience reruns it (the audience is part of its config)."""
-    config = {"audience": audience, "min_cell": study.min_cell, "title": study.title, "description": study.description,
+def report_outputs(paths: StudyPaths) -> tuple[Path, ...]:
+    """The files the report step records (the bundles' other files are rewritten with them)."""
+    return (*(paths.bundle(a) / name for a in AUDIENCES for name in ("index.html", "report.json")),
+            changes.snapshot_path(paths))
+
+
+def report_steps(study: Study, paths: StudyPaths) -> list[Step]:
+    """The report stage as one step writing both bundles; the audience is not a setting, so nothing to switch."""
+    config = {"min_cell": study.min_cell, "title": study.title, "description": study.description,
               "aims": [asdict(a) for a in study.aims], "measures": [asdict(m) for m in study.analysed_measures],
               "group_by": list(study.councils.group_by) if study.councils else [],
               "expectations": [asdict(e) for e in study.expectations]}
-    return [Step(name="report", inputs=input_files(paths), config=config,
-                 outputs=(paths.reports / "index.html", paths.reports / "report.json", changes.snapshot_path(paths)),
-                 run=lambda: run_report(study, paths, audience))]
+    return [Step(name="report", inputs=input_files(paths), config=config, outputs=report_outputs(paths),
+                 run=lambda: run_report(study, paths))]

@@ -76,7 +76,7 @@ def _single_wave(ctx: Context, s: Section, measures: list[Measure]) -> None:
                      f"{measure.levels[-1]:g} = {measure.level_labels.get(measure.levels[-1], '')}"
                      if measure.type == "likert" and measure.levels else "mean")
         rows.append({"Question": measure.label, "Wave": r.wave_label, "Value": MARK if hidden else value,
-                     "95% CI": MARK if hidden else ci, "Councils": MARK if hidden else f"{int(r.n_councils):,}",
+                     "95% CI": MARK if hidden else ci, "Councils": f"{int(r.n_councils):,}",
                      "Respondents": MARK if hidden else f"{int(r.n_respondents):,}", "Statistic": scale})
     shown = pd.DataFrame(rows)
     s.table(table(f"single-{s.id}", "Questions asked in one wave", shown,

@@ -11,7 +11,7 @@ from impactstudy.report.blocks import (
     PANELS_PER_CHART, TRAJECTORY_NUMERIC, contrast_data, trajectory_data, trajectory_figure,
 )
 from impactstudy.report.context import Context, Section
-from impactstudy.report.tables import count_mask, counts_text, partition_mask, table
+from impactstudy.report.tables import count_mask, table
 from impactstudy.study.config import Measure
 
 
@@ -84,7 +84,6 @@ def build(ctx: Context) -> Section | None:
         if rows.empty:
             continue
         rows["withheld"] = count_mask(rows["n_councils"], ctx.threshold)
-        sec_mask = partition_mask(rows, ["measure"], "group", summaries.ALL, "n_councils", ctx.threshold)
         frame = pd.DataFrame({"row": rows["measure"], "series": rows["group"],
                               "estimate": rows["estimate"].where(~rows["withheld"]),
                               "ci_low": rows["ci_low"].where(~rows["withheld"]), "ci_high": rows["ci_high"].where(~rows["withheld"])})
@@ -94,7 +93,6 @@ def build(ctx: Context) -> Section | None:
                      "at both waves") if few else
                     "Change in mean score (linear mixed model with a wave × group interaction), 95% confidence intervals")
         data = contrast_data(ctx, rows)
-        data["Councils"] = counts_text(rows["n_councils"], sec_mask | rows["withheld"].to_numpy())
         fig = (figures.forest_chart, (frame, [(m.name, m.label) for m in measures],
                                    [(g, ctx.group_label(g)) for g in groups if g in set(rows["group"])], title, subtitle,
                                    "Change in mean score",))

@@ -8,8 +8,8 @@ import pandas as pd
 
 from impactstudy.report import design_blocks, summaries
 from impactstudy.report.context import Context, Section
-from impactstudy.report.disclosure import protect_counts
-from impactstudy.report.tables import count_mask, counts_text, table
+from impactstudy.report.disclosure import TOTAL, protect_counts, with_totals
+from impactstudy.report.tables import counts_text, table
 
 
 def build(ctx: Context) -> Section:
@@ -43,7 +43,7 @@ def build(ctx: Context) -> Section:
         keep = [c for c in ("measure", "model", "group_by", "formula", "n_councils", "converged", "correction", "error") if c in frame]
         shown = frame[keep].copy()
         if "n_councils" in shown:
-            shown["n_councils"] = counts_text(shown["n_councils"], count_mask(shown["n_councils"], ctx.threshold))
+            shown["n_councils"] = counts_text(shown["n_councils"], np.zeros(len(shown), dtype=bool))
         if "measure" in shown:
             shown["measure"] = [ctx.label(str(m)) for m in shown["measure"]]
         shown = shown.astype(object).where(shown.notna(), "")
@@ -58,9 +58,15 @@ def build(ctx: Context) -> Section:
         s.text("No answers are missing.")
     else:
         pivot = missing.groupby(["measure", "reason"])["n"].sum().unstack(fill_value=0)
-        shown = pd.DataFrame({"Question": [ctx.label(m) for m in pivot.index]})
-        for reason in pivot.columns:
-            shown[reason] = counts_text(pivot[reason], count_mask(pivot[reason], ctx.threshold))
+        pivot = pivot.loc[:, pivot.sum() > 0].astype(float)
+        # answer counts: primary and secondary suppression with both margins published, so the totals by
+        # question and by reason show what can be shown and no withheld cell follows from them
+        full, hidden = (protect_counts(pivot, ctx.threshold) if ctx.threshold is not None else
+                        (with_totals(pivot), pd.DataFrame(False, index=with_totals(pivot).index,
+                                                          columns=with_totals(pivot).columns)))
+        shown = pd.DataFrame({"Question": [ctx.label(m) if m != TOTAL else "All questions" for m in full.index]})
+        for reason in full.columns:
+            shown["All reasons" if reason == TOTAL else reason] = counts_text(full[reason], hidden[reason].to_numpy())
         s.table(table("missing", "Missing answers by question and reason (all waves)", shown, numeric=list(shown.columns[1:]),
                       notes=["'No answer' is an item left blank; other reasons are the survey's own answer options "
                              "or values the pipeline could not accept (quarantined below)."]))
@@ -71,13 +77,9 @@ def build(ctx: Context) -> Section:
         counts = pd.DataFrame({"accepted": [w["rows_accepted"] for w in waves],
                                "quarantined": [w["rows_quarantined"] for w in waves]},
                               index=[ctx.wave_labels.get(w["wave"], w["wave"]) for w in waves]).astype(float)
-        if ctx.threshold is not None:
-            full, hidden = protect_counts(counts, ctx.threshold, rows=True, columns=True)
-        else:
-            full = counts.copy()
-            full["Total"] = full.sum(axis=1)
-            full.loc["Total"] = full.sum()
-            hidden = pd.DataFrame(False, index=full.index, columns=full.columns)
+        # rows of the files, not answers: not disclosive (docs/report.md), shown in both bundles
+        full = with_totals(counts)
+        hidden = pd.DataFrame(False, index=full.index, columns=full.columns)
         shown = pd.DataFrame({"Wave": list(full.index),
                               "Rows accepted": counts_text(full["accepted"], hidden["accepted"].to_numpy()),
                               "Rows set aside": counts_text(full["quarantined"], hidden["quarantined"].to_numpy()),
@@ -88,7 +90,7 @@ def build(ctx: Context) -> Section:
         shown = pd.DataFrame({"Wave": [ctx.wave_labels.get(w, w) for w in quarantine["wave"]],
                               "What": ["Whole row" if sc == "row" else "Single answer" for sc in quarantine["scope"]],
                               "Reason": quarantine["reason"],
-                              "Number": counts_text(quarantine["n"], count_mask(quarantine["n"], ctx.threshold))})
+                              "Number": [f"{int(v):,}" for v in quarantine["n"]]})
         s.table(table("quarantine", "Rows and answers set aside, by reason", shown, numeric=["Number"],
                       notes=["Set-aside rows are listed one by one in quarantine.csv and quarantine_link.csv for the research team."]))
     methods = ctx.inputs.linkage_summary.get("rows_by_method", {})
@@ -96,12 +98,8 @@ def build(ctx: Context) -> Section:
         names = {"code": "GSS or DfE code", "exact": "Exact name", "alias": "Known alternative name",
                  "fuzzy": "Close spelling (checked)", "unmatched": "Not matched (set aside)"}
         values = pd.Series([float(methods[k]) for k in methods])
-        if ctx.threshold is not None:
-            full, hidden = protect_counts(pd.DataFrame({"n": values.to_numpy()}), ctx.threshold, rows=False, columns=True)
-            mask = hidden["n"].to_numpy()
-        else:
-            full = pd.DataFrame({"n": np.append(values.to_numpy(), values.sum())})
-            mask = np.zeros(len(full), dtype=bool)
+        full = pd.DataFrame({"n": np.append(values.to_numpy(), values.sum())})  # rows, not answers
+        mask = np.zeros(len(full), dtype=bool)
         shown = pd.DataFrame({"How the council was identified": [names.get(k, k) for k in methods] + ["Total"],
                               "Rows": counts_text(full["n"], mask)})
         s.table(table("linkage", "How each response was linked to its council", shown, numeric=["Rows"]))

@@ -9,8 +9,8 @@ import pandas as pd
 
 from impactstudy.report import figures, retention, summaries
 from impactstudy.report.context import Context, Section
-from impactstudy.report.disclosure import MARK, protect_counts
-from impactstudy.report.tables import count_mask, counts_text, pct, table
+from impactstudy.report.disclosure import MARK
+from impactstudy.report.tables import counts_text, pct, table
 
 
 def build(ctx: Context) -> Section:
@@ -19,28 +19,25 @@ def build(ctx: Context) -> Section:
     s = Section("sample", "The sample", "Who answered each wave, how many councils stayed in the study, and "
                 "how the councils compare with all English upper-tier councils.")
     part = summaries.participation(ctx.inputs.panel, ctx.study)
-    counts = ["councils", "respondents", "councils_retained", "respondents_retained"]
-    masks = {c: count_mask(part[c], ctx.threshold) for c in counts}
+    # who took part is not disclosive (docs/report.md: counts of councils and respondents taking part,
+    # unlike counts of answers): shown in both bundles
     shown = pd.DataFrame({
         "Wave": part["wave_label"],
-        "Councils": counts_text(part["councils"], masks["councils"]),
-        "Respondents": counts_text(part["respondents"], masks["respondents"]),
-        "Councils also in the first wave": counts_text(part["councils_retained"], masks["councils_retained"]),
-        "Council retention": [MARK if m else pct(v) for v, m in zip(part["council_retention"], masks["councils_retained"] | masks["councils"][0])],
-        "Respondents also in the first wave": counts_text(part["respondents_retained"], masks["respondents_retained"]),
-        "Respondent retention": [MARK if m else pct(v) for v, m in zip(part["respondent_retention"], masks["respondents_retained"] | masks["respondents"][0])],
+        "Councils": [f"{int(v):,}" for v in part["councils"]],
+        "Respondents": [f"{int(v):,}" for v in part["respondents"]],
+        "Councils also in the first wave": [f"{int(v):,}" for v in part["councils_retained"]],
+        "Council retention": [pct(v) for v in part["council_retention"]],
+        "Respondents also in the first wave": [f"{int(v):,}" for v in part["respondents_retained"]],
+        "Respondent retention": [pct(v) for v in part["respondent_retention"]],
     })
     s.table(table("responses", "Responses and retention by wave", shown, numeric=list(shown.columns[1:])))
 
     flow = summaries.flow(ctx.inputs.linkage_summary.get("participation", {}), ctx.study)
     flow_text = flow.astype(object)
-    flow_text["councils"] = counts_text(flow["councils"], count_mask(flow["councils"], ctx.threshold))
-    for k in range(len(flow)):
-        moves = flow.loc[k, ["stayed", "left", "joined"]].to_numpy(dtype=float)
-        # the three moves of a transition are withheld together: any two and the totals give the third
-        hide = ctx.threshold is not None and k > 0 and bool((moves < ctx.threshold).any())
+    flow_text["councils"] = [f"{int(v):,}" for v in flow["councils"]]
+    for k in range(len(flow)):  # councils taking part: not disclosive, shown in both bundles
         for column in ("stayed", "left", "joined"):
-            flow_text.loc[k, column] = MARK if hide else ("–" if k == 0 else f"{int(flow.loc[k, column]):,}")
+            flow_text.loc[k, column] = "–" if k == 0 else f"{int(flow.loc[k, column]):,}"
     data = flow_text.rename(columns={"wave_label": "Wave", "councils": "Councils", "stayed": "Stayed from the previous wave",
                                      "left": "Left after the previous wave", "joined": "Joined"}).drop(columns="wave")
     title, subtitle = ("How councils moved through the waves",
@@ -57,14 +54,9 @@ def build(ctx: Context) -> Section:
         sub = register[register["dimension"] == dimension].reset_index(drop=True)
         if sub.empty:
             continue
-        counts = pd.DataFrame({"sample": sub["sample"].to_numpy(dtype=float)}, index=sub["category"])
-        if ctx.threshold is not None:
-            full, hidden = protect_counts(counts, ctx.threshold, rows=False, columns=True)
-            sample_mask = hidden["sample"].to_numpy()
-        else:
-            full = counts.copy()
-            full.loc["Total"] = counts.sum()
-            sample_mask = np.zeros(len(full), dtype=bool)
+        full = pd.DataFrame({"sample": sub["sample"].to_numpy(dtype=float)}, index=sub["category"])
+        full.loc["Total"] = full["sample"].sum()  # councils taking part: not disclosive
+        sample_mask = np.zeros(len(full), dtype=bool)
         reg = np.append(sub["register"].to_numpy(dtype=float), sub["register"].sum())
         shown = pd.DataFrame({
             title.capitalize(): [str(c).replace("_", " ") for c in full.index],
