@@ -55,7 +55,7 @@ def demo_lmm(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("truth_demo")
     demo.generate(root, "demo", councils=40)
     stages.run("demo", ["model"], root=root)
-    contrasts = pd.read_csv(root / "reports" / "demo" / "tables" / "contrasts.csv")
+    contrasts = pd.read_csv(root / "data" / "processed" / "demo" / "tables" / "contrasts.csv")
     truth = json.loads((root / "data" / "raw" / "demo" / "truth.json").read_text(encoding="utf-8"))
     return _with_truth(contrasts, truth)
 
