@@ -128,9 +128,9 @@ def _csdid_model(panel: Panel, options: DidOptions, base_period: str, bootstrap:
     return model
 
 
-def _aggte(model, kind: str, options: DidOptions, **kw):
+def _aggte(model, kind: str, options: DidOptions, band: bool = True, **kw):
     np.random.seed(options.seed + 1)
-    _quiet(model.aggte, typec=kind, biters=options.bootstrap, cband=True, alp=options.alpha, **kw)
+    _quiet(model.aggte, typec=kind, biters=options.bootstrap, cband=band, bstrap=band, alp=options.alpha, **kw)
     return model.atte
 
 
@@ -173,7 +173,7 @@ def callaway_santanna(panel: Panel, options: DidOptions) -> CsFit:
                          n_treated=n_treated, n_comparison=n_never))
 
     uni = _csdid_model(panel, options, "universal", False)
-    udyn = _aggte(uni, "dynamic", DidOptions(**{**options.__dict__, "bootstrap": options.bootstrap}), **window)
+    udyn = _aggte(uni, "dynamic", options, band=False, **window)
     times = np.asarray(udyn["egt"], dtype=int)
     inf = np.asarray(udyn["inf_function"]["dynamic_inf_func_e"], dtype=float)
     vcov = inf.T @ inf / inf.shape[0] ** 2

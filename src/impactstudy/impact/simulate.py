@@ -91,8 +91,62 @@ def simulate_panel(model: OutcomeModel, councils: Sequence[str], sizes: np.ndarr
 
 
 def random_cohorts(n: int, n_treated: int, cohorts: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-    """First treated year per council: ``n_treated`` councils spread over ``cohorts``, the rest 0."""
+    """First treated year per council: ``n_treated`` councils each in a random one of ``cohorts``, the rest 0.
+
+    Cohort sizes vary from panel to panel, as they do when councils choose when to take part (the
+    overall ATT's standard error allows for that variation).
+    """
     out = np.zeros(n, dtype=int)
     chosen = rng.choice(n, n_treated, replace=False)
-    out[chosen] = np.asarray(cohorts)[np.arange(n_treated) % len(cohorts)]
+    out[chosen] = rng.choice(np.asarray(cohorts), n_treated)
     return out
+
+
+def dfe_layout(values: pd.DataFrame, register: pd.DataFrame, indicators: Sequence[str],
+               rng: np.random.Generator, suppress: float = 0.01, breakdowns: Sequence[str] = ("Total",),
+               time_identifier: str = "Financial year") -> pd.DataFrame:
+    """Wide ``values`` (``council_code, year`` + one column per indicator) as a DfE open-data CSV table.
+
+    Periods are written ``YYYYZZ`` (``201314`` for the reporting year ending in 2014); national and
+    regional rows (means of their councils) and extra ``breakdowns`` rows (the Total with noise) are
+    added as the real files have them; ``suppress`` is the share of local-authority cells replaced by a
+    DfE symbol (mostly ``c``, some ``x`` and ``low``), more often in small councils (the caller's
+    ``size`` column, if any). Every cell is text, as read from a CSV.
+    """
+    reg = register.set_index("gss_code")
+    rows = values.join(reg[["name", "region", "dfe_la_code"]], on="council_code")
+    period = (rows["year"] - 1).astype(str) + (rows["year"] % 100).map("{:02d}".format)
+    out = []
+    for breakdown in breakdowns:
+        frame = pd.DataFrame({
+            "time_period": period, "time_identifier": time_identifier, "geographic_level": "Local authority",
+            "country_code": "E92000001", "country_name": "England", "region_name": rows["region"],
+            "old_la_code": rows["dfe_la_code"], "new_la_code": rows["council_code"], "la_name": rows["name"],
+            "breakdown": breakdown,
+        })
+        for column in indicators:
+            v = rows[column].to_numpy(dtype=float)
+            if breakdown != "Total":
+                v = np.clip(np.round(v + rng.normal(0, 3, len(v)), 1), 0, 100)
+            frame[column] = pd.Series(v).map("{:.1f}".format).to_numpy()
+        out.append(frame)
+    la = out[0]
+    weight = values["size"].to_numpy(dtype=float) if "size" in values else np.ones(len(values))
+    chance = suppress * len(weight) * (1 / weight) / (1 / weight).sum()
+    for column in indicators:
+        hit = rng.random(len(la)) < chance
+        la.loc[hit, column] = rng.choice(["c", "c", "c", "x", "low"], int(hit.sum()))
+    summaries = []
+    for level, keys in (("National", []), ("Regional", ["region_name"])):
+        grouped = rows.assign(region_name=rows["region"]).groupby(["year", *keys])[list(indicators)].mean().reset_index()
+        frame = pd.DataFrame({
+            "time_period": (grouped["year"] - 1).astype(str) + (grouped["year"] % 100).map("{:02d}".format),
+            "time_identifier": time_identifier, "geographic_level": level, "country_code": "E92000001",
+            "country_name": "England", "region_name": grouped.get("region_name", ""), "old_la_code": "",
+            "new_la_code": "", "la_name": "", "breakdown": "Total",
+        })
+        for column in indicators:
+            frame[column] = grouped[column].map("{:.1f}".format).to_numpy()
+        summaries.append(frame)
+    table = pd.concat(summaries + out, ignore_index=True)
+    return table.sort_values(["time_period", "geographic_level"], kind="stable").reset_index(drop=True)
