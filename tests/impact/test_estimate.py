@@ -109,3 +109,14 @@ def test_make_panel_truth_is_recovered_on_a_large_panel() -> None:
     cohort = fit.att_gt.query("cohort == 2014 and year >= 2014").set_index("year")["estimate"]
     truth = {t: MODEL.gain * min(t - 2014 + 1, 3) / 3 for t in cohort.index}
     assert max(abs(cohort[t] - truth[t]) for t in truth) < 1.0
+
+
+def test_pyfixest_estimators_take_string_council_codes(panel) -> None:
+    """The stage's council codes are pandas strings (Arrow-backed); pyfixest's clustering needs NumPy."""
+    from impactstudy.impact.panel import Panel
+
+    strings = Panel(panel.outcome, panel.frame.astype({"council_code": "string"}), panel.years)
+    options = E.DidOptions(bootstrap=49)
+    for estimator in (E.gardner, E.sun_abraham, E.twfe):
+        a, b = estimator(strings, options), estimator(panel, options)
+        np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-10)

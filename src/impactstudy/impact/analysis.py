@@ -43,11 +43,11 @@ class Rules:
 def before_after(panel: Panel, options: E.DidOptions) -> pd.DataFrame:
     """Naive before/after: treated councils' mean post-treatment value minus their value the year before.
 
-    No comparison councils: national trends and rebounds from a bad year count as "effect". Shown so
-    the reader sees what the comparison group changes.
+    No comparison councils and no allowance for anticipation: national trends and rebounds from a bad
+    year count as "effect". Shown so the reader sees what the comparison group changes.
     """
     frame = panel.frame[panel.frame["cohort"] > 0]
-    base_year = frame["cohort"] - 1 - options.anticipation
+    base_year = frame["cohort"] - 1
     before = frame[frame["year"] == base_year].set_index("council_code")["y"]
     after = frame[frame["year"] >= frame["cohort"]].groupby("council_code")["y"].mean()
     change = (after - before).dropna()

@@ -215,7 +215,9 @@ def differences_att_gt(panel: Panel, options: DidOptions) -> pd.DataFrame:
 
 
 def _pf_frame(panel: Panel) -> pd.DataFrame:
+    """The panel for pyfixest: integer council ids (``unit``; its sparse clustering needs NumPy arrays)."""
     frame = panel.frame.copy()
+    frame["unit"] = pd.factorize(frame["council_code"])[0]
     frame["treat"] = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"])).astype(int)
     frame["rel_year"] = np.where(frame["cohort"] > 0, frame["year"] - frame["cohort"], -1).astype(float)
     return frame
@@ -260,16 +262,16 @@ def gardner(panel: Panel, options: DidOptions) -> pd.DataFrame:
         frame["treat"] = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"] - options.anticipation)).astype(int)
         frame["antic"] = frame["treat"] - frame["post"]
         second = "~ post + antic"
-    first = "~ 0 | council_code + year"
+    first = "~ 0 | unit + year"
     overall = _quiet(pf.did2s, frame, yname="y", first_stage=first, second_stage=second, treatment="treat",
-                     cluster="council_code")
+                     cluster="unit")
     tidy = overall.tidy().loc["post"]
     rows = [tidy_rows(panel.outcome, "gardner", "overall", tidy["Estimate"], tidy["Std. Error"], options.alpha,
                       n_treated=panel.n_treated, n_comparison=int((panel.cohorts == 0).sum()))]
     ref = float(-1 - options.anticipation)
     event = _quiet(pf.did2s, frame.assign(rel_year=np.where(frame["cohort"] > 0, frame["rel_year"], ref)), yname="y",
                    first_stage=first, second_stage=f"~ i(rel_year, ref={ref})", treatment="treat",
-                   cluster="council_code")
+                   cluster="unit")
     rows.append(_coef_rows(panel, "gardner", event, options, r"rel_year::(-?[\d.]+)"))
     return pd.concat(rows, ignore_index=True)
 
@@ -302,11 +304,11 @@ def sun_abraham(panel: Panel, options: DidOptions) -> pd.DataFrame:
     """
     import pyfixest as pf
 
-    frame = panel.frame.copy()
+    frame = _pf_frame(panel)
     shift = options.anticipation
     frame["cohort"] = np.where(frame["cohort"] > 0, frame["cohort"] - shift, 0)
-    fit = _quiet(pf.event_study, frame, yname="y", idname="council_code", tname="year", gname="cohort",
-                 estimator="saturated", att=True, cluster="council_code")
+    fit = _quiet(pf.event_study, frame, yname="y", idname="unit", tname="year", gname="cohort",
+                 estimator="saturated", att=True, cluster="unit")
     agg = _quiet(fit.aggregate, agg="period")
     shifted = np.asarray(agg.index, dtype=float)
     times = shifted.astype(int) - shift
@@ -328,7 +330,7 @@ def twfe(panel: Panel, options: DidOptions) -> pd.DataFrame:
     import pyfixest as pf
 
     frame = _pf_frame(panel)
-    fit = _quiet(pf.feols, "y ~ treat | council_code + year", data=frame, vcov={"CRV1": "council_code"})
+    fit = _quiet(pf.feols, "y ~ treat | unit + year", data=frame, vcov={"CRV1": "unit"})
     row = fit.tidy().loc["treat"]
     return tidy_rows(panel.outcome, "twfe", "overall", row["Estimate"], row["Std. Error"], options.alpha,
                      n_treated=panel.n_treated, n_comparison=int((panel.cohorts == 0).sum()))
