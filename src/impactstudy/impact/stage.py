@@ -9,21 +9,25 @@ atomically. It reads nothing another stage writes, so a new year of outcome data
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from impactstudy.councils import same_authority_code
 from impactstudy.councils.covariates import council_covariates
 from impactstudy.errors import ConfigError, DataError
 from impactstudy.impact import outcomes as O
 from impactstudy.impact.analysis import Rules, analyse_outcome
-from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions
-from impactstudy.impact.panel import build_panel
+from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions, twfe
+from impactstudy.impact.panel import Panel, build_panel
 from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import read_raw
@@ -84,17 +88,48 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
     cov = covariates.assign(council_code=[same_authority_code(str(c), last.date()) for c in covariates["council_code"]])
     cov = cov.drop_duplicates("council_code").set_index("council_code")
     options, rules = _options(settings), _rules(settings)
-    rows, summaries = [], {}
+    jobs = []
     for spec in settings.files:
         cohorts = treatment_cohorts(cov.reset_index(), settings.treatment, spec.year_end, last)
         for outcome in spec.outcomes:
-            progress(outcome.name)
             panel = build_panel(values, outcome.name, cohorts, settings.anticipation, cov, settings.covariates)
-            table, summary = analyse_outcome(panel, options, rules)
-            rows.append(table)
-            summaries[outcome.name] = {"label": outcome.label, "better": outcome.better, "units": outcome.units,
-                                       "file": spec.file, **summary}
+            jobs.append((spec, outcome, panel))
+    results = _run_all([panel for _, _, panel in jobs], options, rules, settings.workers, progress)
+    rows, summaries = [], {}
+    for (spec, outcome, _), (table, summary) in zip(jobs, results, strict=True):
+        rows.append(table)
+        summaries[outcome.name] = {"label": outcome.label, "better": outcome.better, "units": outcome.units,
+                                   "file": spec.file, **summary}
     return pd.concat(rows, ignore_index=True)[RESULT_COLUMNS], summaries
+
+
+def _analyse_one(panel: Panel, options: DidOptions, rules: Rules) -> tuple[pd.DataFrame, dict[str, Any]]:
+    with threadpool_limits(1):
+        return analyse_outcome(panel, options, rules)
+
+
+def _run_all(panels: list[Panel], options: DidOptions, rules: Rules, workers: int | None,
+             progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
+    """Each panel's analysis, in worker processes when there are several outcomes and cores.
+
+    The outcomes are independent; workers are forked after the parent has compiled pyfixest's
+    numba kernels once (on the first panel, via TWFE), so no worker compiles them again.
+    """
+    workers = min(workers or os.cpu_count() or 1, len(panels))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        out = []
+        for panel in panels:
+            progress(panel.outcome)
+            out.append(analyse_outcome(panel, options, rules))
+        return out
+    twfe(panels[0], options)  # compile before forking
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_analyse_one, panel, options, rules) for panel in panels]
+        out = []
+        for panel, future in zip(panels, futures, strict=True):
+            out.append(future.result())
+            progress(panel.outcome)
+        return out
 
 
 def run_impact(study: Study, paths: StudyPaths) -> dict[str, Any]:
