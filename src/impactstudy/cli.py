@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, text in (
         ("ingest", "read each wave's raw file into waves/<wave>.parquet, quarantine.csv, ingest_report.json"),
         ("link", "resolve councils and link waves into panel_long/panel_wide, linkage.csv, panel_long.sav"),
+        ("impact", "estimate impact on administrative outcomes against comparison councils: tables/impact.csv, impact.json"),
         ("model", "fit the change-over-time models: tables/contrasts.csv, estimates.csv, attrition.csv, expectations.csv"),
         ("report", "write both report bundles: reports/<study>/public/ (disclosure-controlled, to publish) and "
                    "reports/<study>/internal/ (with council pages, for the research team)"),

@@ -25,6 +25,7 @@ from impactstudy.study.config import Study, load_study
 STAGE_STEPS = {
     "ingest": "impactstudy.ingest.stage:ingest_steps",
     "link": "impactstudy.link.stage:link_steps",
+    "impact": "impactstudy.impact.stage:impact_steps",
     "model": "impactstudy.model.stage:model_steps",
     "report": "impactstudy.report.stage:report_steps",
 }

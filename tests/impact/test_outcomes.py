@@ -128,3 +128,4 @@ def test_a_plain_table_read_as_dfe_says_which_layout_to_declare() -> None:
     table = pd.DataFrame({"council": ["E06000001"], "year": ["2014"], "r": ["1"]})
     with pytest.raises(DataError, match='layout = "plain"'):
         O.read_outcome_table(table, source="p.csv", layout="dfe", indicators={"r": "r"}, year_end=MARCH)
+

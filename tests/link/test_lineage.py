@@ -13,7 +13,7 @@ import pytest
 
 from impactstudy import stages
 from impactstudy.errors import ConfigError, DataError
-from impactstudy.link.stage import panel_code, parse_dates
+from impactstudy.pipeline.councils_file import panel_code, parse_dates
 from impactstudy.study.config import load_study
 
 STUDY = """

@@ -10,6 +10,8 @@ fresh clone without private data. :func:`generate` writes, for a study name and 
   its comments stay.
 * ``data/raw/<study>/councils.csv`` — ``council`` (GSS code), ``name``, ``status``, ``review_date``.
 * one raw file per wave, laid out as the config says (column names, formats, reversed scales), and
+* ``data/raw/<study>/cin_outcomes.csv`` — when the config's ``[impact]`` names it: a yearly
+  administrative outcome panel of every council in the DfE open-data layout (:mod:`.outcomes`);
 * ``data/raw/<study>/truth.json`` — the generating parameters and the true change in the expected
   observed effectiveness score for every contrast the model stage estimates (see :func:`impactstudy.demo.model.true_effects`).
 
@@ -92,6 +94,8 @@ from impactstudy.demo.model import (
     DEFAULT_SEED, EffectModel, ITEM_MISSING, MODEL, REPLACEMENT_RATE, SENTINEL_REASONS, STATUSES,
     council_dropout, response_rate, stream, true_effects,
 )
+from impactstudy.demo.outcomes import FILE as OUTCOMES_FILE
+from impactstudy.demo.outcomes import write_outcomes
 from impactstudy.demo.people import draw_people, wave_rows
 from impactstudy.demo.sample import live_register, sample_councils
 from impactstudy.errors import ConfigError
@@ -219,9 +223,14 @@ def generate(
         waves_summary[wave.id] = {"file": wave.file, "rows": len(frame),
                                   "respondents": int(frame[wave.respondent].nunique())}
 
+    impact_truth = None
+    if config.impact is not None and any(f.file == OUTCOMES_FILE for f in config.impact.files):
+        impact_truth = write_outcomes(paths.raw, councils_csv, seed)
+
     counts = real["status"].value_counts().reindex([s for s in STATUSES if s in set(real["status"])])
     status_counts = {s: int(n) for s, n in counts.items()}
-    files = [config.councils.file, *[w.file for w in config.waves], "truth.json"]
+    files = [config.councils.file, *[w.file for w in config.waves], *([OUTCOMES_FILE] if impact_truth else []),
+             "truth.json"]
     truth = {
         "seed": seed,
         "study": study,
@@ -254,6 +263,7 @@ def generate(
         },
         "item_missing": {SENTINEL_REASONS[s]: p for s, p in ITEM_MISSING.items()},
         "effects": true_effects(config, status_counts, model),
+        "impact": impact_truth,
         "files": files,
     }
     write_text(paths.raw / "truth.json", dumps_json(truth))

@@ -29,10 +29,11 @@ import pandas as pd
 from scipy.stats import chi2, norm
 
 from impactstudy.impact.panel import Panel
+from impactstudy.study.config import IMPACT_COMPARISONS
 
 RESULT_COLUMNS = ["outcome", "estimator", "aggregation", "event_time", "cohort", "estimate", "std_error",
                   "ci_low", "ci_high", "band_low", "band_high", "p_value", "n_treated", "n_comparison"]
-COMPARISONS = ("not_yet_treated", "never_treated")
+COMPARISONS = IMPACT_COMPARISONS
 CS = "callaway_santanna"
 
 
@@ -252,10 +253,15 @@ def gardner(panel: Panel, options: DidOptions) -> pd.DataFrame:
     First stage: council and year effects fitted on untreated council-years only (never treated,
     not yet treated, and years before the anticipation window); second stage: the residualised
     outcome on treatment (or event-time) indicators, GMM standard errors clustered by council.
+    Councils with a single untreated year carry no information for the first stage (their council
+    effect fits it exactly) and pyfixest drops them inconsistently, so they are left out here.
     """
     import pyfixest as pf
 
     frame = _pf_frame(panel)
+    untreated = frame["cohort"].eq(0) | (frame["year"] < frame["cohort"] - options.anticipation)
+    enough = untreated.groupby(frame["unit"]).transform("sum") >= 2
+    frame = frame[enough].reset_index(drop=True)
     frame["post"] = frame["treat"]
     second = "~ post"
     if options.anticipation:  # anticipation years leave the first stage and get their own coefficient

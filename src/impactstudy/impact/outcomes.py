@@ -36,6 +36,7 @@ import pandas as pd
 
 from impactstudy.councils import resolve, same_authority_code
 from impactstudy.errors import DataError
+from impactstudy.study.config import IMPACT_LAYOUTS
 
 #: DfE's symbols for a value that is not given, and the reason each stands for.
 SYMBOLS: dict[str, str] = {
@@ -47,7 +48,7 @@ SYMBOLS: dict[str, str] = {
     ":": "not available",
     "": "blank",
 }
-LAYOUTS = ("dfe", "plain")
+LAYOUTS = IMPACT_LAYOUTS
 #: Columns of the DfE open-data layout the reader needs.
 DFE_COLUMNS = ("time_period", "geographic_level", "old_la_code", "new_la_code", "la_name")
 LOCAL_AUTHORITY = "Local authority"

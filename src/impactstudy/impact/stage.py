@@ -22,11 +22,11 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from impactstudy.councils import same_authority_code
-from impactstudy.councils.covariates import council_covariates
+from impactstudy.pipeline.councils_file import council_covariates
 from impactstudy.errors import ConfigError, DataError
 from impactstudy.impact import outcomes as O
 from impactstudy.impact.analysis import Rules, analyse_outcome
-from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions, twfe
+from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions
 from impactstudy.impact.panel import Panel, build_panel
 from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.paths import StudyPaths
@@ -34,6 +34,8 @@ from impactstudy.pipeline.readers import read_raw
 from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import ImpactSettings, Study
 
+#: From this many outcomes on, the analyses run in worker processes (see :func:`_run_all`).
+MIN_PARALLEL = 4
 LIBRARIES = ("csdid", "differences", "pyfixest", "numpy", "pandas", "scipy")
 
 
@@ -110,20 +112,21 @@ def _analyse_one(panel: Panel, options: DidOptions, rules: Rules) -> tuple[pd.Da
 
 def _run_all(panels: list[Panel], options: DidOptions, rules: Rules, workers: int | None,
              progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
-    """Each panel's analysis, in worker processes when there are several outcomes and cores.
+    """Each panel's analysis, in worker processes when there are enough outcomes to pay for them.
 
-    The outcomes are independent; workers are forked after the parent has compiled pyfixest's
-    numba kernels once (on the first panel, via TWFE), so no worker compiles them again.
+    The outcomes are independent. Workers come from a fresh ``forkserver`` process, not a fork of
+    this one: forking after pyfixest's numba kernels have started their threads deadlocks. Each worker
+    imports and compiles once (about 2 s), so below :data:`MIN_PARALLEL` outcomes one process is faster.
     """
     workers = min(workers or os.cpu_count() or 1, len(panels))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or len(panels) < MIN_PARALLEL:
         out = []
         for panel in panels:
             progress(panel.outcome)
             out.append(analyse_outcome(panel, options, rules))
         return out
-    twfe(panels[0], options)  # compile before forking
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
         futures = [pool.submit(_analyse_one, panel, options, rules) for panel in panels]
         out = []
         for panel, future in zip(panels, futures, strict=True):
@@ -171,9 +174,9 @@ def _finite(value: Any) -> Any:
 
 
 def impact_steps(study: Study, paths: StudyPaths) -> list[Step]:
-    """The impact stage as one step (none when the study declares no ``[impact]``)."""
+    """The impact stage as one step; without ``[impact]`` a step that does nothing (so every stage has a step)."""
     if study.impact is None:
-        return []
+        return [Step(name="impact", inputs=(), config={"impact": None}, outputs=(), run=lambda: None)]
     inputs = [paths.raw_file(f.file) for f in study.impact.files]
     if study.councils is not None:
         inputs.append(paths.raw_file(study.councils.file))

@@ -83,6 +83,18 @@ class StudyPaths:
         return self.processed / "models.json"
 
     @property
+    def impact_json(self) -> Path:
+        return self.processed / "impact.json"
+
+    @property
+    def impact_quarantine(self) -> Path:
+        return self.processed / "impact_quarantine.csv"
+
+    @property
+    def impact_table(self) -> Path:
+        return self.reports / "tables" / "impact.csv"
+
+    @property
     def manifest(self) -> Path:
         return self.processed / "manifest.json"
 

@@ -43,14 +43,18 @@ class Inputs:
     ipw_diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     ipw_balance: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    impact: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact.csv (empty without [impact])
+    impact_summary: dict[str, Any] = field(default_factory=dict)  # impact.json
 
 DESCRIPTIVE = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point", "ipw_diagnostics",
                "ipw_balance")
 
 
-def input_files(paths: StudyPaths) -> tuple[Path, ...]:
-    """The files the report reads (the manifest and config are read for provenance only)."""
-    return (paths.panel_long, paths.linkage_summary, paths.ingest_report, paths.quarantine, paths.link_quarantine,
+def input_files(paths: StudyPaths, impact: bool = False) -> tuple[Path, ...]:
+    """The files the report reads (the manifest and config are read for provenance only); with ``impact``
+    the impact stage's outputs too."""
+    extra = (paths.impact_table, paths.impact_json) if impact else ()
+    return extra + (paths.panel_long, paths.linkage_summary, paths.ingest_report, paths.quarantine, paths.link_quarantine,
             paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
             paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE), paths.models_json)
 
@@ -83,6 +87,8 @@ def read_inputs(paths: StudyPaths) -> Inputs:
         provenance=provenance(paths),
         changes=changes.compare(changes.load_previous(paths), changes.snapshot(paths)),
         **{name: _csv(paths.tables / f"{name}.csv") for name in DESCRIPTIVE},
+        impact=_csv(paths.impact_table) if paths.impact_table.is_file() else pd.DataFrame(),
+        impact_summary=json.loads(paths.impact_json.read_text(encoding="utf-8")) if paths.impact_json.is_file() else {},
     )
 
 

@@ -40,7 +40,7 @@ from impactstudy.report.context import AUDIENCES, Context, Section
 from impactstudy.report.council_pages import council_facts, write_council_pages
 from impactstudy.report.disclosure import FOOTNOTE
 from impactstudy.report.inputs import Inputs, input_files, read_inputs
-from impactstudy.report.sections import aim, expectations, groups, methods, provenance, sample, summary
+from impactstudy.report.sections import aim, expectations, groups, impact, methods, provenance, sample, summary
 from impactstudy.report.templating import environment
 from impactstudy.study.config import Study
 
@@ -50,7 +50,7 @@ SectionBuilder = Callable[[Context], Section | None]  # None: the section does n
 # (sections.aim), with AFTER_CHANGE after the first aim about the expected outcomes or about change
 # (at the end of the aims when there is none), then AFTER_AIMS. A new section: a module in
 # report/sections/ and its build function in one of these tuples.
-BEFORE_AIMS: tuple[SectionBuilder, ...] = (summary.build, sample.build)
+BEFORE_AIMS: tuple[SectionBuilder, ...] = (summary.build, sample.build, impact.build)
 AFTER_CHANGE: tuple[SectionBuilder, ...] = (expectations.build, groups.build)
 AFTER_AIMS: tuple[SectionBuilder, ...] = (methods.build, provenance.build)
 
@@ -165,5 +165,6 @@ def report_steps(study: Study, paths: StudyPaths) -> list[Step]:
               "aims": [asdict(a) for a in study.aims], "measures": [asdict(m) for m in study.analysed_measures],
               "group_by": list(study.councils.group_by) if study.councils else [],
               "expectations": [asdict(e) for e in study.expectations]}
-    return [Step(name="report", inputs=input_files(paths), config=config, outputs=report_outputs(paths),
-                 run=lambda: run_report(study, paths))]
+    config["impact"] = asdict(study.impact) if study.impact else None
+    return [Step(name="report", inputs=input_files(paths, study.impact is not None), config=config,
+                 outputs=report_outputs(paths), run=lambda: run_report(study, paths))]

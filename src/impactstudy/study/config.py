@@ -177,6 +177,57 @@ class ModelSettings:
     lmm_df: str = "satterthwaite"  # the LMM's degrees of freedom: LMM_DF_METHODS
 
 
+IMPACT_LAYOUTS = ("dfe", "plain")
+IMPACT_COMPARISONS = ("not_yet_treated", "never_treated")
+BETTER = ("higher", "lower")
+
+
+@dataclass(frozen=True)
+class ImpactOutcome:
+    """One administrative outcome: an indicator column of an outcome file."""
+
+    name: str
+    label: str
+    column: str
+    better: str = "higher"  # which direction is an improvement
+    units: str = ""
+
+
+@dataclass(frozen=True)
+class OutcomeFile:
+    """A council x year outcome file in ``data/raw/<study>/`` (see docs/impact.md)."""
+
+    file: str
+    outcomes: tuple[ImpactOutcome, ...]
+    layout: str = "dfe"
+    year_end: tuple[int, int] = (3, 31)  # (month, day) each reporting period ends
+    filters: Mapping[str, str] = field(default_factory=dict)
+    council: str = "council"  # plain layout's columns
+    year: str = "year"
+
+
+@dataclass(frozen=True)
+class ImpactSettings:
+    """The ``[impact]`` section: outcome files, treatment dates and the estimators' options."""
+
+    files: tuple[OutcomeFile, ...]
+    treatment: str
+    comparison: str = "not_yet_treated"
+    anticipation: int = 0
+    covariates: tuple[str, ...] = ()
+    window: tuple[int, int] | None = None
+    bootstrap: int = 999
+    permutations: int = 999
+    seed: int = 20130401
+    pretrend_alpha: float = 0.05
+    min_breakdown: float = 0.5
+    workers: int | None = None
+
+    @property
+    def outcomes(self) -> tuple[ImpactOutcome, ...]:
+        return tuple(o for f in self.files for o in f.outcomes)
+
+
 @dataclass(frozen=True)
 class Intervention:
     """What the study evaluates, and the words the report uses for it (``[intervention]`` in the config).
@@ -218,6 +269,7 @@ class Study:
     duplicates: str = "latest"
     min_cell: int = 5
     intervention: Intervention = field(default_factory=Intervention)
+    impact: ImpactSettings | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -599,6 +651,94 @@ def _intervention(data: Any, waves: tuple[str, ...], councils: CouncilsFile | No
         date=date_column,
         before_waves=before_waves,
     )
+def _year_end(value: str, section: _Section) -> tuple[int, int]:
+    try:
+        month, day = (int(p) for p in value.split("-"))
+        date(2001, month, day)
+    except ValueError:
+        raise section.error(f"'year_end' must be a month and day such as \"03-31\", got {value!r}") from None
+    return month, day
+
+
+def _impact(data: Any, councils: CouncilsFile | None, intervention: Intervention, source: Path) -> ImpactSettings | None:
+    if data is None:
+        return None
+    sec = _Section(data, "impact", source)
+    sec.check_keys(("files", "treatment", "comparison", "anticipation", "covariates", "window",
+                    "bootstrap", "permutations", "seed", "pretrend_alpha", "min_breakdown", "workers"))
+    treatment = sec.get("treatment", str, intervention.date)
+    if treatment is None:
+        raise sec.error("missing 'treatment': the date covariate of [councils] holding each council's intervention "
+                        "date (or declare it as [intervention] date)")
+    if councils is None:
+        raise sec.error("needs a [councils] file with each council's intervention date")
+    if councils.covariates.get(treatment) != "date":
+        dates = [c for c, k in councils.covariates.items() if k == "date"]
+        raise sec.error(f"'treatment' must name a date covariate of [councils], got '{treatment}'"
+                        f"{_suggest(treatment, dates)}")
+    comparison = sec.get("comparison", str, "not_yet_treated")
+    if comparison not in IMPACT_COMPARISONS:
+        raise sec.error(f"'comparison' must be one of {', '.join(IMPACT_COMPARISONS)}, got '{comparison}'"
+                        f"{_suggest(comparison, IMPACT_COMPARISONS)}")
+    covariates = tuple(sec.get("covariates", list, []))
+    for column in covariates:
+        if column not in councils.covariates or councils.covariates[column] == "date":
+            raise sec.error(f"covariate '{column}' must be a number or category covariate of [councils]"
+                            f"{_suggest(column, list(councils.covariates))}")
+    window = sec.get("window", list)
+    if window is not None:
+        if len(window) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in window) \
+                or not window[0] < 0 <= window[1]:
+            raise sec.error(f"'window' must be two whole numbers [first, last] event times with first < 0 <= last, "
+                            f"got {window!r}")
+        window = (int(window[0]), int(window[1]))
+    numbers = {key: sec.get(key, int, default) for key, default in
+               (("anticipation", 0), ("bootstrap", 999), ("permutations", 999), ("seed", 20130401))}
+    if not 0 <= numbers["anticipation"] <= 3:
+        raise sec.error(f"'anticipation' must be 0 to 3 years, got {numbers['anticipation']}")
+    if numbers["bootstrap"] < 99 or numbers["permutations"] < 0:
+        raise sec.error("'bootstrap' must be at least 99 draws and 'permutations' at least 0")
+    files = []
+    for i, f in enumerate(sec.get("files", list, required=True)):
+        sub = _Section(f, f"impact.files[{i}]", source)
+        sub.check_keys(("file", "layout", "year_end", "filters", "council", "year", "outcomes"))
+        layout = sub.get("layout", str, "dfe")
+        if layout not in IMPACT_LAYOUTS:
+            raise sub.error(f"'layout' must be one of {', '.join(IMPACT_LAYOUTS)}, got '{layout}'"
+                            f"{_suggest(layout, IMPACT_LAYOUTS)}")
+        outcomes = []
+        for j, o in enumerate(sub.get("outcomes", list, required=True)):
+            osec = _Section(o, f"impact.files[{i}].outcomes[{j}]", source)
+            osec.check_keys(("name", "label", "column", "better", "units"))
+            better = osec.get("better", str, "higher")
+            if better not in BETTER:
+                raise osec.error(f"'better' must be 'higher' or 'lower', got '{better}'{_suggest(better, BETTER)}")
+            name = _identifier(osec.get("name", str, required=True), "outcome name", osec)
+            outcomes.append(ImpactOutcome(name=name, label=osec.get("label", str, name),
+                                          column=osec.get("column", str, required=True), better=better,
+                                          units=osec.get("units", str, "")))
+        if not outcomes:
+            raise sub.error("declare at least one [[impact.files.outcomes]] entry")
+        filters = sub.get("filters", dict, {})
+        files.append(OutcomeFile(
+            file=_relative_file(sub.get("file", str, required=True), sub), outcomes=tuple(outcomes), layout=layout,
+            year_end=_year_end(sub.get("year_end", str, "03-31"), sub),
+            filters={str(k): str(v) for k, v in filters.items()},
+            council=sub.get("council", str, "council"), year=sub.get("year", str, "year")))
+    if not files:
+        raise sec.error("declare at least one [[impact.files]] entry")
+    names = [o.name for f in files for o in f.outcomes]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise sec.error(f"outcome names must be unique, repeated: {', '.join(repeated)}")
+    pretrend_alpha = sec.get("pretrend_alpha", float, 0.05)
+    min_breakdown = sec.get("min_breakdown", float, 0.5)
+    if not 0 < pretrend_alpha < 1 or min_breakdown < 0:
+        raise sec.error("'pretrend_alpha' must be between 0 and 1 and 'min_breakdown' at least 0")
+    return ImpactSettings(
+        files=tuple(files), treatment=treatment,
+        comparison=comparison, covariates=covariates, window=window, pretrend_alpha=pretrend_alpha,
+        min_breakdown=min_breakdown, workers=sec.get("workers", int), **numbers)
 
 
 def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
@@ -606,7 +746,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
     top = _Section(dict(data), "top level", source)
     top.check_keys(
         ("title", "description", "ingest", "councils", "waves", "aims", "measures", "models", "report", "expectations",
-         "intervention")
+         "intervention", "impact")
     )
     raw_waves = top.get("waves", list, required=True)
     if not raw_waves:
@@ -661,6 +801,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
             raise sec.error(f"'{pair.expected}' and '{pair.achieved}' share no options to pair")
         expectations.append(pair)
 
+    intervention = _intervention(top.get("intervention", dict), wave_ids, councils, source)
     return Study(
         name=name,
         title=top.get("title", str, name),
@@ -673,7 +814,8 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         models=_model_settings(top.get("models", dict), councils, source),
         duplicates=duplicates,
         min_cell=report.get("min_cell", int, 5),
-        intervention=_intervention(top.get("intervention", dict), wave_ids, councils, source),
+        intervention=intervention,
+        impact=_impact(top.get("impact", dict), councils, intervention, source),
         raw=dict(data),
     )
 

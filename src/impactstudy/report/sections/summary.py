@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from impactstudy.report import findings
 from impactstudy.report.context import Context, Section
+from impactstudy.report.sections import impact
 
 
 def build(ctx: Context) -> Section:
@@ -12,9 +13,10 @@ def build(ctx: Context) -> Section:
     s = Section("summary", "Summary", ctx.study.description)
     s.text(ctx.study.intervention.caveat_text, kind="callout")
     found = findings.key_findings(ctx.inputs.contrasts, ctx.study, min_cell=ctx.threshold)
-    if found:
+    effects = impact.key_findings(ctx)  # against comparison councils: these lead
+    if found or effects:
         s.heading("Key findings")
-        s.items([f.sentence for f in found])
+        s.items(effects + [f.sentence for f in found])
         if any(f.inconclusive for f in found):  # the council-level test's floor, explained once
             s.text(findings.FLOOR_NOTE)
         if any(findings.NOT_95 in f.sentence for f in found):

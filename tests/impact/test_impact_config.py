@@ -1,0 +1,92 @@
+"""The [impact] section of study.toml: parsed into ImpactSettings, every mistake a one-line error."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from impactstudy.errors import ConfigError
+from impactstudy.study.config import parse_study
+
+BASE = """
+[[waves]]
+id = "w1"
+label = "Wave one"
+file = "w1.csv"
+council = "la"
+respondent = "rid"
+
+[[measures]]
+name = "eff"
+label = "Effectiveness"
+type = "numeric"
+columns = { w1 = "q1" }
+
+[councils]
+file = "councils.csv"
+key = "council"
+covariates = { review_date = "date", status = "category" }
+"""
+
+IMPACT = """
+[impact]
+intervention = "the programme"
+treatment = "review_date"
+anticipation = 1
+window = [-3, 5]
+covariates = ["status"]
+
+[[impact.files]]
+file = "outcomes.csv"
+layout = "dfe"
+year_end = "03-31"
+filters = { breakdown = "Total" }
+
+[[impact.files.outcomes]]
+name = "rerefer"
+label = "Re-referrals (%)"
+column = "rerefer_pct"
+better = "lower"
+units = "percentage points"
+"""
+
+
+def parse(text: str):
+    return parse_study(tomllib.loads(text), "t", Path("study.toml"))
+
+
+def test_impact_section_parses_with_defaults() -> None:
+    study = parse(BASE + IMPACT)
+    s = study.impact
+    assert s.intervention == "the programme" and s.treatment == "review_date" and s.anticipation == 1
+    assert s.window == (-3, 5) and s.covariates == ("status",) and s.comparison == "not_yet_treated"
+    assert s.bootstrap == 999 and s.permutations == 999 and s.min_breakdown == 0.5
+    (f,) = s.files
+    assert f.layout == "dfe" and f.year_end == (3, 31) and dict(f.filters) == {"breakdown": "Total"}
+    assert [(o.name, o.column, o.better, o.units) for o in f.outcomes] == [
+        ("rerefer", "rerefer_pct", "lower", "percentage points")]
+    assert parse(BASE).impact is None
+
+
+@pytest.mark.parametrize(("old", "new", "needle"), [
+    ('anticipation = 1', 'anticipaton = 1', "unknown key 'anticipaton' (did you mean 'anticipation'?)"),
+    ('layout = "dfe"', 'layout = "dfee"', "'layout' must be one of dfe, plain, got 'dfee' (did you mean 'dfe'?)"),
+    ('better = "lower"', 'better = "smaller"', "'better' must be 'higher' or 'lower'"),
+    ('treatment = "review_date"', 'treatment = "review"', "did you mean 'review_date'?"),
+    ('year_end = "03-31"', 'year_end = "31-03"', "'year_end' must be a month and day"),
+    ('window = [-3, 5]', 'window = [2, 5]', "'window' must be two whole numbers"),
+    ('covariates = ["status"]', 'covariates = ["review_date"]', "must be a number or category covariate"),
+    ('anticipation = 1', 'comparison = "never"', "'comparison' must be one of not_yet_treated, never_treated"),
+    ('file = "outcomes.csv"', 'file = "../outcomes.csv"', "must be a path inside the study's raw folder"),
+])
+def test_impact_mistakes_are_one_line_errors(old: str, new: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(BASE + IMPACT.replace(old, new))
+    assert needle in str(err.value) and "\n" not in str(err.value) and "impact" in str(err.value)
+
+
+def test_impact_needs_a_councils_file_with_the_date() -> None:
+    with pytest.raises(ConfigError, match="needs a \\[councils\\] file"):
+        parse(BASE.split("[councils]")[0] + IMPACT)
