@@ -100,7 +100,12 @@ def key_findings(ctx: Context) -> list[str]:
     summary = ctx.inputs.impact_summary
     if not summary or ctx.study.impact is None:
         return []
-    return [headline(name, o, ctx.study.impact.intervention) for name, o in summary["outcomes"].items()]
+    return [headline(name, summary["outcomes"][name], ctx.study.impact.intervention) for name in _order(ctx)]
+
+
+def _order(ctx: Context) -> list[str]:
+    """The outcomes in the config's order (impact.json sorts its keys)."""
+    return [o.name for o in ctx.study.impact.outcomes if o.name in ctx.inputs.impact_summary["outcomes"]]
 
 
 def _agreement(rows: pd.DataFrame, outcome: dict[str, Any]) -> pd.DataFrame:
@@ -173,7 +178,8 @@ def build(ctx: Context) -> Section | None:
                 f"How councils' administrative outcomes changed after {intervention}, compared with councils that had "
                 f"not (yet) had it over the same years: a staggered difference-in-differences (Callaway & Sant'Anna), "
                 "with other estimators beside it. Only this section estimates effects rather than changes.")
-    for name, outcome in summary["outcomes"].items():
+    for name in _order(ctx):
+        outcome = summary["outcomes"][name]
         s.heading(outcome["label"])
         s.text(headline(name, outcome, intervention))
         event = rows[(rows["outcome"] == name) & (rows["estimator"] == CS) & (rows["aggregation"] == "event")]
