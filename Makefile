@@ -12,7 +12,7 @@ RAW := $(wildcard data/raw/$(STUDY)/*)
 CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -name '*.csv' -o -name '*.toml' -o -name '*.html' -o -name '*.css' -o -name '*.j2' \) 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo ingest link model report status validate test fuzz bench coverage clean
+.PHONY: help setup demo ingest link impact model report status validate test fuzz bench coverage clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [STUDY=$(STUDY)]"
@@ -37,11 +37,15 @@ $(STAMPS)/link: $(STAMPS)/ingest
 	$(IS) link --study $(STUDY)
 	@touch $@
 
+$(STAMPS)/impact: $(STAMPS)/link
+	$(IS) impact --study $(STUDY)
+	@touch $@
+
 $(STAMPS)/model: $(STAMPS)/link
 	$(IS) model --study $(STUDY)
 	@touch $@
 
-$(STAMPS)/report: $(STAMPS)/model
+$(STAMPS)/report: $(STAMPS)/model $(STAMPS)/impact
 	$(IS) report --study $(STUDY)
 	@touch $@
 
@@ -50,6 +54,9 @@ ingest: $(VENV)/.installed demo ## Read each wave's raw file (only waves whose f
 
 link: $(VENV)/.installed demo ## Resolve councils and link the waves into panels
 	@$(MAKE) --no-print-directory $(STAMPS)/link
+
+impact: $(VENV)/.installed demo ## Estimate impact on administrative outcomes against comparison councils (tables/impact.csv)
+	@$(MAKE) --no-print-directory $(STAMPS)/impact
 
 model: $(VENV)/.installed demo ## Fit the change-over-time models (tables in data/processed/$(STUDY)/tables)
 	@$(MAKE) --no-print-directory $(STAMPS)/model
@@ -70,11 +77,13 @@ FUZZ_MINUTES ?= 30
 fuzz: $(VENV)/.installed ## Run the study fuzzer for FUZZ_MINUTES (default 30); failures listed in fuzz-findings.log
 	FUZZ_MINUTES=$(FUZZ_MINUTES) FUZZ_EXAMPLES=1000000 FUZZ_LOG=$(CURDIR)/fuzz-findings.log nice -n 10 $(BIN)/pytest tests/fuzz -q -p no:cacheprovider
 
-bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes bench/results.json)
+bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes bench/results.json, bench/impact_results.json)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/impact_bench.py
 
 coverage: $(VENV)/.installed ## Simulate STUDIES (500) studies per setting on Dask (SCHEDULER=tcp://host:8786 for a cluster): every model's interval coverage and test size, in docs/coverage.md
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m impactstudy.coverage --studies $(STUDIES) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) --docs docs/coverage.md
+	$(BIN)/python bench/impact_coverage.py --panels 400  # the impact stage's overall ATT (bench/impact_coverage.json)
 
 clean: ## Remove the study's processed data and reports (never data/raw)
 	rm -rf data/processed/$(STUDY) reports/$(STUDY)

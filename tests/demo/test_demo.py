@@ -57,7 +57,7 @@ def test_config_loads_with_the_template_waves_and_title(made):
     assert study.wave_ids == ("baseline", "early_impact", "follow_up")
     assert study.title == "Longer-term impact of safeguarding children peer reviews (synthetic demo)"
     assert summary["files"] == ["councils.csv", "wave1_baseline.sav", "wave2_early_impact.csv",
-                                "wave3_follow_up.sav", "truth.json"]
+                                "wave3_follow_up.sav", "cin_outcomes.csv", "truth.json"]
 
 
 def test_every_configured_column_and_nothing_else_is_in_each_raw_file(made):
