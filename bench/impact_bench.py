@@ -2,7 +2,7 @@
 
 In a temporary project it generates the demo study, replaces its outcome file with a national one
 (every authority of the register, 2010-2021, ten indicators in the DfE layout from
-:mod:`impactstudy.impact.simulate`) and declares the ten outcomes in ``[impact]`` with 999 bootstrap
+:mod:`impactstudy.demo.panels`) and declares the ten outcomes in ``[impact]`` with 999 bootstrap
 draws and 999 reassignments. Then, each in a fresh process as a user would run them:
 
 * ``impactstudy model`` (not timed; it runs the stages before it, impact included);
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from impactstudy.councils import load_register
-from impactstudy.impact.simulate import OutcomeModel, dfe_layout, simulate_panel
+from impactstudy.demo.panels import OutcomeModel, dfe_layout, simulate_panel
 
 LIMIT_SECONDS = 10.0
 YEARS = tuple(range(2010, 2022))

@@ -1,7 +1,7 @@
 """Coverage simulation for the impact stage's overall ATT (``make coverage``).
 
 Simulates ``--panels`` council x year panels with the demo's data-generating process
-(:mod:`impactstudy.impact.simulate`: council and year effects, noise shrinking with council size,
+(:mod:`impactstudy.demo.panels`: council and year effects, noise shrinking with council size,
 selection on a pre-review dip, heterogeneous effects growing over three years, later cohorts gaining
 less), estimates each with the stage's settings (Callaway & Sant'Anna, not-yet-treated comparisons,
 one year of anticipation for the dip, multiplier bootstrap) and reports:
@@ -28,7 +28,7 @@ import numpy as np
 from impactstudy.impact import estimate as E
 from impactstudy.impact.analysis import before_after
 from impactstudy.impact.panel import build_panel
-from impactstudy.impact.simulate import OutcomeModel, random_cohorts, simulate_panel, true_att
+from impactstudy.demo.panels import OutcomeModel, random_cohorts, simulate_panel, true_att
 
 MODEL = OutcomeModel("rate", "A rate", level=60, council_sd=6, trend=0.4, noise_sd=2.0, gain=3.0, dip=3.0,
                      direction="higher")

@@ -9,6 +9,7 @@ missing codes and recodes, and lists each row and value that a run would set asi
 from __future__ import annotations
 
 from impactstudy.errors import UserError
+from impactstudy.impact.outcomes import read_outcome_table
 from impactstudy.ingest.columns import check_columns, closest, header_hint
 from impactstudy.ingest.harmonise import harmonise_measure, harmonise_wave
 from impactstudy.pipeline.paths import StudyPaths
@@ -61,6 +62,15 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
             for column in [study.councils.key, *study.councils.covariates]:
                 if column not in columns:
                     problems.append(f"{path}: council covariates file has no column '{column}'{closest(column, columns)}")
+        except UserError as err:
+            problems.append(str(err))
+    for spec in study.impact.files if study.impact else ():
+        try:
+            path = paths.raw_file(spec.file)
+            table = read_raw(path, "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv").data.astype(str)
+            read_outcome_table(table, source=str(path), layout=spec.layout, year_end=spec.year_end,
+                               indicators={o.name: o.column for o in spec.outcomes}, filters=spec.filters,
+                               council=spec.council, year=spec.year)
         except UserError as err:
             problems.append(str(err))
     return problems

@@ -357,7 +357,7 @@ def test_two_runs_give_byte_identical_files(tmp_path):
     time.sleep(1.1)  # the SPSS header would carry a different write time
     _generate(second)
     assert _tree(first) == _tree(second)
-    assert len(_tree(first)) == 6
+    assert len(_tree(first)) == 7
 
 
 def test_another_seed_gives_other_data(tmp_path):

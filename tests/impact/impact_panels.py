@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from impactstudy.impact.panel import Panel, build_panel
-from impactstudy.impact.simulate import OutcomeModel, random_cohorts, simulate_panel
+from impactstudy.demo.panels import OutcomeModel, random_cohorts, simulate_panel
 
 YEARS = tuple(range(2010, 2022))
 MODEL = OutcomeModel("rate", "A rate", level=50, council_sd=5, trend=0.3, noise_sd=2, gain=4, dip=0.0)

@@ -9,7 +9,7 @@ from impact_panels import make_panel
 
 from impactstudy.impact import estimate as E
 from impactstudy.impact.analysis import Rules, analyse_outcome, verdict
-from impactstudy.impact.simulate import OutcomeModel, true_att
+from impactstudy.demo.panels import OutcomeModel, true_att
 
 DIP = OutcomeModel("rate", "A rate", level=50, council_sd=5, trend=0.3, noise_sd=1.5, gain=4, dip=4)
 

@@ -10,7 +10,7 @@ from impactstudy.errors import DataError
 from impactstudy.impact import estimate as E
 from impactstudy.impact.panel import build_panel
 from impactstudy.impact.randomisation import att_gt, overall_att, randomisation_inference
-from impactstudy.impact.simulate import OutcomeModel
+from impactstudy.demo.panels import OutcomeModel
 
 from impact_panels import MODEL, make_panel, panel  # noqa: F401 (fixture)
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from impactstudy.errors import DataError
 from impactstudy.impact import outcomes as O
+from impactstudy.study.periods import cohort_year, period_end
 
 MARCH = (3, 31)
 
@@ -24,20 +25,20 @@ def dfe_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def test_period_end_maps_single_and_two_year_periods() -> None:
-    assert O.period_end("2013", MARCH) == date(2013, 3, 31)
-    assert O.period_end("201314", MARCH) == date(2014, 3, 31)
-    assert O.period_end("2013-14", (8, 31)) == date(2014, 8, 31)
-    assert O.period_end("2013/14", MARCH) == date(2014, 3, 31)
-    assert O.period_end("201315", MARCH) is None
-    assert O.period_end("13", MARCH) is None
+    assert period_end("2013", MARCH) == date(2013, 3, 31)
+    assert period_end("201314", MARCH) == date(2014, 3, 31)
+    assert period_end("2013-14", (8, 31)) == date(2014, 8, 31)
+    assert period_end("2013/14", MARCH) == date(2014, 3, 31)
+    assert period_end("201315", MARCH) is None
+    assert period_end("13", MARCH) is None
 
 
 def test_cohort_year_is_the_period_containing_the_date() -> None:
-    assert O.cohort_year(date(2013, 3, 31), MARCH) == 2013
-    assert O.cohort_year(date(2013, 4, 1), MARCH) == 2014
-    assert O.cohort_year(pd.Timestamp("2012-07-15"), MARCH) == 2013
-    assert O.cohort_year(None, MARCH) is None
-    assert O.cohort_year(pd.NaT, MARCH) is None
+    assert cohort_year(date(2013, 3, 31), MARCH) == 2013
+    assert cohort_year(date(2013, 4, 1), MARCH) == 2014
+    assert cohort_year(pd.Timestamp("2012-07-15"), MARCH) == 2013
+    assert cohort_year(None, MARCH) is None
+    assert cohort_year(pd.NaT, MARCH) is None
 
 
 def test_symbols_are_reasons_never_numbers() -> None:
@@ -113,7 +114,8 @@ def test_duplicate_council_years_are_one_line_errors() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [
-    ({"layout": "dfe", "indicators": {"r": "nope"}}, "'nope' not in the file"),
+    ({"layout": "dfe", "indicators": {"r": "nope"}}, "'nope' not in the file; its columns are"),
+    ({"layout": "dfe", "indicators": {"r": "rates"}}, "did you mean 'rate'?"),
     ({"layout": "dfe", "indicators": {"r": "rate"}, "filters": {"sex": "Total"}}, "filter column 'sex'"),
     ({"layout": "dfe", "indicators": {"r": "rate"}, "filters": {"breakdown": "All"}}, "no row has breakdown = 'All'"),
     ({"layout": "wide", "indicators": {"r": "rate"}}, "layout must be one of"),

@@ -5,7 +5,7 @@ March) gets a yearly series of three indicators (:data:`OUTCOMES`), written to `
 in the Department for Education's open-data layout (national, regional and local-authority rows; a
 ``breakdown`` filter column with ``Total``, ``Female`` and ``Male``; about 0.2% of local-authority cells
 suppressed as ``c``, ``x`` or ``low``, more often in small councils). The data-generating process is
-:mod:`impactstudy.impact.simulate` (council and year effects, noise shrinking with council size, a
+:mod:`impactstudy.demo.panels` (council and year effects, noise shrinking with council size, a
 dip in the year before a council's review, effects that grow over three years and are smaller for the
 later cohort); the demo's reviewed councils are those of ``councils.csv``, first treated in the
 reporting year containing their ``review_date``. Repeat child protection plans have no true effect.
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from impactstudy.councils import councils_on, load_register, same_authority_code
-from impactstudy.impact.outcomes import cohort_year
-from impactstudy.impact.simulate import OutcomeModel, dfe_layout, simulate_panel, true_att
+from impactstudy.study.periods import cohort_year
+from impactstudy.demo.panels import OutcomeModel, dfe_layout, simulate_panel, true_att
 from impactstudy.pipeline.atomic import write_bytes
 
 FILE = "cin_outcomes.csv"

@@ -216,7 +216,14 @@ def differences_att_gt(panel: Panel, options: DidOptions) -> pd.DataFrame:
 
 
 def _pf_frame(panel: Panel) -> pd.DataFrame:
-    """The panel for pyfixest: integer council ids (``unit``; its sparse clustering needs NumPy arrays)."""
+    """The panel for pyfixest: integer council ids (``unit``; its sparse clustering needs NumPy arrays).
+
+    pyfixest demeans with numba in parallel, and a parallel sum's order varies from run to run in the
+    last digits; one numba thread makes reruns byte-identical (the panels are small).
+    """
+    import numba
+
+    numba.set_num_threads(1)
     frame = panel.frame.copy()
     frame["unit"] = pd.factorize(frame["council_code"])[0]
     frame["treat"] = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"])).astype(int)

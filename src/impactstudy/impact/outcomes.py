@@ -26,10 +26,10 @@ year it exists). See docs/impact.md.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ import pandas as pd
 from impactstudy.councils import resolve, same_authority_code
 from impactstudy.errors import DataError
 from impactstudy.study.config import IMPACT_LAYOUTS
+from impactstudy.study.periods import period_end
 
 #: DfE's symbols for a value that is not given, and the reason each stands for.
 SYMBOLS: dict[str, str] = {
@@ -58,7 +59,6 @@ VALUE_COLUMNS = ["outcome", "council_raw", "year", "period_end", "value", "missi
 QUARANTINE_COLUMNS = ["source_file", "source_row", "column", "value", "reason"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_PERIOD = re.compile(r"^(\d{4})(?:[-/]?(\d{2}))?$")
 
 
 @dataclass(frozen=True)
@@ -73,35 +73,6 @@ class OutcomeTable:
     values: pd.DataFrame
     quarantine: pd.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
-
-
-def period_end(text: str, year_end: tuple[int, int]) -> date | None:
-    """The end date of the reporting period written ``text`` (``2013``, ``201314``, ``2013-14``).
-
-    ``None`` when the text is not a period, or a two-year span whose second year does not follow its
-    first (``201315``).
-    """
-    match = _PERIOD.match(str(text).strip())
-    if not match:
-        return None
-    first, second = int(match.group(1)), match.group(2)
-    if second is None:
-        end_year = first
-    elif int(second) == (first + 1) % 100:
-        end_year = first + 1
-    else:
-        return None
-    month, day = year_end
-    return date(end_year, month, day)
-
-
-def cohort_year(when: date | pd.Timestamp | None, year_end: tuple[int, int]) -> int | None:
-    """The outcome year whose reporting period contains ``when`` (its first, partly treated year)."""
-    if when is None or pd.isna(when):
-        return None
-    when = pd.Timestamp(when).date()
-    month, day = year_end
-    return when.year if when <= date(when.year, month, day) else when.year + 1
 
 
 def parse_cells(cells: pd.Series) -> tuple[np.ndarray, pd.Series, pd.Series]:
@@ -184,8 +155,9 @@ def read_outcome_table(
     needed = list(indicators.values()) + ([council, year] if layout == "plain" else [])
     absent = [c for c in needed if c not in table.columns]
     if absent:
-        raise DataError(f"{source}: column(s) {', '.join(repr(c) for c in absent)} not in the file; "
-                        f"its columns are {', '.join(table.columns)}")
+        close = difflib.get_close_matches(absent[0], [str(c) for c in table.columns], n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else f"; its columns are {', '.join(table.columns)}"
+        raise DataError(f"{source}: column(s) {', '.join(repr(c) for c in absent)} not in the file{hint}")
     rows, counts = _pick_rows(table, layout, filters or {}, source)
     period_text = rows["time_period" if layout == "dfe" else year].astype(str).str.strip()
     ends = period_text.map(lambda t: period_end(t, year_end))

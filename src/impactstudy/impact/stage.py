@@ -33,6 +33,7 @@ from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import read_raw
 from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import ImpactSettings, Study
+from impactstudy.study.periods import cohort_year
 
 #: From this many outcomes on, the analyses run in worker processes (see :func:`_run_all`).
 MIN_PARALLEL = 4
@@ -73,7 +74,7 @@ def treatment_cohorts(covariates: pd.DataFrame, column: str, year_end: tuple[int
     """Council code (as of the outcomes' last period end) -> first treated outcome year."""
     out = {}
     for code, when in zip(covariates["council_code"], covariates[column], strict=True):
-        year = O.cohort_year(when, year_end)
+        year = cohort_year(when, year_end)
         if year is not None:
             out[same_authority_code(str(code), last.date())] = year
     return out
