@@ -219,7 +219,7 @@ def _pf_frame(panel: Panel) -> pd.DataFrame:
     """The panel for pyfixest: integer council ids (``unit``; its sparse clustering needs NumPy arrays).
 
     pyfixest demeans with numba in parallel, and a parallel sum's order varies from run to run in the
-    last digits; one numba thread makes reruns byte-identical (the panels are small).
+    last digits; one numba thread keeps them fixed (the panels are small).
     """
     import numba
 

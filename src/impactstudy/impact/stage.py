@@ -164,13 +164,15 @@ def run_impact(study: Study, paths: StudyPaths) -> dict[str, Any]:
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
+    """JSON has no NaN or infinity: write them as null. Numbers keep 10 significant digits, as the CSV
+    tables do: pyfixest's last digits depend on whether its numba kernels were just compiled or loaded
+    from their cache, and a rerun must write the same bytes."""
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
-    if isinstance(value, float | np.floating) and not np.isfinite(value):
-        return None
+    if isinstance(value, float | np.floating):
+        return float(f"{value:.10g}") if np.isfinite(value) else None
     return value
 
 
