@@ -65,7 +65,6 @@ def write_file(raw: Path, councils: pd.DataFrame, years: tuple[int, ...], seed: 
 
 IMPACT_TOML = """
 [impact]
-intervention = "the programme"
 treatment = "review_date"
 anticipation = 1
 window = [-3, 6]

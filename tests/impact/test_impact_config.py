@@ -32,7 +32,6 @@ covariates = { review_date = "date", status = "category" }
 
 IMPACT = """
 [impact]
-intervention = "the programme"
 treatment = "review_date"
 anticipation = 1
 window = [-3, 5]
@@ -60,7 +59,7 @@ def parse(text: str):
 def test_impact_section_parses_with_defaults() -> None:
     study = parse(BASE + IMPACT)
     s = study.impact
-    assert s.intervention == "the programme" and s.treatment == "review_date" and s.anticipation == 1
+    assert s.treatment == "review_date" and s.anticipation == 1
     assert s.window == (-3, 5) and s.covariates == ("status",) and s.comparison == "not_yet_treated"
     assert s.bootstrap == 999 and s.permutations == 999 and s.min_breakdown == 0.5
     (f,) = s.files
@@ -85,6 +84,13 @@ def test_impact_mistakes_are_one_line_errors(old: str, new: str, needle: str) ->
     with pytest.raises(ConfigError) as err:
         parse(BASE + IMPACT.replace(old, new))
     assert needle in str(err.value) and "\n" not in str(err.value) and "impact" in str(err.value)
+
+
+def test_treatment_defaults_to_the_intervention_date_and_is_needed() -> None:
+    with_date = BASE + "\n[intervention]\nname = \"the programme\"\ndate = \"review_date\"\n"
+    assert parse(with_date + IMPACT.replace('treatment = "review_date"\n', "")).impact.treatment == "review_date"
+    with pytest.raises(ConfigError, match="missing 'treatment'"):
+        parse(BASE + IMPACT.replace('treatment = "review_date"\n', ""))
 
 
 def test_impact_needs_a_councils_file_with_the_date() -> None:

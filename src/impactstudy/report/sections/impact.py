@@ -4,7 +4,7 @@ Built from the impact stage's outputs (``tables/impact.csv`` and ``impact.json``
 This is the only section that may word a result causally ("{intervention} is estimated to have
 reduced … by …"), and only when the stage's verdict says the pre-trends, the sensitivity analysis and
 randomisation inference support it; otherwise it says which of them does not. The intervention's name
-comes from ``[impact] intervention``: nothing here is specific to one study.
+comes from ``[intervention] name``: nothing here is specific to one study.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def key_findings(ctx: Context) -> list[str]:
     summary = ctx.inputs.impact_summary
     if not summary or ctx.study.impact is None:
         return []
-    return [headline(name, summary["outcomes"][name], ctx.study.impact.intervention) for name in _order(ctx)]
+    return [headline(name, summary["outcomes"][name], ctx.study.intervention.name) for name in _order(ctx)]
 
 
 def _order(ctx: Context) -> list[str]:
@@ -173,7 +173,7 @@ def build(ctx: Context) -> Section | None:
     settings = ctx.study.impact
     if settings is None or not summary:
         return None
-    intervention = settings.intervention
+    intervention = ctx.study.intervention.name
     s = Section("impact", "Impact against comparison councils",
                 f"How councils' administrative outcomes changed after {intervention}, compared with councils that had "
                 f"not (yet) had it over the same years: a staggered difference-in-differences (Callaway & Sant'Anna), "
