@@ -42,9 +42,9 @@ class Inputs:
     tipping_point: pd.DataFrame = field(default_factory=pd.DataFrame)
     ipw_diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     ipw_balance: pd.DataFrame = field(default_factory=pd.DataFrame)
-
     impact: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact.csv (empty without [impact])
     impact_summary: dict[str, Any] = field(default_factory=dict)  # impact.json
+
 
 DESCRIPTIVE = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point", "ipw_diagnostics",
                "ipw_balance")
