@@ -117,7 +117,7 @@ def main() -> int:
         write_file(raw, councils, (*YEARS, YEARS[-1] + 1))
         rerun = impactstudy(root, "run")
         steps = re.findall(r"^(\S+): running", rerun.stdout + rerun.stderr, flags=re.M)
-        table = pd.read_csv(root / "reports" / "demo" / "tables" / "impact.csv")
+        table = pd.read_csv(root / "data" / "processed" / "demo" / "tables" / "impact.csv")
     result = {
         "impact_wall_s": round(wall, 2), "impact_cpu_s": round(cpu, 2), "limit_s": LIMIT_SECONDS,
         "councils": int(table.query("estimator == 'callaway_santanna' and aggregation == 'overall'")["n_treated"].max()),

@@ -92,7 +92,7 @@ class StudyPaths:
 
     @property
     def impact_table(self) -> Path:
-        return self.reports / "tables" / "impact.csv"
+        return self.tables / "impact.csv"
 
     @property
     def manifest(self) -> Path:
