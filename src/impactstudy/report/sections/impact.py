@@ -62,7 +62,7 @@ def event_study_chart(frame: pd.DataFrame, title: str, subtitle: str, ylabel: st
     ax.set_ylabel(ylabel)
     ax.set_xticks(t, [f"{int(v)}" for v in t])
     ax.grid(axis="y", color="#dddddd", linewidth=0.5)
-    fig.legend(loc="outside lower center", ncols=4, fontsize=8)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
@@ -185,7 +185,7 @@ def build(ctx: Context) -> Section | None:
         event = rows[(rows["outcome"] == name) & (rows["estimator"] == CS) & (rows["aggregation"] == "event")]
         data = event[["event_time", "estimate", "ci_low", "ci_high", "band_low", "band_high", "n_treated"]].copy()
         data["event_time"] = data["event_time"].astype(int)
-        title = f"{outcome['label']}: treated against comparison councils, by years since {intervention}"
+        title = f"{outcome['label']}: against comparison councils"
         subtitle = (f"Difference-in-differences (Callaway & Sant'Anna), {outcome['n_treated']} treated and "
                     f"{outcome['n_councils'] - outcome['n_treated']} comparison councils, "
                     f"{outcome['years'][0]}–{outcome['years'][1]}; bars 95% CI, shading simultaneous 95% band")
@@ -198,7 +198,8 @@ def build(ctx: Context) -> Section | None:
             "Treated councils": data["n_treated"].astype(int),
         })
         xlabel = f"Years since {intervention} (0 = the first reporting year it could affect)"
-        args = (data, title, subtitle, outcome["label"], xlabel, settings.anticipation)
+        ylabel = f"Difference ({outcome['units']})" if outcome.get("units") else "Difference"
+        args = (data, title, subtitle, ylabel, xlabel, settings.anticipation)
         s.figure(*ctx.chart(event_study_chart, args, f"impact_{name}", title,
                             subtitle, alt, shown, f"Event study: {outcome['label']}",
                             numeric=["Years since", "Estimate", "Treated councils"]))
