@@ -52,6 +52,7 @@ LEVEL = 0.95
 ALPHA = 0.05
 TOLERANCE = 0.02  # coverage within the stated level +- 2 points
 MAX_SIZE = 0.06  # rejection rate under no effect
+JUDGED_FROM = 200  # intervals (tests) a cell needs before a miss is marked: Monte-Carlo SE <= 1.5 points
 KEY_CONTRAST = "follow_up - baseline"  # the key findings' contrast: the last wave against the first
 POOLED_COUNCILS = 3000  # councils pooled for the ordinal model's pseudo-true value
 LOG_ODDS_MODELS = ("ordinal",)
@@ -427,10 +428,10 @@ def _cell(r: pd.Series) -> str:
     if math.isnan(r["coverage"]):
         cov = "n/a"
     else:
-        cov = _pct(r["coverage"]) + ("" if r["coverage_ok"] else " ✗")
+        cov = _pct(r["coverage"]) + ("" if r["coverage_ok"] or r["intervals"] < JUDGED_FROM else " ✗")
         if abs(r["level"] - LEVEL) > 0.005:
             cov += f" (of {100 * r['level']:.0f})"
-    size = _pct(r["size"]) + ("" if r["size_ok"] or math.isnan(r["size"]) else " ✗")
+    size = _pct(r["size"]) + ("" if r["size_ok"] or math.isnan(r["size"]) or r["tests"] < JUDGED_FROM else " ✗")
     return f"{cov} / {size}"
 
 
@@ -453,7 +454,8 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
         f"{', '.join(sorted(summary['respondents'].unique()))}",
         f"- each cell: `coverage / size` in percent — coverage of the contrast's intervals (both measures), "
         f"size = share of p < 0.05 for `{NULL_MEASURE}`; ✗: coverage more than {100 * TOLERANCE:.0f} points "
-        f"from the stated level, or size above {100 * MAX_SIZE:.0f}%; `n/a`: no interval (too few councils).",
+        f"from the stated level, or size above {100 * MAX_SIZE:.0f}% (marked only from {JUDGED_FROM} intervals or "
+        f"tests in the cell: fewer cannot tell a miss from chance); `n/a`: no interval (too few councils).",
         f"- Monte-Carlo standard error of a coverage of 95% from n intervals: √(0.95·0.05/n), 0.7 points for "
         "1,000 intervals (500 studies x 2 measures).",
         "",
