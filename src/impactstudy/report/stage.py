@@ -3,7 +3,8 @@
 ``run_report(study, paths)`` reads the link and model stages' outputs once and writes, for each audience,
 a bundle complete in itself: ``reports/<study>/public/`` and ``reports/<study>/internal/``, each with
 ``index.html`` (CSS and SVG inline, no network request, a print stylesheet), ``figures/<name>.svg|png|csv``
-and ``tables/<table>.csv`` (every table of the report as published); the internal bundle also has
+and ``tables/<table>.csv`` (every table of the report as published), ``tables.xlsx`` (the same tables as an
+accessible workbook) and ``report.docx`` (the report in Word); the internal bundle also has
 ``councils/<gss_code>.html``. Sections follow the study's ``[[aims]]``; each measure appears in the
 section of its aim.
 
@@ -39,9 +40,11 @@ from impactstudy.report import changes, figures, published
 from impactstudy.report.context import AUDIENCES, Context, Section
 from impactstudy.report.council_pages import council_facts, write_council_pages
 from impactstudy.report.disclosure import FOOTNOTE
+from impactstudy.report.document import write_document
 from impactstudy.report.inputs import Inputs, input_files, read_inputs
 from impactstudy.report.sections import aim, expectations, groups, impact, methods, provenance, sample, summary
 from impactstudy.report.templating import environment
+from impactstudy.report.workbook import write_workbook
 from impactstudy.study.config import Study
 
 SectionBuilder = Callable[[Context], Section | None]  # None: the section does not apply to this study
@@ -103,7 +106,10 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
             index = [{"code": f.code, "name": f.name} for f in facts]
             write_text(councils_dir / "index.html",
                        env.get_template("councils_index.html.j2").render(study=study, councils=index, css=css))
-        for done in written:
+        title = study.title + (" (internal)" if not ctx.public else "")
+        workbook = drawer.call(write_workbook, out_dir / "tables.xlsx", published.report_tables(sections), title,
+                               audience, ctx.threshold)
+        for done in (*written, workbook):
             if isinstance(done, Future):
                 done.result()
         charts = drawer.charts()
@@ -118,10 +124,16 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         study=study, sections=sections, audience=audience, css=css, footnote=footnote,
         withheld=ctx.public, councils_linked=not ctx.public)
     write_text(out_dir / "index.html", html)
+    write_document(out_dir / "report.docx", sections, title, BANNERS[audience].format(threshold=study.min_cell),
+                   figures_dir, footnote if ctx.public else None)
     return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "tables": tables,
             "councils": [f.code for f in facts], "audience": audience,
             "seconds": round(time.perf_counter() - clock, 3)}
 
+
+BANNERS = {"public": "Public report: figures resting on fewer than {threshold} councils or respondents are withheld "
+                      "and shown as [c].",
+           "internal": "Internal report: not for publication. It contains small numbers and quotes."}
 
 # what reports/<study>/ held before the bundles (issue #17): removed, so no unsuppressed table is left beside them
 OLD_LAYOUT = ("index.html", "report.json", "figures", "tables", "councils")
