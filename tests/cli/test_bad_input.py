@@ -8,7 +8,11 @@ temporary file is left; a wave that failed has no outputs and is not recorded in
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import stat
 import textwrap
 
 import pandas as pd
@@ -289,3 +293,119 @@ def test_sav_that_crashes_the_reader(mini, capsys):
     if bare.returncode >= 0:
         pytest.skip("this pyreadstat no longer crashes on the file")
     _assert_error(mini, capsys, 3, "w1.sav", "crashed", "damaged", failed_wave="w1")
+
+
+# ------------------------------------------------------- hardening (issue #18): personal data, pseudonyms
+
+COUNCILS_TABLE = '\n[councils]\nfile = "councils.csv"\nkey = "gss"\ncovariates = {{ {} }}\n'
+
+
+@pytest.mark.parametrize("old,new,words", [
+    # personal data read from a column the wave also carries into processed data
+    ('columns = { w1 = "email" }', 'columns = { w1 = "la" }', ("pii = true", "'la'", "council column")),
+    ('columns = { w1 = "email" }', 'columns = { w1 = "role" }', ("pii = true", "role column")),
+    ('columns = { w1 = "email" }', 'columns = { w1 = "q3" }', ("pii = true", "measure 'pct'")),
+    # names that collide with the pipeline's own columns, SPSS's rules or each other
+    ('name = "pct"', 'name = "source_row"', ("'source_row'", "pipeline's own column")),
+    ('name = "pct"', 'name = "council_code"', ("pipeline's own column",)),
+    ('name = "pct"', 'name = "months_since_review"', ("pipeline's own column",)),
+    ('name = "pct"', 'name = "role"', ("pipeline's own column",)),
+    ('name = "pct"', 'name = "eff__missing"', ("'__'",)),
+    ('name = "pct"', 'name = "ALL"', ("reserved word in SPSS",)),
+    ('name = "pct"', 'name = "by"', ("reserved word in SPSS",)),
+    ('name = "pct"', f'name = "{"p" * 65}"', ("longer than 64 bytes",)),
+    ('name = "pct"', 'name = "EFF"', ("also used by measure 'eff'",)),
+    ('name = "note"', 'name = "note"', ("councils covariate 'value'", "pipeline's own column")),
+    ('name = "note"', 'name = "note"', ("councils covariate 'region'", "pipeline's own column")),
+    ('name = "note"', 'name = "note"', ("councils covariate 'eff'", "also used by measure 'eff'")),
+    ('name = "note"', 'name = "note"', ("councils covariate 'my status'", "letters, digits and underscores")),
+    ('name = "note"', 'name = "note"', ("councils covariate '2019_rate'", "starting with a letter")),
+    # values
+    ("levels = [1, 2, 3, 4, 5]", "levels = [1, 2, 3, 3, 5]", ("'levels'", "more than once")),
+    ("min = 0\nmax = 100", "min = 100\nmax = 0", ("'min' (100) is above 'max' (0)",)),
+    ('reverse = ["w2"]', 'reverse = ["w2"]\nrecode = { w1 = { 6 = "five" } }', ("recode.w1", "'6'", "a number")),
+    ('file = "w2.csv"', 'file = "w2.csv"\nread = { delimiter = "" }', ("'delimiter' must be one character",)),
+    ('file = "w2.csv"', 'file = "w2.csv"\nread = { delimiter = ";;" }', ("'delimiter' must be one character",)),
+    ('file = "w2.csv"', 'file = "w2\\u0000.csv"', ("NUL character",)),
+    ('title = "Mini study"', 'title = "Mini study"\n[models]\nworkers = 0', ("'workers' must be at least 1",)),
+    ('title = "Mini study"', 'title = "Mini study"\n[report]\nmin_cell = -1', ("'min_cell' must be at least 1",)),
+])
+def test_config_values_and_names_refused(mini, capsys, old, new, words):
+    _edit_config(mini, old, new)
+    covariate = next((w.split("'")[1] for w in words if w.startswith("councils covariate")), None)
+    if covariate is not None:
+        mini.config.write_text(mini.config.read_text() + COUNCILS_TABLE.format(f'"{covariate}" = "number"'))
+    for command in ("ingest", "validate", "status"):
+        _assert_error(mini, capsys, 2, "study.toml", *words, failed_wave=None, command=command)
+    assert not mini.processed.exists() or not any(mini.processed.rglob("*.parquet"))
+
+
+def test_knots_must_be_numbers(mini, capsys):
+    mini.config.write_text(mini.config.read_text() + COUNCILS_TABLE.format('review = "date"')
+                           + '\n[models.time_since_review]\ndate = "review"\nknots = [6, "twelve"]\n')
+    _assert_error(mini, capsys, 2, "study.toml", "'knots' must list numbers", failed_wave=None)
+
+
+@pytest.mark.parametrize("content,words", [(b"", ("salt is empty",)), (b"abc\n", ("salt is too short",))])
+def test_damaged_salt_is_refused(mini, capsys, content, words):
+    mini.secret_salt.parent.mkdir(parents=True)
+    mini.secret_salt.write_bytes(content)
+    _assert_error(mini, capsys, 3, str(mini.secret_salt), *words, failed_wave=None)
+    assert not any(mini.waves_dir.glob("*")) if mini.waves_dir.exists() else True
+
+
+def test_replaced_salt_is_refused(mini, capsys):
+    assert _run(mini, capsys) == (0, [])
+    salt = mini.secret_salt.read_bytes()
+    assert len(salt) == 64 and stat.S_IMODE(mini.secret_salt.stat().st_mode) == 0o600
+    before = {p: p.read_bytes() for p in mini.waves_dir.glob("*")}
+    mini.secret_salt.write_bytes(os.urandom(32).hex().encode())
+    _assert_error(mini, capsys, 3, "not the salt", "restore the original salt", failed_wave=None)
+    assert {p: p.read_bytes() for p in mini.waves_dir.glob("*")} == before
+    mini.secret_salt.write_bytes(salt)
+    assert _run(mini, capsys) == (0, [])
+
+
+def test_councils_resolve_neutralises_formulas(capsys):
+    from impactstudy.cli import main
+
+    values = ['=HYPERLINK("http://x.example","click")', "@SUM(A1:A9)", "+1+cmd", "-2+3", "Hartlepool"]
+    assert main(["councils", "resolve", "--", *values]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [r[0] for r in rows[1:]] == ["'" + v for v in values[:4]] + ["Hartlepool"]
+
+
+# ---------------------------------------------------------- hardening (issue #18): raw data, failed runs
+
+
+def test_demo_never_writes_beside_a_real_study(mini, capsys):
+    before = sorted(p.name for p in mini.raw.iterdir())
+    config = mini.config.read_bytes()
+    for argv in (["demo", "--study", "mini"], ["demo", "--study", "mini", "--force"]):
+        code, errors = run_cli([*argv, "--root", str(mini.root), "--councils", "6"], capsys)
+        assert code == 2 and len(errors) == 1, errors
+    assert "not a demo study" in errors[0]
+    assert sorted(p.name for p in mini.raw.iterdir()) == before and mini.config.read_bytes() == config
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b"[]", b'{"steps": [1, 2], "files": "x"}',
+                                     b'{"steps": {"ingest:w1": 3}, "files": {"a": 1}}'])
+def test_damaged_manifest_is_no_record(mini, capsys, content):
+    assert _run(mini, capsys) == (0, [])
+    mini.manifest.write_bytes(content)
+    assert _run(mini, capsys) == (0, [])
+    steps = json.loads(mini.manifest.read_text())["steps"]
+    assert {"ingest:w1", "ingest:w2", "ingest"} <= set(steps)
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "-inf"])
+def test_wait_must_be_seconds(mini, capsys, value):
+    code, errors = run_cli(["ingest", "--study", "mini", "--root", str(mini.root), f"--wait={value}"], capsys)
+    assert code == 2 and len(errors) == 1 and "--wait must be zero or more seconds" in errors[0]
+
+
+def test_symlink_loop_in_raw_folder(mini, capsys):
+    (mini.raw / "w2.csv").unlink()
+    (mini.raw / "w2.csv").symlink_to(mini.raw / "loop.csv")
+    (mini.raw / "loop.csv").symlink_to(mini.raw / "w2.csv")
+    _assert_error(mini, capsys, 3, "w2.csv", "cannot be followed", failed_wave="w2")

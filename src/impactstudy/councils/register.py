@@ -58,6 +58,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from impactstudy.errors import ConfigError
+from impactstudy.pipeline.atomic import safe_for_spreadsheet
 
 #: Lowest rapidfuzz ``fuzz.ratio`` (0-100, on normalised names) accepted as a fuzzy match.
 #: One typing slip in a name of 7+ letters scores 85 or more; unrelated names typically below 70.
@@ -580,9 +581,13 @@ def resolve_to_csv(
     as_of: date | str | None = None,
     aliases: Mapping[str, str] | pd.DataFrame | str | Path | None = None,
 ) -> str:
-    """:func:`resolve` as CSV text with a header row (for ``impactstudy councils resolve``)."""
+    """:func:`resolve` as CSV text with a header row (for ``impactstudy councils resolve``).
+
+    The values are echoed in the output, so text a spreadsheet would run as a formula (``=HYPERLINK(…)``,
+    ``@SUM(…)``) is neutralised, as in every CSV the pipeline writes.
+    """
     buffer = io.StringIO()
-    resolve(values, as_of=as_of, aliases=aliases).to_csv(
+    safe_for_spreadsheet(resolve(values, as_of=as_of, aliases=aliases)).to_csv(
         buffer, index=False, float_format="%.1f", quoting=csv.QUOTE_MINIMAL, lineterminator="\n"
     )
     return buffer.getvalue()

@@ -280,6 +280,15 @@ def generate(
     }
 
 
+def _is_demo(paths: StudyPaths, fresh_config: str) -> bool:
+    """Whether the study at ``paths`` was written by the demo: its raw folder (if any) holds the demo's
+    truth.json and its config (if any) starts with the demo's header line."""
+    raw_ok = not paths.raw.is_dir() or not any(paths.raw.iterdir()) or (paths.raw / "truth.json").is_file()
+    header = fresh_config.splitlines()[0]
+    config_ok = not paths.config.is_file() or paths.config.read_text(encoding="utf-8").startswith(header)
+    return raw_ok and config_ok
+
+
 def run(root: Path, study: str = "demo", councils: int = 40, seed: int = DEFAULT_SEED, extra_waves: int = 0,
         force: bool = False) -> dict[str, Any]:
     """The ``impactstudy demo`` command: :func:`generate`, refusing to overwrite a study unless ``force``.
@@ -293,6 +302,9 @@ def run(root: Path, study: str = "demo", councils: int = 40, seed: int = DEFAULT
     existing = [p for p in (paths.raw,) if p.is_dir() and any(p.iterdir())] + ([paths.config] if config_differs else [])
     if existing and not force:
         raise ConfigError(f"{existing[0]}: study '{study}' already exists; pass --force to replace it with a fresh demo")
+    if existing and not _is_demo(paths, fresh_config):
+        raise ConfigError(f"{existing[0]}: study '{study}' is not a demo study (no truth.json from `impactstudy demo` "
+                          "beside its raw files): the demo never writes over or beside real data; choose another --study")
     previous = paths.raw / "truth.json"
     old_files = json.loads(previous.read_text(encoding="utf-8")).get("files", []) if previous.is_file() else []
     summary = generate(root, study, councils, seed, extra_waves)

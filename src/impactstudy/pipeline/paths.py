@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from impactstudy.errors import ConfigError
+from impactstudy.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,17 @@ class StudyPaths:
         """Per-study pseudonymisation salt: outside data/processed and reports, never committed."""
         return self.root / ".secrets" / f"{self.study}.salt"
 
+    @property
+    def salt_fingerprint(self) -> Path:
+        """A one-way fingerprint of the salt the processed data were made with (a replaced salt is refused)."""
+        return self.processed / "salt.sha256"
+
     def raw_file(self, relative: str) -> Path:
         """A file named in the config, which must stay inside the study's raw folder."""
-        path = (self.raw / relative).resolve()
+        try:
+            path = (self.raw / relative).resolve()
+        except (RuntimeError, OSError) as err:  # RuntimeError: a symlink loop (Python before 3.13)
+            raise DataError(f"{self.raw / relative}: cannot be followed ({err}); replace the link with the file") from None
         if not path.is_relative_to(self.raw.resolve()):
             raise ConfigError(f"{relative}: path leaves the study's raw folder {self.raw}; keep raw files inside it")
         return path

@@ -26,6 +26,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from impactstudy import __version__
-from impactstudy.errors import LockError
+from impactstudy.errors import ConfigError, LockError
 from impactstudy.pipeline.atomic import dumps_json, write_json
 from impactstudy.pipeline.paths import StudyPaths
 
@@ -76,15 +77,30 @@ def sha256_config(config: Any) -> str:
     return hashlib.sha256(dumps_json(config).encode("utf-8")).hexdigest()
 
 
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """The manifest's JSON object; a missing, damaged or wrong-shaped one is no record (every step reruns)."""
+    try:
+        return _table(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
 class Manifest:
     """The recorded hashes of every step, with a stat cache so unchanged files are not re-hashed."""
 
     def __init__(self, paths: StudyPaths):
         self.paths = paths
         self.path = paths.manifest
-        data = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
-        self.steps: dict[str, Any] = data.get("steps", {})
-        self.files: dict[str, Any] = data.get("files", {})  # relpath -> {size, mtime_ns, sha256}
+        data = _read_record(self.path)
+        self.steps: dict[str, Any] = {name: step for name, step in _table(data.get("steps")).items()
+                                      if isinstance(step, dict) and all(isinstance(step.get(k), dict) for k in ("inputs", "outputs"))}
+        self.files: dict[str, Any] = {  # relpath -> {size, mtime_ns, sha256}
+            rel: entry for rel, entry in _table(data.get("files")).items()
+            if isinstance(entry, dict) and {"size", "mtime_ns", "sha256"} <= entry.keys()}
 
     def rel(self, path: Path) -> str:
         try:
@@ -239,13 +255,59 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
     return ran
 
 
+_HELD_LOCKS: set[int] = set()  # descriptors of the study locks this process holds
+
+
+def _in_forked_child() -> None:
+    """In a worker forked while a lock is held: let go of the lock's descriptor and die with the parent.
+
+    A forked worker shares its parent's open lock file, and ``flock`` lasts while any process holds it
+    open: without this, workers left behind by a parent killed alone (a closed terminal, the OOM killer)
+    kept the lock, and every rerun was refused. Closing the child's copy leaves the parent's lock alone.
+    On Linux the worker is also sent SIGTERM when its parent dies, so it does not write on.
+    """
+    if not _HELD_LOCKS:
+        return
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+    if sys.platform.startswith("linux"):
+        _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before the call took effect
+            os._exit(1)
+
+
+os.register_at_fork(after_in_child=_in_forked_child)
+
+
+def wait_seconds(timeout: float) -> float:
+    """``timeout`` checked as a lock wait: a number of seconds, zero or more (infinity: wait for ever)."""
+    if not timeout >= 0:  # also refuses NaN, which compares false with everything and so waited for ever
+        raise ConfigError(f"--wait must be zero or more seconds, got {timeout}")
+    return timeout
+
+
 @contextlib.contextmanager
 def study_lock(paths: StudyPaths, timeout: float = 0.0) -> Iterator[None]:
-    """Hold the study's lock; wait up to ``timeout`` seconds for another run to finish."""
+    """Hold the study's lock; wait up to ``timeout`` seconds for another run to finish.
+
+    The lock is ``flock`` on ``.lock``: the kernel releases it when its holder dies, so a lock left by a
+    killed run is taken over at once (its forked workers let go of it, see :func:`_in_forked_child`).
+    """
+    deadline = time.monotonic() + wait_seconds(timeout)
     paths.processed.mkdir(parents=True, exist_ok=True)
     lock_path = paths.processed / ".lock"
     with open(lock_path, "a+") as handle:
-        deadline = time.monotonic() + timeout
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -257,7 +319,9 @@ def study_lock(paths: StudyPaths, timeout: float = 0.0) -> Iterator[None]:
                         "wait for it to finish (or pass --wait SECONDS)"
                     ) from None
                 time.sleep(0.2)
+        _HELD_LOCKS.add(handle.fileno())
         try:
             yield
         finally:
+            _HELD_LOCKS.discard(handle.fileno())
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

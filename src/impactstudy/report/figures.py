@@ -44,6 +44,7 @@ from PIL.PngImagePlugin import PngInfo  # noqa: E402
 
 from impactstudy.pipeline.atomic import write_bytes, write_csv, write_text  # noqa: E402
 from impactstudy.report import published  # noqa: E402
+from impactstudy.report.bidi import neutralise_bidi  # noqa: E402
 
 # Okabe & Ito (2008), ordered by contrast against white (black, blue, vermilion and bluish green reach the
 # 3:1 WCAG asks of graphics), so the first series, "all councils", is always the darkest.
@@ -57,6 +58,7 @@ T = TypeVar("T")
 RC = {
     "svg.hashsalt": "impactstudy",
     "svg.fonttype": "none",  # text stays text: smaller, faster, searchable
+    "text.parse_math": False,  # labels from the config and data are text: "$5 to $10" is not mathtext
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.spines.top": False,
@@ -161,7 +163,7 @@ def save(fig: Figure, name: str, folder: Path, title: str, subtitle: str, alt: s
     fig.set_layout_engine(None)
     svg_buffer = io.StringIO()
     fig.savefig(svg_buffer, format="svg", metadata={"Date": None, "Creator": "impactstudy"})
-    svg = svg_buffer.getvalue()
+    svg = neutralise_bidi(svg_buffer.getvalue())
     write_text(folder / f"{name}.svg", svg)
     write_bytes(folder / f"{name}.png", png)
     write_csv(folder / f"{name}.csv", published.typed(data), bom=True)

@@ -207,7 +207,12 @@ def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
     columns = ["wave", "scope", "reason", "n"]
     if stacked is None:
         return pd.DataFrame(columns=columns)
-    stacked = stacked.assign(reason=stacked["reason"].map(reason_kind))
+    # the raw value can be anything typed into the survey (a person's name where a council was expected):
+    # it is taken out of the reason before the reason is shortened, so no value reaches a report
+    values = stacked["value"].fillna("").astype(str) if "value" in stacked else pd.Series("", index=stacked.index)
+    reasons = [reason.replace(value, "…") if value else reason
+               for reason, value in zip(stacked["reason"].fillna("").astype(str), values, strict=True)]
+    stacked = stacked.assign(reason=[reason_kind(reason) for reason in reasons])
     out = stacked.groupby(["wave", "scope", "reason"]).size().rename("n").reset_index()
     return out[columns].sort_values(columns[:3], kind="stable").reset_index(drop=True)
 

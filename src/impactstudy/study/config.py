@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from impactstudy.errors import ConfigError
+from impactstudy.study.names import check_names, check_personal_data
 
 MEASURE_TYPES = ("likert", "numeric", "binary", "multi", "text")
 MODEL_NAMES = ("lmm", "gee", "ordinal", "paired_t", "wilcoxon", "mcnemar", "cr2", "cr2_council", "sign_flip", "wild_bootstrap")
@@ -348,6 +349,8 @@ def _identifier(value: str, what: str, section: _Section) -> str:
 
 
 def _relative_file(value: str, section: _Section) -> str:
+    if "\0" in value:
+        raise section.error(f"file {value!r} holds a NUL character; name the file without it")
     path = PurePosixPath(value.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise section.error(
@@ -378,9 +381,12 @@ def _read_options(data: Any, section: _Section) -> ReadOptions:
     header_row = sub.get("header_row", int, 1)
     if header_row < 1:
         raise sub.error("'header_row' is 1-based and must be at least 1")
+    delimiter = sub.get("delimiter", str)
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in "\"\r\n\0"):
+        raise sub.error(f"'delimiter' must be one character (such as \",\", \";\" or \"\\t\"), got {delimiter!r}")
     return ReadOptions(
         encoding=sub.get("encoding", str),
-        delimiter=sub.get("delimiter", str),
+        delimiter=delimiter,
         sheet=sub.get("sheet", (str, int)),
         header_row=header_row,
     )
@@ -465,6 +471,8 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
         if len(raw_levels) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw_levels):
             raise sec.error("'levels' must list at least two numeric codes in order")
         levels = tuple(float(v) for v in raw_levels)
+        if len(set(levels)) != len(levels):
+            raise sec.error(f"'levels' lists a code more than once: {raw_levels}")
         labels = sec.get("labels", list, [])
         if labels and len(labels) != len(levels):
             raise sec.error(f"'labels' has {len(labels)} entries but 'levels' has {len(levels)}")
@@ -484,6 +492,9 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
             raise sec.error(f"recode names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
         if not isinstance(mapping, dict):
             raise sec.error(f"recode.{wave_id} must be a table of raw value = code")
+        for key, target in mapping.items():
+            if not isinstance(target, (int, float)) or isinstance(target, bool):
+                raise sec.error(f"recode.{wave_id}: '{key}' must be recoded to a number, got {target!r}")
         recode[wave_id] = {code_key(str(k)): float(v) for k, v in mapping.items()}
     reverse = tuple(sec.get("reverse", list, []))
     for wave_id in reverse:
@@ -501,6 +512,8 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
     maximum = sec.get("max", float)
     if (minimum is not None or maximum is not None) and mtype != "numeric":
         raise sec.error("'min' and 'max' apply to numeric measures (likert ranges come from 'levels')")
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise sec.error(f"'min' ({minimum:g}) is above 'max' ({maximum:g})")
 
     share_from = sec.get("share_from", float)
     share_label = sec.get("share_label", str)
@@ -616,12 +629,14 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
         if councils is None or councils.covariates.get(column) != "date":
             raise sub.error(f"'date' must name a date covariate of the councils file, got '{column}'")
         knots = sub.get("knots", list, [])
+        if not all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in knots):
+            raise sub.error(f"'knots' must list numbers of months, got {knots}")
         tsr = TimeSinceReview(date=column, knots=tuple(float(k) for k in knots))
     truncate = sec.get("ipw_truncate", list, [1.0, 99.0])
     if (len(truncate) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in truncate)
             or not 0 <= truncate[0] < truncate[1] <= 100):
         raise sec.error(f"'ipw_truncate' must be two percentiles, lower then upper, within 0-100 (e.g. [1, 99]), got {truncate!r}")
-    return ModelSettings(
+    settings = ModelSettings(
         few_councils=sec.get("few_councils", int, 20),
         flag_councils=sec.get("flag_councils", int, 10),
         time_since_review=tsr,
@@ -629,6 +644,11 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
         ipw_truncate=(float(truncate[0]), float(truncate[1])),
         lmm_df=lmm_df,
     )
+    for key in ("few_councils", "flag_councils", "workers"):
+        value = getattr(settings, key)
+        if value is not None and value < 1:
+            raise sec.error(f"'{key}' must be at least 1, got {value}")
+    return settings
 
 
 def _intervention(data: Any, waves: tuple[str, ...], councils: CouncilsFile | None, source: Path) -> Intervention:
@@ -784,6 +804,13 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         raise ingest.error(f"'duplicates' must be one of {', '.join(DUPLICATE_RULES)}, got '{duplicates}'")
     report = _Section(top.get("report", dict, {}), "report", source)
     report.check_keys(("min_cell",))
+    if report.get("min_cell", int, 5) < 1:
+        raise report.error(f"'min_cell' must be at least 1 (the fewest councils or respondents a published figure rests on), "
+                           f"got {report.get('min_cell', int)}")
+    problems = check_names(measures, councils) + check_personal_data(measures, waves)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise top.error(problems[0] + more)
 
     expectations = []
     sets = {m.parent for m in measures if m.parent}
