@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from impactstudy import __version__
-from impactstudy.errors import UserError
+from impactstudy.errors import UserError, no_space
 
 EXIT_VALIDATION_FAILED = 6
 
@@ -198,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"impactstudy: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a full disk outside the atomic writers (the salt, the lock, a folder)
+        full = no_space(err, err.filename or args.root)
+        if full is None:
+            raise
+        print(f"impactstudy: error: {full}", file=sys.stderr)
+        return full.exit_code
     except KeyboardInterrupt:
         print("impactstudy: interrupted", file=sys.stderr)
         return 130

@@ -36,3 +36,25 @@ class LockError(UserError):
     """Another run holds the study's lock."""
 
     exit_code = 5
+
+
+class NoSpaceError(UserError):
+    """The disk (or the user's file-size limit or quota) is full: an output could not be written."""
+
+    exit_code = 7
+
+
+NO_SPACE_ERRNOS = frozenset({28, 27, 122})  # ENOSPC, EFBIG (ulimit -f), EDQUOT on Linux
+
+
+def no_space(err: BaseException, path: object) -> NoSpaceError | None:
+    """A :class:`NoSpaceError` for ``path`` when ``err`` says the disk is full (else None).
+
+    Some writers (pyarrow) raise ``OSError`` without an errno, naming the condition in the text only.
+    """
+    text = str(err)
+    if isinstance(err, OSError) and (err.errno in NO_SPACE_ERRNOS or "No space left" in text or "File too large" in text
+                                     or "Disk quota" in text):
+        return NoSpaceError(f"no space left on {path} (the disk, or the file-size limit, is full); "
+                            "free some space and run again: the outputs are as they were before the run")
+    return None

@@ -164,8 +164,8 @@ def test_excel_two_header_rows_and_merged_cells(mini, capsys):
             [None, "F", "Partner", "Poor", "No", "merged council cell"]]
     _xlsx(mini.raw / "w2.xlsx", rows, merges=["A1:F1", "A5:A6"])
     _edit_config(mini, 'file = "w2.csv"', 'file = "w2.xlsx"')
-    # header row 1 holds the title only: the configured columns are not there (config error)
-    _assert_error(mini, capsys, 2, "'Council'", "not in the file")
+    # header row 1 holds the title only: its other columns hold data without a name
+    _assert_error(mini, capsys, 3, "column 2 holds data but has no name in header row 1", "read.header_row")
     _edit_config(mini, 'file = "w2.xlsx"', 'file = "w2.xlsx"\nread = { header_row = 2 }')
     assert _run(mini, capsys) == (0, [])
     data, report = _ingested(mini, "w2")
@@ -409,3 +409,134 @@ def test_symlink_loop_in_raw_folder(mini, capsys):
     (mini.raw / "w2.csv").symlink_to(mini.raw / "loop.csv")
     (mini.raw / "loop.csv").symlink_to(mini.raw / "w2.csv")
     _assert_error(mini, capsys, 3, "w2.csv", "cannot be followed", failed_wave="w2")
+
+
+def _raw_snapshot(paths: StudyPaths) -> dict:
+    return {p: p.read_bytes() for p in sorted(paths.raw.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("text,words", [
+    ('Council,ID,Role,Q1 effectiveness,Q2 plan,Comment\r\nHartlepool,A,Strategic lead,Good,Yes,"never closed\r\n'
+     'Middlesbrough,B,Partner,Poor,No,ok\r\nManchester,E,Partner,Good,No,fine\r\n', ("not closed",)),
+    ('Council,ID,Role,Q1 effectiveness,Q2 plan,Comment\r\nHartlepool,A,Strategic lead,Good,Yes,"stray\r\n'
+     'Middlesbrough,B,Partner,Poor,No,ok\r\nManchester,E,Partner,Good,No,"fine"\r\n', ("not closed",)),
+    ('Council,ID,Role,Q1 effectiveness,Q2 plan,\r\nHartlepool,A,Strategic lead,Good,Yes,a comment\r\n',
+     ("column 6 holds data but has no name",)),
+])
+def test_csv_rows_are_never_lost(mini, capsys, text, words):
+    (mini.raw / "w2.csv").write_text(text, encoding="utf-8")
+    _assert_error(mini, capsys, 3, "w2.csv", *words)
+
+
+def test_csv_answer_longer_than_128_kb_is_read(mini, capsys):
+    long = "word " * 40000
+    (mini.raw / "w2.csv").write_text(_csv_text(rows=[[*W2_ROWS[0][:5], long], *W2_ROWS[1:]]), encoding="utf-8")
+    assert _run(mini, capsys) == (0, [])
+    data, report = _ingested(mini, "w2")
+    assert report["rows_read"] == 3 and data["note"].tolist()[0] == long.strip()
+
+
+def test_a_multiline_answer_is_one_row(mini, capsys):
+    rows = [[*W2_ROWS[0][:5], "first line\nsecond, with a comma"], *W2_ROWS[1:]]
+    (mini.raw / "w2.csv").write_text(_csv_text(rows=rows), encoding="utf-8")
+    assert _run(mini, capsys) == (0, [])
+    assert _ingested(mini, "w2")[1]["rows_read"] == 3
+
+
+def test_excel_header_merged_over_two_columns(mini, capsys):
+    _xlsx(mini.raw / "w2.xlsx", [[*W2_COLUMNS[:5], None], *W2_ROWS], merges=["E1:F1"])
+    _edit_config(mini, 'file = "w2.csv"', 'file = "w2.xlsx"')
+    _assert_error(mini, capsys, 3, "w2.xlsx", "column 6 holds data but has no name", "merged")
+
+
+def test_excel_formulas_without_saved_values(mini, capsys):
+    rows = [W2_COLUMNS, *([f'=IF(1,"{r[0]}","")', *r[1:]] for r in W2_ROWS)]
+    _xlsx(mini.raw / "w2.xlsx", rows)
+    _edit_config(mini, 'file = "w2.csv"', 'file = "w2.xlsx"')
+    _assert_error(mini, capsys, 3, "w2.xlsx", "3 cell(s) hold formulas with no saved value", "recalculate and save")
+
+
+def test_respondent_id_is_unique_within_its_council(mini, capsys):
+    """The same id in two councils is two people; in one council, ids differing in case or spaces are one."""
+    rows = [[*W2_ROWS[0][:1], "A", *W2_ROWS[0][2:]], ["Middlesbrough", "a ", *W2_ROWS[1][2:]],
+            ["Manchester", "A", *W2_ROWS[2][2:]], ["Manchester", " a", *W2_ROWS[2][2:]]]
+    (mini.raw / "w2.csv").write_text(_csv_text(rows=rows), encoding="utf-8")
+    assert _run(mini, capsys, "link") == (0, [])
+    data, report = _ingested(mini, "w2")
+    assert data["council_raw"].tolist() == ["Hartlepool", "Middlesbrough", "Manchester"]
+    assert data["respondent_id"].nunique() == 1  # one pseudonym, three people: keyed by council in the panel
+    quarantine = pd.read_csv(mini.quarantine, keep_default_na=False)
+    assert quarantine[(quarantine.wave == "w2") & (quarantine.scope == "row")]["source_row"].tolist() == [3]
+    panel = pd.read_parquet(mini.panel_long)
+    assert panel[panel.wave == "w2"].groupby(["council_code", "respondent_id"]).ngroups == 3
+
+
+def test_every_council_unknown_in_every_wave(mini, capsys):
+    frame, meta = pyreadstat.read_sav(str(mini.raw / "w1.sav"), user_missing=True)
+    pyreadstat.write_sav(frame.assign(la="Atlantis"), str(mini.raw / "w1.sav"))
+    (mini.raw / "w2.csv").write_text(_csv_text(rows=[["Atlantis", *r[1:]] for r in W2_ROWS]), encoding="utf-8")
+    _assert_error(mini, capsys, 3, "no row of any wave could be linked", "aliases", failed_wave=None, command="link")
+    assert not mini.panel_long.exists()
+
+
+def test_full_disk_is_one_line_with_its_own_exit_code(mini, capsys):
+    """`ulimit -f` (EFBIG) stands in for a full disk (ENOSPC): both end the same way."""
+    import resource
+    import subprocess
+    import sys
+
+    assert _run(mini, capsys) == (0, [])
+    before = {p: p.read_bytes() for p in mini.processed.rglob("*") if p.is_file()}
+    (mini.raw / "w2.csv").write_text(_csv_text(rows=W2_ROWS * 200), encoding="utf-8")
+    raw = _raw_snapshot(mini)
+    limit = max(len(b) for b in before.values()) + 512
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "impactstudy", "ingest", "--study", "mini", "--root", str(mini.root)],
+                          capture_output=True, text=True, preexec_fn=small_files, check=False)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("impactstudy: error:")]
+    assert done.returncode == 7 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "no space left on" in errors[0] and str(mini.processed) in errors[0]
+    assert_outputs_complete(mini.root)
+    assert {p: p.read_bytes() for p in mini.processed.rglob("*") if p.is_file() and p.name != "manifest.json"} == {
+        p: b for p, b in before.items() if p.name != "manifest.json"}
+    assert _raw_snapshot(mini) == raw
+
+
+def test_workers_of_a_killed_run_do_not_keep_the_lock(mini):
+    """Only the main process is killed (as a closed terminal or the OOM killer does): the lock is free at once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from impactstudy.pipeline.steps import study_lock
+
+    script = textwrap.dedent(f"""
+        import multiprocessing, sys, time
+        from pathlib import Path
+        from impactstudy.pipeline.paths import StudyPaths
+        from impactstudy.pipeline.steps import study_lock
+        with study_lock(StudyPaths(Path({str(mini.root)!r}), "mini")):
+            worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+            worker.start()
+            print(worker.pid, flush=True)
+            time.sleep(60)
+    """)
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(run.stdout.readline())
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    with study_lock(mini, timeout=10):
+        pass
+    for _ in range(50):  # the worker was told to stop when its parent died
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent")

@@ -80,6 +80,11 @@ def identifier_text(value: Any) -> str | None:
     return str(value).strip()
 
 
+def respondent_key(raw_id: str) -> str:
+    """A respondent id as compared: case and runs of spaces do not tell two respondents apart ("ab 1" = "AB  1")."""
+    return " ".join(raw_id.split()).casefold()
+
+
 def pseudonymiser(salt: bytes) -> Any:
     """The function giving each respondent id a stable pseudonym under ``salt``: the same person links
     across waves, the id is not recoverable. The keyed hash is set up once, then copied per id."""
@@ -87,7 +92,7 @@ def pseudonymiser(salt: bytes) -> Any:
 
     def pseudonym(raw_id: str) -> str:
         digest = keyed.copy()
-        digest.update(raw_id.encode("utf-8"))
+        digest.update(respondent_key(raw_id).encode("utf-8"))
         return "P" + digest.hexdigest()[:16]
 
     return pseudonym
@@ -229,9 +234,11 @@ def _quarantine_rows(wave: Wave, source_file: str, rows: pd.Series, reason: pd.S
 def _duplicates(frame: pd.DataFrame, measures: list[str], rule: str) -> pd.Series:
     """Reason for each row dropped as a duplicate submission (NA for rows kept)."""
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+    # a respondent id is unique within its council: the same id given for another council is another person
     ids = frame["respondent_id"]
     if ids.isna().all():
         return reasons
+    ids = frame["council_raw"].str.casefold() + "\0" + ids
     answered = frame[measures].notna().sum(axis=1) if measures else pd.Series(0, index=frame.index)
     order = pd.DataFrame(
         {

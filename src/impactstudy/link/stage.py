@@ -506,6 +506,11 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
     aliases = _aliases(study, paths)
     covariates, notes = council_covariates(study, paths, aliases)
     rows = link_rows(study, waves, covariates, notes, aliases, sources)
+    if rows.person_wave.empty:
+        columns = ", ".join(sorted({f"'{w.council}' ({w.id})" for w in study.waves}))
+        raise DataError(f"{paths.processed}: no row of any wave could be linked to a council ({len(rows.quarantine)} set "
+                        f"aside): check that each wave's council column ({columns}) holds council names or GSS codes, "
+                        "or add the study's spellings as [councils] aliases")
     meta = {"measures": measure_metadata(study), "waves": {w.id: {"label": w.label, "order": w.order} for w in study.waves},
             "covariates": rows.covariate_columns}
     with person_wave_sav_aside(paths.panel_sav, rows.person_wave, study, rows.covariate_columns):

@@ -28,6 +28,7 @@ from impactstudy.errors import DataError
 from impactstudy.study.config import ReadOptions
 
 SNIFF_DELIMITERS = ",;\t|"
+CSV_FIELD_LIMIT = 1 << 24  # 16 MB: the csv module's default of 128 KB refused long free-text answers
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,15 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
             delimiter = csv.Sniffer().sniff(text[:65536], delimiters=SNIFF_DELIMITERS).delimiter
         except csv.Error:
             delimiter = ","
-    rows = list(csv.reader(_io.StringIO(text, newline=""), delimiter=delimiter))
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))  # long free-text answers are answers
+    try:
+        rows = list(csv.reader(_io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as err:
+        if "field larger" in str(err):
+            raise DataError(f"{path}: a field is longer than {CSV_FIELD_LIMIT >> 20} MB, so a quote is probably not "
+                            "closed; correct the quotes in the file") from None
+        raise DataError(f"{path}: a quoted field is not closed ({err}), so the lines after it would be read as one "
+                        "cell; correct the quotes in the file or export it again") from None
     skip = options.header_row - 1
     if len(rows) <= skip:
         raise DataError(f"{path}: has no header row {options.header_row}; check read.header_row for this wave")
@@ -166,9 +175,10 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
                 f"{path}: data row {number} has {len(row)} fields but the header has {width}; "
                 f"check the delimiter (set read.delimiter, now {delimiter!r}) or quoting"
             )
+        _swallowed_lines(row, width, delimiter, number, path)
         body.append((row + [""] * width)[:width])
     frame = pd.DataFrame(body, columns=header, dtype=object)
-    frame = frame.loc[:, [h != "" for h in header]]
+    frame = _named_columns(frame, header, path, options)
     return RawTable(frame, RawMeta(file_format="csv", encoding=encoding, delimiter=delimiter))
 
 
@@ -197,6 +207,28 @@ def _sheet_names(path: Path) -> str:
         return "unreadable"
 
 
+def _swallowed_lines(row: list[str], width: int, delimiter: str, number: int, path: Path) -> None:
+    """Refuse a row one of whose cells holds whole further rows: a stray quote joined the lines after it.
+
+    A text answer may span lines; a cell holding a line with as many delimiters as a row has is, instead,
+    several respondents read as one (and every raw row must be counted: none may vanish into a cell).
+    """
+    for cell in row:
+        if "\n" in cell and any(line.count(delimiter) >= width - 1 for line in cell.splitlines()[1:]):
+            raise DataError(f"{path}: data row {number} has a quote that is not closed where it should be, so the "
+                            "following lines were read into one of its cells; correct the quotes in the file")
+
+
+def _named_columns(frame: pd.DataFrame, header: list[str], path: Path, options: ReadOptions) -> pd.DataFrame:
+    """``frame`` without its columns with no name, refusing one that holds data (or half of a merged header)."""
+    for index, name in enumerate(header):
+        if name == "" and frame.iloc[:, index].map(lambda v: not (v is None or pd.isna(v) or str(v).strip() == "")).any():
+            raise DataError(f"{path}: column {index + 1} holds data but has no name in header row {options.header_row} "
+                            "(a missing header, or a header cell merged over two columns); name every column, "
+                            "or set read.header_row to the row holding the names")
+    return frame.loc[:, [h != "" for h in header]]
+
+
 def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
     try:
         frame = pd.read_excel(
@@ -217,9 +249,33 @@ def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
     header = ["" if pd.isna(h) else str(h).strip() for h in frame.iloc[skip]]
     _duplicated_columns([h for h in header if h], path)
     body = frame.iloc[skip + 1 :].reset_index(drop=True)
+    _uncached_formulas(path, options, frame)
     body.columns = header
-    body = body.loc[:, [h != "" for h in header]]
+    body = _named_columns(body, header, path, options)
     return RawTable(body, RawMeta(file_format="xlsx"))
+
+
+def _uncached_formulas(path: Path, options: ReadOptions, values: pd.DataFrame) -> None:
+    """Refuse a sheet with formulas whose results were never saved (read as blanks, every row would be
+    quarantined for want of a council): a workbook written by a program, not saved by Excel."""
+    if not values.isna().to_numpy().any():
+        return
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        sheet = book.worksheets[options.sheet] if isinstance(options.sheet, int) else book[options.sheet or book.sheetnames[0]]
+        found = []
+        for r, row in enumerate(sheet.iter_rows(min_row=1, max_row=len(values), max_col=values.shape[1])):
+            for c, cell in enumerate(row):
+                if isinstance(cell.value, str) and cell.value.startswith("=") and pd.isna(values.iat[r, c]):
+                    found.append(getattr(cell, "coordinate", f"row {r + 1}"))
+        book.close()
+    except Exception:  # noqa: BLE001 - the values were read; this check only adds advice
+        return
+    if found:
+        raise DataError(f"{path}: {len(found)} cell(s) hold formulas with no saved value (first {found[0]}); open the "
+                        "workbook in Excel or LibreOffice, recalculate and save it (or save a copy with values only)")
 
 
 def read_raw(path: Path, fmt: str, options: ReadOptions | None = None) -> RawTable:

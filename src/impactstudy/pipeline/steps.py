@@ -26,6 +26,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -170,10 +171,55 @@ class Manifest:
         write_json(self.path, {"steps": self.steps, "files": self.files})
 
 
+BACKUP_SUFFIX = ".bak.tmp"
+
+
+def _backup_of(path: Path) -> Path:
+    return path.with_name(f".{path.name}{BACKUP_SUFFIX}")
+
+
+def _set_aside(step: Step) -> list[tuple[Path, Path | None]]:
+    """Keep each existing output of ``step`` under a backup name (a hard link: no copy, no space), so the
+    step's outputs can be put back as they were if it fails part-way: they change together or not at all."""
+    saved = []
+    for path in step.outputs:
+        backup = None
+        if path.is_file():
+            backup = _backup_of(path)
+            backup.unlink(missing_ok=True)
+            try:
+                os.link(path, backup)
+            except OSError:  # a file system without hard links
+                shutil.copy2(path, backup)
+        saved.append((path, backup))
+    return saved
+
+
+def _put_back(saved: list[tuple[Path, Path | None]]) -> None:
+    """Undo a failed step: every output as before it ran (one it created is removed)."""
+    for path, backup in saved:
+        if backup is None:
+            path.unlink(missing_ok=True)
+        elif backup.exists():
+            os.replace(backup, path)
+            backup.unlink(missing_ok=True)  # rename does nothing when both names are links to one file
+
+
+def _discard(saved: list[tuple[Path, Path | None]]) -> None:
+    for _, backup in saved:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
 def remove_leftovers(paths: StudyPaths) -> list[Path]:
-    """Delete the temporary files (``.<name>.*.tmp``) an interrupted atomic write left; return them."""
+    """Undo what an interrupted run left: outputs set aside by a step that never finished are put back
+    (``.<name>.bak.tmp``), then the temporary files of interrupted atomic writes (``.<name>.*.tmp``)
+    are deleted; return the files found."""
     found = [p for folder in (paths.processed, paths.reports) if folder.is_dir()
              for p in folder.rglob(".*.tmp") if p.is_file()]
+    for path in found:
+        if path.name.endswith(BACKUP_SUFFIX):
+            os.replace(path, path.with_name(path.name[1:-len(BACKUP_SUFFIX)]))
     for path in found:
         path.unlink(missing_ok=True)
     return found
@@ -227,9 +273,14 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
     manifest = Manifest(paths)
     ran = []
 
-    def done(step: Step) -> None:
+    def done(step: Step, saved: list[tuple[Path, Path | None]]) -> None:
         manifest.record(step)
-        manifest.save()
+        try:
+            manifest.save()
+        except BaseException:  # not recorded (a full disk): the step's outputs go back to the recorded ones
+            _put_back(saved)
+            raise
+        _discard(saved)
         ran.append(step.name)
 
     together = _cores() > 1 and "fork" in multiprocessing.get_all_start_methods()
@@ -239,18 +290,26 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
         if len(stale) > 1 and together:
             for step, reasons in stale:
                 log(f"{step.name}: running ({'; '.join(reasons)})")
+            saved = [_set_aside(step) for step, _ in stale]
             errors = _run_together([step for step, _ in stale])
-            for (step, _), error in zip(stale, errors, strict=True):
+            for (step, _), error, aside in zip(stale, errors, saved, strict=True):
                 if error is None:
-                    done(step)
+                    done(step, aside)
+                else:
+                    _put_back(aside)
             failed = [error for error in errors if error is not None]
             if failed:
                 raise failed[0]
             continue
         for step, reasons in stale:
             log(f"{step.name}: running ({'; '.join(reasons)})")
-            step.run()
-            done(step)
+            saved = _set_aside(step)
+            try:
+                step.run()
+            except BaseException:
+                _put_back(saved)
+                raise
+            done(step, saved)
     manifest.save()
     return ran
 
