@@ -57,7 +57,7 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
     if study.councils is not None and study.councils.file is not None:
         try:
             path = paths.raw_file(study.councils.file)
-            table = read_raw(path, "csv" if path.suffix.lower() != ".xlsx" else "xlsx")
+            table = read_raw(path, "csv" if path.suffix.lower() != ".xlsx" else "xlsx", study.councils.read)
             columns = list(table.data.columns)
             for column in [study.councils.key, *study.councils.covariates]:
                 if column not in columns:

@@ -14,6 +14,8 @@ import json
 import os
 import stat
 import textwrap
+from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pyreadstat
@@ -21,6 +23,7 @@ import pytest
 from openpyxl import Workbook
 
 from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.readers import read_raw
 
 from conftest import assert_outputs_complete, run_cli, write_mini_study
 
@@ -540,3 +543,38 @@ def test_workers_of_a_killed_run_do_not_keep_the_lock(mini):
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its parent")
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_real_spss_file_with_a_date_beyond_range():
+    """haven's own datetime.sav: pyreadstat overflows on it; the value out of range is kept as its number."""
+    table = read_raw(FIXTURES / "haven-datetime.sav", "sav")
+    assert table.data["date"].tolist() == [datetime(2014, 9, 22), datetime(2014, 9, 23)]
+    assert table.data["date.posix"].tolist() == [6306150067200.0, datetime(2014, 9, 23, 15, 59, 20)]
+
+
+def test_spss_zero_and_medieval_submission_times_are_quarantined(mini, capsys):
+    path = mini.raw / "w1.sav"
+    frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
+    frame["when"] = [datetime(1582, 10, 14), datetime(2014, 1, 2), datetime(2014, 2, 2), datetime(2014, 1, 3),
+                     datetime(1066, 10, 14)]
+    pyreadstat.write_sav(frame, str(path), variable_value_labels=meta.variable_value_labels,
+                         missing_ranges={"q1": [8, 9]})
+    assert _run(mini, capsys) == (0, [])
+    quarantine = pd.read_csv(mini.quarantine, keep_default_na=False)
+    times = quarantine[(quarantine.wave == "w1") & (quarantine.column == "when")]
+    assert times["source_row"].tolist() == [1, 5] and (times["reason"] == "Unreadable date and time").all()
+    assert _ingested(mini, "w1")[1]["rows_read"] == 5
+
+
+def test_councils_file_takes_the_read_options_of_a_wave(mini, capsys):
+    text = "gss;status\r\nE06000001;Good\r\nE06000002;Inadéquate\r\nE08000003;Good\r\n"
+    (mini.raw / "councils.csv").write_bytes(text.encode("latin-1"))
+    mini.config.write_text(mini.config.read_text() + COUNCILS_TABLE.format('status = "category"'))
+    _assert_error(mini, capsys, 3, "councils.csv", "read.encoding", "[councils]", failed_wave=None, command="link")
+    mini.config.write_text(mini.config.read_text() + 'read = { encoding = "latin-1", delimiter = ";" }\n')
+    assert _run(mini, capsys, "link") == (0, [])
+    panel = pd.read_parquet(mini.panel_long)
+    assert "Inadéquate" in set(panel["status"].dropna())

@@ -347,8 +347,8 @@ def _as_int(value: Any) -> Any:
 
 def _parse_times(raw: pd.Series) -> pd.Series:
     """Submission times: datetimes as they are; text in ISO or day-first UK style."""
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        return raw.astype("datetime64[ns]")
+    if pd.api.types.is_datetime64_any_dtype(raw):  # outside pandas' range (an SPSS zero date, 1582): unreadable
+        return raw.where(raw.between(pd.Timestamp.min, pd.Timestamp.max)).astype("datetime64[ns]")
     text = raw.map(lambda v: None if raw_key(v) is None else str(v).strip())
     iso = pd.to_datetime(text, errors="coerce", format="ISO8601")
     uk = pd.to_datetime(text, errors="coerce", dayfirst=True, format="mixed")

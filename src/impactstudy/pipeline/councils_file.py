@@ -127,7 +127,7 @@ def council_covariates(study: Study, paths: StudyPaths, aliases: Any) -> tuple[p
     if spec is None or spec.file is None:
         return pd.DataFrame(columns=["council_code"]), []
     path = paths.raw_file(spec.file)
-    table = read_raw(path, "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv").data
+    table = read_raw(path, "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv", spec.read).data
     for column in [spec.key, *spec.covariates]:
         if column not in table.columns:
             raise DataError(f"{path}: no column '{column}'; the [councils] section of study.toml names it")

@@ -100,14 +100,18 @@ def _read_stat(path: Path, fmt: str, options: ReadOptions) -> RawTable:
         kwargs = {**kwargs, "encoding": options.encoding}
     kind = {"sav": "SPSS", "por": "SPSS portable", "dta": "Stata", "sas7bdat": "SAS"}[fmt]
     try:
-        frame, meta = _read_isolated(path, reader, kwargs, kind)
+        try:
+            frame, meta = _read_isolated(path, reader, kwargs, kind)
+        except OverflowError:  # a date beyond Python's range (year 1 to 9999): read the numbers, convert here
+            frame, meta = _read_isolated(path, reader, {**kwargs, "disable_datetime_conversion": True}, kind)
+            frame = _dates_in_range(frame, meta, fmt)
     except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as err:
         raise DataError(
             f"{path}: cannot be read as a {kind} file ({err}); check it is a complete {kind} export, "
             "or set the wave's format if the extension is wrong"
         ) from None
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: text is not in the expected encoding ({err.reason}); set read.encoding for this wave") from None
+        raise DataError(f"{path}: text is not in the expected encoding ({err.reason}); set read.encoding for this file (in its [[waves]] entry or [councils])") from None
     unnamed = [str(i + 1) for i, name in enumerate(meta.column_names) if not isinstance(name, str) or not name.strip()]
     if unnamed:  # readstat reads some damaged headers without complaint, leaving the name empty
         raise DataError(f"{path}: variable(s) number {', '.join(unnamed)} have no name, so the file is damaged; export the wave again")
@@ -124,6 +128,38 @@ def _read_stat(path: Path, fmt: str, options: ReadOptions) -> RawTable:
     )
 
 
+# where each format counts dates and times from, and in which unit, by the start of the variable's format
+_EPOCHS = {
+    "sav": (pd.Timestamp("1582-10-14"), (("DATETIME", "s"), ("YMDHMS", "s"), ("DATE", "s"), ("ADATE", "s"),
+                                         ("EDATE", "s"), ("SDATE", "s"), ("JDATE", "s"), ("MOYR", "s"), ("QYR", "s"),
+                                         ("WKYR", "s"))),
+    "dta": (pd.Timestamp("1960-01-01"), (("%TC", "ms"), ("%TD", "D"), ("%D", "D"))),
+    "sas7bdat": (pd.Timestamp("1960-01-01"), (("DATETIME", "s"), ("DATE", "D"), ("YYMMDD", "D"), ("MMDDYY", "D"),
+                                              ("DDMMYY", "D"))),
+}
+
+
+def _dates_in_range(frame: pd.DataFrame, meta: Any, fmt: str) -> pd.DataFrame:
+    """Date and datetime columns read as numbers turned into datetimes, one value at a time: a value
+    beyond the range of dates is kept as its number, so ingest quarantines it with the value instead of
+    the whole file failing."""
+    epoch, units = _EPOCHS.get(fmt, (None, ()))
+    out = frame.copy()
+    for column, form in (getattr(meta, "original_variable_types", None) or {}).items():
+        unit = next((u for prefix, u in units if str(form).upper().startswith(prefix)), None)
+        if unit is None or column not in out:
+            continue
+
+        def convert(value: Any, unit: str = unit) -> Any:
+            try:
+                return (epoch + pd.Timedelta(value, unit=unit)).to_pydatetime() if pd.notna(value) else None
+            except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta):
+                return value
+
+        out[column] = out[column].map(convert).astype(object)
+    return out
+
+
 def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
     if encoding:
         try:
@@ -137,7 +173,7 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as err:
         raise DataError(
-            f"{path}: not UTF-8 text (byte {err.start}); set read.encoding for this wave, "
+            f"{path}: not UTF-8 text (byte {err.start}); set read.encoding for this file (in its [[waves]] entry or [councils]), "
             "e.g. read = {{ encoding = \"cp1252\" }} for a Windows Excel export"
         ) from None
 

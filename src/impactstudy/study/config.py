@@ -139,6 +139,7 @@ class CouncilsFile:
     aliases: str | None = None  # optional CSV alias,gss_code extending the shipped alias table
     date_format: str | None = None  # strftime format of non-ISO dates ("%d/%m/%Y"); ISO 8601 always reads
     mergers: str = "separate"  # or "successor": every wave mapped to the latest geography
+    read: ReadOptions = field(default_factory=ReadOptions)  # the same reader options as a wave's
 
 
 @dataclass(frozen=True)
@@ -575,7 +576,7 @@ def _councils(data: Any, source: Path) -> CouncilsFile | None:
     if data is None:
         return None
     sec = _Section(data, "councils", source)
-    sec.check_keys(("file", "key", "covariates", "group_by", "aliases", "date_format", "mergers"))
+    sec.check_keys(("file", "key", "covariates", "group_by", "aliases", "date_format", "mergers", "read"))
     file = sec.get("file", str)
     covariates = sec.get("covariates", dict, {})
     if file is None:
@@ -601,6 +602,7 @@ def _councils(data: Any, source: Path) -> CouncilsFile | None:
         aliases=_relative_file(aliases, sec) if aliases else None,
         date_format=_date_format(sec.get("date_format", str), sec),
         mergers=mergers,
+        read=_read_options(sec.get("read", dict), sec),
     )
 
 
