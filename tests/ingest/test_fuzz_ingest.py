@@ -8,6 +8,7 @@ columns swapped, bytes flipped in an SPSS file); ingesting it must either succee
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,7 +25,9 @@ from impactstudy.study.config import load_study
 
 from conftest import write_mini_study
 
-FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
+# IMPACTSTUDY_FUZZ_EXAMPLES=N runs a long, randomised fuzzing session (the suite runs 50 fixed examples)
+LONG_RUN = int(os.environ.get("IMPACTSTUDY_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(max_examples=LONG_RUN or 50, deadline=None, derandomize=not LONG_RUN, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
