@@ -13,7 +13,7 @@ from impactstudy.impact.outcomes import read_outcome_table
 from impactstudy.ingest.columns import check_columns, closest, header_hint
 from impactstudy.ingest.harmonise import harmonise_measure, harmonise_wave
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.readers import RawTable, first_rows, read_raw
+from impactstudy.pipeline.readers import RawTable, first_rows, read_raw, unnamed_data_problem
 from impactstudy.study.config import Study, Wave
 
 
@@ -53,6 +53,7 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
             problems.append(f"{source}: " + header_hint(list(table.data.columns),
                                                         first_rows(path, wave.format, wave.read), wave, study).lstrip("; "))
         if not column_problems:
+            problems.extend(filter(None, [unnamed_data_problem(table, path)]))
             problems.extend(check_types(table, wave, study, source))
     if study.councils is not None and study.councils.file is not None:
         try:

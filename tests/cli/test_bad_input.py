@@ -167,8 +167,8 @@ def test_excel_two_header_rows_and_merged_cells(mini, capsys):
             [None, "F", "Partner", "Poor", "No", "merged council cell"]]
     _xlsx(mini.raw / "w2.xlsx", rows, merges=["A1:F1", "A5:A6"])
     _edit_config(mini, 'file = "w2.csv"', 'file = "w2.xlsx"')
-    # header row 1 holds the title only: its other columns hold data without a name
-    _assert_error(mini, capsys, 3, "column 2 holds data but has no name in header row 1", "read.header_row")
+    # header row 1 holds the title only: the configured columns are not there (config error)
+    _assert_error(mini, capsys, 2, "'Council'", "not in the file")
     _edit_config(mini, 'file = "w2.xlsx"', 'file = "w2.xlsx"\nread = { header_row = 2 }')
     assert _run(mini, capsys) == (0, [])
     data, report = _ingested(mini, "w2")
@@ -423,8 +423,8 @@ def _raw_snapshot(paths: StudyPaths) -> dict:
      'Middlesbrough,B,Partner,Poor,No,ok\r\nManchester,E,Partner,Good,No,fine\r\n', ("not closed",)),
     ('Council,ID,Role,Q1 effectiveness,Q2 plan,Comment\r\nHartlepool,A,Strategic lead,Good,Yes,"stray\r\n'
      'Middlesbrough,B,Partner,Poor,No,ok\r\nManchester,E,Partner,Good,No,"fine"\r\n', ("not closed",)),
-    ('Council,ID,Role,Q1 effectiveness,Q2 plan,\r\nHartlepool,A,Strategic lead,Good,Yes,a comment\r\n',
-     ("column 6 holds data but has no name",)),
+    ('Council,ID,Role,Q1 effectiveness,Q2 plan,Comment,\r\nHartlepool,A,Strategic lead,Good,Yes,a comment,more\r\n',
+     ("column 7 holds data but has no name",)),
 ])
 def test_csv_rows_are_never_lost(mini, capsys, text, words):
     (mini.raw / "w2.csv").write_text(text, encoding="utf-8")
@@ -447,9 +447,9 @@ def test_a_multiline_answer_is_one_row(mini, capsys):
 
 
 def test_excel_header_merged_over_two_columns(mini, capsys):
-    _xlsx(mini.raw / "w2.xlsx", [[*W2_COLUMNS[:5], None], *W2_ROWS], merges=["E1:F1"])
+    _xlsx(mini.raw / "w2.xlsx", [[*W2_COLUMNS, None], *([*r, "second half"] for r in W2_ROWS)], merges=["F1:G1"])
     _edit_config(mini, 'file = "w2.csv"', 'file = "w2.xlsx"')
-    _assert_error(mini, capsys, 3, "w2.xlsx", "column 6 holds data but has no name", "merged")
+    _assert_error(mini, capsys, 3, "w2.xlsx", "column 7 holds data but has no name in header row 1", "merged")
 
 
 def test_excel_formulas_without_saved_values(mini, capsys):

@@ -27,7 +27,7 @@ from impactstudy.ingest.harmonise import OUT_OF_RANGE, UNRECOGNISED, harmonise_w
 from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet, write_text
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, missing_column
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.readers import first_rows, read_raw
+from impactstudy.pipeline.readers import first_rows, read_raw, unnamed_data_problem
 from impactstudy.pipeline.steps import Step, sha256_file
 from impactstudy.study.config import Measure, Study, Wave
 from impactstudy.study.metadata import measure_metadata
@@ -91,6 +91,8 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
         hint = header_hint(list(table.data.columns), first_rows(path, wave.format, wave.read), wave, study)
         raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more: run `impactstudy validate`)" if len(problems) > 1 else "")
                           + hint)
+    if unnamed := unnamed_data_problem(table, path):
+        raise DataError(unnamed)
     result = harmonise_wave(table.data, table.meta, wave, study, source, salt)
     rows_read = len(table.data)
     rejected_rows = result.quarantine.loc[result.quarantine["scope"] == "row", "source_row"].nunique()

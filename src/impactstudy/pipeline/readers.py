@@ -41,6 +41,8 @@ class RawMeta:
     file_format: str = ""
     encoding: str | None = None
     delimiter: str | None = None
+    unnamed_data: tuple[int, ...] = ()  # 1-based numbers of columns holding data under an empty header cell
+    header_row: int = 1
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,9 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
         _swallowed_lines(row, width, delimiter, number, path)
         body.append((row + [""] * width)[:width])
     frame = pd.DataFrame(body, columns=header, dtype=object)
-    frame = _named_columns(frame, header, path, options)
-    return RawTable(frame, RawMeta(file_format="csv", encoding=encoding, delimiter=delimiter))
+    frame, unnamed = _named_columns(frame, header)
+    return RawTable(frame, RawMeta(file_format="csv", encoding=encoding, delimiter=delimiter, unnamed_data=unnamed,
+                                   header_row=options.header_row))
 
 
 def first_rows(path: Path, fmt: str, options: ReadOptions, n: int = 25) -> list[list[str]]:
@@ -255,14 +258,23 @@ def _swallowed_lines(row: list[str], width: int, delimiter: str, number: int, pa
                             "following lines were read into one of its cells; correct the quotes in the file")
 
 
-def _named_columns(frame: pd.DataFrame, header: list[str], path: Path, options: ReadOptions) -> pd.DataFrame:
-    """``frame`` without its columns with no name, refusing one that holds data (or half of a merged header)."""
-    for index, name in enumerate(header):
-        if name == "" and frame.iloc[:, index].map(lambda v: not (v is None or pd.isna(v) or str(v).strip() == "")).any():
-            raise DataError(f"{path}: column {index + 1} holds data but has no name in header row {options.header_row} "
-                            "(a missing header, or a header cell merged over two columns); name every column, "
-                            "or set read.header_row to the row holding the names")
-    return frame.loc[:, [h != "" for h in header]]
+def _named_columns(frame: pd.DataFrame, header: list[str]) -> tuple[pd.DataFrame, tuple[int, ...]]:
+    """``frame`` without its columns with no name, and the numbers of those that hold data (see
+    :func:`unnamed_data_problem`)."""
+    def filled(v: Any) -> bool:
+        return not (v is None or pd.isna(v) or str(v).strip() == "")
+
+    unnamed = tuple(index + 1 for index, name in enumerate(header) if name == "" and frame.iloc[:, index].map(filled).any())
+    return frame.loc[:, [h != "" for h in header]], unnamed
+
+
+def unnamed_data_problem(table: RawTable, path: Path) -> str | None:
+    """A column holding data under no header name (a missing header, or a header cell merged over two
+    columns) would be dropped unseen: the problem, once the wave's named columns were all found."""
+    if not table.meta.unnamed_data:
+        return None
+    return (f"{path}: column {table.meta.unnamed_data[0]} holds data but has no name in header row "
+            f"{table.meta.header_row} (a missing header, or a header cell merged over two columns); name every column")
 
 
 def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
@@ -287,8 +299,8 @@ def _read_xlsx(path: Path, options: ReadOptions) -> RawTable:
     body = frame.iloc[skip + 1 :].reset_index(drop=True)
     _uncached_formulas(path, options, frame)
     body.columns = header
-    body = _named_columns(body, header, path, options)
-    return RawTable(body, RawMeta(file_format="xlsx"))
+    body, unnamed = _named_columns(body, header)
+    return RawTable(body, RawMeta(file_format="xlsx", unnamed_data=unnamed, header_row=options.header_row))
 
 
 def _uncached_formulas(path: Path, options: ReadOptions, values: pd.DataFrame) -> None:
