@@ -85,12 +85,12 @@ def current_steps(paths: StudyPaths, now: dict[str, Any], stages: Collection[str
     except (OSError, ValueError):
         return None
     try:
-        return _up_to_date(manifest, now, stages, audience)
+        return _up_to_date(manifest, now, stages)
     except (AttributeError, KeyError, TypeError):  # a wrong-shaped manifest is no record: check the slow way
         return None
 
 
-def _up_to_date(manifest: Any, now: dict[str, Any], stages: Collection[str], audience: str | None) -> list[str] | None:
+def _up_to_date(manifest: Any, now: dict[str, Any], stages: Collection[str]) -> list[str] | None:
     record = manifest.get(KEY)
     if not record or record.get("seen") != now:
         return None
