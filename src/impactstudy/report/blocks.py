@@ -34,7 +34,9 @@ def _trajectory_chunk(ctx: Context, s: Section, traj: pd.DataFrame, measures: li
     if traj.empty:
         return
     plotted, data = trajectory_data(ctx, traj)
-    levels = [lv for m in measures for lv in m.levels]
+    # one y scale for the panels only when they share a scale: a 0-100 amount beside a 1-5 rating would flatten it
+    scales = {m.levels for m in measures}
+    levels = next(iter(scales)) if len(scales) == 1 else ()
     ylim = (min(levels) - 0.2, max(levels) + 0.2) if levels and all(m.type == "likert" for m in measures) else None
     series = [(g, ctx.group_label(g)) for g in groups if g in set(traj["group"])]
     waves = [(w.id, w.label) for w in ctx.study.waves if w.id in set(traj["wave"])]

@@ -238,11 +238,12 @@ def trajectory_chart(frame: pd.DataFrame, panels: Sequence[tuple[str, str]], ser
     """Small multiples, one per measure (``panels``: name, label), lines per group (``series``).
 
     ``frame`` has ``measure, group, wave, mean, ci_low, ci_high``; a withheld point is NaN and is not drawn.
+    The panels share ``ylim`` when it is given (measures on one scale), else each has its own y axis.
     """
     columns = min(3, len(panels))
     rows = int(np.ceil(len(panels) / columns))
     fig = new_figure(2.6 * columns + 0.4, 2.1 * rows + 1.0, title, subtitle)
-    axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
+    axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=ylim is not None, squeeze=False)).ravel()
     x = np.arange(len(waves))
     offsets = np.linspace(-0.12, 0.12, len(series)) if len(series) > 1 else [0.0]
     for ax, (measure, label) in zip(axes, panels):
