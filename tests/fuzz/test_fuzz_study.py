@@ -1,6 +1,7 @@
 """The study fuzzer: hypothesis generates whole studies (:mod:`studygen`) and every stage runs on them.
 
-Properties, for every generated study: no stage raises (a generated study is valid, so not even a
+Properties, for every generated study: ``validate`` finds no problem and lists exactly the rows and
+answers the run then sets aside; no stage raises (a generated study is valid, so not even a
 :class:`~impactstudy.errors.UserError`); every raw row is accepted or quarantined at ingest, and every
 accepted row is in the panel or in the link quarantine; the data contracts' columns hold; the report
 renders and says nothing about the demo's programme.
@@ -27,6 +28,7 @@ from hypothesis import HealthCheck, example, given, settings
 
 from impactstudy import stages
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS
+from impactstudy.validate import set_aside_preview, validate_study
 
 from studygen import DEMO_WORDS, Spec, specs, write_study
 
@@ -54,6 +56,9 @@ RICH = Spec(seed=7, start_year=2018, formats=("csv", "sav", "xlsx", "dta"), id_s
 def check_study(root: Path, spec: Spec) -> None:
     """Run every stage on the study ``spec`` describes and check the properties."""
     rows = write_study(root, "gen", spec)
+    study, paths = stages.open_study("gen", root)
+    assert validate_study(study, paths) == []
+    preview = [line for line in set_aside_preview(study, paths) if re.match(r"  round\d+ (row|case) ", line)]
     stages.run("gen", None, root=root)
     processed = root / "data" / "processed" / "gen"
     report = __import__("json").loads((processed / "ingest_report.json").read_text(encoding="utf-8"))
@@ -75,6 +80,7 @@ def check_study(root: Path, spec: Spec) -> None:
     link_quarantine = pd.read_csv(processed / "quarantine_link.csv", keep_default_na=False)
     summary = __import__("json").loads((processed / "linkage_summary.json").read_text(encoding="utf-8"))
     assert sum(summary["rows_linked"].values()) + len(link_quarantine) == accepted
+    assert len(preview) == len(quarantine) + len(link_quarantine), "validate and a run disagree on what is set aside"
     contrasts = pd.read_csv(processed / "tables" / "contrasts.csv")
     assert set(CONTRASTS) <= set(contrasts.columns)
     for audience in ("public", "internal"):
