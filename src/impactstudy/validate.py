@@ -8,6 +8,10 @@ missing codes and recodes, and lists each row and value that a run would set asi
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
+
 from impactstudy.errors import UserError
 from impactstudy.impact.outcomes import read_outcome_table
 from impactstudy.ingest.columns import check_columns, closest, header_hint
@@ -77,12 +81,10 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
     return problems
 
 
-def _entry(q, wave: Wave) -> str:
-    """One set-aside entry; in a CSV or Excel file, with the row number a spreadsheet shows (the data
-    row ``source_row`` plus the rows down to the header)."""
+def _entry(q: Any) -> str:
+    """One set-aside entry; in a CSV or Excel file, with the row number a spreadsheet shows."""
     value = "" if q.value is None or str(q.value) in ("", "<NA>", "nan") else f" '{q.value}'"
-    where = (f"row {q.source_row} (spreadsheet row {q.source_row + wave.read.header_row})"
-             if wave.format in ("csv", "xlsx") else f"case {q.source_row}")
+    where = f"case {q.source_row}" if pd.isna(q.sheet_row) else f"row {q.source_row} (spreadsheet row {q.sheet_row})"
     return f"  {q.wave} {where} {q.column}{value}: {q.reason}"
 
 
@@ -92,8 +94,6 @@ def set_aside_preview(study: Study, paths: StudyPaths) -> list[str]:
 
     Waves that cannot be read or lack columns are skipped: :func:`validate_study` reports them.
     """
-    import pandas as pd
-
     from impactstudy.link.stage import council_covariates, link_wave, reference_date
 
     aliases = paths.raw_file(study.councils.aliases) if study.councils and study.councils.aliases else None
@@ -117,7 +117,7 @@ def set_aside_preview(study: Study, paths: StudyPaths) -> list[str]:
             rows = entries.loc[entries["scope"] == "row", "source_row"].nunique()
             lines.append(f"{wave.file}: {rows} of {len(table.data)} rows and "
                          f"{int((entries['scope'] == 'value').sum())} answers would be set aside:")
-            lines += [_entry(q, wave) for q in entries.sort_values("source_row", kind="stable").itertuples()]
+            lines += [_entry(q) for q in entries.sort_values("source_row", kind="stable").itertuples()]
     try:
         _, notes = council_covariates(study, paths, aliases)
         lines += [f"  {note}" for note in notes]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, distinct, map_distinct, missing_column, spread
+from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, distinct, map_distinct, missing_column, sheet_rows, spread
 from impactstudy.pipeline.readers import RawMeta
 from impactstudy.study.config import Measure, Study, Wave, code_key
 
@@ -226,6 +226,7 @@ def _quarantine_rows(wave: Wave, source_file: str, rows: pd.Series, reason: pd.S
             "value": value.astype("string").to_numpy() if isinstance(value, pd.Series) else value,
             "reason": reason.to_numpy() if isinstance(reason, pd.Series) else reason,
             "scope": scope,
+            "sheet_row": sheet_rows(rows.to_numpy(dtype="int64"), wave.format, wave.read.header_row),
         },
         columns=QUARANTINE_COLUMNS,
     )

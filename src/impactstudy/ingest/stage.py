@@ -147,7 +147,8 @@ def combine_wave_outputs(study: Study, paths: StudyPaths) -> None:
     pieces, reports = [], []
     for wave in study.waves:
         _, quarantine, report = wave_outputs(paths, wave)
-        pieces.append(pd.read_csv(quarantine, dtype={"value": "string", "column": "string", "reason": "string"},
+        pieces.append(pd.read_csv(quarantine, dtype={"value": "string", "column": "string", "reason": "string",
+                                                     "sheet_row": "Int64"},
                                   keep_default_na=False))
         reports.append(json.loads(report.read_text(encoding="utf-8")))
     quarantine_frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=QUARANTINE_COLUMNS)

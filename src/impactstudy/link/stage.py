@@ -38,7 +38,7 @@ from impactstudy.pipeline.atomic import (
     atomic_path, fix_sav_timestamp, read_parquet_metadata, write_csv, write_json, write_parquet,
 )
 from impactstudy.pipeline.councils_file import carry_code_changes, council_covariates, reference_date, reorganisations
-from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, map_distinct, missing_column
+from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, map_distinct, missing_column, sheet_rows
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import Study
@@ -72,7 +72,8 @@ def resolve_wave(values: pd.Series, as_of: date | None, aliases: Any) -> pd.Data
 # ------------------------------------------------------------------------------------------- waves
 
 
-def _quarantine(frame: pd.DataFrame, source_file: str, column: str, value: pd.Series, reason: pd.Series) -> pd.DataFrame:
+def _quarantine(frame: pd.DataFrame, wave: Any, source_file: str, column: str, value: pd.Series,
+                reason: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "wave": frame["wave"].to_numpy(),
@@ -82,6 +83,7 @@ def _quarantine(frame: pd.DataFrame, source_file: str, column: str, value: pd.Se
             "value": value.astype("string").to_numpy(),
             "reason": reason.to_numpy(),
             "scope": "row",
+            "sheet_row": sheet_rows(frame["source_row"].to_numpy(), wave.format, wave.read.header_row),
         },
         columns=QUARANTINE_COLUMNS,
     )
@@ -110,7 +112,7 @@ def link_wave(frame: pd.DataFrame, study: Study, wave_id: str, source_file: str,
             + "' is " + check_codes[disagree] + "; correct one of them"
         )
     rejected = reasons.notna()
-    quarantine = _quarantine(frame[rejected], source_file, wave.council, frame.loc[rejected, "council_raw"], reasons[rejected])
+    quarantine = _quarantine(frame[rejected], wave, source_file, wave.council, frame.loc[rejected, "council_raw"], reasons[rejected])
     counts = frame["council_raw"].value_counts()
     linkage = primary.reset_index().rename(columns={"input": "council_raw", "gss_code": "council_code", "name": "council_name"})
     linkage.insert(0, "wave", wave_id)

@@ -1,6 +1,6 @@
 """Column names and DataFrame helpers that more than one stage uses.
 
-``QUARANTINE_COLUMNS`` and :func:`missing_column` name columns of the data contracts (the quarantine
+``QUARANTINE_COLUMNS`` (with :func:`sheet_rows`) and :func:`missing_column` name columns of the data contracts (the quarantine
 files of ingest and link, the missing-reason column of each measure in the waves and the panel);
 :func:`map_distinct` maps a column cell by cell while calling the function once per distinct cell.
 """
@@ -12,7 +12,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-QUARANTINE_COLUMNS = ["wave", "source_file", "source_row", "column", "value", "reason", "scope"]
+QUARANTINE_COLUMNS = ["wave", "source_file", "source_row", "column", "value", "reason", "scope", "sheet_row"]
+
+
+def sheet_rows(source_rows: Any, file_format: str, header_row: int) -> pd.array:
+    """The row number a spreadsheet shows for each data row ``source_row`` (1-based, after the header)
+    of a CSV or Excel file: ``source_row + header_row``; blank for SPSS, Stata and SAS files, whose
+    rows are cases, not lines."""
+    rows = np.asarray(source_rows, dtype="int64")
+    if file_format in ("csv", "xlsx"):
+        return pd.array(rows + header_row, dtype="Int64")
+    return pd.array([pd.NA] * len(rows), dtype="Int64")
 
 
 def missing_column(measure: str) -> str:
