@@ -441,7 +441,7 @@ def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, c
     frame = frame.rename(columns={"wave_order": "wave"})
     labels = {"council_code": "Council GSS code", "council_name": "Council", "wave": "Survey wave",
               "respondent_id": "Respondent (pseudonymised)", "role": "Respondent role", "authority_type": "Authority type",
-              "region": "Region", "months_since_review": "Months since the council's review"}
+              "region": "Region", "months_since_review": f"Months since {study.intervention.name}"}
     labels.update({m.name: m.label for m in measures})
     value_labels_ = {"wave": {float(w.order + 1): w.label for w in study.waves}}
     value_labels_.update({m.name: dict(m.level_labels) for m in measures if m.level_labels})
