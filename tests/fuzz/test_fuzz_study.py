@@ -6,7 +6,8 @@ answers the run then sets aside; no stage raises (a generated study is valid, so
 accepted row is in the panel or in the link quarantine; the data contracts' columns hold; the report
 renders and says nothing about the demo's programme.
 
-``make test`` runs a few examples (``FUZZ_EXAMPLES``, default 2 beside the two fixed rich studies, seeded so the suite is deterministic);
+``make test`` runs the two fixed rich studies and a few drawn ones (``FUZZ_EXAMPLES``, default 2,
+seeded so the suite is deterministic);
 ``make fuzz`` runs it longer and randomly: ``FUZZ_MINUTES=30`` stops drawing studies after that many
 minutes, and ``FUZZ_LOG=<file>`` records each failing study (its spec and traceback) in that file and
 goes on, so one long run lists every distinct failure instead of stopping at the first.
