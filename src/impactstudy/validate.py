@@ -15,7 +15,7 @@ import pandas as pd
 from impactstudy.errors import UserError
 from impactstudy.impact.outcomes import read_outcome_table
 from impactstudy.ingest.columns import check_columns, closest, header_hint
-from impactstudy.ingest.harmonise import harmonise_measure, harmonise_wave
+from impactstudy.ingest.harmonise import UNRECOGNISED, harmonise_measure, harmonise_wave
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import RawTable, first_rows, read_raw, unnamed_data_problem
 from impactstudy.study.config import Study, Wave
@@ -30,6 +30,8 @@ def check_types(table: RawTable, wave: Wave, study: Study, source: str) -> list[
             continue
         values, _, rejected = harmonise_measure(table.data[column], measure, wave, table.meta)
         answered = int(values.notna().sum() + rejected.notna().sum())
+        # answers of another type only: an out-of-range number is a bad answer, listed with the set-asides
+        rejected = rejected.where(rejected == UNRECOGNISED)
         bad = int(rejected.notna().sum())
         if answered and bad / answered > 0.5:
             examples = ", ".join(repr(v) for v in table.data.loc[rejected.notna(), column].astype(str).unique()[:3])
