@@ -87,3 +87,15 @@ def test_libreoffice_converts_the_workbook_and_the_document(bundles, tmp_path):
                               capture_output=True, text=True, timeout=240)
         pdf = tmp_path / f"{Path(source).stem}.pdf"
         assert done.returncode == 0 and pdf.is_file() and pdf.stat().st_size > 10_000, done.stderr[-2000:]
+
+
+def test_cells_of_symbols_only_are_not_applicable_in_the_workbook() -> None:
+    """gptables refuses a cell with no letter or digit (a generated study's forest table had '–')."""
+    import pandas as pd
+
+    from impactstudy.report.workbook import NOT_APPLICABLE, _filled
+
+    data = pd.DataFrame({"a": ["–", "", "x", None], "b": [1.5, "†", "[c]", "< 0.001"]})
+    out = _filled(data)
+    assert out["a"].tolist() == [NOT_APPLICABLE, NOT_APPLICABLE, "x", NOT_APPLICABLE]
+    assert out["b"].tolist() == [1.5, NOT_APPLICABLE, "[c]", "< 0.001"]

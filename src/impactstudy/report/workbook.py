@@ -26,6 +26,7 @@ from impactstudy.report.published import frame
 from impactstudy.report.tables import Table
 
 NOT_APPLICABLE = "[z]"
+_WORDLESS = re.compile(r"[^a-zA-Z0-9]*")  # gptables' test for a cell of symbols only
 NOTES = {
     "withheld": "[c] Confidential: withheld because it rests on fewer than {threshold} councils or respondents, "
                 "or because it would let a withheld figure be worked out from the totals.",
@@ -45,9 +46,13 @@ def _decimals(values: Sequence[Any]) -> int:
 
 
 def _filled(data: pd.DataFrame) -> pd.DataFrame:
-    """``data`` with every empty or blank cell as :data:`NOT_APPLICABLE` (the guidance: no blank cells)."""
+    """``data`` with every empty cell as :data:`NOT_APPLICABLE` (the guidance: no blank cells).
+
+    Empty means missing, blank, or a symbol with no letter or digit (the page's "–" for nothing to
+    show): the guidance, and gptables, refuse a cell with no ASCII letter or digit.
+    """
     out = data.astype(object)
-    blank = out.isna() | out.map(lambda v: isinstance(v, str) and not v.strip())
+    blank = out.isna() | out.map(lambda v: isinstance(v, str) and _WORDLESS.fullmatch(v) is not None)
     return out.mask(blank, NOT_APPLICABLE)
 
 
