@@ -12,7 +12,7 @@ RAW := $(wildcard data/raw/$(STUDY)/*)
 CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -name '*.csv' -o -name '*.toml' -o -name '*.html' -o -name '*.css' -o -name '*.j2' \) 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo ingest link impact model report status validate test fuzz bench coverage clean
+.PHONY: help setup demo ingest link impact model report status validate test fuzz fuzz-ingest bench coverage clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [STUDY=$(STUDY)]"
@@ -76,6 +76,9 @@ test: $(VENV)/.installed ## Run the test suite
 FUZZ_MINUTES ?= 30
 fuzz: $(VENV)/.installed ## Run the study fuzzer for FUZZ_MINUTES (default 30); failures listed in fuzz-findings.log
 	FUZZ_MINUTES=$(FUZZ_MINUTES) FUZZ_EXAMPLES=1000000 FUZZ_LOG=$(CURDIR)/fuzz-findings.log nice -n 10 $(BIN)/pytest tests/fuzz -q -p no:cacheprovider
+
+fuzz-ingest: $(VENV)/.installed ## Fuzz ingest with mutated CSV and damaged SPSS files for FUZZ_MINUTES (default 30), half each
+	IMPACTSTUDY_FUZZ_MINUTES=$(FUZZ_MINUTES) nice -n 10 $(BIN)/pytest tests/ingest/test_fuzz_ingest.py -q -p no:cacheprovider -rs
 
 bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes bench/results.json, bench/impact_results.json)
 	$(BIN)/python bench/run.py

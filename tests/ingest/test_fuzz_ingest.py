@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +26,10 @@ from impactstudy.study.config import load_study
 
 from conftest import write_mini_study
 
-# IMPACTSTUDY_FUZZ_EXAMPLES=N runs a long, randomised fuzzing session (the suite runs 50 fixed examples)
-LONG_RUN = int(os.environ.get("IMPACTSTUDY_FUZZ_EXAMPLES", "0"))
+# IMPACTSTUDY_FUZZ_EXAMPLES=N runs a long, randomised fuzzing session (the suite runs 50 fixed examples);
+# IMPACTSTUDY_FUZZ_MINUTES=M (`make fuzz-ingest`) runs random batches of 200 for M minutes, half per format
+MINUTES = float(os.environ.get("IMPACTSTUDY_FUZZ_MINUTES", "0"))
+LONG_RUN = int(os.environ.get("IMPACTSTUDY_FUZZ_EXAMPLES", "0")) or (200 if MINUTES else 0)
 FUZZ = settings(max_examples=LONG_RUN or 50, deadline=None, derandomize=not LONG_RUN, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -38,6 +41,18 @@ def study():
     paths = StudyPaths(root.resolve(), "mini")
     yield load_study(paths.config, "mini"), paths, load_salt(paths)
     shutil.rmtree(root)
+
+
+def _fuzz(prop, study, name: str) -> None:
+    """Run the hypothesis property ``prop`` once, or in a timed session in batches until its share of time is spent."""
+    if not MINUTES:
+        prop(study)
+        return
+    started, batches = time.monotonic(), 0
+    while time.monotonic() - started < 60 * MINUTES / 2:
+        prop(study)
+        batches += 1
+    pytest.skip(f"fuzz {name}: {batches * LONG_RUN} mutated files in {MINUTES / 2:g} minutes, none failing")
 
 
 def _check_ingest(study, paths: StudyPaths, wave_id: str, data: bytes) -> None:
@@ -92,8 +107,12 @@ def mutated_csv(draw, original: bytes) -> bytes:
 
 @FUZZ
 @given(data=st.data())
-def test_mutated_csv_is_ingested_or_refused(study, data):
+def _mutated_csv(study, data):
     _check_ingest(study, study[1], "w2", data.draw(mutated_csv(_ORIGINAL_CSV)))
+
+
+def test_mutated_csv_is_ingested_or_refused(study):
+    _fuzz(_mutated_csv, study, "CSV")
 
 
 _ORIGINAL_CSV = pd.DataFrame(
@@ -111,9 +130,13 @@ _ORIGINAL_CSV = pd.DataFrame(
 # --------------------------------------------------------------------------------------------- SPSS
 
 
+def test_damaged_sav_is_ingested_or_refused(study):
+    _fuzz(_damaged_sav, study, "SPSS")
+
+
 @FUZZ
 @given(data=st.data())
-def test_damaged_sav_is_ingested_or_refused(study, data):
+def _damaged_sav(study, data):
     original = _original_sav(study[1])
     flips = data.draw(st.lists(st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), max_size=6))
     damaged = bytearray(original)
