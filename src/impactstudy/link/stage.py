@@ -43,6 +43,7 @@ from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import Study
 from impactstudy.study.metadata import measure_metadata
+from impactstudy.study.names import export_labels, export_names
 
 LINKAGE_COLUMNS = ["wave", "council_raw", "council_code", "council_name", "method", "score", "note", "n_rows"]
 DAYS_PER_MONTH = 365.25 / 12
@@ -422,10 +423,6 @@ def _compare(sample: pd.Series, register: pd.Series) -> dict[str, dict[str, int]
 # -------------------------------------------------------------------------------------------- SPSS
 
 
-def _spss_name(name: str) -> str:
-    return name[:64]
-
-
 def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> None:
     """Person-wave rows, one column per measure, with variable and value labels (SPSS, PSPP, Stata).
 
@@ -445,9 +442,10 @@ def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, c
     labels.update({m.name: m.label for m in measures})
     value_labels_ = {"wave": {float(w.order + 1): w.label for w in study.waves}}
     value_labels_.update({m.name: dict(m.level_labels) for m in measures if m.level_labels})
-    frame.columns = [_spss_name(c) for c in frame.columns]
-    pyreadstat.write_sav(frame, str(path), column_labels={_spss_name(k): v for k, v in labels.items()},
-                         variable_value_labels={_spss_name(k): v for k, v in value_labels_.items()})
+    names = export_names(list(frame.columns), "spss")  # the study's names where SPSS takes them, else labelled safe ones
+    frame.columns = [names[c] for c in frame.columns]
+    pyreadstat.write_sav(frame, str(path), column_labels=export_labels(names, labels),
+                         variable_value_labels={names[k]: v for k, v in value_labels_.items()})
     fix_sav_timestamp(path)
 
 

@@ -4,6 +4,8 @@ contrasts behind a forest plot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -18,18 +20,18 @@ TRAJECTORY_NUMERIC = ("Mean", "95% CI", "Councils", "Respondents")
 
 
 def trajectory_figure(ctx: Context, s: Section, traj: pd.DataFrame, measures: list[Measure], groups: list[str], name: str,
-                       title: str) -> None:
+                       title: str, notes: Sequence[str] = ()) -> None:
     """Small multiples of trajectories, at most :data:`PANELS_PER_CHART` measures per chart."""
     chunks = [measures[i:i + PANELS_PER_CHART] for i in range(0, len(measures), PANELS_PER_CHART)]
     for k, chunk in enumerate(chunks):
         names = {m.name for m in chunk}
         _trajectory_chunk(ctx, s, traj[traj["measure"].isin(names)], chunk, groups,
                                name if len(chunks) == 1 else f"{name}_{k + 1}",
-                               title if len(chunks) == 1 else f"{title} ({k + 1} of {len(chunks)})")
+                               title if len(chunks) == 1 else f"{title} ({k + 1} of {len(chunks)})", notes)
 
 
 def _trajectory_chunk(ctx: Context, s: Section, traj: pd.DataFrame, measures: list[Measure], groups: list[str], name: str,
-                      title: str) -> None:
+                      title: str, notes: Sequence[str] = ()) -> None:
     traj = traj[traj["group"].isin(groups)].reset_index(drop=True)
     if traj.empty:
         return
@@ -46,7 +48,7 @@ def _trajectory_chunk(ctx: Context, s: Section, traj: pd.DataFrame, measures: li
     alt = (f"Line charts, one per measure, of the mean score at each wave for {', '.join(lbl for _, lbl in series)}. "
            "The table below gives every mean and interval.")
     s.figure(*ctx.chart(*fig, name, title, subtitle, alt, data, f"{title}: the data",
-                         numeric=list(TRAJECTORY_NUMERIC)))
+                         numeric=list(TRAJECTORY_NUMERIC), notes=notes))
 
 
 def trajectory_data(ctx: Context, traj: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -116,11 +116,12 @@ class Context:
         return f"{self.wave_labels.get(later, later)} vs {self.wave_labels.get(earlier, earlier)}"
 
     def chart(self, draw: Callable[..., Any], args: tuple, name: str, title: str, subtitle: str, alt: str,
-              data: pd.DataFrame, caption: str, numeric: Sequence[str] = ()) -> tuple[figures.Job, Table]:
+              data: pd.DataFrame, caption: str, numeric: Sequence[str] = (),
+              notes: Sequence[str] = ()) -> tuple[figures.Job, Table]:
         """A chart, handed to the context's ``draw`` callback (drawn in parallel while the rest is built), and its data table."""
         job = figures.Job(name, draw, args, title, subtitle, alt, data, self.figures_dir)
         self.draw(job)
-        return job, table(f"data-{name}", caption, data, numeric=numeric)
+        return job, table(f"data-{name}", caption, data, numeric=numeric, notes=notes)
 
     def change_measures(self, aim: str | None = None) -> list[Measure]:
         """Likert and numeric measures observed in two or more waves (optionally of one aim)."""

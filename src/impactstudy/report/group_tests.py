@@ -6,6 +6,8 @@ more (or less), the regression-to-the-mean caution with the change adjusted for 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
@@ -22,7 +24,7 @@ def _difference_label(ctx: Context, group: str) -> str:
     return f"{ctx.group_label(mine)} against {ctx.group_label(reference)}"
 
 
-def interaction_block(ctx: Context, s: Section, covariate: str, measures: list[Measure]) -> None:
+def interaction_block(ctx: Context, s: Section, covariate: str, measures: list[Measure], notes: Sequence[str] = ()) -> None:
     """Per measure the joint test that change is the same in every group (models.json ``interaction``)."""
     fits = [f for f in ctx.inputs.models.get("fits", []) if isinstance(f, dict) and f.get("model") == "lmm"
             and f.get("group_by") == covariate and isinstance(f.get("interaction"), dict)]
@@ -48,10 +50,10 @@ def interaction_block(ctx: Context, s: Section, covariate: str, measures: list[M
     s.table(table(f"interaction-{covariate}", f"Test that change is the same in every group of {covariate.replace('_', ' ')}",
                   shown, numeric=["F (df)", "p-value", "q-value"],
                   notes=["Wave × group interaction in the linear mixed model, F test with Satterthwaite denominator "
-                         "degrees of freedom; q-values Benjamini–Hochberg across measures."]))
+                         "degrees of freedom; q-values Benjamini–Hochberg across measures.", *notes]))
 
 
-def difference_block(ctx: Context, s: Section, covariate: str, measures: list[Measure]) -> None:
+def difference_block(ctx: Context, s: Section, covariate: str, measures: list[Measure], notes: Sequence[str] = ()) -> None:
     """Each group's change minus the largest group's, first wave to last: raw and adjusted for the start."""
     contrasts = ctx.inputs.contrasts
     if contrasts.empty:
@@ -95,7 +97,7 @@ def difference_block(ctx: Context, s: Section, covariate: str, measures: list[Me
                   notes=["Difference in change: the group's change minus the largest group's, from the linear mixed "
                          "model with a wave × group interaction (Satterthwaite df); q-values across measures. Adjusted: "
                          "the same difference in council means, allowing for each council's mean at the first wave "
-                         "(ordinary least squares over councils answering both waves)."]))
+                         "(ordinary least squares over councils answering both waves).", *notes]))
     if caution:
         clear = [c for c in caution if c[2]]
         shown_cases = clear or caution[:3]
@@ -109,7 +111,7 @@ def difference_block(ctx: Context, s: Section, covariate: str, measures: list[Me
                "change, the groups' different gains may be mostly regression to the mean.")
 
 
-def build_blocks(ctx: Context, s: Section, covariate: str, measures: list[Measure]) -> None:
-    """Both blocks for one grouping covariate."""
-    interaction_block(ctx, s, covariate, measures)
-    difference_block(ctx, s, covariate, measures)
+def build_blocks(ctx: Context, s: Section, covariate: str, measures: list[Measure], notes: Sequence[str] = ()) -> None:
+    """Both blocks for one grouping covariate; ``notes`` are added to both tables' notes."""
+    interaction_block(ctx, s, covariate, measures, notes)
+    difference_block(ctx, s, covariate, measures, notes)

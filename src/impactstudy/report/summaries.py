@@ -201,6 +201,11 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"'[^']*'", "…", kind) or str(reason)
 
 
+def _text(column: pd.Series) -> pd.Series:
+    """A column as text with missing cells empty, whatever dtype it was read with."""
+    return column.astype(object).where(column.notna(), "").astype(str)
+
+
 def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
     """Rejected rows and values per wave, stage reason and scope, from the quarantine files."""
     stacked = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
@@ -209,9 +214,10 @@ def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     # the raw value can be anything typed into the survey (a person's name where a council was expected):
     # it is taken out of the reason before the reason is shortened, so no value reaches a report
-    values = stacked["value"].fillna("").astype(str) if "value" in stacked else pd.Series("", index=stacked.index)
+    # (a column read as numbers is float: cast to text before filling, as pandas 4 refuses a text fill on floats)
+    values = _text(stacked["value"]) if "value" in stacked else pd.Series("", index=stacked.index)
     reasons = [reason.replace(value, "…") if value else reason
-               for reason, value in zip(stacked["reason"].fillna("").astype(str), values, strict=True)]
+               for reason, value in zip(_text(stacked["reason"]), values, strict=True)]
     stacked = stacked.assign(reason=[reason_kind(reason) for reason in reasons])
     out = stacked.groupby(["wave", "scope", "reason"]).size().rename("n").reset_index()
     return out[columns].sort_values(columns[:3], kind="stable").reset_index(drop=True)

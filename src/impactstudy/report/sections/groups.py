@@ -13,6 +13,7 @@ from impactstudy.report.blocks import (
 from impactstudy.report.context import Context, Section
 from impactstudy.report.tables import count_mask, table
 from impactstudy.study.config import Measure
+from impactstudy.study.names import file_slug
 
 
 def headline_measures(ctx: Context, measures: list[Measure], groups: list[str]) -> list[Measure]:
@@ -40,6 +41,15 @@ def not_recorded(ctx: Context, covariate: str) -> int:
     return int(councils[covariate].isna().sum())
 
 
+def unrecorded_notes(ctx: Context, covariate: str) -> list[str]:
+    """The table note saying how many councils have no value for ``covariate`` (none when every council has one)."""
+    n = not_recorded(ctx, covariate)
+    if not n:
+        return []
+    return [f"{n} council{'s have' if n > 1 else ' has'} no recorded {covariate}: shown as “{summaries.NOT_RECORDED}” "
+            f"in the charts and left out of the models by {covariate}."]
+
+
 def build(ctx: Context) -> Section | None:
     """Change by each ``group_by`` covariate: trajectories and forest plots; None without groups."""
     if not ctx.group_by:
@@ -63,15 +73,13 @@ def build(ctx: Context) -> Section | None:
                    f"wave to the last differs most between groups of {covariate}; the table after it gives every "
                    "measure's group means, and the forest plot below every measure's change by group.")
             title += f": the {len(headline)} measures whose groups differ most"
-        trajectory_figure(ctx, s, traj, headline, groups, f"trajectories_by_{covariate}", title)
-        unrecorded = not_recorded(ctx, covariate)
-        if unrecorded:
-            s.text(f"{unrecorded} council{'s have' if unrecorded > 1 else ' has'} no recorded {covariate}: shown as "
-                   f"“{summaries.NOT_RECORDED}” and left out of the models by {covariate}.")
+        notes = unrecorded_notes(ctx, covariate)
+        slug = file_slug(covariate)  # a covariate is a councils-file header: 'Inspection grade' names no file
+        trajectory_figure(ctx, s, traj, headline, groups, f"trajectories_by_{slug}", title, notes)
         if len(headline) < len(measures):
             every = traj[traj["group"].isin(groups)].reset_index(drop=True)
-            s.table(table(f"trajectories-by-{covariate}-all", f"Mean of council means by {covariate}, every measure",
-                          trajectory_data(ctx, every)[1], numeric=list(TRAJECTORY_NUMERIC)))
+            s.table(table(f"trajectories-by-{slug}-all", f"Mean of council means by {covariate}, every measure",
+                          trajectory_data(ctx, every)[1], numeric=list(TRAJECTORY_NUMERIC), notes=notes))
         contrasts = ctx.inputs.contrasts
         if contrasts.empty:
             continue
@@ -97,7 +105,7 @@ def build(ctx: Context) -> Section | None:
                                    [(g, ctx.group_label(g)) for g in groups if g in set(rows["group"])], title, subtitle,
                                    "Change in mean score",))
         alt = f"Forest plot of the change in each measure by {covariate}. The table below gives every estimate."
-        s.figure(*ctx.chart(*fig, f"forest_by_{covariate}", title, subtitle, alt, data, f"Change by {covariate}",
-                             numeric=["Estimate", "95% CI", "q-value", "In SDs (95% CI)", "Councils"]))
-        group_tests.build_blocks(ctx, s, covariate, measures)
+        s.figure(*ctx.chart(*fig, f"forest_by_{slug}", title, subtitle, alt, data, f"Change by {covariate}",
+                             numeric=["Estimate", "95% CI", "q-value", "In SDs (95% CI)", "Councils"], notes=notes))
+        group_tests.build_blocks(ctx, s, covariate, measures, notes)
     return s
