@@ -89,7 +89,7 @@ def study_toml(scale: Scale) -> str:
             f"reverse = [{reverse}]\n"
         )
     parts.append("[models]\nfew_councils = 20\nflag_councils = 10\n\n"
-                 '[models.time_since_review]\ndate = "review_date"\nknots = [6]\n\n[report]\nmin_cell = 5\n')
+                 '[models.time_since_intervention]\ndate = "review_date"\nknots = [6]\n\n[report]\nmin_cell = 5\n')
     return "\n".join(parts)
 
 

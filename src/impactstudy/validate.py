@@ -14,7 +14,7 @@ import pandas as pd
 
 from impactstudy.errors import UserError
 from impactstudy.impact.outcomes import read_outcome_table
-from impactstudy.ingest.columns import check_columns, closest, header_hint
+from impactstudy.ingest.columns import check_columns, closest, header_hint, read_wave
 from impactstudy.ingest.harmonise import UNRECOGNISED, harmonise_measure, harmonise_wave
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import RawTable, first_rows, read_raw, unnamed_data_problem
@@ -48,7 +48,7 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
     for wave in study.waves:
         try:
             path = paths.raw_file(wave.file)
-            table = read_raw(path, wave.format, wave.read)
+            table = read_wave(path, wave, study)
         except UserError as err:
             problems.append(str(err))
             continue

@@ -311,7 +311,7 @@ COUNCILS_TABLE = '\n[councils]\nfile = "councils.csv"\nkey = "gss"\ncovariates =
     # names that collide with the pipeline's own columns, SPSS's rules or each other
     ('name = "pct"', 'name = "source_row"', ("'source_row'", "pipeline's own column")),
     ('name = "pct"', 'name = "council_code"', ("pipeline's own column",)),
-    ('name = "pct"', 'name = "months_since_review"', ("pipeline's own column",)),
+    ('name = "pct"', 'name = "months_since_intervention"', ("pipeline's own column",)),
     ('name = "pct"', 'name = "role"', ("pipeline's own column",)),
     ('name = "pct"', 'name = "eff__missing"', ("'__'",)),
     ('name = "pct"', 'name = "2019_rate"', ("not starting with a digit",)),
@@ -371,10 +371,26 @@ def test_names_spss_cannot_hold_are_mapped_in_the_sav(mini, capsys):
     assert f"<p>{note}" not in html
 
 
-def test_knots_must_be_numbers(mini, capsys):
+@pytest.mark.parametrize("section", ["time_since_intervention", "time_since_review"])  # the name before the rename
+def test_knots_must_be_numbers(mini, capsys, section):
     mini.config.write_text(mini.config.read_text() + COUNCILS_TABLE.format('review = "date"')
-                           + '\n[models.time_since_review]\ndate = "review"\nknots = [6, "twelve"]\n')
-    _assert_error(mini, capsys, 2, "study.toml", "'knots' must list numbers", failed_wave=None)
+                           + f'\n[models.{section}]\ndate = "review"\nknots = [6, "twelve"]\n')
+    _assert_error(mini, capsys, 2, "study.toml", f"models.{section}", "'knots' must list numbers", failed_wave=None)
+
+
+def test_time_since_review_is_read_as_time_since_intervention(mini):
+    from impactstudy.study.config import load_study
+
+    base = mini.config.read_text() + COUNCILS_TABLE.format('review = "date"')
+    settings = []
+    for section in ("time_since_intervention", "time_since_review"):
+        mini.config.write_text(base + f'\n[models.{section}]\ndate = "review"\nknots = [6]\n')
+        settings.append(load_study(mini.config, "mini").models.time_since_intervention)
+    assert settings[0] == settings[1] and settings[0].knots == (6.0,)
+    mini.config.write_text(base + '\n[models.time_since_review]\ndate = "review"\n'
+                           '[models.time_since_intervention]\ndate = "review"\n')
+    with pytest.raises(Exception, match="give 'time_since_intervention' only"):
+        load_study(mini.config, "mini")
 
 
 @pytest.mark.parametrize("content,words", [(b"", ("salt is empty",)), (b"abc\n", ("salt is too short",))])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from impactstudy.cli import main
 
 from conftest import write_mini_study
@@ -70,3 +72,20 @@ def test_a_wrong_header_row_and_sheet_say_what_the_file_has(tmp_path, capsys):
                     encoding="utf-8")
     assert main(["ingest", "--study", "mini", "--root", str(root)]) != 0
     assert "the workbook's sheets are 'Export'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("title", ["Survey export, wave two\r\n\r\n", "Survey export\r\nDownloaded 2015-04-01\r\n"])
+def test_a_title_line_above_a_csv_header_gets_the_header_row_hint(tmp_path, capsys, title):
+    """A title line above the header makes every data row look wider than the header, which the CSV reader
+    refuses before the columns are checked: the refusal still names the row holding the named columns."""
+    root = _mini(tmp_path)
+    w2 = root / "data" / "raw" / "mini" / "w2.csv"
+    w2.write_bytes(title.encode() + w2.read_bytes().replace(b"\xef\xbb\xbf", b""))
+    for command in ("ingest", "validate"):
+        assert main([command, "--study", "mini", "--root", str(root)]) != 0
+        captured = capsys.readouterr()  # validate lists its problems on stdout
+        assert "row 3 holds 6 of the 6 columns named: set read.header_row = 3" in captured.out + captured.err
+    toml = root / "pipelines" / "mini" / "study.toml"
+    toml.write_text(toml.read_text().replace('file = "w2.csv"', 'file = "w2.csv"\nread = { header_row = 3 }'),
+                    encoding="utf-8")
+    assert main(["ingest", "--study", "mini", "--root", str(root)]) == 0

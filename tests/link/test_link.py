@@ -56,7 +56,7 @@ def test_panel_long_contract(demo):
     panel = pd.read_parquet(demo.panel_long)
     assert list(panel.columns[:10]) == ["council_code", "council_name", "wave", "wave_order", "respondent_id", "role",
                                         "measure", "value", "value_label", "missing_reason"]
-    assert {"authority_type", "region", "status", "review_date", "months_since_review"} <= set(panel.columns)
+    assert {"authority_type", "region", "status", "review_date", "months_since_intervention"} <= set(panel.columns)
     assert panel["value"].dtype == "float64"
     assert panel["council_code"].astype(str).str.fullmatch(r"E0[689]\d{6}|E10\d{6}").all()
     assert not panel.duplicated(["council_code", "wave", "respondent_id", "measure"]).any()
@@ -90,7 +90,7 @@ def test_code_changes_carried_but_mergers_and_splits_not():
     assert early.tolist() == ["E06000048"]
 
 
-def test_months_since_review():
+def test_months_since_intervention():
     when = pd.Series(pd.to_datetime(["2013-04-01", "2014-04-01"]))
     review = pd.Series(pd.to_datetime(["2013-01-01", "2013-04-01"]))
     assert months_since(when, review).round(3).tolist() == [2.957, 11.992]  # 90 and 365 days at 30.4375 days a month

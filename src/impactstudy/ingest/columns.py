@@ -6,7 +6,10 @@ Used by the ingest stage before it reads a wave, and by ``impactstudy validate``
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
+from impactstudy.errors import DataError
+from impactstudy.pipeline.readers import RawTable, first_rows, read_raw
 from impactstudy.study.config import Study, Wave
 
 
@@ -46,10 +49,30 @@ def header_hint(columns: list[str], rows: list[list[str]], wave: Wave, study: St
     found = [c for c in columns if c]
     text = f"; the file's columns (header row {wave.read.header_row}) are: {', '.join(repr(c) for c in found[:12])}"
     text += f" and {len(found) - 12} more" if len(found) > 12 else ""
-    best, hits = None, len(wanted & set(columns))
+    return text + header_row_hint(rows, wave, study, len(wanted & set(columns)))
+
+
+def header_row_hint(rows: list[list[str]], wave: Wave, study: Study, hits: int = 0) -> str:
+    """"; row K holds h of the N columns named: set read.header_row = K" for the row of ``rows`` (the
+    file's first rows, from row 1) holding most of the wave's named columns, when it holds more than
+    ``hits`` and is not the header row already; else empty."""
+    wanted = set(wave_columns(wave, study))
+    best = None
     for number, row in enumerate(rows, start=1):
         if len(wanted & set(row)) > hits:
             best, hits = number, len(wanted & set(row))
-    if best is not None:
-        text += f"; row {best} holds {hits} of the {len(wanted)} columns named: set read.header_row = {best}"
-    return text
+    if best is None or best == wave.read.header_row:
+        return ""
+    return f"; row {best} holds {hits} of the {len(wanted)} columns named: set read.header_row = {best}"
+
+
+def read_wave(path: Path, wave: Wave, study: Study) -> RawTable:
+    """The wave's raw file, read; a refusal of a CSV or Excel file says which row holds the named columns
+    when it is not the declared header row (a title line above the header makes the rows look too wide)."""
+    try:
+        return read_raw(path, wave.format, wave.read)
+    except DataError as err:
+        hint = header_row_hint(first_rows(path, wave.format, wave.read), wave, study) if wave.format in ("csv", "xlsx") else ""
+        if not hint:
+            raise
+        raise DataError(str(err) + hint) from None

@@ -22,12 +22,12 @@ from typing import Any
 import pandas as pd
 
 from impactstudy.errors import ConfigError, DataError
-from impactstudy.ingest.columns import check_columns, header_hint, wave_columns
+from impactstudy.ingest.columns import check_columns, header_hint, read_wave, wave_columns
 from impactstudy.ingest.harmonise import OUT_OF_RANGE, UNRECOGNISED, harmonise_wave
 from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet, write_text
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, missing_column
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.readers import first_rows, read_raw, unnamed_data_problem
+from impactstudy.pipeline.readers import first_rows, unnamed_data_problem
 from impactstudy.pipeline.steps import Step, sha256_file
 from impactstudy.study.config import Measure, Study, Wave
 from impactstudy.study.metadata import measure_metadata
@@ -84,7 +84,7 @@ def wave_outputs(paths: StudyPaths, wave: Wave) -> tuple[Path, Path, Path]:
 def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dict[str, Any]:
     """Read, harmonise and write one wave; return its report entry."""
     path = paths.raw_file(wave.file)
-    table = read_raw(path, wave.format, wave.read)
+    table = read_wave(path, wave, study)
     source = paths.raw_file(wave.file).relative_to(paths.root.resolve()).as_posix()
     problems = check_columns(list(table.data.columns), wave, study, str(path))
     if problems:

@@ -38,7 +38,7 @@ from impactstudy.pipeline.atomic import (
     atomic_path, fix_sav_timestamp, read_parquet_metadata, write_csv, write_json, write_parquet,
 )
 from impactstudy.pipeline.councils_file import carry_code_changes, council_covariates, reference_date, reorganisations
-from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, map_distinct, missing_column, sheet_rows
+from impactstudy.pipeline.frames import MONTHS_SINCE, QUARANTINE_COLUMNS, map_distinct, missing_column, sheet_rows
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import Study
@@ -134,9 +134,9 @@ def _respondent_keys(frame: pd.DataFrame) -> pd.Series:
     return frame["respondent_id"].fillna(fallback).astype("string")
 
 
-def months_since(when: pd.Series, review: pd.Series) -> pd.Series:
-    """Months (average length) from the review date to each response."""
-    return ((when - review).dt.days / DAYS_PER_MONTH).astype("float64")
+def months_since(when: pd.Series, start: pd.Series) -> pd.Series:
+    """Months (average length) from each council's intervention date ``start`` to each response."""
+    return ((when - start).dt.days / DAYS_PER_MONTH).astype("float64")
 
 
 def _response_dates(frame: pd.DataFrame, study: Study) -> pd.Series:
@@ -226,7 +226,7 @@ def to_long(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str
     used = np.zeros(n, dtype=bool)
     used[rows] = True
 
-    plain = ["wave_order", "respondent_id", *covariate_columns, "months_since_review", "source_row"]
+    plain = ["wave_order", "respondent_id", *covariate_columns, MONTHS_SINCE, "source_row"]
     long = person_wave[plain].take(rows).reset_index(drop=True)
     for column in ("council_code", "council_name", "wave", "role", "authority_type", "region"):
         long[column] = _categorical(person_wave[column], rows, used)
@@ -236,7 +236,7 @@ def to_long(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str
     long["missing_reason"] = vocabulary.decode(reasons[rows, which])
     return long[["council_code", "council_name", "wave", "wave_order", "respondent_id", "role", "measure", "value",
                  "value_label", "missing_reason", "authority_type", "region", *covariate_columns,
-                 "months_since_review", "source_row"]]
+                 MONTHS_SINCE, "source_row"]]
 
 
 def to_wide(person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> pd.DataFrame:
@@ -287,11 +287,11 @@ def link_rows(study: Study, waves: dict[str, pd.DataFrame], covariates: pd.DataF
     covariate_columns = [c for c in covariates.columns if c != "council_code"]
     person_wave = person_wave.merge(covariates, on="council_code", how="left", validate="many_to_one")
     person_wave["respondent_id"] = _respondent_keys(person_wave)
-    tsr = study.models.time_since_review
+    tsr = study.models.time_since_intervention
     if tsr is not None and tsr.date in person_wave:
-        person_wave["months_since_review"] = months_since(_response_dates(person_wave, study), person_wave[tsr.date])
+        person_wave[MONTHS_SINCE] = months_since(_response_dates(person_wave, study), person_wave[tsr.date])
     else:
-        person_wave["months_since_review"] = np.nan
+        person_wave[MONTHS_SINCE] = np.nan
     person_wave = person_wave.sort_values(["council_code", "wave_order", "respondent_id"], kind="stable").reset_index(drop=True)
 
     linkage = pd.concat(linkages, ignore_index=True)
@@ -430,7 +430,7 @@ def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, c
     """
     measures = [m for m in study.analysed_measures if m.name in person_wave.columns]
     frame = person_wave[["council_code", "council_name", "wave_order", "respondent_id", "role", "authority_type",
-                         "region", *covariate_columns, "months_since_review"] + [m.name for m in measures]].copy()
+                         "region", *covariate_columns, MONTHS_SINCE] + [m.name for m in measures]].copy()
     frame["wave_order"] = frame["wave_order"].astype("float64") + 1
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.StringDtype) or frame[column].dtype == object:
@@ -438,7 +438,7 @@ def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, c
     frame = frame.rename(columns={"wave_order": "wave"})
     labels = {"council_code": "Council GSS code", "council_name": "Council", "wave": "Survey wave",
               "respondent_id": "Respondent (pseudonymised)", "role": "Respondent role", "authority_type": "Authority type",
-              "region": "Region", "months_since_review": f"Months since {study.intervention.name}"}
+              "region": "Region", MONTHS_SINCE: f"Months since {study.intervention.name}"}
     labels.update({m.name: m.label for m in measures})
     value_labels_ = {"wave": {float(w.order + 1): w.label for w in study.waves}}
     value_labels_.update({m.name: dict(m.level_labels) for m in measures if m.level_labels})
@@ -532,7 +532,8 @@ def link_steps(study: Study, paths: StudyPaths) -> list[Step]:
             inputs.append(paths.raw_file(study.councils.aliases))
     config = {"waves": [asdict(w) for w in study.waves], "councils": asdict(study.councils) if study.councils else None,
               "measures": measure_metadata(study),
-              "time_since_review": asdict(study.models.time_since_review) if study.models.time_since_review else None,
+              "time_since_intervention": (asdict(study.models.time_since_intervention)
+                                          if study.models.time_since_intervention else None),
               "intervention": [study.intervention.date, list(study.intervention.before_waves), study.intervention.name]}
     return [Step(
         name="link",

@@ -1,4 +1,4 @@
-"""Who stayed in the study, why it matters, and change by time since each council's review.
+"""Who stayed in the study, why it matters, and change by time since each council's intervention.
 
 Retention per wave, overall and within each grouping covariate; a Firth-penalised logistic model of a
 baseline council taking part in each later wave given its baseline characteristics (grouping
@@ -10,7 +10,7 @@ random), the weighted estimates correct for it; if the two disagree, the conclus
 who dropped out.
 
 Also here, because it too is about timing: the optional LMM of a measure on months since the
-council's review (linear, or piecewise-linear at declared knots) for studies whose waves are not
+council's intervention date (linear, or piecewise-linear at declared knots) for studies whose waves are not
 simultaneous for all councils.
 """
 
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from impactstudy.errors import DataError
+from impactstudy.pipeline.frames import MONTHS_SINCE
 from impactstudy.model.fitting import CONTRAST_COLUMNS, extra_table, recurring_respondents
 from impactstudy.model.stats import ipw, tidy
 from impactstudy.model.stats.firth import LabelledDesign, firth_logit, labelled_design, separation_note
@@ -200,7 +201,7 @@ def ipw_table(study: Study, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def time_design(months: pd.Series, knots: tuple[float, ...]) -> pd.DataFrame:
-    """Intercept, months since review, and a hinge ``max(months - knot, 0)`` per knot."""
+    """Intercept, months since the intervention, and a hinge ``max(months - knot, 0)`` per knot."""
     X = pd.DataFrame({"Intercept": 1.0, "months": months.astype(float)})
     for knot in knots:
         X[f"months_after_{knot:g}"] = np.maximum(months.astype(float) - knot, 0.0)
@@ -209,8 +210,8 @@ def time_design(months: pd.Series, knots: tuple[float, ...]) -> pd.DataFrame:
 
 def time_rows(measure: str, data: pd.DataFrame, knots: tuple[float, ...]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     """The ``lmm_time`` coefficients of one measure (None when the fit failed) and its record."""
-    d = data[data["months_since_review"].notna()]
-    X = time_design(d["months_since_review"], knots)
+    d = data[data[MONTHS_SINCE].notna()]
+    X = time_design(d[MONTHS_SINCE], knots)
     nested = recurring_respondents(d)
     record: dict[str, Any] = {"measure": measure, "model": "lmm_time", "group_by": "",
                               "formula": "value ~ " + " + ".join(X.columns[1:]) + " + (1 | council_code)"
@@ -229,9 +230,9 @@ def time_rows(measure: str, data: pd.DataFrame, knots: tuple[float, ...]) -> tup
 
 def time_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame], dated: bool) -> list[tuple]:
     """A :func:`time_rows` task per repeated likert/numeric measure (the LMM of each on months since the
-    council's review), or none when the study asks for no such model or no row of the panel is ``dated``
-    (has months since review)."""
-    settings = study.models.time_since_review
+    council's intervention), or none when the study asks for no such model or no row of the panel is ``dated``
+    (has months since the intervention)."""
+    settings = study.models.time_since_intervention
     if settings is None or not dated:
         return []
     return [(time_rows, (m.name, frames[m.name], settings.knots)) for m in measures

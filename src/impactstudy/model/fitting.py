@@ -77,7 +77,7 @@ def measure_frames(panel: pd.DataFrame, measures: Sequence[str], covariates: Seq
 
     One pass over the panel (rows of a measure keep the panel's order). Councils and ``covariates`` are
     :func:`tidy.labels` categoricals, waves categorical, respondents integer codes; ``extra`` columns
-    (e.g. ``months_since_review``) are carried along.
+    (e.g. ``months_since_intervention``) are carried along.
     """
     panel = compact(panel, covariates)
     codes, uniques = pd.factorize(panel["measure"])

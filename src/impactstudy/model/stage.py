@@ -2,7 +2,7 @@
 
 The stage reads ``panel_long.parquet`` and writes ``tables/contrasts.csv``, ``tables/estimates.csv``,
 ``tables/attrition.csv``, ``tables/expectations.csv`` and ``models.json`` (see docs/models.md). What is
-fitted, and how, is :mod:`impactstudy.model.fitting`, with the attrition and time-since-review models of
+fitted, and how, is :mod:`impactstudy.model.fitting`, with the attrition and time-since-intervention models of
 :mod:`impactstudy.model.attrition` and the expectations of :mod:`impactstudy.model.expectations`.
 
 Those modules import statsmodels and scipy, which take seconds; they are imported when the stage runs,
@@ -18,6 +18,7 @@ import pandas as pd
 
 from impactstudy.errors import DataError
 from impactstudy.pipeline.atomic import write_csv, write_json
+from impactstudy.pipeline.frames import MONTHS_SINCE
 from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.steps import Step
@@ -30,14 +31,14 @@ def read_panel(path: Path, study: Study) -> pd.DataFrame:
     """The columns of ``panel_long.parquet`` the model stage uses, text as categoricals."""
     group_by = list(study.councils.group_by) if study.councils else []
     columns = ["council_code", "respondent_id", "wave", "measure", "value", *group_by]
-    if study.models.time_since_review is not None:
-        columns.append("months_since_review")
+    if study.models.time_since_intervention is not None:
+        columns.append(MONTHS_SINCE)
     return read_long(path, columns)
 
 
 def run_model(study: Study, paths: StudyPaths) -> None:
     """Read the panel, fit everything (one pool for every measure's fits, the weighted GEE and the
-    time-since-review models; the attrition models in this process while the pool works), write the
+    time-since-intervention models; the attrition models in this process while the pool works), write the
     tables and ``models.json``."""
     from impactstudy.model import attrition, describe, expectations, fitting  # statsmodels, scipy: see the docstring
 
@@ -50,8 +51,8 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     panel = fitting.compact(raw, group_by)
     del raw
     measures = fitting.modelled_measures(study, panel)
-    extra = ["months_since_review"] if study.models.time_since_review is not None else []
-    dated = bool(extra) and bool(panel["months_since_review"].notna().any())
+    extra = [MONTHS_SINCE] if study.models.time_since_intervention is not None else []
+    dated = bool(extra) and bool(panel[MONTHS_SINCE].notna().any())
     frames = fitting.measure_frames(panel, [m.name for m in measures], group_by, extra)
     with fitting.TaskPool(fitting.worker_count(study)) as pool:
         # the measures' fits (the bulk) first; the attrition weights the weighted GEE needs meanwhile

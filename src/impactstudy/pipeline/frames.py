@@ -1,7 +1,8 @@
 """Column names and DataFrame helpers that more than one stage uses.
 
 ``QUARANTINE_COLUMNS`` (with :func:`sheet_rows`) and :func:`missing_column` name columns of the data contracts (the quarantine
-files of ingest and link, the missing-reason column of each measure in the waves and the panel);
+files of ingest and link, the missing-reason column of each measure in the waves and the panel), ``MONTHS_SINCE`` the
+panel's months since each council's intervention;
 :func:`map_distinct` maps a column cell by cell while calling the function once per distinct cell.
 """
 
@@ -13,6 +14,9 @@ import numpy as np
 import pandas as pd
 
 QUARANTINE_COLUMNS = ["wave", "source_file", "source_row", "column", "value", "reason", "scope", "sheet_row"]
+# panel_long's months from each council's intervention date to the answer ([models.time_since_intervention]);
+# `months_since_review` before the rename (docs/data-contracts.md, "Renamed")
+MONTHS_SINCE = "months_since_intervention"
 
 
 def sheet_rows(source_rows: Any, file_format: str, header_row: int) -> pd.array:

@@ -185,12 +185,7 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
     if not data.strip():
         raise DataError(f"{path}: the file is empty; export the wave again")
     text, encoding = _decode(path, data, options.encoding)
-    delimiter = options.delimiter
-    if delimiter is None:
-        try:
-            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=SNIFF_DELIMITERS).delimiter
-        except csv.Error:
-            delimiter = ","
+    delimiter = options.delimiter or _sniffed_delimiter(text)
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))  # long free-text answers are answers
     try:
         rows = list(csv.reader(_io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
@@ -223,19 +218,35 @@ def _read_csv(path: Path, options: ReadOptions) -> RawTable:
 
 def first_rows(path: Path, fmt: str, options: ReadOptions, n: int = 25) -> list[list[str]]:
     """The first ``n`` rows of a CSV or Excel file as text cells, header or not (empty for other formats
-    or an unreadable file): for suggesting ``read.header_row`` when the named columns are not found."""
+    or an unreadable file): for suggesting ``read.header_row`` when the named columns are not found.
+
+    Read leniently, without the checks of :func:`read_raw` (a header as wide as the rows, closed
+    quotes): the hint is most needed when those checks refused the file, e.g. a title line above the
+    header made every data row "wider than the header".
+    """
     try:
         if fmt == "xlsx":
             frame = pd.read_excel(path, sheet_name=options.sheet if options.sheet is not None else 0, header=None,
                                   dtype=object, engine="openpyxl", nrows=n)
             return [["" if pd.isna(v) else str(v).strip() for v in row] for row in frame.itertuples(index=False)]
         if fmt == "csv":
-            table = _read_csv(path, ReadOptions(options.encoding, options.delimiter, None, 1))
-            rows = [list(table.data.columns)] + table.data.head(n - 1).astype(str).values.tolist()
-            return [[str(v).strip() for v in row] for row in rows]
+            with path.open("rb") as handle:
+                head = handle.read(1 << 20)
+            text, _ = _decode(path, head, options.encoding)
+            lines = text.splitlines()[:n]
+            delimiter = options.delimiter or _sniffed_delimiter("\n".join(lines[1:]) or text)
+            return [[cell.strip().lstrip("\ufeff") for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
     except Exception:  # the hint this serves is for a file already in error
         return []
     return []
+
+
+def _sniffed_delimiter(text: str) -> str:
+    """The delimiter of CSV ``text`` (``,`` when the sniffer cannot tell)."""
+    try:
+        return csv.Sniffer().sniff(text[:65536], delimiters=SNIFF_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
 
 
 def _sheet_names(path: Path) -> str:

@@ -160,8 +160,9 @@ class Expectation:
 
 
 @dataclass(frozen=True)
-class TimeSinceReview:
-    """Settings for the optional LMM on months since each council's review."""
+class TimeSinceIntervention:
+    """Settings for the optional LMM on months since each council's intervention date
+    (``[models.time_since_intervention]``; ``time_since_review`` before the rename, still read)."""
 
     date: str
     knots: tuple[float, ...] = ()
@@ -173,7 +174,7 @@ class ModelSettings:
 
     few_councils: int = 20
     flag_councils: int = 10
-    time_since_review: TimeSinceReview | None = None
+    time_since_intervention: TimeSinceIntervention | None = None
     workers: int | None = None
     ipw_truncate: tuple[float, float] = (1.0, 99.0)  # percentiles at which retention weights are truncated
     lmm_df: str = "satterthwaite"  # the LMM's degrees of freedom: LMM_DF_METHODS
@@ -618,14 +619,19 @@ def _date_format(value: str | None, section: _Section) -> str | None:
 
 def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> ModelSettings:
     sec = _Section(data or {}, "models", source)
-    sec.check_keys(("few_councils", "flag_councils", "time_since_review", "workers", "ipw_truncate", "lmm_df"))
+    sec.check_keys(("few_councils", "flag_councils", "time_since_intervention", "time_since_review", "workers",
+                    "ipw_truncate", "lmm_df"))
     lmm_df = sec.get("lmm_df", str, "satterthwaite")
     if lmm_df not in LMM_DF_METHODS:
         raise sec.error(f"lmm_df = '{lmm_df}'{_suggest(lmm_df, LMM_DF_METHODS)}; use one of {', '.join(LMM_DF_METHODS)}")
-    tsr_data = sec.get("time_since_review", dict)
+    # `time_since_review` is the section's name before the rename (docs/data-contracts.md, "Renamed"): still read
+    key = "time_since_review" if "time_since_review" in sec.data else "time_since_intervention"
+    if key == "time_since_review" and "time_since_intervention" in sec.data:
+        raise sec.error("give 'time_since_intervention' only: 'time_since_review' is its name before the rename")
+    tsr_data = sec.get(key, dict)
     tsr = None
     if tsr_data is not None:
-        sub = _Section(tsr_data, "models.time_since_review", source)
+        sub = _Section(tsr_data, f"models.{key}", source)
         sub.check_keys(("date", "knots"))
         column = sub.get("date", str, required=True)
         if councils is None or councils.covariates.get(column) != "date":
@@ -633,7 +639,7 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
         knots = sub.get("knots", list, [])
         if not all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in knots):
             raise sub.error(f"'knots' must list numbers of months, got {knots}")
-        tsr = TimeSinceReview(date=column, knots=tuple(float(k) for k in knots))
+        tsr = TimeSinceIntervention(date=column, knots=tuple(float(k) for k in knots))
     truncate = sec.get("ipw_truncate", list, [1.0, 99.0])
     if (len(truncate) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in truncate)
             or not 0 <= truncate[0] < truncate[1] <= 100):
@@ -641,7 +647,7 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
     settings = ModelSettings(
         few_councils=sec.get("few_councils", int, 20),
         flag_councils=sec.get("flag_councils", int, 10),
-        time_since_review=tsr,
+        time_since_intervention=tsr,
         workers=sec.get("workers", int),
         ipw_truncate=(float(truncate[0]), float(truncate[1])),
         lmm_df=lmm_df,

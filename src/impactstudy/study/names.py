@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 PIPELINE_COLUMNS = frozenset({
     "wave", "wave_order", "source_file", "source_row", "council_raw", "council_check_raw", "respondent_id",
     "role", "submitted_at", "council_code", "council_name", "measure", "value", "value_label", "missing_reason",
-    "authority_type", "region", "months_since_review", "waves_present",
+    "authority_type", "region", "months_since_intervention", "waves_present",
 })
 # SPSS's reserved words, which may not name a variable (any case)
 SPSS_RESERVED = frozenset({"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"})
