@@ -28,6 +28,7 @@ from impactstudy.impact import outcomes as O
 from impactstudy.impact.analysis import Rules, analyse_outcome
 from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions
 from impactstudy.impact.panel import Panel, build_panel
+from impactstudy.pipeline import library_warnings
 from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import read_raw
@@ -107,6 +108,7 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
 
 
 def _analyse_one(panel: Panel, options: DidOptions, rules: Rules) -> tuple[pd.DataFrame, dict[str, Any]]:
+    library_warnings.spool_worker_warnings()  # a forkserver worker: its warnings go to the step's record
     with threadpool_limits(1):
         return analyse_outcome(panel, options, rules)
 

@@ -38,6 +38,7 @@ from typing import Any
 from impactstudy import __version__
 from impactstudy.errors import ConfigError, LockError
 from impactstudy.pipeline.atomic import dumps_json, write_json
+from impactstudy.pipeline import library_warnings
 from impactstudy.pipeline.paths import StudyPaths
 
 
@@ -154,13 +155,15 @@ class Manifest:
                 reasons.append(f"output {key} was changed outside the pipeline")
         return reasons
 
-    def record(self, step: Step) -> None:
-        """Record ``step`` as run with its current inputs, config and outputs."""
+    def record(self, step: Step, library_warnings: list[dict[str, Any]] | None = None) -> None:
+        """Record ``step`` as run with its current inputs, config and outputs, and the library warnings
+        its run showed (:mod:`impactstudy.pipeline.library_warnings`; ``warnings``, only when there were any)."""
         self.steps[step.name] = {
             "version": code_version(),
             "config": sha256_config(step.config),
             "inputs": {self.rel(p): self.file_hash(p) for p in step.inputs},
             "outputs": {self.rel(p): self.file_hash(p) for p in step.outputs},
+            **({"warnings": library_warnings} if library_warnings else {}),
         }
 
     def recorded_input(self, step_name: str, path: Path) -> str | None:
@@ -242,23 +245,26 @@ def _batches(steps: list[Step]) -> Iterator[list[Step]]:
 _WORKER_STEPS: list[Step] = []  # the batch a forked worker runs from (closures cannot be pickled)
 
 
-def _run_in_worker(index: int) -> None:
-    _WORKER_STEPS[index].run()
+def _run_in_worker(index: int) -> list[dict[str, Any]]:
+    with library_warnings.captured() as shown:
+        _WORKER_STEPS[index].run()
+    return shown
 
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _run_together(steps: list[Step]) -> list[BaseException | None]:
-    """Run ``steps`` at once in forked workers; each one's exception or None, in order, once all finished."""
+def _run_together(steps: list[Step]) -> list[tuple[BaseException | None, list[dict[str, Any]]]]:
+    """Run ``steps`` at once in forked workers; each one's exception (or None) and library warnings, in
+    order, once all finished."""
     global _WORKER_STEPS
     _WORKER_STEPS = steps
     try:
         with ProcessPoolExecutor(max_workers=min(len(steps), _cores()),
                                  mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_run_in_worker, i) for i in range(len(steps))]
-            return [future.exception() for future in futures]
+            return [(future.exception(), [] if future.exception() else future.result()) for future in futures]
     finally:
         _WORKER_STEPS = []
 
@@ -273,8 +279,8 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
     manifest = Manifest(paths)
     ran = []
 
-    def done(step: Step, saved: list[tuple[Path, Path | None]]) -> None:
-        manifest.record(step)
+    def done(step: Step, saved: list[tuple[Path, Path | None]], shown: list[dict[str, Any]]) -> None:
+        manifest.record(step, shown)
         try:
             manifest.save()
         except BaseException:  # not recorded (a full disk): the step's outputs go back to the recorded ones
@@ -282,6 +288,8 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
             raise
         _discard(saved)
         ran.append(step.name)
+        if shown:
+            log(library_warnings.console_line(step.name, shown, manifest.rel(manifest.path)))
 
     together = _cores() > 1 and "fork" in multiprocessing.get_all_start_methods()
     for batch in _batches(steps):
@@ -291,13 +299,13 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
             for step, reasons in stale:
                 log(f"{step.name}: running ({'; '.join(reasons)})")
             saved = [_set_aside(step) for step, _ in stale]
-            errors = _run_together([step for step, _ in stale])
-            for (step, _), error, aside in zip(stale, errors, saved, strict=True):
+            results = _run_together([step for step, _ in stale])
+            for (step, _), (error, shown), aside in zip(stale, results, saved, strict=True):
                 if error is None:
-                    done(step, aside)
+                    done(step, aside, shown)
                 else:
                     _put_back(aside)
-            failed = [error for error in errors if error is not None]
+            failed = [error for error, _ in results if error is not None]
             if failed:
                 raise failed[0]
             continue
@@ -305,11 +313,12 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
             log(f"{step.name}: running ({'; '.join(reasons)})")
             saved = _set_aside(step)
             try:
-                step.run()
+                with library_warnings.captured() as shown:
+                    step.run()
             except BaseException:
                 _put_back(saved)
                 raise
-            done(step, saved)
+            done(step, saved, shown)
     manifest.save()
     return ran
 
