@@ -55,7 +55,8 @@ MAX_SIZE = 0.06  # rejection rate under no effect
 JUDGED_FROM = 200  # intervals (tests) a cell needs before a miss is marked: Monte-Carlo SE <= 1.5 points
 KEY_CONTRAST = "follow_up - baseline"  # the key findings' contrast: the last wave against the first
 POOLED_COUNCILS = 3000  # councils pooled for the ordinal model's pseudo-true value
-LOG_ODDS_MODELS = ("ordinal",)
+PSEUDO_MODELS = ("ordinal", "wilcoxon")  # fitted to the pooled councils for their estimands' truths
+PSEUDO_ESTIMANDS = ("log odds ratio", "pseudo-median")
 SEED_BASE = 1_000_000
 TRUTH_SEED_BASE = 9_000_000
 DEFAULT_COUNCILS = (6, 20, 40, 152)
@@ -112,39 +113,43 @@ def truth(cell: Cell) -> pd.DataFrame:
         columns={"estimate": "truth"})
 
 
-def fit_study(cell: Cell, seed: int) -> pd.DataFrame:
-    """Every model's contrast rows of one simulated study: the model stage's ``fit_measure`` (column
-    ``variant`` empty), and the overall LMM once more with the df method the stage does not use by
-    default (``lmm_rows(ddf=...)``; ``variant`` names the df method of every LMM row), so both can be judged."""
+def fit_study(cell: Cell, seed: int, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every model's contrast rows of one simulated study (``models``: only these), from the model stage's
+    ``fit_measure``, each with its ``estimand`` (the model stage's :func:`~impactstudy.model.fitting.estimand`).
+    The LMM's rows come once per df method, from one fit; ``variant`` names the method (empty for the
+    other models), so both can be judged."""
     from impactstudy.model import fitting  # statsmodels: imported where the fitting happens
 
     study = demo_study(cell.councils)
-    default = getattr(fitting, "LMM_DDF", None)
-    others = [d for d in ("satterthwaite", "kenward-roger") if default is not None and d != default]
+    methods = {name: method for method, name in fitting.DDF_NAMES.items()}
     rows = []
     for name, frame in simulate(cell, seed).items():
         waves = [w for w in study.wave_ids if w in set(frame["wave"].astype(str))]
         measure = study.measure(name)
-        result = fitting.fit_measure(measure, frame, waves, GROUP_BY, study.models.few_councils)
+        result = fitting.fit_measure(measure, frame, waves, GROUP_BY, study.models.few_councils,
+                                     models=models, lmm_also=tuple(methods.values()))
         for part in result["contrasts"]:
-            rows.append(part.assign(measure=name, variant=np.where(part["model"] == "lmm", default or "", "")))
-        if "lmm" in fitting.models_for(measure):  # overall only (the key findings' rows): each is a refit
-            for ddf in others:
-                rows.append(fitting.lmm_rows(frame, waves, None, ddf=ddf)[0].assign(measure=name, variant=ddf))
+            variant = np.where(part["model"] == "lmm", part["correction"].map(methods).fillna(""), "")
+            estimand = [fitting.estimand(m, measure.type, g) for m, g in zip(part["model"], part["group"])]
+            rows.append(part.assign(measure=name, variant=variant, estimand=estimand))
     return pd.concat(rows, ignore_index=True).assign(seed=seed)
 
 
 # ----------------------------------------------------------------------------------- pseudo-truth
 
 
-def pseudo_truth(cell: Cell, models: Sequence[str] = LOG_ODDS_MODELS, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
-    """The value ``models`` converge to under ``cell``'s design: their fit to many studies pooled as one.
+def pseudo_truth(cell: Cell, models: Sequence[str] = PSEUDO_MODELS, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
+    """The true value of every estimand without a closed form under ``cell``'s design, from about
+    ``councils`` councils drawn from it and pooled as one study (studies with their own seeds, councils
+    relabelled per study): columns ``measure, estimand, contrast, group, truth``.
 
-    Why: a log odds ratio of a clipped, rounded latent normal score has no closed form, and the ordinal
-    model's population-averaged log odds ratio also depends on who answers at each wave (attrition
-    differs by status). Fitting the model to about ``councils`` councils drawn from the same design
-    (studies with their own seeds, councils relabelled per study) estimates it with a standard error a
-    few times smaller than one study's.
+    * log odds ratio (the ordinal model) and pseudo-median shift of council changes (Wilcoxon's
+      Hodges–Lehmann): ``models`` fitted to the pooled councils. A log odds ratio of a clipped, rounded
+      latent score has no closed form, and both depend on who answers at each wave;
+    * respondent-weighted mean change, overall: each status's true change (``truth.json``) weighted by
+      its share of the answers at the contrast's two waves among the pooled councils (statuses answer
+      and drop out at different rates, so this is not the council-weighted change). Within a status
+      every council has the same expected change, so both weightings are the status's truth there.
     """
     from impactstudy.model import fitting
 
@@ -156,22 +161,41 @@ def pseudo_truth(cell: Cell, models: Sequence[str] = LOG_ODDS_MODELS, councils: 
             codes = frame["council_code"].astype(str)
             pooled[name].append(frame.assign(council_code=f"{k}:" + codes,
                                              respondent_id=frame["respondent_id"].astype(str) + f":{k}"))
+    effects = truth(cell).set_index(["measure", "contrast", "group"])["truth"]
     rows = []
     for name, frames in pooled.items():
         frame = pd.concat(frames, ignore_index=True)
         waves = [w for w in study.wave_ids if w in set(frame["wave"].astype(str))]
         measure = replace(study.measure(name), models=tuple(models))
         for part in fitting.fit_measure(measure, frame, waves, GROUP_BY, study.models.few_councils)["contrasts"]:
-            rows.append(part.assign(measure=name))
+            rows.append(part.assign(measure=name, estimand=[fitting.estimand(m, measure.type, g)
+                                                            for m, g in zip(part["model"], part["group"])]))
+        answers = frame.groupby(["wave", "status"], observed=True).size()
+        for later, earlier in fitting.tidy.default_contrasts(waves):
+            contrast = f"{later} - {earlier}"
+            n = answers.loc[[later, earlier]].groupby(level="status").sum()
+            value = sum(n[s] * effects[(name, contrast, f"status={s}")] for s in n.index) / n.sum()
+            rows.append(pd.DataFrame([{"measure": name, "estimand": fitting.estimand("lmm", measure.type),
+                                       "contrast": contrast, "group": "all", "estimate": value}]))
     out = pd.concat(rows, ignore_index=True)
-    return out[["measure", "model", "contrast", "group", "estimate"]].rename(columns={"estimate": "truth"})
+    return out[["measure", "estimand", "contrast", "group", "estimate"]].rename(columns={"estimate": "truth"})
+
+
+def pseudo_kind(estimand: str, group: str) -> str:
+    """Which :func:`pseudo_truth` a row of ``estimand`` in ``group`` is judged against ('' for ``truth.json``):
+    the estimand's kind, so that a reworded estimand still finds its truth."""
+    if estimand.startswith("difference between groups"):
+        return ""  # within a status both weightings agree: the difference of the statuses' truths
+    kind = next((k for k in PSEUDO_ESTIMANDS if k in estimand), "")
+    return kind or ("respondent-weighted" if estimand.startswith("respondent-weighted") and group == "all" else "")
 
 
 # ------------------------------------------------------------------------------------------- tasks
 
 
-def task_rows(cell: Cell, seeds: Sequence[int]) -> pd.DataFrame:
-    """The rows of studies ``seeds`` of ``cell``, each with its truth, ``covers``, ``rejects`` and ``level``.
+def task_rows(cell: Cell, seeds: Sequence[int], models: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of studies ``seeds`` of ``cell`` (``models``: only these), each with its truth, ``covers``,
+    ``rejects`` and ``level`` (rows judged against the pseudo-truth get them when :func:`load` reads them).
 
     A task of the simulation: run in a Dask worker, one BLAS thread (the fits are many small products).
     """
@@ -180,7 +204,7 @@ def task_rows(cell: Cell, seeds: Sequence[int]) -> pd.DataFrame:
     # scipy warns (e.g. every council changed by the same amount); the rows' own warnings say what matters
     with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        fits = pd.concat([fit_study(cell, s) for s in seeds], ignore_index=True)
+        fits = pd.concat([fit_study(cell, s, models) for s in seeds], ignore_index=True)
     return judge(fits, truth(cell), None)
 
 
@@ -223,16 +247,22 @@ def with_differences(effects: pd.DataFrame, groups: Iterable[str]) -> pd.DataFra
 
 
 def judge(fits: pd.DataFrame, effects: pd.DataFrame, pseudo: pd.DataFrame | None) -> pd.DataFrame:
-    """``fits`` with the true value of each row (``pseudo`` for the log-odds models when given), whether its
-    interval covers it, whether its test rejects at 5%, and the interval's stated level."""
+    """``fits`` with the true value of each row's ``estimand`` (``truth.json``'s council-weighted change,
+    or ``pseudo`` where :func:`needs_pseudo_truth`; NaN, so not judged, when ``pseudo`` is None), whether
+    its interval covers it, whether its test rejects at 5%, and the interval's stated level."""
     out = fits.merge(with_differences(effects, fits["group"]), on=["measure", "contrast", "group"], how="left",
                      validate="m:1")
-    if pseudo is not None:
-        logodds = out["model"].isin(LOG_ODDS_MODELS)
-        keyed = pseudo.set_index(["measure", "model", "contrast", "group"])["truth"]
-        index = pd.MultiIndex.from_frame(out.loc[logodds, ["measure", "model", "contrast", "group"]])
-        out.loc[logodds, "truth"] = keyed.reindex(index).to_numpy()
-    estimable = out["ci_low"].notna() & out["ci_high"].notna()
+    kind = pd.Series([pseudo_kind(str(e), str(g)) for e, g in zip(out["estimand"], out["group"])], index=out.index)
+    other = (kind != "").to_numpy()
+    out.loc[other, "truth"] = np.nan
+    if pseudo is not None and other.any():
+        pseudo = pseudo.assign(kind=[pseudo_kind(str(e), str(g)) for e, g in zip(pseudo["estimand"], pseudo["group"])])
+        keyed = pseudo.drop_duplicates(["measure", "kind", "contrast", "group"]).set_index(
+            ["measure", "kind", "contrast", "group"])["truth"]
+        index = pd.MultiIndex.from_frame(out.loc[other, ["measure", "contrast", "group"]].assign(
+            kind=kind[other])[["measure", "kind", "contrast", "group"]])
+        out.loc[other, "truth"] = keyed.reindex(index).to_numpy()
+    estimable = out["ci_low"].notna() & out["ci_high"].notna() & out["truth"].notna()
     out["covers"] = ((out["ci_low"] <= out["truth"]) & (out["truth"] <= out["ci_high"])).where(estimable)
     out["rejects"] = (out["p_value"] < ALPHA).where(out["p_value"].notna())
     out["level"] = stated_level(out)
@@ -244,8 +274,14 @@ def chunks(n_studies: int, size: int) -> list[range]:
     return [range(SEED_BASE + a, SEED_BASE + min(a + size, n_studies)) for a in range(0, n_studies, size)]
 
 
-def task_path(results: Path, cell: Cell, seeds: range) -> Path:
-    return results / cell.key / f"studies-{seeds.start - SEED_BASE:05d}-{seeds.stop - SEED_BASE:05d}.parquet"
+def models_tag(models: Sequence[str] | None) -> str:
+    """The results subfolder of a run of ``models`` (``all`` for every model)."""
+    return "all" if not models else "+".join(sorted(models))
+
+
+def task_path(results: Path, cell: Cell, seeds: range, models: Sequence[str] | None = None) -> Path:
+    return (results / cell.key / models_tag(models)
+            / f"studies-{seeds.start - SEED_BASE:05d}-{seeds.stop - SEED_BASE:05d}.parquet")
 
 
 def truth_path(results: Path, cell: Cell) -> Path:
@@ -287,9 +323,11 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
 
 
 def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10, scheduler: str | None = None,
-        workers: int | None = None, progress: bool = True, pooled_councils: int = POOLED_COUNCILS) -> dict[str, Any]:
-    """Simulate ``n_studies`` studies of every cell on Dask, each task's rows written to ``results`` as it
-    completes; tasks whose file is already there are skipped (resume). What was run, and how long it took.
+        workers: int | None = None, progress: bool = True, pooled_councils: int = POOLED_COUNCILS,
+        models: Sequence[str] | None = None) -> dict[str, Any]:
+    """Simulate ``n_studies`` studies of every cell on Dask (``models``: only these, in their own subfolder
+    of each cell's results), each task's rows written to ``results`` as it completes; tasks whose file is
+    already there are skipped (resume). What was run, and how long it took.
 
     The client writes the files (workers of a remote cluster need not share its disk); only the package,
     installed in every worker, is needed there.
@@ -304,8 +342,9 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
     for cell in cells:
         if not truth_path(results, cell).is_file():
             todo.append((1, truth_path(results, cell), truth_task, (cell, pooled_councils)))
-        todo.extend((-k, task_path(results, cell, seeds), task_rows, (cell, list(seeds)))
-                    for k, seeds in enumerate(chunks(n_studies, chunk)) if not task_path(results, cell, seeds).is_file())
+        todo.extend((-k, task_path(results, cell, seeds, models), task_rows, (cell, list(seeds), models))
+                    for k, seeds in enumerate(chunks(n_studies, chunk))
+                    if not task_path(results, cell, seeds, models).is_file())
     todo.sort(key=lambda t: -t[0])
     commit = git_commit()
     started = time.monotonic()
@@ -333,14 +372,28 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
 
 
 def load(results: Path, cells: Sequence[Cell] | None = None) -> pd.DataFrame:
-    """Every study row in ``results`` (for ``cells``, else all), judged against the pseudo-true values too."""
+    """Every study row in ``results`` (for ``cells``, else all), judged against the pseudo-true values too.
+
+    A cell's rows may come from several runs (one subfolder per set of models, :func:`models_tag`): each
+    model's rows are taken from the most recent run that fitted it, so rerunning a changed model
+    replaces its rows and leaves the others'.
+    """
     results = Path(results)
     frames = []
     for folder in sorted(results.glob("councils=*")):
         cell = _parse_key(folder.name)
         if cells is not None and cell not in cells:
             continue
-        parts = [pd.read_parquet(p) for p in sorted(folder.glob("studies-*.parquet"))]
+        runs = [d for d in folder.iterdir() if d.is_dir() and any(d.glob("studies-*.parquet"))]
+        runs.sort(key=lambda d: max(p.stat().st_mtime for p in d.glob("studies-*.parquet")), reverse=True)
+        taken: set[str] = set()
+        parts = []
+        for run_dir in runs:
+            rows = pd.concat([pd.read_parquet(p) for p in sorted(run_dir.glob("studies-*.parquet"))],
+                             ignore_index=True)
+            rows = rows[~rows["model"].isin(taken)]
+            taken |= set(rows["model"])
+            parts.append(rows)
         if not parts:
             continue
         rows = pd.concat(parts, ignore_index=True)
@@ -505,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=10, help="studies per task (default 10)")
     parser.add_argument("--pooled-councils", type=int, default=POOLED_COUNCILS,
                         help=f"councils pooled for the ordinal model's pseudo-true value (default {POOLED_COUNCILS})")
+    parser.add_argument("--models", default="", help="fit only these models, comma-separated (default: every "
+                        "model; a run of some models replaces their rows from earlier runs)")
     parser.add_argument("--docs", type=Path, default=None, help="write the summary as Markdown here")
     parser.add_argument("--summary-only", action="store_true", help="summarise what is in --results, run nothing")
     args = parser.parse_args(argv)
@@ -513,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info: dict[str, Any] = {"seconds": 0.0, "commit": git_commit(), "tasks_run": 0, "where": "(summary only)"}
     if not args.summary_only:
         info = run(cells, args.studies, args.results, chunk=args.chunk, scheduler=args.scheduler, workers=args.workers,
-                   pooled_councils=args.pooled_councils)
+                   pooled_councils=args.pooled_councils, models=_numbers(args.models, str) or None)
     rows = load(args.results, cells)
     if rows.empty:
         print(f"coverage: no results in {args.results}", file=sys.stderr)

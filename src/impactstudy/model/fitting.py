@@ -137,7 +137,7 @@ def lmm_formula(group: str | None, council_wave: bool, nested: bool) -> str:
 
 
 def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str], group: str | None,
-             ddf: Ddf = LMM_DDF) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+             ddf: Ddf = LMM_DDF, also: Sequence[Ddf] = ()) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """LMM contrasts, its coefficients, and its ``models.json`` record.
 
     ``value ~ wave [* group] + (1 | council_code) + (1 | council_code:wave)``, plus
@@ -146,7 +146,8 @@ def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str], group: str
     (``"satterthwaite"`` or ``"kenward-roger"``), named in the rows' ``correction``. A boundary fit (a
     variance estimated as 0) is a result: its rows' ``warning`` and the record's ``boundary`` say which
     term. An empty wave x group cell makes only the contrasts that need it NaN (with a warning), as in
-    the other models: the design drops the interaction column it aliases.
+    the other models: the design drops the interaction column it aliases. ``also``: further df methods
+    whose rows are appended, from the same fit (the coverage simulation judges both; a fit computes both).
     """
     sample = tidy.sample(data, wave_order, group, require_respondent=True)
     d = sample.frame
@@ -176,11 +177,18 @@ def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str], group: str
     record.update({k: summary[k] for k in ("converged", "var_council", "var_council_wave", "var_respondent",
                                            "var_residual", "reml_criterion", "n_groups", "boundary")},
                   warnings=list(fit.warnings) + notes)
-    rows = tidy.wald_rows("lmm", sample, contrasts, correction=correction, design=design,
-                          test=fit.contrast, warning=warning)
-    if group:  # the difference in change between groups, and the joint wave x group test
-        rows = pd.concat([rows, difference_rows("lmm", sample, contrasts, correction=correction, design=design,
-                                                test=fit.contrast, warning=warning)], ignore_index=True)
+    parts = []
+    for method in (ddf, *(m for m in also if m != ddf)):
+        def test(L: np.ndarray, method: Ddf = method) -> dict[str, float]:
+            return fit.contrast(L, ddf=method)
+
+        parts.append(tidy.wald_rows("lmm", sample, contrasts, correction=DDF_NAMES[method], design=design,
+                                    test=test, warning=warning))
+        if group:  # the difference in change between groups
+            parts.append(difference_rows("lmm", sample, contrasts, correction=DDF_NAMES[method], design=design,
+                                         test=test, warning=warning))
+    rows = pd.concat(parts, ignore_index=True)
+    if group:  # the joint wave x group test
         record["interaction"] = joint_test(fit, interaction_matrix(design))
     return rows, fit.summary_frame().assign(warning=warning), record
 
@@ -232,19 +240,25 @@ def name_estimands(contrasts: pd.DataFrame, study: Study) -> pd.Series:
 
 
 def fit_measure(measure: Measure, data: pd.DataFrame, wave_order: list[str], group_by: tuple[str, ...],
-                few_councils: int, lmm_df: Ddf = LMM_DDF) -> dict[str, Any]:
+                few_councils: int, lmm_df: Ddf = LMM_DDF, *, models: Sequence[str] | None = None,
+                lmm_also: Sequence[Ddf] = ()) -> dict[str, Any]:
     """Every model of one measure, overall and by each grouping covariate (the models of one grouping
-    share one :class:`tidy.Sample` of the rows); ``lmm_df`` is the LMM's df method (``[models] lmm_df``)."""
+    share one :class:`tidy.Sample` of the rows); ``lmm_df`` is the LMM's df method (``[models] lmm_df``).
+
+    ``models``: only these of :func:`fitted_models` (the coverage simulation fits a subset per run);
+    ``lmm_also``: the LMM's rows with these df methods too, from the same fit (:func:`lmm_rows`)."""
     present = {str(w) for w in data["wave"].dropna().unique()}
     waves = [w for w in wave_order if w in present]
     contrasts = tidy.default_contrasts(waves)
     samples = {group: tidy.sample(data, waves, group) for group in (None, *group_by)}
     contrast_frames, estimate_frames, records = [], [], []
     for name in fitted_models(measure, data, few_councils):
+        if models is not None and name not in models:
+            continue
         for group in (None, *group_by):
             record: dict[str, Any] = {"measure": measure.name, "model": name, "group_by": group or ""}
             if name == "lmm":
-                rows, estimates, fit_record = lmm_rows(samples[group], waves, group, ddf=lmm_df)
+                rows, estimates, fit_record = lmm_rows(samples[group], waves, group, ddf=lmm_df, also=lmm_also)
                 record.update(fit_record)
                 estimate_frames.append(tidy.estimates_table(estimates, measure.name, name, group or ""))
             else:

@@ -365,7 +365,7 @@ def kenward_roger_df(L: np.ndarray, vcov: np.ndarray, p_mats: np.ndarray, w: np.
     lm = np.atleast_2d(np.asarray(L, dtype=float))
     q = lm.shape[0]
     theta = lm.T @ np.linalg.solve(lm @ vcov @ lm.T, lm)
-    u = np.einsum("ab,bc,kcd,de->kae", theta, vcov, p_mats, vcov)  # ThetaV0 P_k V0
+    u = (theta @ vcov) @ p_mats @ vcov  # ThetaV0 P_k V0, (k, p, p)
     tr = np.einsum("kaa->k", u)
     a1 = float(tr @ w @ tr)
     a2 = float(np.einsum("kl,kab,lba->", w, u, u))

@@ -189,15 +189,32 @@ def conditional_p_value(values: np.ndarray) -> float:
     exact conditional distribution: each of the 2^n sign patterns equally likely, the tied mid-ranks
     fixed. The distribution of the sum of positive doubled mid-ranks is built one rank at a time (a
     convolution; exact in float64 for n < 53), so it costs n passes over n(n+1) counts, not 2^n."""
-    ranks2 = np.rint(2 * stats.rankdata(np.abs(values))).astype(np.int64)
+    ranks2 = _doubled_midranks(np.abs(values))
     total = int(ranks2.sum())
-    counts = np.zeros(total + 1)
-    counts[0] = 1.0
-    for r in ranks2:
-        counts[r:] = counts[r:] + counts[:-r]  # the right side is the previous counts
+    counts = _doubled_rank_counts(tuple(np.sort(ranks2).tolist()))
     observed = abs(2 * int(ranks2[values > 0].sum()) - total)
     extreme = np.abs(2 * np.arange(total + 1) - total) >= observed
     return float(counts[extreme].sum() / 2.0 ** len(values))
+
+
+def _doubled_midranks(values: np.ndarray) -> np.ndarray:
+    """Twice the mid-ranks of ``values`` (ties share the mean of their ranks), as integers: what
+    ``2 * scipy.stats.rankdata(values)`` gives, without its argument handling (~0.4 ms a call)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    return (2 * upper - counts + 1)[inverse.ravel()].astype(np.int64)
+
+
+@functools.lru_cache(maxsize=1024)
+def _doubled_rank_counts(ranks2: tuple[int, ...]) -> np.ndarray:
+    """How many of the 2^n sign patterns give each sum of positive doubled mid-ranks ``ranks2`` (sorted):
+    kept, as an interval's search evaluates many shifts with the same tied ranks. Read-only."""
+    counts = np.zeros(sum(ranks2) + 1)
+    counts[0] = 1.0
+    for r in ranks2:
+        counts[r:] = counts[r:] + counts[:-r]  # the right side is the previous counts
+    counts.setflags(write=False)
+    return counts
 
 
 def conditional_signed_rank(diff: np.ndarray, conf_level: float = 0.95) -> HodgesLehmann:
