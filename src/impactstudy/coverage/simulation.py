@@ -54,7 +54,8 @@ TOLERANCE = 0.02  # coverage within the stated level +- 2 points
 MAX_SIZE = 0.06  # rejection rate under no effect
 JUDGED_FROM = 200  # intervals (tests) a cell needs before a miss is marked: Monte-Carlo SE <= 1.5 points
 KEY_CONTRAST = "follow_up - baseline"  # the key findings' contrast: the last wave against the first
-POOLED_COUNCILS = 3000  # councils pooled for the ordinal model's pseudo-true value
+POOLED_COUNCILS = 1200  # councils pooled for the pseudo-true values, at least ...
+POOLED_COPIES = 40  # ... this many studies' worth: the truth's SE at most 1/sqrt(40) of one study's
 PSEUDO_MODELS = ("ordinal", "wilcoxon")  # fitted to the pooled councils for their estimands' truths
 PSEUDO_ESTIMANDS = ("log odds ratio", "pseudo-median")
 SEED_BASE = 1_000_000
@@ -140,8 +141,9 @@ def fit_study(cell: Cell, seed: int, models: Sequence[str] | None = None) -> pd.
 
 def pseudo_truth(cell: Cell, models: Sequence[str] = PSEUDO_MODELS, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
     """The true value of every estimand without a closed form under ``cell``'s design, from about
-    ``councils`` councils drawn from it and pooled as one study (studies with their own seeds, councils
-    relabelled per study): columns ``measure, estimand, contrast, group, truth``.
+    ``councils`` councils (at least :data:`POOLED_COPIES` studies' worth) drawn from it and pooled as one
+    study (studies with their own seeds, councils relabelled per study): columns ``measure, estimand,
+    contrast, group, truth``.
 
     * log odds ratio (the ordinal model) and pseudo-median shift of council changes (Wilcoxon's
       Hodges–Lehmann): ``models`` fitted to the pooled councils. A log odds ratio of a clipped, rounded
@@ -154,7 +156,7 @@ def pseudo_truth(cell: Cell, models: Sequence[str] = PSEUDO_MODELS, councils: in
     from impactstudy.model import fitting
 
     study = demo_study(cell.councils)
-    copies = max(1, math.ceil(councils / cell.councils))
+    copies = max(POOLED_COPIES, math.ceil(councils / cell.councils))
     pooled: dict[str, list[pd.DataFrame]] = {m: [] for m in MEASURES}
     for k in range(copies):
         for name, frame in simulate(cell, TRUTH_SEED_BASE + k).items():
@@ -199,6 +201,10 @@ def task_rows(cell: Cell, seeds: Sequence[int], models: Sequence[str] | None = N
 
     A task of the simulation: run in a Dask worker, one BLAS thread (the fits are many small products).
     """
+    return _offloaded(_task_rows, cell, seeds, models)
+
+
+def _task_rows(cell: Cell, seeds: Sequence[int], models: Sequence[str] | None) -> pd.DataFrame:
     from threadpoolctl import threadpool_limits
 
     # scipy warns (e.g. every council changed by the same amount); the rows' own warnings say what matters
@@ -208,9 +214,39 @@ def task_rows(cell: Cell, seeds: Sequence[int], models: Sequence[str] | None = N
     return judge(fits, truth(cell), None)
 
 
+_CHILD: Any = None
+
+
+def _offloaded(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a child process of this Dask worker (one, kept for the worker's life).
+
+    Why: a worker's event loop shares the GIL with the task thread. On a loaded machine the loop's thread
+    is often descheduled while it holds the GIL, and the task waits: measured, the task got about 40% of
+    its core, the loop as much again. A child process has no event loop; the task thread only waits.
+    Outside a Dask worker (tests, ``task_rows`` called directly) the function runs here.
+    """
+    global _CHILD
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return function(*args)
+    if _CHILD is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _CHILD = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    return _CHILD.submit(function, *args).result()
+
+
 def truth_task(cell: Cell, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
     """The pseudo-true values of ``cell`` from about ``councils`` pooled councils (:func:`pseudo_truth`),
     one BLAS thread."""
+    return _offloaded(_truth_task, cell, councils)
+
+
+def _truth_task(cell: Cell, councils: int) -> pd.DataFrame:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
@@ -303,7 +339,13 @@ def git_commit() -> str:
 
 # A busy machine (other jobs on every core) can starve the scheduler's event loop for many seconds;
 # distributed's default 30 s connect / tcp timeouts then cancel every task ("scheduler-connection-lost").
-PATIENT = {"distributed.comm.timeouts.connect": "300s", "distributed.comm.timeouts.tcp": "600s"}
+# And a worker's event loop shares the GIL with its task: its statistical profiler (a stack sample of the
+# task thread every 10 ms) and 20 ms health tick make the task wait for the GIL whenever the loop's thread
+# is descheduled holding it, which on a loaded machine left the task a quarter of its core. Neither is
+# needed here (there is a progress bar and no dashboard).
+PATIENT = {"distributed.comm.timeouts.connect": "300s", "distributed.comm.timeouts.tcp": "600s",
+           "distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+           "distributed.admin.system-monitor.interval": "5s", "distributed.worker.daemon": False}
 
 
 def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
@@ -312,7 +354,7 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
 
     dask.config.set(PATIENT)
     for key, value in PATIENT.items():  # the worker processes read their config from the environment
-        os.environ.setdefault("DASK_" + key.upper().replace(".", "__").replace("-", "_"), value)
+        os.environ.setdefault("DASK_" + key.upper().replace(".", "__").replace("-", "_"), str(value))
 
     if scheduler:
         return Client(scheduler), None
@@ -336,12 +378,12 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
     from tqdm import tqdm
 
     results = Path(results)
-    # (priority, file, function, arguments): the pseudo-truths, then the first chunk of every cell, then the
-    # second ..., so that every cell has about as many studies whenever the run stops
-    todo: list[tuple[int, Path, Any, tuple[Any, ...]]] = []
+    # (priority, file, function, arguments): the first chunk of every cell, the pseudo-truths, then the
+    # second chunks ..., so that every cell has about as many studies whenever the run stops
+    todo: list[tuple[float, Path, Any, tuple[Any, ...]]] = []
     for cell in cells:
         if not truth_path(results, cell).is_file():
-            todo.append((1, truth_path(results, cell), truth_task, (cell, pooled_councils)))
+            todo.append((-0.5, truth_path(results, cell), truth_task, (cell, pooled_councils)))  # after 1st chunks
         todo.extend((-k, task_path(results, cell, seeds, models), task_rows, (cell, list(seeds), models))
                     for k, seeds in enumerate(chunks(n_studies, chunk))
                     if not task_path(results, cell, seeds, models).is_file())

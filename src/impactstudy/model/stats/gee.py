@@ -12,15 +12,18 @@ Conventions, chosen so that R's ``geepack::geeglm(value ~ wave, id = council, co
   (statsmodels ``ddof_scale=0``; its default subtracts the number of parameters, geepack does not);
 - the robust covariance is the plain sandwich, no small-sample factor (neither package applies one).
 
-Few councils (fewer than ``few_councils``): the sandwich is biased downwards, so the bias-reduced
-covariance of Mancl & DeRouen (2001) (statsmodels ``cov_type="bias_reduced"``) is used, with a t
-reference on ``K - p`` degrees of freedom (K councils, p mean parameters), as Mancl & DeRouen
-recommend. Otherwise the reference is the normal distribution and ``df`` is NaN. The ``correction``
-column says which.
+Few councils: a row whose group level rests on fewer than ``few_councils`` councils (the councils with
+answers in that level, not the study's total: a status row of a 20-council study rests on 5) uses the
+bias-reduced covariance of Mancl & DeRouen (2001) (statsmodels ``cov_type="bias_reduced"``), since the
+plain sandwich is biased downwards with few clusters, and a t reference on ``K - p`` degrees of freedom
+(K the level's councils, p its waves: the level's mean parameters), as Mancl & DeRouen recommend; a
+level with ``K - p < 1`` is not estimable. Other rows: the plain sandwich with a normal reference and
+``df`` NaN. The ``correction`` column says which. (One fit gives both covariances.)
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,7 +39,7 @@ from impactstudy.model.stats.wave_design import WaveDesign
 
 MODEL = "gee"
 ROBUST = "none (sandwich SE, normal reference)"
-BIAS_REDUCED = "bias-reduced (Mancl-DeRouen) SE, t reference df=K-p"
+BIAS_REDUCED = "bias-reduced (Mancl-DeRouen) SE, t reference df=K-p (K councils, p waves of the row's group level)"
 
 
 def fit_gee(
@@ -58,12 +61,14 @@ def fit_gee(
     sample = tidy.sample(data, wave_order, group, extra=[weights] if weights else [])
     d = sample.frame
     n_councils = d["council_code"].nunique()
-    bias_reduced = n_councils < few_councils
-    correction = BIAS_REDUCED if bias_reduced else ROBUST
+    few = {level: tidy.level_size(sample, level)[0] < few_councils for _, level in sample.levels}
+    correction = BIAS_REDUCED if n_councils < few_councils else ROBUST
 
-    def result(design: WaveDesign | None, fit: tidy.WaldFit | None, warning: str) -> pd.DataFrame:
+    def result(design: WaveDesign | None, fit: object | None, warning: str) -> pd.DataFrame:
         return tidy.wald_rows(MODEL, sample, contrasts, correction=correction, design=design,
-                              test=fit.test if fit else None, warning=warning)
+                              test=None, warning=warning,
+                              level_test=None if fit is None else functools.partial(_level_test, sample, fit, few,
+                                                                                    conf_level))
 
     if d.empty:
         return result(None, None, "no observed values")
@@ -73,10 +78,6 @@ def fit_gee(
         design = sample.design()
     except DataError as err:
         return result(None, None, str(err))
-    n_params = len(design.columns)
-    df = float(n_councils - n_params) if bias_reduced else None
-    if df is not None and df < 1:
-        return result(design, None, f"too few councils ({n_councils}) for {n_params} mean parameters with bias-reduced SEs")
     if d["value"].nunique() < 2:
         return result(design, None, "every observed value is the same; nothing varies to model")
     if d.groupby("council_code").size().max() < 2:
@@ -89,17 +90,31 @@ def fit_gee(
                            cov_struct=_Exchangeable(), weights=w)
         try:
             fit = model.fit(start_params=_start_params(design, y, w),
-                            cov_type="bias_reduced" if bias_reduced else "robust", ddof_scale=0)
+                            cov_type="bias_reduced" if any(few.values()) else "robust", ddof_scale=0)
         except (ValueError, np.linalg.LinAlgError) as err:  # statsmodels' way of saying the data defeat it
             caught.append(f"{type(err).__name__}: {err}")
             fit = None
     warning = tidy.join_warnings(*caught)
     if fit is None:
         return result(design, None, tidy.join_warnings("GEE could not be fitted", warning))
-    cov = np.asarray(fit.cov_params())
+    return result(design, fit, warning)
+
+
+def _level_test(sample: tidy.Sample, fit: object, few: dict[object, bool], conf_level: float,
+                level: object) -> tuple[tidy.Test | None, str, str]:
+    """The test of a level's contrasts: bias-reduced covariance and t on ``K - p`` df when the level rests
+    on fewer than ``few_councils`` councils, else the plain sandwich and the normal reference."""
+    beta = np.asarray(fit.params)
+    if few[level]:
+        k, p = tidy.level_size(sample, level)
+        cov, df, correction = np.asarray(fit.cov_robust_bc), float(k - p), BIAS_REDUCED
+        if df < 1:
+            return None, correction, f"too few councils ({k}) for {p} mean parameters with bias-reduced SEs"
+    else:
+        cov, df, correction = np.asarray(fit.cov_robust), None, ROBUST
     if not np.all(np.isfinite(cov)):
-        return result(design, None, tidy.join_warnings("robust covariance is not finite", warning))
-    return result(design, tidy.WaldFit(np.asarray(fit.params), cov, df, conf_level), warning)
+        return None, correction, "robust covariance is not finite"
+    return tidy.WaldFit(beta, cov, df, conf_level).test, correction, ""
 
 
 class _LinearGEE(GEE):

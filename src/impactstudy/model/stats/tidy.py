@@ -292,6 +292,13 @@ class Sample:
         return self.derive(_design, intercept)
 
 
+def level_size(sample: Sample, level: object) -> tuple[int, int]:
+    """``(councils, waves)`` with answers within ``level`` (None: every row) at any of the sample's waves:
+    how many clusters and mean parameters a group level's contrasts rest on."""
+    waves = list(sample.waves)
+    return sample.counts(level, waves)["n_councils"], len(waves) - len(sample.counts.empty(level, waves))
+
+
 def _design(sample: Sample, intercept: bool) -> WaveDesign:
     return design_matrix(sample.frame, sample.waves, sample.group, intercept=intercept, empty_cells="drop")
 
@@ -319,8 +326,13 @@ def wald_rows(
     test: Test | None,
     warning: str = "",
     cell_problem: Callable[[object, str, str], str] | None = None,
+    level_test: Callable[[object], tuple[Test | None, str, str]] | None = None,
 ) -> pd.DataFrame:
     """Rows for each level x contrast: ``test(L)`` for the design's contrast vector, or NaN with the reason.
+
+    ``level_test(level)``, when given, replaces ``test`` and ``correction`` within a level: ``(test,
+    correction, reason)``, a test of None with the reason when the level's rows cannot be tested (the GEE
+    and ordinal models' small-sample corrections, which depend on the councils behind the level).
 
     ``n_councils_both`` counts the councils with answers at both contrasted waves within the level.
 
@@ -333,19 +345,23 @@ def wald_rows(
     group = sample.group
     out = []
     for label, level in sample.levels:
+        level_tester, level_correction, level_reason = test, correction, ""
+        if level_test is not None and design is not None:
+            level_tester, level_correction, level_reason = level_test(level)
         for later, earlier in contrasts:
             n = counts(level, [later, earlier])
             empty = counts.empty(level, [later, earlier])
             where = "" if group is None else f" for {label}"
-            reason = f"no observations at wave {', '.join(empty)}{where}" if empty else ""
+            reason = f"no observations at wave {', '.join(empty)}{where}" if empty else level_reason
             if not reason and cell_problem is not None:
                 reason = cell_problem(level, later, earlier)
-            lvec = None if reason or design is None or test is None else design.contrast(later, earlier, level)
+            lvec = (None if reason or design is None or level_tester is None
+                    else design.contrast(later, earlier, level))
             if lvec is None:
-                out.append(make_row(model, later, earlier, label, correction=correction,
+                out.append(make_row(model, later, earlier, label, correction=level_correction,
                                     warning=join_warnings(warning, reason), **n))
                 continue
-            values = {k: v for k, v in test(lvec).items() if k in COLUMNS}
+            values = {k: v for k, v in level_tester(lvec).items() if k in COLUMNS}
             values["warning"] = join_warnings(warning, str(values.get("warning", "")))
-            out.append(make_row(model, later, earlier, label, **{"correction": correction, **n, **values}))
+            out.append(make_row(model, later, earlier, label, **{"correction": level_correction, **n, **values}))
     return to_frame(out)
