@@ -89,13 +89,14 @@ def test_council_weighted_rows_agree_where_they_estimate_the_same_thing() -> Non
     assert wil["min_p_value"] == pytest.approx(2.0 ** (1 - nonzero))
 
 
-def test_wild_bootstrap_rows_state_their_floor_and_give_no_interval(panel: pd.DataFrame) -> None:
+def test_wild_bootstrap_rows_state_their_floor_and_the_interval_inverting_the_test(panel: pd.DataFrame) -> None:
     rows = council_level.wild_bootstrap_rows(panel, WAVES, CONTRASTS)
     row = _row(rows, "follow_up - baseline")
     n = panel["council_code"].nunique()
     assert row["min_p_value"] == pytest.approx(2 / 6**n)
     assert row["min_p_value"] <= row["p_value"] <= 1
-    assert math.isnan(row["ci_low"]) and "p-value only" in row["warning"]
+    assert row["ci_low"] < row["estimate"] < row["ci_high"] and "interval inverts the test" in row["correction"]
+    assert (row["ci_low"] > 0 or row["ci_high"] < 0) == (row["p_value"] <= 0.05)  # 0 outside: the test rejects
     assert row["estimate"] == pytest.approx(REF["ols_cr2"]["beta"][2])
 
 

@@ -178,6 +178,27 @@ def test_wild_bootstrap_with_more_councils_draws_seeded_webb_weights() -> None:
     assert wild_cluster_bootstrap(X, y, cluster, np.array([0.0, 0.0, 1.0])).p_value == res.p_value
 
 
+@pytest.mark.parametrize("G, seed", [(5, 8), (6, 3), (12, 2)])
+def test_wild_bootstrap_interval_is_every_value_its_test_does_not_reject(G: int, seed: int) -> None:
+    """The bounds invert the test: just inside, the bootstrap test of ``L beta = r`` (run the plain way,
+    on ``y - r X L / L'L``) does not reject at 5%; just outside it does."""
+    X, y, cluster = _panel(G, 40 * G, seed)
+    L = np.array([0.0, -1.0, 1.0])
+    res = wild_cluster_bootstrap(X, y, cluster, L, conf_level=0.95)
+    assert res.ci_low < res.estimate < res.ci_high
+    crv1 = abs(res.estimate / res.t_stat)
+    assert 1.0 < (res.ci_high - res.ci_low) / (2 * 1.96 * crv1) < 3.0  # wider than the normal CRV1 interval
+
+    def p_at(r: float) -> float:
+        return wild_cluster_bootstrap(X, y - r * (X @ L) / (L @ L), cluster, L).p_value
+
+    for bound, outward in ((res.ci_low, -1.0), (res.ci_high, 1.0)):
+        eps = 2e-6 * crv1  # the bounds are found to 1e-6 standard errors
+        assert p_at(bound - outward * eps) > 0.05
+        assert p_at(bound + outward * eps) <= 0.05
+    assert np.isnan(wild_cluster_bootstrap(X, y, cluster, L).ci_low)  # no level asked: no interval
+
+
 def test_interval_levels_follow_one_rule() -> None:
     assert permutation.interval_level(0.97) == 0.95
     assert permutation.interval_level(0.875) == 0.875

@@ -582,6 +582,21 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------------------- CLI
 
 
+def cells_of(respondents: str, councils: Sequence[int], taus: Sequence[float]) -> list[Cell]:
+    """The cells of ``--respondents`` ranges (``lo-hi`` or ``lo-hi@n1/n2``: those councils only, else
+    ``councils``) x ``taus``, in one list so that one run interleaves them."""
+    cells = []
+    for item in (x.strip() for x in respondents.split(",") if x.strip()):
+        span, _, only = item.partition("@")
+        try:
+            lo, hi = (int(x) for x in span.split("-"))
+            ns = [int(n) for n in only.split("/")] if only else list(councils)
+        except ValueError:
+            raise SystemExit(f"coverage: --respondents item {item!r} is not lo-hi or lo-hi@n1/n2 (e.g. 20-40@6/20)")
+        cells += grid(ns, taus, (lo, hi))
+    return cells
+
+
 def _numbers(text: str, kind: type) -> list[Any]:
     return [kind(x) for x in text.split(",") if x.strip()]
 
@@ -593,7 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--councils", default=",".join(map(str, DEFAULT_COUNCILS)), help="councils per study, comma-separated")
     parser.add_argument("--tau", default=",".join(f"{t:g}" for t in DEFAULT_TAUS), help="SDs of the council-level change")
     parser.add_argument("--respondents", default=f"{DEFAULT_RESPONDENTS[0]}-{DEFAULT_RESPONDENTS[1]}",
-                        help="respondents per council, low-high (default 1-4, as the demo)")
+                        help="respondents per council, low-high (default 1-4, as the demo); several ranges "
+                        "comma-separated, each optionally with its own councils: 1-4,20-40@6/20/40")
     parser.add_argument("--results", type=Path, default=Path("data/coverage"), help="folder of per-task results (resumable)")
     parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a LocalCluster)")
     parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
@@ -605,8 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=None, help="write the summary as Markdown here")
     parser.add_argument("--summary-only", action="store_true", help="summarise what is in --results, run nothing")
     args = parser.parse_args(argv)
-    lo, hi = (int(x) for x in args.respondents.split("-"))
-    cells = grid(_numbers(args.councils, int), _numbers(args.tau, float), (lo, hi))
+    cells = cells_of(args.respondents, _numbers(args.councils, int), _numbers(args.tau, float))
     info: dict[str, Any] = {"seconds": 0.0, "commit": git_commit(), "tasks_run": 0, "where": "(summary only)"}
     if not args.summary_only:
         info = run(cells, args.studies, args.results, chunk=args.chunk, scheduler=args.scheduler, workers=args.workers,

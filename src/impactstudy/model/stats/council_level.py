@@ -19,8 +19,8 @@ the councils as the independent units and say how far that many councils can tak
   council-weighted mean change), with Hartigan's interval, which inverts it
   (:func:`impactstudy.model.stats.permutation.sign_flip`);
 - ``wild_bootstrap``: the restricted wild cluster bootstrap with Webb weights of the ``cr2`` model's
-  contrast (respondent-weighted), every weight vector enumerated with up to 7 councils; a p-value, no
-  interval.
+  contrast (respondent-weighted), every weight vector enumerated with up to 7 councils; its interval
+  inverts the same test (every value the bootstrap test of that value does not reject).
 
 Every row has ``min_p_value``, the smallest p-value its test can reach with that many councils (zero
 for the t references of ``cr2`` and ``cr2_council``).
@@ -106,9 +106,10 @@ def sign_flip_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str],
 
 
 def wild_bootstrap_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str],
-                        contrasts: Sequence[tidy.Contrast], group: str | None = None) -> pd.DataFrame:
+                        contrasts: Sequence[tidy.Contrast], group: str | None = None,
+                        conf_level: float = 0.95) -> pd.DataFrame:
     """``wild_bootstrap`` rows: the ``cr2`` model's contrasts tested by the restricted wild cluster
-    bootstrap with Webb weights (p-value and its floor; no interval)."""
+    bootstrap with Webb weights (p-value and its floor), with the interval that inverts the test."""
     sample = tidy.sample(data, wave_order, group)
     design, reason = _design(sample)
     if design is None:
@@ -118,12 +119,12 @@ def wild_bootstrap_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[s
     council = d["council_code"].cat.codes.to_numpy()
 
     def test(L: np.ndarray) -> dict[str, object]:
-        res = permutation.wild_cluster_bootstrap(design.X, y, council, L)
+        res = permutation.wild_cluster_bootstrap(design.X, y, council, L, conf_level=conf_level)
         if not np.isfinite(res.p_value):
             return {"estimate": res.estimate, "warning": "the contrast's cluster-robust variance is zero; no bootstrap test"}
         how = f"all {res.draws:,} Webb weight vectors" if res.enumerated else f"{res.draws:,} seeded Webb draws"
         return {"estimate": res.estimate, "p_value": res.p_value, "min_p_value": res.min_p_value,
-                "correction": f"{WILD}; {how}", "warning": "a p-value only: the wild bootstrap gives no interval here"}
+                "ci_low": res.ci_low, "ci_high": res.ci_high, "correction": f"{WILD}; {how}; interval inverts the test"}
 
     return tidy.wald_rows("wild_bootstrap", sample, contrasts, correction=WILD, design=design, test=test,
                           cell_problem=_too_few(sample))

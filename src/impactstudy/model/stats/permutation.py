@@ -141,7 +141,8 @@ def _subset_sums(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class WildBootstrap:
     """A wild cluster bootstrap test of ``L @ beta = 0``: the estimate, the CRV1 t statistic, the
-    bootstrap p-value, the smallest p-value reachable, and how many weight vectors were used."""
+    bootstrap p-value, the smallest p-value reachable, how many weight vectors were used, and the
+    interval that inverts the test (NaN when not asked for or not found)."""
 
     estimate: float
     t_stat: float
@@ -149,36 +150,102 @@ class WildBootstrap:
     min_p_value: float
     draws: int
     enumerated: bool
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+
+
+def webb_weights(G: int, seed: int = SEED) -> tuple[np.ndarray, bool]:
+    """The Webb weight vectors for G clusters (G x B): all 6^G when ``G <= WEBB_ENUMERATE_MAX`` (True),
+    else :data:`BOOTSTRAP_DRAWS` seeded draws (False)."""
+    if G <= WEBB_ENUMERATE_MAX:
+        grid = np.stack(np.meshgrid(*([np.arange(6)] * G), indexing="ij"), axis=0).reshape(G, -1)
+        return WEBB[grid], True
+    return np.random.default_rng(seed).choice(WEBB, size=(G, BOOTSTRAP_DRAWS)), False
 
 
 def wild_cluster_bootstrap(X: np.ndarray, y: np.ndarray, clusters: np.ndarray, L: np.ndarray,
-                           seed: int = SEED) -> WildBootstrap:
+                           seed: int = SEED, conf_level: float | None = None) -> WildBootstrap:
     """Restricted wild cluster bootstrap (WCR11, Webb weights) of ``L @ beta = 0`` in the OLS fit of
-    ``y`` on ``X``, clustered by ``clusters``.
+    ``y`` on ``X``, clustered by ``clusters``; with ``conf_level``, also the interval that inverts it.
 
     With G clusters and G <= :data:`WEBB_ENUMERATE_MAX`, all 6^G weight vectors are used (exact
     bootstrap p: the share with ``|t*| >= |t|``; the all-one and all-minus-one vectors reproduce
     ``|t|``, so the smallest reachable p is 2 / 6^G); otherwise :data:`BOOTSTRAP_DRAWS` seeded draws and
     ``p = (1 + #{|t*| >= |t|}) / (B + 1)`` (smallest 1 / (B + 1)).
+
+    The interval is every ``r`` that the same bootstrap test of ``L @ beta = r`` does not reject at
+    ``1 - conf_level`` (the null imposed at each ``r``, the same weights), as ``fwildclusterboot`` and
+    ``wildboottest`` invert it: the test of ``r`` is the test of 0 for ``y - r X L / (L'L)``, and every
+    bootstrap numerator and squared CRV1 standard error is linear, resp. quadratic, in ``r``, so ``p(r)``
+    is cheap at any ``r`` and each bound is found by bisection between the estimate (p = 1) and a point
+    where the test rejects.
     """
     codes = np.unique(np.asarray(clusters), return_inverse=True)[1].ravel()
     G = int(codes.max(initial=-1)) + 1
-    if G <= WEBB_ENUMERATE_MAX:
-        grid = np.stack(np.meshgrid(*([np.arange(6)] * G), indexing="ij"), axis=0).reshape(G, -1)
-        v = WEBB[grid]
-    else:
-        v = np.random.default_rng(seed).choice(WEBB, size=(G, BOOTSTRAP_DRAWS))
+    v, enumerated = webb_weights(G, seed)
     with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate draw gives a NaN t*, never a hit
-        estimate, t_stat, t_boot = wcr_t_statistics(X, y, codes, L, v)
-    if not np.isfinite(t_stat):
-        nan = float("nan")
-        return WildBootstrap(estimate, nan, nan, nan, v.shape[1], G <= WEBB_ENUMERATE_MAX)
-    hits = int(np.sum(np.abs(t_boot) >= abs(t_stat) * (1 - 1e-10)))
+        parts = _wcr_parts(X, y, codes, L, v)
+    estimate, t_stat = parts.estimate, parts.t_stat
     B = v.shape[1]
-    enumerated = G <= WEBB_ENUMERATE_MAX
-    if enumerated:
-        return WildBootstrap(estimate, t_stat, hits / B, 2 / B, B, True)
-    return WildBootstrap(estimate, t_stat, (1 + hits) / (B + 1), 1 / (B + 1), B, False)
+    nan = float("nan")
+    if not np.isfinite(t_stat):
+        return WildBootstrap(estimate, nan, nan, nan, B, enumerated)
+    p_value = parts.p_value(0.0, enumerated)
+    lo = hi = nan
+    if conf_level is not None:
+        lo, hi = parts.interval(1 - conf_level, enumerated)
+    return WildBootstrap(estimate, t_stat, p_value, 2 / B if enumerated else 1 / (B + 1), B, enumerated, lo, hi)
+
+
+@dataclass(frozen=True, eq=False)
+class _WcrParts:
+    """The bootstrap t statistics of ``L beta = r`` as functions of ``r``: for each weight vector b,
+    ``t*_b(r) = (a_b + r c_b) / sqrt(q0_b + 2 r q1_b + r^2 q2_b)`` and ``t(r) = (estimate - r) / se``."""
+
+    estimate: float
+    se: float
+    a: np.ndarray
+    c: np.ndarray
+    q0: np.ndarray
+    q1: np.ndarray
+    q2: np.ndarray
+
+    @property
+    def t_stat(self) -> float:
+        return self.estimate / self.se if self.se > 0 else float("nan")
+
+    def p_value(self, r: float, enumerated: bool) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_boot = (self.a + r * self.c) / np.sqrt(self.q0 + 2 * r * self.q1 + r * r * self.q2)
+        hits = int(np.sum(np.abs(t_boot) >= abs((self.estimate - r) / self.se) * (1 - 1e-10)))
+        B = len(self.a)
+        return hits / B if enumerated else (1 + hits) / (B + 1)
+
+    def interval(self, alpha: float, enumerated: bool) -> tuple[float, float]:
+        """The bounds of ``{r : p(r) > alpha}`` around the estimate (NaN when no rejecting point is found)."""
+        bounds = []
+        for direction in (-1.0, 1.0):
+            inside, step = self.estimate, 2.0 * self.se
+            outside = None
+            for _ in range(40):  # double the step until the test rejects
+                point = self.estimate + direction * step
+                if self.p_value(point, enumerated) <= alpha:
+                    outside = point
+                    break
+                inside, step = point, 2 * step
+            if outside is None:
+                bounds.append(float("nan"))
+                continue
+            for _ in range(60):  # p(r) is a step function: bisect to 1e-6 of the standard error
+                if abs(outside - inside) <= 1e-6 * self.se:
+                    break
+                middle = (inside + outside) / 2
+                if self.p_value(middle, enumerated) > alpha:
+                    inside = middle
+                else:
+                    outside = middle
+            bounds.append(float(inside))
+        return bounds[0], bounds[1]
 
 
 def wcr_t_statistics(X: np.ndarray, y: np.ndarray, codes: np.ndarray, L: np.ndarray,
@@ -187,6 +254,14 @@ def wcr_t_statistics(X: np.ndarray, y: np.ndarray, codes: np.ndarray, L: np.ndar
     for the weight vectors in the columns of ``v`` (G x B), by the "fast and wild" algebra of Roodman et
     al. (2019), as ``wildboottest`` (bootstrap type "11", null imposed, small-sample factor
     ``(N-1)/(N-k) * G/(G-1)``)."""
+    parts = _wcr_parts(X, y, codes, L, v)
+    return parts.estimate, parts.t_stat, parts.a / np.sqrt(parts.q0)
+
+
+def _wcr_parts(X: np.ndarray, y: np.ndarray, codes: np.ndarray, L: np.ndarray, v: np.ndarray) -> _WcrParts:
+    """:class:`_WcrParts` of the OLS fit of ``y`` on ``X``: the bootstrap numerators ``C v`` and
+    ``Z = C v - H v`` (per cluster) at ``r = 0`` and their slopes in ``r`` (both are linear in ``y``, and
+    testing ``r`` is testing 0 for ``y - r X L / (L'L)``)."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     R = np.asarray(L, dtype=float)
@@ -194,25 +269,32 @@ def wcr_t_statistics(X: np.ndarray, y: np.ndarray, codes: np.ndarray, L: np.ndar
     G = v.shape[0]
     XtX_g = np.zeros((G, k, k))
     np.add.at(XtX_g, codes, X[:, :, None] * X[:, None, :])
-    Xty_g = np.zeros((G, k))
-    np.add.at(Xty_g, codes, X * y[:, None])
     inv = np.linalg.inv(XtX_g.sum(axis=0))
-    beta = inv @ Xty_g.sum(axis=0)
     Rinv = R @ inv
-    beta_tilde = beta - inv @ R * (R @ beta) / (Rinv @ R)  # restricted: R beta_tilde = 0
-    scores = Xty_g - XtX_g @ beta_tilde  # (G, k) restricted scores
     ssc = (N - 1) / (N - k) * G / (G - 1)
-    C = scores @ Rinv  # (G,)
-    H = (np.einsum("k,gkl->gl", Rinv, XtX_g) @ inv) @ scores.T  # H[g, h] = R inv X_g'X_g inv s_h
-    numer = C @ v
-    Z = C[:, None] * v - H @ v
-    t_boot = numer / np.sqrt(ssc * np.sum(Z * Z, axis=0))
-    raw = Xty_g - XtX_g @ beta  # unrestricted scores
+    RinvXtX = np.einsum("k,gkl->gl", Rinv, XtX_g) @ inv
+
+    def numerators(yy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        Xty_g = np.zeros((G, k))
+        np.add.at(Xty_g, codes, X * yy[:, None])
+        beta = inv @ Xty_g.sum(axis=0)
+        beta_tilde = beta - inv @ R * (R @ beta) / (Rinv @ R)  # restricted: R beta_tilde = 0
+        scores = Xty_g - XtX_g @ beta_tilde  # (G, k) restricted scores
+        C = scores @ Rinv  # (G,)
+        H = RinvXtX @ scores.T  # H[g, h] = R inv X_g'X_g inv s_h
+        Z = C[:, None] * v - H @ v
+        return C @ v, Z, Xty_g - XtX_g @ beta  # numerators, Z, unrestricted scores
+
+    numer0, Z0, raw = numerators(y)
+    numer1, Z1, _ = numerators(y - X @ R / (R @ R))  # at r = 1
+    dZ = Z1 - Z0
     vcov = inv @ (raw.T @ raw) @ inv
     variance = float(ssc * R @ vcov @ R)
-    t_stat = float(R @ beta / np.sqrt(variance)) if variance > 0 else float("nan")
-    return float(R @ beta), t_stat, t_boot
+    estimate = float(R @ (inv @ (X.T @ y)))
+    se = float(np.sqrt(variance)) if variance > 0 else 0.0
+    return _WcrParts(estimate, se, numer0, numer1 - numer0, ssc * np.sum(Z0 * Z0, axis=0),
+                     ssc * np.sum(Z0 * dZ, axis=0), ssc * np.sum(dZ * dZ, axis=0))
 
 
 __all__ = ["MIN_LEVEL", "SignFlip", "WildBootstrap", "interval_level", "level_warning", "not_available",
-           "sign_flip", "sign_flip_min_p", "wcr_t_statistics", "wild_cluster_bootstrap"]
+           "sign_flip", "sign_flip_min_p", "wcr_t_statistics", "webb_weights", "wild_cluster_bootstrap"]
