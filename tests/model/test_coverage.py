@@ -30,9 +30,10 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
     assert first["where"] == "a LocalCluster of 2 workers"
     folder = tmp_path / cells[0].key
     assert first["tasks_run"] == 3  # the pseudo-truth and two chunks of two studies
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "pseudo-truth.parquet", "studies-00000-00002.parquet", "studies-00002-00004.parquet"]
-    (folder / "studies-00002-00004.parquet").unlink()  # as if the run had been interrupted
+    assert sorted(p.name for p in folder.iterdir()) == ["all", "pseudo-truth.parquet"]
+    assert sorted(p.name for p in (folder / "all").iterdir()) == [
+        "studies-00000-00002.parquet", "studies-00002-00004.parquet"]
+    (folder / "all" / "studies-00002-00004.parquet").unlink()  # as if the run had been interrupted
     # resumed on an existing cluster (as SCHEDULER=tcp://... does): only the missing task runs
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
                       scheduler_kwargs={"dashboard": False}) as cluster:
@@ -41,10 +42,27 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
         assert coverage.run(cells, 4, tmp_path, chunk=2, scheduler=cluster.scheduler_address)["tasks_run"] == 0
     rows = coverage.load(tmp_path)
     assert rows["seed"].nunique() == 4
+    # a later run of some models (a model changed) replaces their rows and leaves the others'
+    again = coverage.run(cells, 2, tmp_path, chunk=2, workers=1, progress=False, models=["paired_t"])
+    assert again["tasks_run"] == 1 and (folder / "paired_t").is_dir()
+    mixed = coverage.load(tmp_path)
+    assert mixed.loc[mixed["model"] == "paired_t", "seed"].nunique() == 2
+    assert mixed.loc[mixed["model"] == "lmm", "seed"].nunique() == 4
     assert set(rows["measure"]) == set(simulation.MEASURES)
     assert {"lmm", "gee", "ordinal", "paired_t", "wilcoxon"} <= set(rows["model"])
+    # each row judged against its estimand's truth: the pseudo-true log odds ratio, pseudo-median and
+    # respondent-weighted change where truth.json (council-weighted change) is not the estimand
     ordinal = rows[rows["model"] == "ordinal"]
-    assert ordinal["truth"].notna().all()  # the pseudo-true log odds ratios, not the mean change
+    assert ordinal["truth"].notna().all()
+    pseudo = pd.read_parquet(folder / "pseudo-truth.parquet")
+    assert {"log odds ratio", "pseudo-median shift of council changes", "respondent-weighted mean change"} <= set(
+        pseudo["estimand"])
+    truth = coverage.truth(cells[0]).set_index(["measure", "contrast", "group"])["truth"]
+    for model, same in (("paired_t", True), ("lmm", False), ("wilcoxon", False)):
+        row = rows[(rows["model"] == model) & (rows["group"] == "all")].iloc[0]
+        assert (row["truth"] == truth[(row["measure"], row["contrast"], "all")]) == same, model
+    status = rows[(rows["model"] == "lmm") & (rows["group"] != "all")].iloc[0]  # within a status: one truth
+    assert status["truth"] == truth[(status["measure"], status["contrast"], status["group"])]
     summary = coverage.summarise(rows)
     key = summary[(summary["contrast"] == simulation.KEY_CONTRAST) & (summary["groups"] == "all")]
     assert (key["studies"] == 4).all()
@@ -70,6 +88,8 @@ def fast_rows() -> pd.DataFrame:
     parts = []
     for cell, n in ((coverage.Cell(20, 0.15), 16), (coverage.Cell(6, 0.3), 20)):
         rows = coverage.task_rows(cell, list(range(simulation.SEED_BASE, simulation.SEED_BASE + n)))
+        rows = simulation.judge(rows.drop(columns=["truth", "covers", "rejects", "level"]), coverage.truth(cell),
+                                simulation.pseudo_truth(cell, councils=0))  # 40 studies' worth pooled
         parts.append(rows.assign(councils=cell.councils))
     return pd.concat(parts, ignore_index=True)
 

@@ -149,7 +149,7 @@ def _model_tables(ctx: Context, s: Section, rows: pd.DataFrame) -> None:
                     values.append(MARK)
                 else:
                     ci = findings.ci_text(x.ci_low, x.ci_high, getattr(x, "warning", ""))
-                    ci = "no interval" if ci == "–" else ci  # the wild bootstrap gives a p-value only
+                    ci = "no interval" if ci == "–" else ci  # e.g. not available with so few councils
                     floor = getattr(x, "min_p_value", 0.0)
                     limit = f"; smallest possible p {findings.fmt_floor(floor)}" if floor and floor > 0 else ""
                     values.append(f"{number(x.estimate, signed=True)} ({ci}); q {findings.fmt_p(x.q_value)}{limit}")
