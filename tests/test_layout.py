@@ -18,7 +18,7 @@ PACKAGE = Path(impactstudy.__file__).parent
 STAGES = ("ingest", "link", "model", "impact", "report")
 BELOW = ("study", "pipeline", "councils")  # shared by the stages
 ABOVE = ("stages", "validate", "cli", "__main__")  # the API and the command line, over the stages
-TOOLS = ("coverage",)  # packages over the stages and the demo (the coverage simulation)
+TOOLS = ("coverage", "verbatims")  # packages over the stages and the demo (the coverage simulation, coding sheets out)
 
 
 def _part(module: str) -> str | None:

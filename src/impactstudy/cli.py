@@ -125,6 +125,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verbatims(args: argparse.Namespace) -> int:
+    from impactstudy import stages
+    from impactstudy.verbatims import write_sheets
+
+    stages.run(args.study, ["link"], root=args.root, log=_log)  # council names resolved, waves up to date
+    study, paths = stages.open_study(args.study, args.root)
+    write_sheets(study, paths, args.coders.split(","), args.overlap, args.seed, log=_log)
+    _log(f"the coding sheets hold respondent-level answers: share them only with the coders; put the returned "
+         f"copies in data/raw/{args.study}/ and name them in the config's [[coding]] files (docs/coding.md)")
+    return 0
+
+
 def _cmd_councils_resolve(args: argparse.Namespace) -> int:
     from impactstudy.councils import resolve_to_csv
 
@@ -179,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-waves", type=int, default=0, choices=(0, 1), help="1 adds a second follow-up wave")
     p.add_argument("--force", action="store_true", help="overwrite an existing demo study")
     p.set_defaults(func=_cmd_demo)
+    text = ("write every free-text answer to an Excel coding sheet per coder (data/processed/<study>/coding/), "
+            "a share of them double-coded")
+    p = sub.add_parser("verbatims", parents=[common], help=text, description=text)
+    p.add_argument("--coders", default="coder", help="coders' initials, comma-separated (default: one coder, 'coder')")
+    p.add_argument("--overlap", type=float, default=0.0, metavar="SHARE",
+                   help="share of answers given to a second coder for agreement, e.g. 0.2 (needs two coders)")
+    p.add_argument("--seed", type=int, default=20130401, help="random seed of the split among coders")
+    p.set_defaults(func=_cmd_verbatims)
     text = "look councils up in the register of English upper-tier councils"
     p = sub.add_parser("councils", help=text, description=text)
     csub = p.add_subparsers(dest="councils_command", required=True, metavar="SUBCOMMAND")

@@ -26,7 +26,7 @@ def check_types(table: RawTable, wave: Wave, study: Study, source: str) -> list[
     problems = []
     for measure in study.analysed_measures:
         column = measure.columns.get(wave.id)
-        if column is None or measure.type == "text" or column not in table.data.columns:
+        if column is None or measure.type == "text" or measure.coded_from or column not in table.data.columns:
             continue
         values, _, rejected = harmonise_measure(table.data[column], measure, wave, table.meta)
         answered = int(values.notna().sum() + rejected.notna().sum())

@@ -26,7 +26,7 @@ def wave_columns(wave: Wave, study: Study) -> dict[str, str]:
         if column:
             used[column] = key
     for measure in study.measures:
-        if wave.id in measure.columns:
+        if wave.id in measure.columns and not measure.coded_from:  # a coded set reads its text's column
             used[measure.columns[wave.id]] = f"measure '{measure.name}'"
     return used
 

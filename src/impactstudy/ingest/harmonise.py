@@ -18,8 +18,6 @@ The rules, applied to each distinct raw value of a measure's column (fast on lar
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
 import unicodedata
@@ -30,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, distinct, map_distinct, missing_column, sheet_rows, spread
+from impactstudy.pipeline.identifiers import identifier_text, pseudonymiser, raw_key
 from impactstudy.pipeline.readers import RawMeta
-from impactstudy.study.config import Measure, Study, Wave, code_key
+from impactstudy.study.config import Measure, Study, Wave
 
 NO_ANSWER = "No answer"
 OUT_OF_RANGE = "Out of range"
@@ -53,49 +52,6 @@ def normalise_text(value: str) -> str:
     """Fold case, curly quotes, accents' composition and runs of spaces, for label matching."""
     text = unicodedata.normalize("NFKC", value).replace("\u2019", "'").replace("\u2018", "'")
     return re.sub(r"\s+", " ", text).strip().casefold()
-
-
-def raw_key(value: Any) -> str | None:
-    """A raw cell as a comparable key: numbers as repr(float), text stripped; None when blank."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return repr(float(value))
-    text = str(value).strip()
-    if not text:
-        return None
-    return code_key(text)
-
-
-def identifier_text(value: Any) -> str | None:
-    """An identifier cell as text: 801.0 → '801', blanks → None, text stripped."""
-    if isinstance(value, str):  # the common case, without raw_key's number parsing (ids differ per row)
-        return value.strip() or None
-    key = raw_key(value)
-    if key is None:
-        return None
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else str(number)
-    return str(value).strip()
-
-
-def respondent_key(raw_id: str) -> str:
-    """A respondent id as compared: case and runs of spaces do not tell two respondents apart ("ab 1" = "AB  1")."""
-    return " ".join(raw_id.split()).casefold()
-
-
-def pseudonymiser(salt: bytes) -> Any:
-    """The function giving each respondent id a stable pseudonym under ``salt``: the same person links
-    across waves, the id is not recoverable. The keyed hash is set up once, then copied per id."""
-    keyed = hmac.new(salt, digestmod=hashlib.sha256)
-
-    def pseudonym(raw_id: str) -> str:
-        digest = keyed.copy()
-        digest.update(respondent_key(raw_id).encode("utf-8"))
-        return "P" + digest.hexdigest()[:16]
-
-    return pseudonym
 
 
 def pseudonymise(raw_id: str, salt: bytes) -> str:
@@ -302,7 +258,7 @@ def harmonise_wave(raw: pd.DataFrame, meta: RawMeta, wave: Wave, study: Study, s
 
     measure_names, warnings = [], []
     for measure in study.analysed_measures:
-        if wave.id not in measure.columns:
+        if wave.id not in measure.columns or measure.coded_from:  # coded sets: from the returned sheets
             continue
         column = measure.columns[wave.id]
         measure_names.append(measure.name)

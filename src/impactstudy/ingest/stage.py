@@ -10,6 +10,7 @@ the study's secret salt (kept in ``.secrets/``, outside processed data and repor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,14 +23,16 @@ from typing import Any
 import pandas as pd
 
 from impactstudy.errors import ConfigError, DataError
+from impactstudy.ingest.coding import code_wave, codes_typed, not_found, read_coding
 from impactstudy.ingest.columns import check_columns, header_hint, read_wave, wave_columns
 from impactstudy.ingest.harmonise import OUT_OF_RANGE, UNRECOGNISED, harmonise_wave
 from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet, write_text
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, missing_column
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import first_rows, unnamed_data_problem
+from impactstudy.pipeline.coding import answer_ids
 from impactstudy.pipeline.steps import Step, sha256_file
-from impactstudy.study.config import Measure, Study, Wave
+from impactstudy.study.config import Coding, Measure, Study, Wave
 from impactstudy.study.metadata import measure_metadata
 
 
@@ -81,8 +84,18 @@ def wave_outputs(paths: StudyPaths, wave: Wave) -> tuple[Path, Path, Path]:
     return base, base.with_suffix(".quarantine.csv"), base.with_suffix(".report.json")
 
 
+def codes_piece(paths: StudyPaths, wave: Wave) -> Path:
+    """The wave's rows of ``codes.parquet`` (written by waves a ``[[coding]]`` question is asked in)."""
+    return paths.wave_file(wave.id).with_suffix(".codes.parquet")
+
+
+def coded_questions(study: Study, wave: Wave) -> list[Coding]:
+    """The ``[[coding]]`` sections whose question ``wave`` asks."""
+    return [c for c in study.coding if wave.id in study.measure(c.question).columns]
+
+
 def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dict[str, Any]:
-    """Read, harmonise and write one wave; return its report entry."""
+    """Read, harmonise, code and write one wave; return its report entry."""
     path = paths.raw_file(wave.file)
     table = read_wave(path, wave, study)
     source = paths.raw_file(wave.file).relative_to(paths.root.resolve()).as_posix()
@@ -94,6 +107,10 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
     if unnamed := unnamed_data_problem(table, path):
         raise DataError(unnamed)
     result = harmonise_wave(table.data, table.meta, wave, study, source, salt)
+    codings = coded_questions(study, wave)
+    data, codes, coding_report = code_wave(
+        result.data, study, wave, {c.question: read_coding(study, paths, c) for c in codings})
+    result = dataclasses.replace(result, data=data)
     rows_read = len(table.data)
     rejected_rows = result.quarantine.loc[result.quarantine["scope"] == "row", "source_row"].nunique()
     if len(result.data) + rejected_rows != rows_read:  # the conservation invariant; a bug if broken
@@ -125,6 +142,8 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
         "column_labels": {c: table.meta.column_labels[c] for c in used if c in table.meta.column_labels},
         "warnings": list(result.label_warnings),
     }
+    if codings:
+        report["coding"] = coding_report
     if rows_read and not len(result.data):
         report["warnings"].append(f"no row of {source} was accepted: see quarantine.csv")
     answered = [m.name for m in measures if result.data[m.name].notna().any()]
@@ -137,6 +156,8 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
     }
     parquet, quarantine, report_path = wave_outputs(paths, wave)
     write_parquet(parquet, result.data, metadata)
+    if codings:
+        write_parquet(codes_piece(paths, wave), codes)
     write_csv(quarantine, result.quarantine)
     write_json(report_path, report)
     return report
@@ -159,7 +180,42 @@ def combine_wave_outputs(study: Study, paths: StudyPaths) -> None:
     }
     for report in reports:
         report.update(set_aside(quarantine_frame[quarantine_frame["wave"] == report["wave"]]))
-    write_json(paths.ingest_report, {"study": study.name, "title": study.title, "waves": reports, "totals": totals})
+    out = {"study": study.name, "title": study.title, "waves": reports, "totals": totals}
+    if study.coding:
+        codes = [pd.read_parquet(codes_piece(paths, w)) for w in study.waves if coded_questions(study, w)]
+        write_parquet(paths.codes, codes_typed(pd.concat(codes, ignore_index=True) if codes else pd.DataFrame()))
+        out["coding"] = {c.question: coding_summary(study, paths, c, reports) for c in study.coding}
+    write_json(paths.ingest_report, out)
+
+
+def coding_summary(study: Study, paths: StudyPaths, coding: Coding, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One coded question over every wave: its files and coders, the answers coded and left uncoded,
+    double coded, and what the returned files hold that does not fit: answers that do not exist and
+    columns that are not themes of the coding frame."""
+    returned = read_coding(study, paths, coding)
+    waves = [w for w in study.waves if w.id in study.measure(coding.question).columns]
+    answered: set[str] = set()
+    for wave in waves:
+        frame = pd.read_parquet(paths.wave_file(wave.id),
+                                columns=["wave", "source_row", "council_raw", "respondent_id", coding.question])
+        ids = answer_ids(frame, study.name, coding.question)
+        answered |= set(ids[frame[coding.question].notna()].astype(str))
+    per_wave = {r["wave"]: r["coding"][coding.question] for r in reports if coding.question in r.get("coding", {})}
+    return {
+        "themes": coding.themes,
+        "resolve": coding.resolve,
+        "adjudicator": coding.adjudicator,
+        "alpha_threshold": coding.alpha_threshold,
+        "files": [{"file": r.file, "coder": r.coder, "kind": r.kind, "answers_coded": int(r.codes["answer_id"].nunique()),
+                   "answers_left_uncoded": len(r.uncoded)} for r in returned],
+        "answers": sum(w["answers"] for w in per_wave.values()),
+        "coded": sum(w["coded"] for w in per_wave.values()),
+        "uncoded": sum(w["uncoded"] for w in per_wave.values()),
+        "double_coded": sum(w["double_coded"] for w in per_wave.values()),
+        "by_wave": {w: {k: v for k, v in counts.items() if k != "uncoded_ids"} for w, counts in per_wave.items()},
+        "unknown_themes": [u for r in returned for u in r.unknown_themes],
+        "answers_not_found": not_found(returned, answered),
+    }
 
 
 def reason_kind(reason: str) -> str:
@@ -199,7 +255,13 @@ def _wave_config(study: Study, wave: Wave, salt: bytes) -> dict[str, Any]:
         "measures": [measure_for_wave(m, wave) for m in study.measures if wave.id in m.columns],
         "duplicates": study.duplicates,
         "salt": hashlib.sha256(salt).hexdigest(),
+        **({"coding": [asdict(c) for c in coded_questions(study, wave)]} if coded_questions(study, wave) else {}),
     }
+
+
+def coding_files(study: Study, paths: StudyPaths, codings: list[Coding] | tuple[Coding, ...]) -> tuple[Path, ...]:
+    """The returned coding files of ``codings``, each once."""
+    return tuple(dict.fromkeys(paths.raw_file(f.file) for c in codings for f in c.files))
 
 
 def ingest_steps(study: Study, paths: StudyPaths) -> list[Step]:
@@ -210,20 +272,22 @@ def ingest_steps(study: Study, paths: StudyPaths) -> list[Step]:
         steps.append(
             Step(
                 name=f"ingest:{wave.id}",
-                inputs=(paths.raw_file(wave.file),),
+                inputs=(paths.raw_file(wave.file), *coding_files(study, paths, coded_questions(study, wave))),
                 config=_wave_config(study, wave, salt),
-                outputs=wave_outputs(paths, wave),
+                outputs=wave_outputs(paths, wave) + ((codes_piece(paths, wave),) if coded_questions(study, wave) else ()),
                 run=lambda wave=wave: ingest_wave(study, paths, wave, salt),
                 parallel=True,  # waves are independent: read and harmonised at once, one per core
             )
         )
     pieces = tuple(p for wave in study.waves for p in wave_outputs(paths, wave)[1:])
+    coded_waves = [w for w in study.waves if coded_questions(study, w)]
+    coded = tuple(p for w in coded_waves for p in (paths.wave_file(w.id), codes_piece(paths, w)))
     steps.append(
         Step(
             name="ingest",
-            inputs=pieces,
-            config={"waves": list(study.wave_ids)},
-            outputs=(paths.quarantine, paths.ingest_report),
+            inputs=pieces + coded + coding_files(study, paths, study.coding),
+            config={"waves": list(study.wave_ids), **({"coding": [asdict(c) for c in study.coding]} if study.coding else {})},
+            outputs=(paths.quarantine, paths.ingest_report) + ((paths.codes,) if study.coding else ()),
             run=lambda: combine_wave_outputs(study, paths),
         )
     )

@@ -55,6 +55,16 @@ class StudyPaths:
         return self.processed / "ingest_report.json"
 
     @property
+    def codes(self) -> Path:
+        """Every code read from the returned coding sheets: answer × coder × theme (the ``[[coding]]`` sections)."""
+        return self.processed / "codes.parquet"
+
+    @property
+    def coding_dir(self) -> Path:
+        """Where ``impactstudy verbatims`` writes the coding sheets: respondent-level, so processed data."""
+        return self.processed / "coding"
+
+    @property
     def panel_long(self) -> Path:
         return self.processed / "panel_long.parquet"
 

@@ -50,6 +50,32 @@ def ingest_lines(report: dict[str, Any], study: str) -> list[str]:
         lines += _more([f"  warning: {w}" for w in warnings[:SHOWN]], len(warnings))
     if report.get("totals", {}).get("rows_quarantined") or any(w.get("answers_not_declared") for w in report.get("waves", [])):
         lines.append(f"  every row and value set aside is in data/processed/{study}/quarantine.csv")
+    for question, coding in report.get("coding", {}).items():
+        lines += coding_lines(question, coding, study)
+    return lines
+
+
+def coding_lines(question: str, coding: dict[str, Any], study: str) -> list[str]:
+    """One coded question: answers coded and left uncoded, double coded, and what the returned files
+    hold that does not fit (answers that do not exist, columns that are not themes)."""
+    files = coding.get("files", [])
+    lines = [f"coding {question}: {coding['answers']:,} answers, {coding['coded']:,} coded "
+             f"({coding['double_coded']:,} by two coders), {coding['uncoded']:,} not coded yet; "
+             f"{len(files)} returned file{'s' if len(files) != 1 else ''}"]
+    unknown = [u for u in coding.get("unknown_themes", [])]
+    if unknown:
+        lines.append(f"  {len(unknown)} column(s) that are not themes of '{coding['themes']}' (not counted; add the "
+                     f"theme to its options to count it):")
+        lines += _more([f"    {u['file']}: '{u['column']}' ({u['answers_ticked']} answer(s) ticked)" for u in unknown[:SHOWN]],
+                       len(unknown))
+    missing = coding.get("answers_not_found", [])
+    if missing:
+        lines.append(f"  {len(missing)} answer(s) on the returned sheets are not answers of study '{study}' (not counted):")
+        lines += _more([f"    {m['file']}" + (f", row {m['sheet_row']}" if m.get("sheet_row") else "")
+                        + f": {m['answer_id']}" for m in missing[:SHOWN]], len(missing))
+    if coding["uncoded"]:
+        lines.append(f"  answers not coded are missing ('Not coded'); their ids are in data/processed/{study}/"
+                     f"ingest_report.json (waves: coding: uncoded_ids)")
     return lines
 
 

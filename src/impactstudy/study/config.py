@@ -13,6 +13,7 @@ the set name in :attr:`Measure.parent` for reporting.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
 from collections.abc import Mapping
@@ -102,6 +103,7 @@ class Measure:
     option: str | None = None
     option_label: str | None = None
     coding_frame_for: str | None = None
+    coded_from: str | None = None  # a [[coding]] set: the text measure its codes come from (columns are that text's)
     pii: bool = False
     models: tuple[str, ...] | None = None  # override of the default models for this type
     share_from: float | None = None  # likert: answers at or above this level are "the share" readers quote
@@ -178,6 +180,39 @@ class ModelSettings:
     workers: int | None = None
     ipw_truncate: tuple[float, float] = (1.0, 99.0)  # percentiles at which retention weights are truncated
     lmm_df: str = "satterthwaite"  # the LMM's degrees of freedom: LMM_DF_METHODS
+
+
+CODING_RULES = ("primary", "either", "both")
+DEFAULT_ALPHA_THRESHOLD = 0.67
+
+
+@dataclass(frozen=True)
+class CodingFile:
+    """A returned coding sheet in ``data/raw/<study>/``: an Excel workbook written by ``impactstudy
+    verbatims`` (it names its coder), or a case × code matrix (CSV or Excel, as NVivo exports it) whose
+    ``coder`` the config names."""
+
+    file: str
+    coder: str | None = None
+    sheet: str | None = None  # a matrix workbook's sheet (default: the first)
+
+
+@dataclass(frozen=True)
+class Coding:
+    """A ``[[coding]]`` section: a free-text measure coded by hand against the options of a multi measure.
+
+    ``resolve`` says which codes count for an answer that two coders coded: ``primary`` (the coder the
+    answer was given to first, so double-coded answers are counted like the rest), ``either`` or
+    ``both``; an ``adjudicator``'s codes, where it coded an answer, override the rule.
+    """
+
+    question: str
+    themes: str
+    files: tuple[CodingFile, ...] = ()
+    alpha_threshold: float = DEFAULT_ALPHA_THRESHOLD
+    consent: str | None = None
+    resolve: str = "primary"
+    adjudicator: str | None = None
 
 
 IMPACT_LAYOUTS = ("dfe", "plain")
@@ -273,6 +308,7 @@ class Study:
     min_cell: int = 5
     intervention: Intervention = field(default_factory=Intervention)
     impact: ImpactSettings | None = None
+    coding: tuple[Coding, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -297,6 +333,10 @@ class Study:
     def set_members(self, parent: str) -> tuple[Measure, ...]:
         """The measures expanded from option set ``parent``, in declaration order."""
         return tuple(m for m in self.measures if m.parent == parent)
+
+    def coding_of(self, question: str) -> Coding | None:
+        """The ``[[coding]]`` section coding text measure ``question``, if any."""
+        return next((c for c in self.coding if c.question == question), None)
 
     @property
     def analysed_measures(self) -> tuple[Measure, ...]:
@@ -454,12 +494,19 @@ def code_key(key: str) -> str:
     return repr(float(number))
 
 
-def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ...], source: Path) -> list[Measure]:
+def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ...], source: Path,
+              coded: frozenset[str] = frozenset()) -> list[Measure]:
     sec = _Section(data, f"measures[{index}]", source)
     sec.check_keys(_MEASURE_KEYS)
     name = _identifier(sec.get("name", str, required=True), "measure name", sec)
     sec.where = f"measure '{name}'"
     mtype = sec.get("type", str, required=True)
+    if name in coded:
+        if mtype != "multi":
+            raise sec.error(f"[[coding]] names it as 'themes', so it must be type = \"multi\" (its options are the coding frame)")
+        if "columns" in sec.data:
+            raise sec.error("its codes come from the returned coding sheets ([[coding]] names it as 'themes'): "
+                            "remove its 'columns'")
     if mtype not in MEASURE_TYPES:
         raise sec.error(f"unknown type '{mtype}'{_suggest(mtype, MEASURE_TYPES)}; use one of {', '.join(MEASURE_TYPES)}")
     aim = sec.get("aim", str)
@@ -524,7 +571,14 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
     if share_from is not None and share_from not in levels:
         raise sec.error(f"share_from = {share_from:g} is not one of the levels ({', '.join(f'{v:g}' for v in levels)})")
 
-    columns = sec.get("columns", dict, required=True)
+    if "columns" not in sec.data and mtype == "multi" and name not in coded:
+        hint = "".join(f"; [[coding]] names themes '{c}': did you mean '{name}'?"
+                       for c in coded if difflib.get_close_matches(c, [name], n=1, cutoff=0.6))
+        raise sec.error(f"missing required key 'columns' (each option's raw column per wave), unless a [[coding]] "
+                        f"section names it as 'themes'{hint}")
+    columns = sec.get("columns", dict, required=name not in coded)
+    if columns is None:  # a coded set: filled in with its text's columns once [[coding]] is read
+        columns = {}
     for wave_id in columns:
         if wave_id not in waves:
             raise sec.error(f"columns names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
@@ -679,6 +733,82 @@ def _intervention(data: Any, waves: tuple[str, ...], councils: CouncilsFile | No
         date=date_column,
         before_waves=before_waves,
     )
+def _coding_file(entry: Any, where: str, source: Path) -> CodingFile:
+    if isinstance(entry, str):
+        entry = {"file": entry}
+    sec = _Section(entry, where, source)
+    sec.check_keys(("file", "coder", "sheet"))
+    file = _relative_file(sec.get("file", str, required=True), sec)
+    coder = sec.get("coder", str)
+    if coder is not None and not coder.strip():
+        raise sec.error("'coder' is empty; give the coder's initials or name")
+    return CodingFile(file=file, coder=coder.strip() if coder else None, sheet=sec.get("sheet", str))
+
+
+def _coding(entries: list[Any], measures: list[Measure], source: Path) -> tuple[Coding, ...]:
+    """The ``[[coding]]`` sections, checked against the measures (see :class:`Coding`)."""
+    by_name = {m.name: m for m in measures}
+    sets = {m.parent: m for m in measures if m.parent}
+    texts = sorted(n for n, m in by_name.items() if m.type == "text" and not m.pii)
+    out: list[Coding] = []
+    for i, entry in enumerate(entries):
+        sec = _Section(entry, f"coding[{i}]", source)
+        sec.check_keys(("question", "themes", "files", "alpha_threshold", "consent", "resolve", "adjudicator"))
+        question = sec.get("question", str, required=True)
+        sec.where = f"coding of '{question}'"
+        if question not in by_name or by_name[question].type != "text" or by_name[question].pii:
+            raise sec.error(f"'question' must name a free-text measure (type = \"text\", not pii), got '{question}'"
+                            f"{_suggest(question, texts)}")
+        themes = sec.get("themes", str, required=True)
+        if themes not in sets:
+            raise sec.error(f"'themes' must name the multi measure whose options are the coding frame, got '{themes}'"
+                            f"{_suggest(themes, sorted(sets))}")
+        frame_for = sets[themes].coding_frame_for
+        if frame_for is not None and frame_for != question:
+            raise sec.error(f"measure '{themes}' declares coding_frame_for = '{frame_for}', not '{question}'")
+        files = sec.get("files", list, [])
+        parsed = tuple(_coding_file(f, f"coding of '{question}': files[{j}]", source) for j, f in enumerate(files))
+        repeated = sorted({f.file for f in parsed if [g.file for g in parsed].count(f.file) > 1})
+        if repeated:
+            raise sec.error(f"files lists '{repeated[0]}' twice")
+        threshold = sec.get("alpha_threshold", float, DEFAULT_ALPHA_THRESHOLD)
+        if not 0 < threshold <= 1:
+            raise sec.error(f"'alpha_threshold' must be above 0 and at most 1 (usually 0.67 or 0.8), got {threshold:g}")
+        resolve = sec.get("resolve", str, "primary")
+        if resolve not in CODING_RULES:
+            raise sec.error(f"'resolve' must be one of {', '.join(CODING_RULES)}, got '{resolve}'{_suggest(resolve, CODING_RULES)}")
+        consent = sec.get("consent", str)
+        if consent is not None:
+            binaries = sorted(n for n, m in by_name.items() if m.type == "binary" and not m.pii)
+            asked = set(by_name[question].columns)
+            if consent not in by_name or by_name[consent].type != "binary":
+                raise sec.error(f"'consent' must name a binary measure (1 = the respondent agreed to be quoted), got "
+                                f"'{consent}'{_suggest(consent, binaries)}")
+            if not asked & set(by_name[consent].columns):
+                raise sec.error(f"consent measure '{consent}' is asked in none of the waves '{question}' is asked in")
+        adjudicator = sec.get("adjudicator", str)
+        out.append(Coding(question=question, themes=themes, files=parsed, alpha_threshold=threshold,
+                          consent=consent, resolve=resolve, adjudicator=adjudicator.strip() if adjudicator else None))
+    for key in ("question", "themes"):
+        values = [getattr(c, key) for c in out]
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"{source}: coding: '{repeated[0]}' is named as '{key}' by more than one [[coding]] section")
+    return tuple(out)
+
+
+def _with_coded_columns(measures: list[Measure], coding: tuple[Coding, ...]) -> list[Measure]:
+    """Each coded set's measures asked wherever its text is, their columns the text's, marked ``coded_from``."""
+    texts = {c.themes: c.question for c in coding}
+    by_name = {m.name: m for m in measures}
+    return [
+        dataclasses.replace(m, columns=dict(by_name[texts[m.parent]].columns), coded_from=texts[m.parent],
+                            coding_frame_for=texts[m.parent])
+        if m.parent in texts else m
+        for m in measures
+    ]
+
+
 def _year_end(value: str, section: _Section) -> tuple[int, int]:
     try:
         month, day = (int(p) for p in value.split("-"))
@@ -774,7 +904,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
     top = _Section(dict(data), "top level", source)
     top.check_keys(
         ("title", "description", "ingest", "councils", "waves", "aims", "measures", "models", "report", "expectations",
-         "intervention", "impact")
+         "intervention", "impact", "coding")
     )
     raw_waves = top.get("waves", list, required=True)
     if not raw_waves:
@@ -792,13 +922,17 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
                         title=sec.get("title", str, required=True), intro=sec.get("intro", str, "")))
     aim_ids = tuple(a.id for a in aims)
 
+    raw_coding = top.get("coding", list, [])
+    coded = frozenset(c["themes"] for c in raw_coding if isinstance(c, dict) and isinstance(c.get("themes"), str))
     measures: list[Measure] = []
     for i, m in enumerate(top.get("measures", list, required=True)):
-        measures.extend(_measures(m, i, wave_ids, aim_ids, source))
+        measures.extend(_measures(m, i, wave_ids, aim_ids, source, coded))
     names = [m.name for m in measures]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise top.error(f"measure names must be unique after expanding options, repeated: {', '.join(duplicated)}")
+    coding = _coding(raw_coding, measures, source)
+    measures = _with_coded_columns(measures, coding)
     parents = {m.parent for m in measures if m.parent} | set(names)
     for m in measures:
         if m.coding_frame_for and m.coding_frame_for not in parents:
@@ -851,6 +985,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         min_cell=report.get("min_cell", int, 5),
         intervention=intervention,
         impact=_impact(top.get("impact", dict), councils, intervention, source),
+        coding=coding,
         raw=dict(data),
     )
 
