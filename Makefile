@@ -12,7 +12,7 @@ RAW := $(wildcard data/raw/$(STUDY)/*)
 CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -name '*.csv' -o -name '*.toml' -o -name '*.html' -o -name '*.css' -o -name '*.j2' \) 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo ingest link impact model report status validate test fuzz fuzz-ingest bench coverage clean
+.PHONY: help setup demo ingest link impact model report status verbatims validate test fuzz fuzz-ingest bench coverage clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET [STUDY=$(STUDY)]"
@@ -66,6 +66,9 @@ report: $(VENV)/.installed demo ## Run every stage; write reports/$(STUDY)/publi
 
 status: $(VENV)/.installed ## Say which stages are up to date or stale, and why
 	@$(IS) status --study $(STUDY)
+
+verbatims: $(VENV)/.installed demo ## Write the free-text answers to coding sheets, one per coder (CODERS=AB,CD OVERLAP=0.2)
+	@$(IS) verbatims --study $(STUDY) --coders $(or $(CODERS),coder) --overlap $(or $(OVERLAP),0)
 
 validate: $(VENV)/.installed ## Check the study config against its raw files
 	@$(IS) validate --study $(STUDY)
