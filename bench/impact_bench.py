@@ -6,7 +6,8 @@ In a temporary project it generates the demo study, replaces its outcome file wi
 draws and 999 reassignments. Then, each in a fresh process as a user would run them:
 
 * ``impactstudy model`` (not timed; it runs the stages before it, impact included);
-* ``impactstudy impact --force`` — timed (wall and CPU); target 10 s on 2 cores;
+* ``impactstudy impact --force`` — timed (wall, and CPU over all its processes, workers included);
+  target 10 s on 2 cores; the load average before it says how busy the machine was;
 * ``impactstudy report``, then a new year of outcome data (2022 appended to the file) and
   ``impactstudy run``: the steps that ran must be exactly ``impact`` and the report.
 
@@ -17,6 +18,7 @@ Run from the repository root:  .venv/bin/python bench/impact_bench.py [--out FIL
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -95,6 +97,32 @@ def impactstudy(root: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=True)
 
 
+def timed(root: Path, *args: str) -> tuple[float, float]:
+    """Wall and CPU seconds of ``impactstudy *args``, the CPU of every process it starts included.
+
+    The stage's workers are children of a forkserver, not of the command, so the command's own
+    rusage misses them. This process becomes a *subreaper* (Linux ``PR_SET_CHILD_SUBREAPER``): the
+    forkserver, orphaned when the command exits, is reparented here and waited for, and with it the
+    CPU of the workers it waited for. Elsewhere the CPU counts the command and its waited-for children.
+    """
+    subreaper = sys.platform.startswith("linux")
+    if subreaper:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    impactstudy(root, *args)
+    wall = time.perf_counter() - start
+    while True:  # reap the orphans reparented here (the forkserver), so their CPU is counted
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    if subreaper:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 0, 0, 0, 0)  # later commands' orphans go to init again
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/impact_results.json")
@@ -107,12 +135,8 @@ def main() -> int:
         write_file(raw, councils, YEARS)
         configure(root / "pipelines" / "demo" / "study.toml")
         impactstudy(root, "model")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        impactstudy(root, "impact", "--force")  # `model` already ran it: time a fresh run
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        load = os.getloadavg()  # of the minutes before the timed run: other work on the machine
+        wall, cpu = timed(root, "impact", "--force")  # `model` already ran it: time a fresh run
         impactstudy(root, "report")
         write_file(raw, councils, (*YEARS, YEARS[-1] + 1))
         rerun = impactstudy(root, "run")
@@ -122,13 +146,14 @@ def main() -> int:
         "impact_wall_s": round(wall, 2), "impact_cpu_s": round(cpu, 2), "limit_s": LIMIT_SECONDS,
         "councils": int(table.query("estimator == 'callaway_santanna' and aggregation == 'overall'")["n_treated"].max()),
         "outcomes": int(table["outcome"].nunique()), "years": len(YEARS), "bootstrap": 999,
-        "new_year_reran": steps, "load_average": os.getloadavg(),
+        "new_year_reran": steps, "load_average_before": [round(x, 2) for x in load], "cores": os.cpu_count(),
     }
     ok_time = wall <= LIMIT_SECONDS
     ok_rerun = bool(steps) and all(s == "impact" or s.startswith("report") for s in steps)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"impact stage, {result['outcomes']} outcomes x {len(YEARS)} years x every council, 999 draws: "
-          f"{wall:.1f} s wall, {cpu:.1f} s CPU (limit {LIMIT_SECONDS:.0f} s) {'PASS' if ok_time else 'FAIL'}")
+          f"{wall:.1f} s wall, {cpu:.1f} s CPU over all its processes (limit {LIMIT_SECONDS:.0f} s; load average "
+          f"{load[0]:.1f} before on {os.cpu_count()} cores) {'PASS' if ok_time else 'FAIL'}")
     print(f"new year of outcome data reran: {', '.join(steps) or 'nothing'} {'PASS' if ok_rerun else 'FAIL'}")
     return 0 if ok_time and ok_rerun else 1
 

@@ -96,3 +96,25 @@ def test_treatment_defaults_to_the_intervention_date_and_is_needed() -> None:
 def test_impact_needs_a_councils_file_with_the_date() -> None:
     with pytest.raises(ConfigError, match="needs a \\[councils\\] file"):
         parse(BASE.split("[councils]")[0] + IMPACT)
+
+
+def test_an_outcome_names_a_survey_measure_and_the_waves_are_checked() -> None:
+    two_waves = BASE.replace('columns = { w1 = "q1" }', 'columns = { w1 = "q1", w2 = "q1" }') + \
+        '\n[[waves]]\nid = "w2"\nlabel = "Wave two"\nfile = "w2.csv"\ncouncil = "la"\nrespondent = "rid"\n'
+    surveyed = IMPACT.replace('units = "percentage points"', 'units = "percentage points"\nsurvey = "eff"')
+    study = parse(two_waves + surveyed)
+    assert study.impact.outcomes[0].survey == "eff" and study.impact.survey_waves == ()
+    assert parse(two_waves + surveyed.replace("anticipation = 1", 'anticipation = 1\nsurvey_waves = ["w1", "w2"]')
+                 ).impact.survey_waves == ("w1", "w2")
+    for text, needle in [
+        (surveyed.replace('survey = "eff"', 'survey = "ef"'), "'survey' must name a number, rating or yes/no measure, "
+                                                              "got 'ef' (did you mean 'eff'?)"),
+        (surveyed.replace("anticipation = 1", 'anticipation = 1\nsurvey_waves = ["w2", "w1"]'),
+         "'survey_waves' must name two waves, earlier first"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            parse(two_waves + text)
+        assert needle in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="is not asked at w2"):
+        parse(BASE + '\n[[waves]]\nid = "w2"\nlabel = "Two"\nfile = "w2.csv"\ncouncil = "la"\nrespondent = "rid"\n'
+              + surveyed.replace("anticipation = 1", 'anticipation = 1\nsurvey_waves = ["w1", "w2"]'))

@@ -13,6 +13,7 @@ import pytest
 from impactstudy import stages
 from impactstudy.demo import generate
 from impactstudy.impact.estimate import RESULT_COLUMNS
+from impactstudy.impact.triangulation import COUNCIL_COLUMNS, TRIANGULATION_COLUMNS
 from impactstudy.pipeline.paths import StudyPaths
 
 
@@ -113,3 +114,78 @@ def test_suppressed_cells_set_councils_aside_with_their_reasons(demo_impact: Pat
     assert outcome["set_aside"]["incomplete_years"] > 0
     assert "confidential" in outcome["warnings"][0]
     assert np.isfinite(outcome["overall"]["estimate"])
+
+
+def test_triangulation_sets_the_survey_beside_each_councils_own_effect(demo_impact: Path) -> None:
+    paths = StudyPaths(demo_impact, "demo")
+    councils = pd.read_csv(paths.impact_councils)
+    assert list(councils.columns) == COUNCIL_COLUMNS
+    summary = json.loads(paths.impact_json.read_text())
+    for name, outcome in summary["outcomes"].items():
+        mine = councils[councils["outcome"] == name]
+        assert len(mine) == outcome["n_treated"]
+        # equal council weights make the unconditional overall ATT (the demo declares no covariates)
+        assert mine["estimate"].mean() == pytest.approx(outcome["overall"]["estimate"], abs=1e-6)
+    tri = pd.read_csv(paths.impact_triangulation, keep_default_na=False, na_values=[""])
+    assert list(tri.columns) == TRIANGULATION_COLUMNS
+    assert tri[["outcome", "measure", "earlier_wave", "later_wave"]].values.tolist() == [
+        ["re_referrals", "eff_practice", "baseline", "follow_up"],
+        ["assessments_45_days", "eff_performance", "baseline", "follow_up"]]
+    # councils answering at both waves, of the treated ones; improvement signed by the outcome's direction
+    assert (tri["n_councils"] <= summary["outcomes"]["re_referrals"]["n_treated"]).all() and (tri["n_councils"] > 20).all()
+    assert (tri["admin_improvement"] > 0).all() and (tri["survey_change"] > 0).all()
+    assert ((tri["correlation_ci_low"] < tri["correlation"]) & (tri["correlation"] < tri["correlation_ci_high"])).all()
+
+
+def test_a_new_survey_wave_reruns_the_triangulation_not_the_estimation(demo_impact: Path, tmp_path: Path) -> None:
+    root, _ = _copy(demo_impact, tmp_path)
+    paths = StudyPaths(root, "demo")
+    long = pd.read_parquet(paths.panel_long)
+    long.loc[long["measure"] == "eff_practice", "value"] = long["value"] + 0.0  # same answers, new bytes:
+    long.iloc[::-1].to_parquet(paths.panel_long)  # rows in another order stand for a changed panel
+    status = dict(stages.status("demo", root=root))
+    assert status["impact:triangulation"] and not status["impact"]
+
+
+def test_outcomes_in_worker_processes_match_one_process() -> None:
+    """From MIN_PARALLEL outcomes on the analyses run in forkserver workers: the same rows, in order."""
+    from impactstudy.impact.analysis import Rules
+    from impactstudy.impact.estimate import DidOptions
+    from impactstudy.impact.stage import MIN_PARALLEL, _run_all, worker_pool
+    from impact_panels import make_panel
+
+    panels = [make_panel(seed=s, n=30, n_treated=9) for s in range(MIN_PARALLEL)]
+    panels = [type(p)(f"outcome_{i}", p.frame, p.years) for i, p in enumerate(panels)]
+    options, rules = DidOptions(bootstrap=99), Rules(permutations=99)
+    here = _run_all(panels, options, rules, None, lambda _m: None)
+    seen: list[str] = []
+    with worker_pool(len(panels), 2) as pool:
+        assert pool is not None
+        there = _run_all(panels, options, rules, pool, seen.append)
+    assert seen == [p.outcome for p in panels]
+    for (a, sa), (b, sb) in zip(here, there, strict=True):
+        pd.testing.assert_frame_equal(a, b, rtol=1e-9)
+        assert sa["overall"] == pytest.approx(sb["overall"], rel=1e-9)
+    with worker_pool(MIN_PARALLEL - 1, 2) as pool:
+        assert pool is None
+
+
+def test_the_report_words_the_triangulation_as_association_only(demo_impact: Path) -> None:
+    from types import SimpleNamespace
+
+    from impactstudy.report.sections.impact import triangulation
+    from impactstudy.study.config import load_study
+
+    paths = StudyPaths(demo_impact, "demo")
+    study = load_study(paths.config, "demo")
+    tri = pd.read_csv(paths.impact_triangulation)
+    sentences, shown = triangulation(SimpleNamespace(study=study, inputs=SimpleNamespace(impact_triangulation=tri)))
+    assert list(shown["Outcome"]) == ["Re-referrals within 12 months (%)",
+                                      "Assessments completed within 45 working days (%)"]
+    assert shown["Survey measure"].str.contains("from Before the review to Longer-term follow-up").all()
+    assert sentences[0].startswith("Re-referrals within 12 months (%) and effectiveness: quality of frontline practice")
+    assert f"in the {int(tri['n_councils'][0])} treated councils with both" in sentences[0]
+    assert "does not show what caused" in sentences[-1]
+    assert not any(word in " ".join(sentences) for word in ("caused by", "effect of the review"))
+    empty = SimpleNamespace(study=study, inputs=SimpleNamespace(impact_triangulation=pd.DataFrame()))
+    assert triangulation(empty) is None

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.stats import chi2, norm
 
 from impactstudy.impact.panel import Panel
+from impactstudy.impact.randomisation import comparison_mask
 from impactstudy.study.config import IMPACT_COMPARISONS
 
 RESULT_COLUMNS = ["outcome", "estimator", "aggregation", "event_time", "cohort", "estimate", "std_error",
@@ -97,12 +98,8 @@ def comparison_counts(cohort: np.ndarray, g: int, t: int, comparison: str, antic
     Not yet treated means first treated after ``max(t, base) + anticipation``, ``base`` being the
     year the change is measured from (``g - 1 - anticipation`` after treatment, ``t - 1`` before).
     """
-    never = cohort == 0
-    if comparison == "never_treated":
-        return int(never.sum())
     base = g - 1 - anticipation if t >= g - anticipation else t - 1
-    horizon = max(t, base) + anticipation
-    return int((never | ((cohort > horizon) & (cohort != g))).sum())
+    return int(comparison_mask(cohort, t, base, cohort == g, comparison, anticipation).sum())
 
 
 def _quiet(call, *args, **kwargs):

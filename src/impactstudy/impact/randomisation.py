@@ -29,6 +29,17 @@ import numpy as np
 from impactstudy.impact.panel import Panel
 
 
+def comparison_mask(cohorts: np.ndarray, t: int, base: int, treated: np.ndarray, comparison: str,
+                    anticipation: int) -> np.ndarray:
+    """Comparison councils of ATT(g, t) with base year ``base``: never treated, or (not yet treated)
+    first treated after ``max(t, base) + anticipation`` and not in the treated cohort. ``cohorts`` and
+    ``treated`` may be councils or assignments x councils."""
+    never = cohorts == 0
+    if comparison == "never_treated":
+        return never
+    return never | ((cohorts > max(t, base) + anticipation) & ~treated)
+
+
 def att_gt(Y: np.ndarray, cohort: np.ndarray, years: np.ndarray, comparison: str = "not_yet_treated",
            anticipation: int = 0) -> dict[tuple[int, int], float]:
     """Unconditional ATT(g, t) for a balanced panel ``Y`` (councils x ``years``), R ``did``'s conventions.
@@ -39,17 +50,13 @@ def att_gt(Y: np.ndarray, cohort: np.ndarray, years: np.ndarray, comparison: str
     """
     pos = {int(y): i for i, y in enumerate(years)}
     out: dict[tuple[int, int], float] = {}
-    never = cohort == 0
     for g in np.unique(cohort[cohort > 0]):
         treated = cohort == g
         for t in years[1:]:
             base = g - 1 - anticipation if t >= g - anticipation else t - 1
             if base not in pos:
                 continue
-            if comparison == "never_treated":
-                control = never
-            else:
-                control = never | ((cohort > max(t, base) + anticipation) & ~treated)
+            control = comparison_mask(cohort, t, base, treated, comparison, anticipation)
             if not control.any():
                 continue
             change = Y[:, pos[int(t)]] - Y[:, pos[int(base)]]
@@ -74,7 +81,6 @@ def overall_att_many(Y: np.ndarray, cohorts: np.ndarray, years: np.ndarray, comp
     first = cohorts[0]
     total = np.zeros(len(cohorts))
     weight = 0
-    never = cohorts == 0
     for g in np.unique(first[first > 0]):
         base = g - 1 - anticipation
         if base not in pos:
@@ -84,8 +90,7 @@ def overall_att_many(Y: np.ndarray, cohorts: np.ndarray, years: np.ndarray, comp
         cells = []
         for t in years[years >= g]:
             change = Y[:, pos[int(t)]] - Y[:, pos[int(base)]]
-            control = never if comparison == "never_treated" else (
-                never | ((cohorts > max(t, base) + anticipation) & ~treated))
+            control = comparison_mask(cohorts, t, base, treated, comparison, anticipation)
             n_c = control.sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 cells.append(treated @ change / n_g - (control @ change) / np.where(n_c > 0, n_c, np.nan))

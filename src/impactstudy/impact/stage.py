@@ -9,11 +9,15 @@ atomically. It reads nothing another stage writes, so a new year of outcome data
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import json
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from datetime import date
 from importlib.metadata import version
 from typing import Any
 
@@ -28,8 +32,10 @@ from impactstudy.impact import outcomes as O
 from impactstudy.impact.analysis import Rules, analyse_outcome
 from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions
 from impactstudy.impact.panel import Panel, build_panel
+from impactstudy.impact.triangulation import TRIANGULATION_COLUMNS, council_effects, survey_change, triangulate
 from impactstudy.pipeline import library_warnings
 from impactstudy.pipeline.atomic import write_csv, write_json
+from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import read_raw
 from impactstudy.pipeline.steps import Step
@@ -38,6 +44,9 @@ from impactstudy.study.periods import cohort_year
 
 #: From this many outcomes on, the analyses run in worker processes (see :func:`_run_all`).
 MIN_PARALLEL = 4
+#: Imported once by the workers' forkserver (see :func:`worker_pool`).
+PRELOAD = ("impactstudy.impact.analysis", "csdid.att_gt", "pyfixest", "pyfixest.did.estimation",
+           "pyfixest.did.saturated_twfe")
 LIBRARIES = ("csdid", "differences", "pyfixest", "numpy", "pandas", "scipy")
 
 
@@ -82,8 +91,10 @@ def treatment_cohorts(covariates: pd.DataFrame, column: str, year_end: tuple[int
 
 
 def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
-            progress: Callable[[str], None] = lambda _m: None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """All outcomes' tidy rows and per-outcome summaries (pure: no files)."""
+            progress: Callable[[str], None] = lambda _m: None, pool: ProcessPoolExecutor | None = None,
+            ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """All outcomes' tidy rows, per-outcome summaries and each treated council's own effect (pure: no
+    files); in ``pool``'s workers if given."""
     settings = study.impact
     if settings.treatment not in covariates.columns:
         raise ConfigError(f"[impact] treatment = '{settings.treatment}' is not a column of the councils file; "
@@ -98,13 +109,15 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
         for outcome in spec.outcomes:
             panel = build_panel(values, outcome.name, cohorts, settings.anticipation, cov, settings.covariates)
             jobs.append((spec, outcome, panel))
-    results = _run_all([panel for _, _, panel in jobs], options, rules, settings.workers, progress)
+    results = _run_all([panel for _, _, panel in jobs], options, rules, pool, progress)
     rows, summaries = [], {}
     for (spec, outcome, _), (table, summary) in zip(jobs, results, strict=True):
         rows.append(table)
         summaries[outcome.name] = {"label": outcome.label, "better": outcome.better, "units": outcome.units,
                                    "file": spec.file, **summary}
-    return pd.concat(rows, ignore_index=True)[RESULT_COLUMNS], summaries
+    councils = pd.concat([council_effects(panel, settings.comparison, settings.anticipation)
+                          for _, _, panel in jobs], ignore_index=True)
+    return pd.concat(rows, ignore_index=True)[RESULT_COLUMNS], summaries, councils
 
 
 def _analyse_one(panel: Panel, options: DidOptions, rules: Rules) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -113,29 +126,52 @@ def _analyse_one(panel: Panel, options: DidOptions, rules: Rules) -> tuple[pd.Da
         return analyse_outcome(panel, options, rules)
 
 
-def _run_all(panels: list[Panel], options: DidOptions, rules: Rules, workers: int | None,
-             progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
-    """Each panel's analysis, in worker processes when there are enough outcomes to pay for them.
+def _warm() -> None:
+    """A worker's first task: have the estimation libraries imported (a no-op when preloaded)."""
+    for name in PRELOAD:
+        importlib.import_module(name)
 
-    The outcomes are independent. Workers come from a fresh ``forkserver`` process, not a fork of
-    this one: forking after pyfixest's numba kernels have started their threads deadlocks. Each worker
-    imports and compiles once (about 2 s), so below :data:`MIN_PARALLEL` outcomes one process is faster.
+
+@contextlib.contextmanager
+def worker_pool(n_outcomes: int, workers: int | None) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes for ``n_outcomes`` analyses, started at once; None when one process is faster.
+
+    The outcomes are independent. Workers are forked from a ``forkserver`` process, never from this
+    one: forking after pyfixest's numba kernels have started their threads deadlocks. The forkserver
+    imports :data:`PRELOAD` once (about 2.5 s of CPU) and every worker forked from it starts with the
+    libraries loaded, instead of each importing them again. Starting the pool before the outcome files
+    are read lets that import run while this process reads them. Below :data:`MIN_PARALLEL` outcomes
+    one process is faster.
     """
-    workers = min(workers or os.cpu_count() or 1, len(panels))
-    if workers < 2 or len(panels) < MIN_PARALLEL:
+    workers = min(workers or os.cpu_count() or 1, n_outcomes)
+    if workers < 2 or n_outcomes < MIN_PARALLEL:
+        yield None
+        return
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(list(PRELOAD))  # no effect if a forkserver already runs
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for _ in range(workers):
+            pool.submit(_warm)
+        yield pool
+
+
+def _run_all(panels: list[Panel], options: DidOptions, rules: Rules, pool: ProcessPoolExecutor | None,
+             progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
+    """Each panel's analysis, in ``pool``'s workers (see :func:`worker_pool`) or, without one, here."""
+    if pool is None:
         out = []
         for panel in panels:
             progress(panel.outcome)
             out.append(analyse_outcome(panel, options, rules))
         return out
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        futures = [pool.submit(_analyse_one, panel, options, rules) for panel in panels]
-        out = []
-        for panel, future in zip(panels, futures, strict=True):
-            out.append(future.result())
-            progress(panel.outcome)
-        return out
+    futures = [pool.submit(_analyse_one, panel, options, rules) for panel in panels]
+    out = []
+    for panel, future in zip(panels, futures, strict=True):
+        out.append(future.result())
+        progress(panel.outcome)
+    return out
 
 
 def run_impact(study: Study, paths: StudyPaths) -> dict[str, Any]:
@@ -146,13 +182,15 @@ def run_impact(study: Study, paths: StudyPaths) -> dict[str, Any]:
     if study.councils is None:
         raise ConfigError(f"{paths.config}: [impact] needs a [councils] file with each council's "
                           f"'{settings.treatment}' date")
-    values, quarantine, counts = read_outcomes(study, paths)
-    aliases = paths.raw_file(study.councils.aliases) if study.councils.aliases else None
-    covariates, notes = council_covariates(study, paths, aliases)
-    table, outcomes = analyse(study, values, covariates)
+    with worker_pool(sum(len(spec.outcomes) for spec in settings.files), settings.workers) as pool:
+        values, quarantine, counts = read_outcomes(study, paths)
+        aliases = paths.raw_file(study.councils.aliases) if study.councils.aliases else None
+        covariates, notes = council_covariates(study, paths, aliases)
+        table, outcomes, councils = analyse(study, values, covariates, pool=pool)
     reasons = quarantine["reason"].str.split(";").str[0].str.split("(").str[0].str.strip().value_counts()
     summary = {
         "settings": {**asdict(settings), "alpha": 0.05, "libraries": {lib: version(lib) for lib in LIBRARIES}},
+        "last_period_end": values["period_end"].max().date().isoformat(),
         "files": counts,
         "quarantined": {"rows": int(len(quarantine)), "by_reason": {k: int(v) for k, v in reasons.items()}},
         "councils_file_notes": notes,
@@ -160,6 +198,7 @@ def run_impact(study: Study, paths: StudyPaths) -> dict[str, Any]:
     }
     paths.tables.mkdir(parents=True, exist_ok=True)
     write_csv(paths.impact_table, table)
+    write_csv(paths.impact_councils, councils)
     write_csv(paths.impact_quarantine, quarantine)
     write_json(paths.impact_json, _finite(summary))
     return summary
@@ -195,6 +234,57 @@ def impact_steps(study: Study, paths: StudyPaths) -> list[Step]:
         name="impact",
         inputs=tuple(inputs),
         config={"impact": asdict(study.impact), "councils": asdict(study.councils) if study.councils else None},
-        outputs=(paths.impact_table, paths.impact_json, paths.impact_quarantine),
+        outputs=(paths.impact_table, paths.impact_json, paths.impact_quarantine, paths.impact_councils),
         run=lambda: run_impact(study, paths),
+    ), *triangulation_steps(study, paths)]
+
+
+def survey_waves(study: Study, measure: str) -> tuple[str, ...]:
+    """The waves a survey measure's council-level change is taken between: ``[impact] survey_waves``, else
+    the first and last waves it was asked in (one wave: its level there)."""
+    if study.impact.survey_waves:
+        return study.impact.survey_waves
+    asked = next(m for m in study.measures if m.name == measure).waves
+    order = [w.id for w in study.waves]
+    asked = sorted(asked, key=order.index)
+    return (asked[0], asked[-1]) if len(asked) > 1 else (asked[0],)
+
+
+def run_triangulation(study: Study, paths: StudyPaths) -> pd.DataFrame:
+    """Each outcome with a ``survey`` measure: the survey's and the administrative change in the same
+    treated councils, and their association (:func:`impactstudy.impact.triangulation.triangulate`)."""
+    effects = pd.read_csv(paths.impact_councils, dtype={"council_code": str})
+    last = date.fromisoformat(json.loads(paths.impact_json.read_text(encoding="utf-8"))["last_period_end"])
+    pairs = [o for o in study.impact.outcomes if o.survey]
+    long = read_long(paths.panel_long, ["council_code", "wave", "measure", "value"])
+    long = long[long["measure"].isin([o.survey for o in pairs])]
+    # the survey's council codes are as on its reference date; the outcomes' as at their last period end
+    codes = {c: same_authority_code(str(c), last) for c in long["council_code"].unique()}
+    long = long.assign(council_code=long["council_code"].map(codes))
+    rows = []
+    for outcome in pairs:
+        waves = survey_waves(study, outcome.survey)
+        change = survey_change(long, outcome.survey, waves)
+        result = triangulate(effects[effects["outcome"] == outcome.name], change, outcome.better)
+        rows.append({"outcome": outcome.name, "measure": outcome.survey, "earlier_wave": waves[0],
+                     "later_wave": waves[-1] if len(waves) > 1 else "", **result})
+    table = pd.DataFrame(rows, columns=TRIANGULATION_COLUMNS)
+    write_csv(paths.impact_triangulation, table)
+    return table
+
+
+def triangulation_steps(study: Study, paths: StudyPaths) -> list[Step]:
+    """The triangulation step when an outcome names a ``survey`` measure: it reads the impact step's
+    council effects and the linked survey panel, so a new survey wave reruns it but not the estimation."""
+    pairs = {o.name: o.survey for o in study.impact.outcomes if o.survey}
+    if not pairs:
+        return []
+    return [Step(
+        name="impact:triangulation",
+        inputs=(paths.impact_councils, paths.impact_json, paths.panel_long),
+        config={"pairs": pairs, "survey_waves": list(study.impact.survey_waves),
+                "measure_waves": {m: list(survey_waves(study, m)) for m in pairs.values()},
+                "better": {o.name: o.better for o in study.impact.outcomes if o.survey}},
+        outputs=(paths.impact_triangulation,),
+        run=lambda: run_triangulation(study, paths),
     )]

@@ -105,6 +105,14 @@ class StudyPaths:
         return self.tables / "impact.csv"
 
     @property
+    def impact_councils(self) -> Path:
+        return self.tables / "impact_councils.csv"
+
+    @property
+    def impact_triangulation(self) -> Path:
+        return self.tables / "impact_triangulation.csv"
+
+    @property
     def manifest(self) -> Path:
         return self.processed / "manifest.json"
 

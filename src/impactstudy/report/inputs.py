@@ -44,16 +44,18 @@ class Inputs:
     ipw_balance: pd.DataFrame = field(default_factory=pd.DataFrame)
     impact: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact.csv (empty without [impact])
     impact_summary: dict[str, Any] = field(default_factory=dict)  # impact.json
+    impact_triangulation: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact_triangulation.csv
 
 
 DESCRIPTIVE = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point", "ipw_diagnostics",
                "ipw_balance")
 
 
-def input_files(paths: StudyPaths, impact: bool = False) -> tuple[Path, ...]:
+def input_files(paths: StudyPaths, impact: bool = False, triangulation: bool = False) -> tuple[Path, ...]:
     """The files the report reads (the manifest and config are read for provenance only); with ``impact``
-    the impact stage's outputs too."""
+    the impact stage's outputs too, with ``triangulation`` its survey triangulation table."""
     extra = (paths.impact_table, paths.impact_json) if impact else ()
+    extra += (paths.impact_triangulation,) if triangulation else ()
     return extra + (paths.panel_long, paths.linkage_summary, paths.ingest_report, paths.quarantine, paths.link_quarantine,
             paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
             paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE), paths.models_json)
@@ -89,6 +91,8 @@ def read_inputs(paths: StudyPaths) -> Inputs:
         **{name: _csv(paths.tables / f"{name}.csv") for name in DESCRIPTIVE},
         impact=_csv(paths.impact_table) if paths.impact_table.is_file() else pd.DataFrame(),
         impact_summary=json.loads(paths.impact_json.read_text(encoding="utf-8")) if paths.impact_json.is_file() else {},
+        impact_triangulation=(_csv(paths.impact_triangulation) if paths.impact_triangulation.is_file()
+                              else pd.DataFrame()),
     )
 
 

@@ -178,5 +178,6 @@ def report_steps(study: Study, paths: StudyPaths) -> list[Step]:
               "group_by": list(study.councils.group_by) if study.councils else [],
               "expectations": [asdict(e) for e in study.expectations]}
     config["impact"] = asdict(study.impact) if study.impact else None
-    return [Step(name="report", inputs=input_files(paths, study.impact is not None), config=config,
+    triangulation = study.impact is not None and any(o.survey for o in study.impact.outcomes)
+    return [Step(name="report", inputs=input_files(paths, study.impact is not None, triangulation), config=config,
                  outputs=report_outputs(paths), run=lambda: run_report(study, paths))]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -229,6 +229,7 @@ class ImpactOutcome:
     column: str
     better: str = "higher"  # which direction is an improvement
     units: str = ""
+    survey: str | None = None  # a survey measure whose council-level change is set beside this outcome's
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ class ImpactSettings:
     pretrend_alpha: float = 0.05
     min_breakdown: float = 0.5
     workers: int | None = None
+    survey_waves: tuple[str, ...] = ()  # the two waves a survey measure's change is taken between
 
     @property
     def outcomes(self) -> tuple[ImpactOutcome, ...]:
@@ -823,7 +825,8 @@ def _impact(data: Any, councils: CouncilsFile | None, intervention: Intervention
         return None
     sec = _Section(data, "impact", source)
     sec.check_keys(("files", "treatment", "comparison", "anticipation", "covariates", "window",
-                    "bootstrap", "permutations", "seed", "pretrend_alpha", "min_breakdown", "workers"))
+                    "bootstrap", "permutations", "seed", "pretrend_alpha", "min_breakdown", "workers",
+                    "survey_waves"))
     treatment = sec.get("treatment", str, intervention.date)
     if treatment is None:
         raise sec.error("missing 'treatment': the date covariate of [councils] holding each council's intervention "
@@ -867,14 +870,14 @@ def _impact(data: Any, councils: CouncilsFile | None, intervention: Intervention
         outcomes = []
         for j, o in enumerate(sub.get("outcomes", list, required=True)):
             osec = _Section(o, f"impact.files[{i}].outcomes[{j}]", source)
-            osec.check_keys(("name", "label", "column", "better", "units"))
+            osec.check_keys(("name", "label", "column", "better", "units", "survey"))
             better = osec.get("better", str, "higher")
             if better not in BETTER:
                 raise osec.error(f"'better' must be 'higher' or 'lower', got '{better}'{_suggest(better, BETTER)}")
             name = _identifier(osec.get("name", str, required=True), "outcome name", osec)
             outcomes.append(ImpactOutcome(name=name, label=osec.get("label", str, name),
                                           column=osec.get("column", str, required=True), better=better,
-                                          units=osec.get("units", str, "")))
+                                          units=osec.get("units", str, ""), survey=osec.get("survey", str)))
         if not outcomes:
             raise sub.error("declare at least one [[impact.files.outcomes]] entry")
         filters = sub.get("filters", dict, {})
@@ -896,7 +899,33 @@ def _impact(data: Any, councils: CouncilsFile | None, intervention: Intervention
     return ImpactSettings(
         files=tuple(files), treatment=treatment,
         comparison=comparison, covariates=covariates, window=window, pretrend_alpha=pretrend_alpha,
-        min_breakdown=min_breakdown, workers=sec.get("workers", int), **numbers)
+        min_breakdown=min_breakdown, workers=sec.get("workers", int),
+        survey_waves=tuple(str(w) for w in sec.get("survey_waves", list, [])), **numbers)
+
+
+def _check_impact_survey(impact: ImpactSettings | None, measures: Sequence[Measure], wave_ids: Sequence[str],
+                         source: Path) -> None:
+    """Each outcome's ``survey`` names a non-text measure; ``survey_waves`` two of its waves, in order."""
+    if impact is None:
+        return
+    by_name = {m.name: m for m in measures if m.type != "text"}
+    waves = impact.survey_waves
+    if waves and (len(waves) != 2 or any(w not in wave_ids for w in waves)
+                  or wave_ids.index(waves[0]) >= wave_ids.index(waves[1])):
+        raise _Section({}, "impact", source).error(
+            f"'survey_waves' must name two waves, earlier first, of {', '.join(wave_ids)}; got {list(waves)}")
+    for outcome in impact.outcomes:
+        if outcome.survey is None:
+            continue
+        where = _Section({}, f"impact outcome '{outcome.name}'", source)
+        measure = by_name.get(outcome.survey)
+        if measure is None:
+            raise where.error(f"'survey' must name a number, rating or yes/no measure, got '{outcome.survey}'"
+                              f"{_suggest(outcome.survey, list(by_name))}")
+        missing = [w for w in waves if w not in measure.waves]
+        if missing:
+            raise where.error(f"survey measure '{measure.name}' is not asked at {', '.join(missing)} "
+                              f"(impact survey_waves); it is asked at {', '.join(measure.waves)}")
 
 
 def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
@@ -971,6 +1000,8 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         expectations.append(pair)
 
     intervention = _intervention(top.get("intervention", dict), wave_ids, councils, source)
+    impact = _impact(top.get("impact", dict), councils, intervention, source)
+    _check_impact_survey(impact, measures, wave_ids, source)
     return Study(
         name=name,
         title=top.get("title", str, name),
@@ -984,7 +1015,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         duplicates=duplicates,
         min_cell=report.get("min_cell", int, 5),
         intervention=intervention,
-        impact=_impact(top.get("impact", dict), councils, intervention, source),
+        impact=impact,
         coding=coding,
         raw=dict(data),
     )

@@ -154,6 +154,66 @@ def _evidence(outcome: dict[str, Any], intervention: str) -> list[str]:
     return items
 
 
+def triangulation(ctx: Context) -> tuple[list[str], pd.DataFrame] | None:
+    """Sentences and a table setting each outcome's survey measure beside it in the same treated councils.
+
+    From ``tables/impact_triangulation.csv`` (docs/impact.md): the survey's mean change and the mean
+    administrative improvement in the councils with both, and their correlation across councils. The
+    wording never goes beyond association; None when no outcome names a survey measure.
+    """
+    tri = ctx.inputs.impact_triangulation
+    if tri is None or tri.empty:
+        return None
+    labels = {m.name: m.label for m in ctx.study.measures}
+    waves = {w.id: w.label for w in ctx.study.waves}
+    outcomes = {o.name: o for o in ctx.study.impact.outcomes}
+    sentences, rows = [], []
+    for r in tri.itertuples(index=False):
+        if r.outcome not in outcomes:
+            continue
+        label, measure = outcomes[r.outcome].label, labels.get(r.measure, r.measure)
+        later = r.later_wave if isinstance(r.later_wave, str) and r.later_wave else ""
+        change = (f"change from {waves.get(r.earlier_wave, r.earlier_wave)} to {waves.get(later, later)}" if later
+                  else f"mean answer at {waves.get(r.earlier_wave, r.earlier_wave)}")
+        n = int(r.n_councils)
+        if np.isfinite(r.correlation):
+            finding = ("councils whose respondents reported more change also improved more on it"
+                       if r.correlation_ci_low > 0 else
+                       "councils whose respondents reported more change improved less on it"
+                       if r.correlation_ci_high < 0 else
+                       "the councils whose respondents reported more change did not clearly improve more or less on it")
+            sentences.append(f"{label} and {measure[:1].lower()}{measure[1:]} ({change}): in the {n} treated councils "
+                             f"with both, {finding} (correlation {number(r.correlation, signed=True)}, 95% CI "
+                             f"{interval(r.correlation_ci_low, r.correlation_ci_high)}).")
+        else:
+            sentences.append(f"{label} and {measure[:1].lower()}{measure[1:]}: {r.warning}.")
+        rows.append({
+            "Outcome": label, "Survey measure": f"{measure} ({change})", "Councils": n,
+            "Survey change (95% CI)": f"{number(r.survey_change, signed=True)} "
+                                      f"({interval(r.survey_ci_low, r.survey_ci_high)})",
+            "Administrative improvement (95% CI)": f"{number(r.admin_improvement, signed=True)} "
+                                                   f"({interval(r.admin_ci_low, r.admin_ci_high)})",
+            "Correlation (95% CI)": (f"{number(r.correlation, signed=True)} "
+                                     f"({interval(r.correlation_ci_low, r.correlation_ci_high)})"
+                                     if np.isfinite(r.correlation) else "–"),
+            "p": findings.fmt_p(r.correlation_p) if np.isfinite(r.correlation_p) else "–",
+        })
+    if not rows:
+        return None
+    sentences.append(caution(int(tri["n_councils"].max())))
+    return sentences, pd.DataFrame(rows)
+
+
+def caution(n_councils: int) -> str:
+    """What an association across councils can and cannot show (as the impact stage's triangulation says)."""
+    return (f"These compare up to {n_councils} treated councils with each other. Administrative improvement is each "
+            "council's own change against the comparison councils, signed so that a positive value is an "
+            "improvement, and measured with the council's own year-to-year noise, which pulls any association "
+            "towards zero; the survey records how the council's own staff saw the change; councils that changed "
+            "more on both may differ in other ways. An association, or its absence, does not show what caused "
+            "either change.")
+
+
 def assumptions(intervention: str, anticipation: int) -> list[str]:
     """The identifying assumptions, in plain words."""
     return [
@@ -206,6 +266,13 @@ def build(ctx: Context) -> Section | None:
         s.items(_evidence(outcome, intervention))
         s.table(table(f"impact-agreement-{name}", f"Estimator agreement: {outcome['label']}", _agreement(rows, outcome),
                       numeric=["Overall effect", "p"]))
+    tri = triangulation(ctx)
+    if tri is not None:
+        sentences, shown = tri
+        s.heading("Survey and administrative change in the same councils")
+        s.items(sentences)
+        s.table(table("impact-triangulation", "Survey change beside administrative improvement, treated councils",
+                      shown, numeric=["Councils", "p"]))
     s.heading("Assumptions")
     s.items(assumptions(intervention, settings.anticipation))
     return s
