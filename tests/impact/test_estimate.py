@@ -86,6 +86,36 @@ def test_randomisation_inference_detects_effects_and_not_their_absence() -> None
     assert r_big.distinct_assignments > 10**6
 
 
+def test_randomisation_respects_the_covariates_strata() -> None:
+    from impactstudy.impact.panel import Panel
+    from impactstudy.impact.randomisation import _assignments, _deal, strata_of
+
+    base = make_panel(seed=5, n=40, n_treated=12)
+    rng = np.random.default_rng(2)
+    codes = base.frame["council_code"].unique()
+    # treated councils are mostly of one status: reassignments must keep that mix
+    cohort = base.cohorts.reindex(codes).to_numpy()
+    status = np.where((cohort > 0) ^ (rng.uniform(size=len(codes)) < 0.1), "weak", "strong")
+    size = rng.lognormal(size=len(codes))
+    frame = base.frame.merge(pd.DataFrame({"council_code": codes, "status": status, "size": size}), on="council_code")
+    panel = Panel(base.outcome, frame, base.years)
+    strata, words = strata_of(panel, ["status", "size"])
+    assert words.startswith("within 4 strata of status, size (split at its median")
+    _, ordered, councils = panel.matrix()
+    dealt = _deal(ordered, strata, 50, np.random.default_rng(0))
+    for stratum in np.unique(strata):
+        idx = strata == stratum
+        for row in dealt:  # each reassignment deals the stratum's own intervention years among its councils
+            assert sorted(row[idx]) == sorted(ordered[idx])
+    assert (dealt != ordered).any()
+    assert _assignments(ordered, strata) < _assignments(ordered, np.zeros(len(ordered), dtype=int))
+    with_cov = randomisation_inference(panel, permutations=99, seed=1, covariates=("status",))
+    plain = randomisation_inference(panel, permutations=99, seed=1)
+    assert with_cov.strata == "within 2 strata of status" and plain.strata == ""
+    assert with_cov.observed == plain.observed and 0 < with_cov.p_space <= 1
+    assert strata_of(panel, ())[1] == "" and len(set(strata_of(panel, ())[0])) == 1
+
+
 def test_build_panel_balances_and_says_what_it_set_aside() -> None:
     councils = [f"C{i}" for i in range(6)]
     years = [2012, 2013, 2014, 2015]

@@ -182,9 +182,10 @@ def test_the_report_words_the_triangulation_as_association_only(demo_impact: Pat
     sentences, shown = triangulation(SimpleNamespace(study=study, inputs=SimpleNamespace(impact_triangulation=tri)))
     assert list(shown["Outcome"]) == ["Re-referrals within 12 months (%)",
                                       "Assessments completed within 45 working days (%)"]
-    assert shown["Survey measure"].str.contains("from Before the review to Longer-term follow-up").all()
-    assert sentences[0].startswith("Re-referrals within 12 months (%) and effectiveness: quality of frontline practice")
-    assert f"in the {int(tri['n_councils'][0])} treated councils with both" in sentences[0]
+    assert shown["Survey measure"].str.contains("from “Before the review” to “Longer-term follow-up").all()
+    assert sentences[0].startswith("Re-referrals within 12 months (%), beside effectiveness: quality of frontline "
+                                   "practice (change from “Before the review”")
+    assert f"in the {int(tri['n_councils'][0])} treated councils with both: no clear association" in sentences[0]
     assert "does not show what caused" in sentences[-1]
     assert not any(word in " ".join(sentences) for word in ("caused by", "effect of the review"))
     empty = SimpleNamespace(study=study, inputs=SimpleNamespace(impact_triangulation=pd.DataFrame()))

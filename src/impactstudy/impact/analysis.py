@@ -90,7 +90,8 @@ def analyse_outcome(panel: Panel, options: E.DidOptions, rules: Rules = Rules())
             warnings_.append(f"{name} could not be estimated: {type(err).__name__}: {str(err).splitlines()[0][:160]}")
     rows.append(before_after(panel, options))
 
-    ri = randomisation_inference(panel, options.comparison, options.anticipation, rules.permutations, options.seed)
+    ri = randomisation_inference(panel, options.comparison, options.anticipation, rules.permutations, options.seed,
+                                 options.covariates)
     rows.append(E.tidy_rows(panel.outcome, "randomisation_space", "overall", ri.observed, np.nan, options.alpha,
                             n_treated=panel.n_treated, n_comparison=int((panel.cohorts == 0).sum())).assign(
         p_value=ri.p_space))
@@ -120,7 +121,8 @@ def analyse_outcome(panel: Panel, options: E.DidOptions, rules: Rules = Rules())
             "lower": list(sens.lower), "upper": list(sens.upper), "breakdown": sens.breakdown,
             "max_pre_change": sens.max_pre_change},
         "randomisation": {"p_space": ri.p_space, "permutations": ri.permutations,
-                          "distinct_assignments": str(ri.distinct_assignments), "p_time": ri.p_time,
+                          "distinct_assignments": str(ri.distinct_assignments), "strata": ri.strata,
+                          "p_time": ri.p_time,
                           "placebo_shifts": list(ri.placebo_shifts), "placebo_estimates": list(ri.placebo_estimates),
                           "p_asymptotic": float(overall["p_value"])},
         "estimators": agreement,

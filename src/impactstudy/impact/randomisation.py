@@ -15,16 +15,24 @@ computed with the intervention dates *reassigned*:
 
 Each reassignment needs only point estimates, so :func:`overall_att` computes the unconditional
 Callaway & Sant'Anna overall ATT in closed form (2x2 differences of means, cohort-size weights); the
-tests check it equals ``csdid`` to 1e-10 and R's ``lm`` 2x2 regressions (tests/reference/). Covariates
-are not used in the reassignments (documented in docs/impact.md).
+tests check it equals ``csdid`` to 1e-10 and R's ``lm`` 2x2 regressions (tests/reference/).
+
+When the fit adjusts for covariates, the reassignments respect them: intervention years are dealt only
+among councils of the same stratum of the declared covariates (a category's levels, a number split at
+its median), so every reassignment has the treated councils' covariate mix, as the identifying
+assumption (parallel trends given the covariates) treats councils alike on them as exchangeable. The
+statistic stays the unconditional overall ATT: any statistic gives a valid test of the sharp null under
+the stratified assignment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import comb
 
 import numpy as np
+import pandas as pd
 
 from impactstudy.impact.panel import Panel
 
@@ -113,26 +121,72 @@ class Randomisation:
     p_time: float
     placebo_shifts: tuple[int, ...]
     placebo_estimates: tuple[float, ...]
+    strata: str = ""  # how reassignments were restricted, in words ("" when among all councils)
 
 
-def _assignments(cohort: np.ndarray) -> int:
-    """How many distinct ways to deal the observed intervention years to the councils."""
-    n, total = len(cohort), 1
-    for g in np.unique(cohort[cohort > 0]):
-        k = int((cohort == g).sum())
-        total *= comb(n, k)
-        n -= k
+def _assignments(cohort: np.ndarray, strata: np.ndarray) -> int:
+    """How many distinct ways to deal the observed intervention years to the councils within their strata."""
+    total = 1
+    for stratum in np.unique(strata):
+        within = cohort[strata == stratum]
+        n = len(within)
+        for g in np.unique(within[within > 0]):
+            k = int((within == g).sum())
+            total *= comb(n, k)
+            n -= k
     return total
 
 
+def strata_of(panel: Panel, covariates: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Each council's stratum for the reassignments (councils in :meth:`Panel.matrix` order), and in words.
+
+    Councils are exchanged only with councils alike on the declared ``covariates`` (those the
+    doubly-robust estimate adjusts for): a category covariate's levels, a number covariate split at
+    its median. Without covariates, one stratum.
+    """
+    _, _, councils = panel.matrix()
+    if not covariates:
+        return np.zeros(len(councils), dtype=int), ""
+    frame = panel.frame.drop_duplicates("council_code").set_index("council_code").reindex(councils)
+    keys, words = [], []
+    for name in covariates:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            median = float(column.median())
+            keys.append(np.where(column.to_numpy(dtype=float) <= median, f"{name} <= {median:g}", f"{name} > {median:g}"))
+            words.append(f"{name} (split at its median, {median:g})")
+        else:
+            keys.append(column.astype(str).to_numpy())
+            words.append(name)
+    labels = pd.Series(["|".join(parts) for parts in zip(*keys, strict=True)])
+    codes = pd.factorize(labels)[0]
+    return codes, f"within {len(np.unique(codes))} strata of {', '.join(words)}"
+
+
+def _deal(cohort: np.ndarray, strata: np.ndarray, permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """``permutations`` reassignments (rows) of ``cohort``, each a random permutation within every stratum."""
+    dealt = np.tile(cohort, (permutations, 1))
+    for stratum in np.unique(strata):
+        idx = np.flatnonzero(strata == stratum)
+        if len(idx) > 1:
+            dealt[:, idx] = rng.permuted(dealt[:, idx], axis=1)
+    return dealt
+
+
 def randomisation_inference(panel: Panel, comparison: str = "not_yet_treated", anticipation: int = 0,
-                            permutations: int = 999, seed: int = 0) -> Randomisation:
-    """Placebo-in-space and placebo-in-time p-values for the overall ATT of ``panel``."""
+                            permutations: int = 999, seed: int = 0, covariates: Sequence[str] = (),
+                            ) -> Randomisation:
+    """Placebo-in-space and placebo-in-time p-values for the overall ATT of ``panel``.
+
+    With ``covariates`` the intervention years are reassigned only among councils of the same stratum
+    (:func:`strata_of`), so each reassignment keeps the treated councils' mix of covariates.
+    """
     Y, cohort, _ = panel.matrix()
     years = np.asarray(panel.years)
     observed = overall_att(Y, cohort, years, comparison, anticipation)
     rng = np.random.default_rng(seed)
-    dealt = np.array([rng.permutation(cohort) for _ in range(permutations)]).reshape(permutations, len(cohort))
+    strata, stratified = strata_of(panel, covariates)
+    dealt = _deal(cohort, strata, permutations, rng)
     draws = overall_att_many(Y, dealt, years, comparison, anticipation) if permutations else np.array([])
     draws = draws[np.isfinite(draws)]
     p_space = float((1 + np.sum(np.abs(draws) >= abs(observed) - 1e-12)) / (1 + len(draws)))
@@ -152,5 +206,5 @@ def randomisation_inference(panel: Panel, comparison: str = "not_yet_treated", a
             shifts.append(k)
             placebo.append(estimate)
     p_time = float((1 + sum(abs(e) >= abs(observed) for e in placebo)) / (1 + len(placebo)))
-    return Randomisation(observed, p_space, len(draws), _assignments(cohort), p_time, tuple(shifts),
-                         tuple(placebo))
+    return Randomisation(observed, p_space, len(draws), _assignments(cohort, strata), p_time, tuple(shifts),
+                         tuple(placebo), stratified)

@@ -144,8 +144,9 @@ def _evidence(outcome: dict[str, Any], intervention: str) -> list[str]:
                      f"departed from parallel by more than {number(sens['breakdown'])} times the largest year-to-year "
                      "departure seen before it (a conservative bound; see the methods).")
     placebo = ri["placebo_estimates"]
+    among = f"councils alike on the covariates ({ri['strata']})" if ri.get("strata") else "councils"
     items.append(f"Randomisation inference: p {findings.fmt_p(ri['p_space'])} reassigning the intervention dates among "
-                 f"councils, against the asymptotic p {findings.fmt_p(ri['p_asymptotic'])}; "
+                 f"{among}, against the asymptotic p {findings.fmt_p(ri['p_asymptotic'])}; "
                  + (f"moving the dates {len(placebo)} year(s) earlier gives placebo effects of "
                     f"{', '.join(number(v, signed=True) for v in placebo)} (p {findings.fmt_p(ri['p_time'])})."
                     if placebo else "too few years before the first intervention for placebo dates in time."))
@@ -173,20 +174,20 @@ def triangulation(ctx: Context) -> tuple[list[str], pd.DataFrame] | None:
             continue
         label, measure = outcomes[r.outcome].label, labels.get(r.measure, r.measure)
         later = r.later_wave if isinstance(r.later_wave, str) and r.later_wave else ""
-        change = (f"change from {waves.get(r.earlier_wave, r.earlier_wave)} to {waves.get(later, later)}" if later
-                  else f"mean answer at {waves.get(r.earlier_wave, r.earlier_wave)}")
+        earlier = waves.get(r.earlier_wave, r.earlier_wave)
+        change = f"change from “{earlier}” to “{waves.get(later, later)}”" if later else f"answers at “{earlier}”"
+        more = "answers rose more" if later else "answered higher"
         n = int(r.n_councils)
+        lead = f"{label}, beside {measure[:1].lower()}{measure[1:]} ({change}), in the {n} treated councils with both"
         if np.isfinite(r.correlation):
-            finding = ("councils whose respondents reported more change also improved more on it"
+            finding = (f"councils whose respondents' {more} also improved more on this outcome"
                        if r.correlation_ci_low > 0 else
-                       "councils whose respondents reported more change improved less on it"
-                       if r.correlation_ci_high < 0 else
-                       "the councils whose respondents reported more change did not clearly improve more or less on it")
-            sentences.append(f"{label} and {measure[:1].lower()}{measure[1:]} ({change}): in the {n} treated councils "
-                             f"with both, {finding} (correlation {number(r.correlation, signed=True)}, 95% CI "
+                       f"councils whose respondents' {more} improved less on this outcome"
+                       if r.correlation_ci_high < 0 else "no clear association either way")
+            sentences.append(f"{lead}: {finding} (correlation {number(r.correlation, signed=True)}, 95% CI "
                              f"{interval(r.correlation_ci_low, r.correlation_ci_high)}).")
         else:
-            sentences.append(f"{label} and {measure[:1].lower()}{measure[1:]}: {r.warning}.")
+            sentences.append(f"{lead}: {r.warning}.")
         rows.append({
             "Outcome": label, "Survey measure": f"{measure} ({change})", "Councils": n,
             "Survey change (95% CI)": f"{number(r.survey_change, signed=True)} "
