@@ -6,10 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 IS := $(BIN)/impactstudy
-STAMPS := data/processed/$(STUDY)/.stamps
-CONFIG := pipelines/$(STUDY)/study.toml
-RAW := $(wildcard data/raw/$(STUDY)/*)
-CODE := pyproject.toml $(shell find src/impactstudy -type f \( -name '*.py' -o -name '*.csv' -o -name '*.toml' -o -name '*.html' -o -name '*.css' -o -name '*.j2' \) 2>/dev/null)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo ingest link impact model report status verbatims validate test fuzz fuzz-ingest bench coverage clean
@@ -29,40 +25,22 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed ## Generate the synthetic demo study if it is absent (STUDY=demo)
 	@if [ "$(STUDY)" = "demo" ] && [ ! -f data/raw/demo/truth.json ]; then $(IS) demo --study demo; fi
 
-$(STAMPS)/ingest: $(CONFIG) $(RAW) $(CODE) | demo
-	$(IS) ingest --study $(STUDY)
-	@mkdir -p $(STAMPS) && touch $@
-
-$(STAMPS)/link: $(STAMPS)/ingest
-	$(IS) link --study $(STUDY)
-	@touch $@
-
-$(STAMPS)/impact: $(STAMPS)/link
-	$(IS) impact --study $(STUDY)
-	@touch $@
-
-$(STAMPS)/model: $(STAMPS)/link
-	$(IS) model --study $(STUDY)
-	@touch $@
-
-$(STAMPS)/report: $(STAMPS)/model $(STAMPS)/impact
-	$(IS) report --study $(STUDY)
-	@touch $@
-
+# each stage target is one `impactstudy run --until <stage>`: it runs that stage and what it reads from,
+# each step only where its inputs, settings or code changed (the manifest decides; a no-op costs ~0.2 s)
 ingest: $(VENV)/.installed demo ## Read each wave's raw file (only waves whose file or settings changed)
-	@$(MAKE) --no-print-directory $(STAMPS)/ingest
+	@$(IS) run --study $(STUDY) --until $@
 
 link: $(VENV)/.installed demo ## Resolve councils and link the waves into panels
-	@$(MAKE) --no-print-directory $(STAMPS)/link
+	@$(IS) run --study $(STUDY) --until $@
 
 impact: $(VENV)/.installed demo ## Estimate impact on administrative outcomes against comparison councils (tables/impact.csv)
-	@$(MAKE) --no-print-directory $(STAMPS)/impact
+	@$(IS) run --study $(STUDY) --until $@
 
 model: $(VENV)/.installed demo ## Fit the change-over-time models (tables in data/processed/$(STUDY)/tables)
-	@$(MAKE) --no-print-directory $(STAMPS)/model
+	@$(IS) run --study $(STUDY) --until $@
 
 report: $(VENV)/.installed demo ## Run every stage; write reports/$(STUDY)/public/ (to publish) and internal/
-	@$(MAKE) --no-print-directory $(STAMPS)/report
+	@$(IS) run --study $(STUDY) --until $@
 
 status: $(VENV)/.installed ## Say which stages are up to date or stale, and why
 	@$(IS) status --study $(STUDY)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from impactstudy import __version__
 from impactstudy.errors import UserError, no_space
+from impactstudy.stages import STAGES
 
 EXIT_VALIDATION_FAILED = 6
 
@@ -49,14 +50,16 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from impactstudy import stages
 
-    ran = stages.run(args.study, None, root=args.root, force=args.force, wait=args.wait, log=_log)
+    ran = stages.run(args.study, [args.until] if args.until else None, root=args.root, force=args.force,
+                     wait=args.wait, log=_log)
     if ran:
         done = sorted({name.split(":")[0] for name in ran}, key=stages.STAGES.index)
         _log(f"done: ran {', '.join(done)} ({len(ran)} step{'s' if len(ran) != 1 else ''})")
     else:
-        _log("all stages up to date (nothing to do)")
+        _log(f"{'all stages' if not args.until else args.until + ' and what it reads'} up to date (nothing to do)")
     _summary(args)
-    _log(_bundles(args))  # the last line: where the bundles are
+    if args.until in (None, "report"):
+        _log(_bundles(args))  # the last line: where the bundles are
     return 0
 
 
@@ -171,13 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage, parents=[common, stage_opts], help=text, description=text)
         p.set_defaults(func=_stage_command(stage))
     for name, text, parents, func in (
-        ("run", "run every stage that is out of date (ingest, link, model, report), then say where the report "
-                "bundles are", [common, stage_opts], _cmd_run),
+        ("run", "run every step that is out of date (ingest, link, impact, model, report), then say where the "
+                "report bundles are", [common, stage_opts], _cmd_run),
         ("status", "list each stage (and wave) as up to date or stale, and why; changes nothing", [common], _cmd_status),
         ("validate", "check the config against the raw files, reporting every problem at once", [common], _cmd_validate),
     ):
         p = sub.add_parser(name, parents=parents, help=text, description=text)
         p.set_defaults(func=func)
+        if name == "run":
+            p.add_argument("--until", choices=STAGES, default=None, metavar="STAGE",
+                           help=f"run only STAGE and the stages it reads from ({', '.join(STAGES)}); "
+                                "what `make <stage>` runs")
     text = "write a commented template pipelines/<name>/study.toml to start a new study"
     p = sub.add_parser("init", help=text, description=text)
     p.add_argument("name", help="study name")

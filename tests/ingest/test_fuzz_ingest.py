@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impactstudy.errors import UserError
-from impactstudy.ingest.stage import ingest_wave, load_salt, wave_outputs
+from impactstudy.ingest.salt import load_salt
+from impactstudy.ingest.stage import ingest_wave
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.study.config import load_study
 
@@ -58,17 +59,17 @@ def _fuzz(prop, study, name: str) -> None:
 def _check_ingest(study, paths: StudyPaths, wave_id: str, data: bytes) -> None:
     config = study[0]
     wave = config.wave(wave_id)
-    for path in wave_outputs(paths, wave):
+    for path in paths.wave_outputs(wave.id):
         path.unlink(missing_ok=True)
     (paths.raw / wave.file).write_bytes(data)
     try:
         report = ingest_wave(config, paths, wave, study[2])
     except UserError as err:
         assert "\n" not in str(err).strip()
-        assert not any(path.exists() for path in wave_outputs(paths, wave)), "a failed wave left outputs"
+        assert not any(path.exists() for path in paths.wave_outputs(wave.id)), "a failed wave left outputs"
         return
     assert report["rows_read"] == report["rows_accepted"] + report["rows_quarantined"]
-    parquet, quarantine, _ = wave_outputs(paths, wave)
+    parquet, quarantine, _ = paths.wave_outputs(wave.id)
     assert len(pd.read_parquet(parquet)) == report["rows_accepted"]
     rejected = pd.read_csv(quarantine, keep_default_na=False)
     assert rejected.loc[rejected["scope"] == "row", "source_row"].nunique() == report["rows_quarantined"]

@@ -127,8 +127,8 @@ def test_batches_group_consecutive_independent_parallel_steps(tmp_path):
     from impactstudy.pipeline.steps import Step, _batches
 
     def step(name, inputs=(), outputs=(), parallel=True):
-        return Step(name, tuple(tmp_path / i for i in inputs), None, tuple(tmp_path / o for o in outputs),
-                    run=lambda: None, parallel=parallel)
+        return Step(name, tuple(tmp_path / i for i in inputs), tuple(tmp_path / o for o in outputs), config={},
+                    code=(), run=lambda: None, parallel=parallel)
 
     steps = [step("a", ["ra"], ["a"]), step("b", ["rb"], ["b"]), step("c", ["a"], ["c"]),
              step("d", ["a", "b"], ["d"], parallel=False), step("e", [], ["e"]), step("f", [], ["f"])]

@@ -14,9 +14,8 @@ import pytest
 
 from impactstudy import stages
 from impactstudy.errors import DataError, LockError
-from impactstudy.pipeline import lastrun
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.steps import Manifest, study_lock
+from impactstudy.pipeline.steps import study_lock
 from impactstudy.report.changes import compare
 
 from conftest import write_mini_study
@@ -61,7 +60,10 @@ def test_changed_file_reruns_its_wave_and_what_follows_and_status_names_it(mini)
 def test_changed_setting_reruns(mini):
     toml = mini.config
     toml.write_text(toml.read_text().replace('label = "Percent"', 'label = "Per cent"'))
-    assert stale(mini)["ingest:w1"] == ["its settings in study.toml changed"]
+    reasons = stale(mini)
+    assert reasons["ingest:w1"] == ["study.toml changed: measures (as asked in w1)"]
+    assert reasons["link"] == ["study.toml changed: measures.label", "reads outputs of ingest:w1, which will rerun"]
+    assert reasons["ingest"] == ["reads outputs of ingest:w1, which will rerun"]  # status cannot know they come out the same
     # the wave is re-ingested; its quarantine and report pieces are unchanged, so "ingest" need not rerun
     assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w1", "link"]
 
@@ -139,57 +141,44 @@ def test_a_run_removes_temporary_files_a_killed_run_left(mini):
     assert kept.exists()
 
 
-# ------------------------------------------------------------- the no-op fast path (impactstudy.pipeline.lastrun)
+# ------------------------------------------------------------- light planning: no stage code, no pandas
 
-LINKED = ("ingest", "link")
 HEAVY = ("pandas", "pyarrow", "numpy", "statsmodels", "matplotlib", "scipy")
 
 
-def fast(paths: StudyPaths, stage_names=LINKED) -> list[str] | None:
-    """What the fast path answers now (None: it defers to the slow path)."""
-    return lastrun.current_steps(paths, lastrun.seen(paths), stage_names)
+def _in_subprocess(code: str) -> object:
+    done = subprocess.run([sys.executable, "-c", "import sys, json\n" + code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
-def test_noop_rerun_answers_without_importing_the_stages(mini):
-    code = ("import sys, json\nfrom impactstudy import stages\n"
-            f"ran = stages.run('mini', ['link'], root={str(mini.root)!r})\n"
-            f"print(json.dumps([ran, [m for m in {HEAVY!r} if m in sys.modules]]))")
-    # the first run records this interpreter's view of the code (others may be editing the tree)
-    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == [[], []]
+def test_noop_rerun_and_status_import_no_heavy_library(mini):
+    root = str(mini.root)
+    heavy = f"[m for m in {HEAVY!r} if m in sys.modules]"
+    ran = _in_subprocess(f"from impactstudy import stages\nran = stages.run('mini', ['link'], root={root!r})\n"
+                         f"print(json.dumps([ran, {heavy}]))")
+    assert ran == [[], []]
+    cli = _in_subprocess(f"import contextlib, io\nfrom impactstudy.cli import main\n"
+                         f"with contextlib.redirect_stdout(io.StringIO()):\n    main(['status', '--study', 'mini', '--root', {root!r}])\n"
+                         f"print(json.dumps({heavy}))")
+    assert cli == []
 
 
-def test_fast_path_covers_the_stages_run_and_its_steps_in_order(mini):
-    assert fast(mini) == ["ingest:w1", "ingest:w2", "ingest", "link"]
-    assert fast(mini, ("ingest",)) == ["ingest:w1", "ingest:w2", "ingest"]
-    assert fast(mini, ("ingest", "link", "model")) is None  # never run: the slow path says why
-
-
-def test_touched_file_falls_back_then_is_fast_again(mini):
-    raw = mini.raw / "w1.sav"
-    later = time.time() + 60
-    os.utime(raw, (later, later))
-    assert fast(mini) is None
-    assert stages.run("mini", ["link"], root=mini.root) == []  # hashed: same bytes, nothing reruns
-    assert fast(mini) == ["ingest:w1", "ingest:w2", "ingest", "link"]
-
-
-def test_changed_config_or_salt_falls_back(mini):
+def test_changed_config_comment_reruns_nothing(mini):
     mini.config.write_text(mini.config.read_text() + "\n# a comment\n")
-    assert fast(mini) is None
-    assert stages.run("mini", ["link"], root=mini.root) == []  # same settings: nothing reruns
-    assert fast(mini) is not None
+    assert stale(mini) == {}
+    assert stages.run("mini", ["link"], root=mini.root) == []
+
+
+def test_replaced_salt_is_refused(mini):
     mini.secret_salt.write_bytes(b"another-salt" * 4)
-    assert fast(mini) is None
     with pytest.raises(DataError, match="not the salt the processed data"):  # pseudonyms would not link
         stages.run("mini", ["link"], root=mini.root)
 
 
-def test_changed_output_falls_back_and_is_rewritten(mini):
+def test_changed_output_is_rewritten(mini):
     before = mini.linkage.read_bytes()
     mini.linkage.write_bytes(before + b"x")
-    assert fast(mini) is None
+    assert stale(mini) == {"link": ["output data/processed/mini/linkage.csv was changed outside the pipeline"]}
     assert stages.run("mini", ["link"], root=mini.root) == ["link"]
     assert mini.linkage.read_bytes() == before
 
@@ -203,30 +192,21 @@ def test_retargeted_raw_symlink_reruns_that_wave(mini):
     raw.unlink()
     raw.symlink_to(original)
     stages.run("mini", ["link"], root=mini.root)
-    assert fast(mini) is not None
+    assert stale(mini) == {}
     changed = elsewhere / "w2_v2.csv"
     changed.write_bytes(original.read_bytes() + LATE_ROW.encode())
     raw.unlink()
     raw.symlink_to(changed)
-    assert fast(mini) is None
     assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w2", "ingest", "link"]
 
 
-def test_a_step_writing_the_manifest_drops_the_record(mini):
-    manifest = Manifest(mini)
-    manifest.save()  # what run_steps does after each step
-    assert lastrun.KEY not in json.loads(mini.manifest.read_text())
-    assert fast(mini) is None
-
-
-def test_force_takes_the_slow_path(mini):
+def test_force_reruns_the_stage_asked_for_only(mini):
     assert stages.run("mini", ["link"], root=mini.root, force=True) == ["link"]
 
 
-def test_fast_path_still_removes_leftovers_under_the_lock(mini):
+def test_a_noop_run_removes_leftovers_under_the_lock(mini):
     leftover = mini.processed / ".linkage.csv.abc123.tmp"
     leftover.write_bytes(b"partial")
-    assert fast(mini) is not None
     with study_lock(mini):
         with pytest.raises(LockError):
             stages.run("mini", ["link"], root=mini.root)

@@ -17,7 +17,8 @@ from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.report import figures
 from impactstudy.report.disclosure import MARK
 from impactstudy.report.findings import key_findings
-from impactstudy.report.stage import report_steps, run_report
+from impactstudy.report.stage import run_report
+from impactstudy.report.steps import report_steps
 from impactstudy.report.tables import interval, number
 
 from report_fixtures import HOSTILE, build_study

@@ -27,18 +27,18 @@ from threadpoolctl import threadpool_limits
 
 from impactstudy.councils import same_authority_code
 from impactstudy.pipeline.councils_file import council_covariates
-from impactstudy.errors import ConfigError, DataError
+from impactstudy.errors import ConfigError
 from impactstudy.impact import outcomes as O
 from impactstudy.impact.analysis import Rules, analyse_outcome
 from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions
 from impactstudy.impact.panel import Panel, build_panel
+from impactstudy.impact.steps import survey_waves
 from impactstudy.impact.triangulation import TRIANGULATION_COLUMNS, council_effects, survey_change, triangulate
 from impactstudy.pipeline import library_warnings
 from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import read_raw
-from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import ImpactSettings, Study
 from impactstudy.study.periods import cohort_year
 
@@ -217,39 +217,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def impact_steps(study: Study, paths: StudyPaths) -> list[Step]:
-    """The impact stage as one step; without ``[impact]`` a step that does nothing (so every stage has a step)."""
-    if study.impact is None:
-        return [Step(name="impact", inputs=(), config={"impact": None}, outputs=(), run=lambda: None)]
-    inputs = [paths.raw_file(f.file) for f in study.impact.files]
-    if study.councils is not None:
-        inputs.append(paths.raw_file(study.councils.file))
-        if study.councils.aliases:
-            inputs.append(paths.raw_file(study.councils.aliases))
-    missing = [p for p in inputs if not p.is_file()]
-    if missing:
-        raise DataError(f"{missing[0]}: outcome or councils file not found; put it there or correct [impact] "
-                        "in study.toml")
-    return [Step(
-        name="impact",
-        inputs=tuple(inputs),
-        config={"impact": asdict(study.impact), "councils": asdict(study.councils) if study.councils else None},
-        outputs=(paths.impact_table, paths.impact_json, paths.impact_quarantine, paths.impact_councils),
-        run=lambda: run_impact(study, paths),
-    ), *triangulation_steps(study, paths)]
-
-
-def survey_waves(study: Study, measure: str) -> tuple[str, ...]:
-    """The waves a survey measure's council-level change is taken between: ``[impact] survey_waves``, else
-    the first and last waves it was asked in (one wave: its level there)."""
-    if study.impact.survey_waves:
-        return study.impact.survey_waves
-    asked = next(m for m in study.measures if m.name == measure).waves
-    order = [w.id for w in study.waves]
-    asked = sorted(asked, key=order.index)
-    return (asked[0], asked[-1]) if len(asked) > 1 else (asked[0],)
-
-
 def run_triangulation(study: Study, paths: StudyPaths) -> pd.DataFrame:
     """Each outcome with a ``survey`` measure: the survey's and the administrative change in the same
     treated councils, and their association (:func:`impactstudy.impact.triangulation.triangulate`)."""
@@ -271,20 +238,3 @@ def run_triangulation(study: Study, paths: StudyPaths) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=TRIANGULATION_COLUMNS)
     write_csv(paths.impact_triangulation, table)
     return table
-
-
-def triangulation_steps(study: Study, paths: StudyPaths) -> list[Step]:
-    """The triangulation step when an outcome names a ``survey`` measure: it reads the impact step's
-    council effects and the linked survey panel, so a new survey wave reruns it but not the estimation."""
-    pairs = {o.name: o.survey for o in study.impact.outcomes if o.survey}
-    if not pairs:
-        return []
-    return [Step(
-        name="impact:triangulation",
-        inputs=(paths.impact_councils, paths.impact_json, paths.panel_long),
-        config={"pairs": pairs, "survey_waves": list(study.impact.survey_waves),
-                "measure_waves": {m: list(survey_waves(study, m)) for m in pairs.values()},
-                "better": {o.name: o.better for o in study.impact.outcomes if o.survey}},
-        outputs=(paths.impact_triangulation,),
-        run=lambda: run_triangulation(study, paths),
-    )]

@@ -9,15 +9,9 @@ the study's secret salt (kept in ``.secrets/``, outside processed data and repor
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,72 +20,15 @@ from impactstudy.errors import ConfigError, DataError
 from impactstudy.ingest.coding import code_wave, codes_typed, not_found, read_coding
 from impactstudy.ingest.columns import check_columns, header_hint, read_wave, wave_columns
 from impactstudy.ingest.harmonise import OUT_OF_RANGE, UNRECOGNISED, harmonise_wave
-from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet, write_text
+from impactstudy.pipeline.atomic import write_csv, write_json, write_parquet
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, missing_column
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import first_rows, unnamed_data_problem
 from impactstudy.pipeline.coding import answer_ids
-from impactstudy.pipeline.steps import Step, sha256_file
-from impactstudy.study.config import Coding, Measure, Study, Wave
+from impactstudy.ingest.steps import codes_piece, coded_questions
+from impactstudy.pipeline.hashing import sha256_file
+from impactstudy.study.config import Coding, Study, Wave
 from impactstudy.study.metadata import measure_metadata
-
-
-SALT_MIN_CHARS = 32
-
-
-def load_salt(paths: StudyPaths) -> bytes:
-    """The study's pseudonymisation salt, created (readable by its owner only) on first use.
-
-    It is written aside and linked into place, so a full disk or a kill leaves no empty or short salt,
-    and one found empty or short is refused rather than used as the key. The first salt's fingerprint
-    is kept with the processed data: a salt replaced later would give every respondent new pseudonyms
-    that no longer link to the earlier outputs, so that is refused too.
-    """
-    path = paths.secret_salt
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:  # mkstemp creates it readable by its owner only
-                handle.write(os.urandom(32).hex().encode("ascii"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):  # another run created it first: use theirs
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-    salt = path.read_bytes().strip()
-    if len(salt) < SALT_MIN_CHARS:
-        raise DataError(
-            f"{path}: the pseudonymisation salt is {'empty' if not salt else 'too short'} ({len(salt)} characters, "
-            f"at least {SALT_MIN_CHARS} expected): restore it from your backup; only if it is lost, delete it and "
-            f"{paths.processed} to start afresh (every pseudonym will change)")
-    fingerprint = hashlib.sha256(b"impactstudy salt fingerprint\0" + salt).hexdigest()
-    recorded = paths.salt_fingerprint.read_text(encoding="ascii").strip() if paths.salt_fingerprint.is_file() else None
-    if recorded is None:
-        write_text(paths.salt_fingerprint, fingerprint + "\n")
-    elif recorded != fingerprint:
-        raise DataError(
-            f"{path}: this is not the salt the processed data of study '{paths.study}' were made with, so the "
-            f"pseudonyms would no longer link across waves: restore the original salt; only if it is lost, delete "
-            f"{paths.processed} to start afresh")
-    return salt
-
-
-def wave_outputs(paths: StudyPaths, wave: Wave) -> tuple[Path, Path, Path]:
-    """The wave's Parquet file, its quarantine piece and its report piece."""
-    base = paths.wave_file(wave.id)
-    return base, base.with_suffix(".quarantine.csv"), base.with_suffix(".report.json")
-
-
-def codes_piece(paths: StudyPaths, wave: Wave) -> Path:
-    """The wave's rows of ``codes.parquet`` (written by waves a ``[[coding]]`` question is asked in)."""
-    return paths.wave_file(wave.id).with_suffix(".codes.parquet")
-
-
-def coded_questions(study: Study, wave: Wave) -> list[Coding]:
-    """The ``[[coding]]`` sections whose question ``wave`` asks."""
-    return [c for c in study.coding if wave.id in study.measure(c.question).columns]
 
 
 def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dict[str, Any]:
@@ -154,7 +91,7 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
         "measures": measure_metadata(study, wave),
         "column_labels": report["column_labels"],
     }
-    parquet, quarantine, report_path = wave_outputs(paths, wave)
+    parquet, quarantine, report_path = paths.wave_outputs(wave.id)
     write_parquet(parquet, result.data, metadata)
     if codings:
         write_parquet(codes_piece(paths, wave), codes)
@@ -167,7 +104,7 @@ def combine_wave_outputs(study: Study, paths: StudyPaths) -> None:
     """Write ``quarantine.csv`` and ``ingest_report.json`` from every wave's pieces, in wave order."""
     pieces, reports = [], []
     for wave in study.waves:
-        _, quarantine, report = wave_outputs(paths, wave)
+        _, quarantine, report = paths.wave_outputs(wave.id)
         pieces.append(pd.read_csv(quarantine, dtype={"value": "string", "column": "string", "reason": "string",
                                                      "sheet_row": "Int64"},
                                   keep_default_na=False))
@@ -238,60 +175,6 @@ def set_aside(quarantine: pd.DataFrame) -> dict[str, Any]:
         "answers_not_declared": [{"column": r.column, "value": r.value, "reason": r.reason, "n": int(r.n)}
                                  for r in counted.itertuples()],
     }
-
-
-def measure_for_wave(measure: Measure, wave: Wave) -> dict[str, Any]:
-    """The settings of ``measure`` that ingesting ``wave`` depends on (not other waves' columns)."""
-    settings = asdict(measure)
-    settings["columns"] = measure.columns[wave.id]
-    settings["recode"] = measure.recode.get(wave.id, {})
-    settings["reverse"] = wave.id in measure.reverse
-    return settings
-
-
-def _wave_config(study: Study, wave: Wave, salt: bytes) -> dict[str, Any]:
-    return {
-        "wave": asdict(wave),
-        "measures": [measure_for_wave(m, wave) for m in study.measures if wave.id in m.columns],
-        "duplicates": study.duplicates,
-        "salt": hashlib.sha256(salt).hexdigest(),
-        **({"coding": [asdict(c) for c in coded_questions(study, wave)]} if coded_questions(study, wave) else {}),
-    }
-
-
-def coding_files(study: Study, paths: StudyPaths, codings: list[Coding] | tuple[Coding, ...]) -> tuple[Path, ...]:
-    """The returned coding files of ``codings``, each once."""
-    return tuple(dict.fromkeys(paths.raw_file(f.file) for c in codings for f in c.files))
-
-
-def ingest_steps(study: Study, paths: StudyPaths) -> list[Step]:
-    """One step per wave, then the step that combines their quarantine and reports."""
-    salt = load_salt(paths)
-    steps = []
-    for wave in study.waves:
-        steps.append(
-            Step(
-                name=f"ingest:{wave.id}",
-                inputs=(paths.raw_file(wave.file), *coding_files(study, paths, coded_questions(study, wave))),
-                config=_wave_config(study, wave, salt),
-                outputs=wave_outputs(paths, wave) + ((codes_piece(paths, wave),) if coded_questions(study, wave) else ()),
-                run=lambda wave=wave: ingest_wave(study, paths, wave, salt),
-                parallel=True,  # waves are independent: read and harmonised at once, one per core
-            )
-        )
-    pieces = tuple(p for wave in study.waves for p in wave_outputs(paths, wave)[1:])
-    coded_waves = [w for w in study.waves if coded_questions(study, w)]
-    coded = tuple(p for w in coded_waves for p in (paths.wave_file(w.id), codes_piece(paths, w)))
-    steps.append(
-        Step(
-            name="ingest",
-            inputs=pieces + coded + coding_files(study, paths, study.coding),
-            config={"waves": list(study.wave_ids), **({"coding": [asdict(c) for c in study.coding]} if study.coding else {})},
-            outputs=(paths.quarantine, paths.ingest_report) + ((paths.codes,) if study.coding else ()),
-            run=lambda: combine_wave_outputs(study, paths),
-        )
-    )
-    return steps
 
 
 def read_wave_output(paths: StudyPaths, wave_id: str) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,6 @@ from impactstudy.pipeline.atomic import (
 from impactstudy.pipeline.councils_file import carry_code_changes, council_covariates, reference_date, reorganisations
 from impactstudy.pipeline.frames import MONTHS_SINCE, QUARANTINE_COLUMNS, map_distinct, missing_column, sheet_rows
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import Study
 from impactstudy.study.metadata import measure_metadata
 from impactstudy.study.names import export_labels, export_names
@@ -521,24 +520,3 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
         write_csv(paths.link_quarantine, result.quarantine)
         write_json(paths.linkage_summary, result.summary)
     return result
-
-
-def link_steps(study: Study, paths: StudyPaths) -> list[Step]:
-    """The link stage as one step over every ingested wave and the councils file."""
-    inputs = [paths.wave_file(w.id) for w in study.waves]
-    if study.councils is not None:
-        inputs.append(paths.raw_file(study.councils.file))
-        if study.councils.aliases:
-            inputs.append(paths.raw_file(study.councils.aliases))
-    config = {"waves": [asdict(w) for w in study.waves], "councils": asdict(study.councils) if study.councils else None,
-              "measures": measure_metadata(study),
-              "time_since_intervention": (asdict(study.models.time_since_intervention)
-                                          if study.models.time_since_intervention else None),
-              "intervention": [study.intervention.date, list(study.intervention.before_waves), study.intervention.name]}
-    return [Step(
-        name="link",
-        inputs=tuple(inputs),
-        config=config,
-        outputs=(paths.panel_long, paths.panel_wide, paths.linkage, paths.link_quarantine, paths.linkage_summary, paths.panel_sav),
-        run=lambda: run_link(study, paths),
-    )]

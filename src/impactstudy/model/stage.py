@@ -5,8 +5,8 @@ The stage reads ``panel_long.parquet`` and writes ``tables/contrasts.csv``, ``ta
 fitted, and how, is :mod:`impactstudy.model.fitting`, with the attrition and time-since-intervention models of
 :mod:`impactstudy.model.attrition` and the expectations of :mod:`impactstudy.model.expectations`.
 
-Those modules import statsmodels and scipy, which take seconds; they are imported when the stage runs,
-not with this module, because every later stage builds this stage's step to see whether it is up to date.
+Those modules import statsmodels and scipy, which take seconds; they are imported when the stage runs.
+The stage's step is declared in :mod:`impactstudy.model.steps`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.frames import MONTHS_SINCE
 from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.steps import Step
 from impactstudy.study.config import Study
-
-DESCRIPTIVE_TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point")  # describe.TABLES, without its imports
-
 
 def read_panel(path: Path, study: Study) -> pd.DataFrame:
     """The columns of ``panel_long.parquet`` the model stage uses, text as categoricals."""
@@ -91,22 +87,4 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     })
 
 
-def model_outputs(paths: StudyPaths) -> tuple:
-    """The files the model stage writes."""
-    return (paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
-            paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE_TABLES),
-            paths.tables / "ipw_diagnostics.csv", paths.tables / "ipw_balance.csv", paths.processed / "ipw_weights.csv",
-            paths.models_json)
-
-
-def model_steps(study: Study, paths: StudyPaths) -> list[Step]:
-    """The model stage as one step over the long panel."""
-    config = {"models": asdict(study.models), "measures": [asdict(m) for m in study.analysed_measures],
-              "expectations": [asdict(e) for e in study.expectations],
-              "group_by": list(study.councils.group_by) if study.councils else []}
-    return [Step(name="model", inputs=(paths.panel_long,), config=config, outputs=model_outputs(paths),
-                 run=lambda: run_model(study, paths))]
-
-
-__all__ = ["model_outputs", "model_steps", "read_panel", "run_model"]
-
+__all__ = ["read_panel", "run_model"]

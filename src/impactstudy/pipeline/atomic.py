@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,23 +79,20 @@ def write_text(target: Path, text: str) -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    import numpy as np
-    import pandas as pd
-
+    # numpy and pandas values can only exist once they are imported: a manifest is written without them
+    np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
+    if np is not None and isinstance(value, (np.integer,)):
         return int(value)
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, float) or (np is not None and isinstance(value, np.floating)):
         return None if math.isnan(value) or math.isinf(value) else float(value)
-    if isinstance(value, np.bool_):
+    if np is not None and isinstance(value, np.bool_):
         return bool(value)
-    if value is pd.NA or value is pd.NaT:
+    if pd is not None and (value is pd.NA or value is pd.NaT):
         return None
-    if isinstance(value, (pd.Timestamp,)):
-        return value.isoformat()
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if isinstance(value, Path):

@@ -46,6 +46,11 @@ class StudyPaths:
     def wave_file(self, wave_id: str) -> Path:
         return self.waves_dir / f"{wave_id}.parquet"
 
+    def wave_outputs(self, wave_id: str) -> tuple[Path, Path, Path]:
+        """What ingesting one wave writes: its Parquet file, its quarantine piece and its report piece."""
+        base = self.wave_file(wave_id)
+        return base, base.with_suffix(".quarantine.csv"), base.with_suffix(".report.json")
+
     @property
     def quarantine(self) -> Path:
         return self.processed / "quarantine.csv"
@@ -111,6 +116,11 @@ class StudyPaths:
     @property
     def impact_triangulation(self) -> Path:
         return self.tables / "impact_triangulation.csv"
+
+    @property
+    def report_snapshot(self) -> Path:
+        """What the last report saw (raw files, rows, councils, estimates), for the next one's changes."""
+        return self.processed / "report_snapshot.json"
 
     @property
     def manifest(self) -> Path:

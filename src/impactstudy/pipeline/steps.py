@@ -1,13 +1,13 @@
-"""Run stages only when their inputs changed, and say why a stage is stale.
+"""Run steps only when what they depend on changed, and say why a step is stale.
 
-Each stage (and each wave, for ingest) is a :class:`Step`: the files it reads, the part of the config
-it depends on, the files it writes and a function that writes them. The manifest
-(``data/processed/<study>/manifest.json``) records, per step, the SHA-256 of every input, of its config
-section and the package version, and the SHA-256 of every output. A step reruns when one of those
-changed or an output is missing or was altered, and only then; a touched file whose content hashes the
-same does not rerun anything (file sizes and modification times are kept only to avoid re-hashing).
-The version recorded is the package version plus a hash of the package's files, so a new release (or
-a local code change) reruns the stages it touches.
+Each stage (and each wave, for ingest) is a :class:`Step`, declared by the stage's light module
+``<stage>/steps.py``: the files it reads, the settings of study.toml it reads (by key, see
+:mod:`impactstudy.study.keys`), the files it writes, the package whose code it runs, and a function that
+writes them (imported only when the step runs). The manifest (``data/processed/<study>/manifest.json``)
+records, per step, the SHA-256 of every input, of each declared setting, of each file of its code
+(:mod:`impactstudy.pipeline.code`) and of every output. A step reruns when one of those changed or an
+output is missing or was altered, and only then; a touched file whose content hashes the same does not
+rerun anything (file sizes and modification times are kept only to avoid re-hashing).
 
 Consecutive steps marked ``parallel`` (ingest's waves), none reading another's outputs, run at the
 same time in worker processes, one per core; each is recorded, in order, once its outputs are written,
@@ -21,62 +21,73 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
+import importlib
 import json
 import multiprocessing
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from impactstudy import __version__
 from impactstudy.errors import ConfigError, LockError
-from impactstudy.pipeline.atomic import dumps_json, write_json
 from impactstudy.pipeline import library_warnings
+from impactstudy.pipeline.atomic import write_json
+from impactstudy.pipeline.code import code_hashes
+from impactstudy.pipeline.hashing import sha256_file
 from impactstudy.pipeline.paths import StudyPaths
 
 
 @dataclass(frozen=True)
 class Step:
-    """One unit of work with declared inputs, config and outputs."""
+    """One unit of work with declared inputs, settings, code and outputs (see docs/architecture.md)."""
 
-    name: str
+    name: str  # "<stage>" or "<stage>:<part>"
     inputs: tuple[Path, ...]
-    config: Any  # JSON-able part of the config this step uses
     outputs: tuple[Path, ...]
-    run: Callable[[], None] = field(compare=False)
+    config: Mapping[str, Any]  # each setting it reads, by key (impactstudy.study.keys.settings) -> its value
+    code: tuple[str, ...]  # the packages whose code it runs ("impactstudy.ingest"): its code version
+    run: Callable[[], Any] = field(compare=False)
     parallel: bool = False  # may run in a worker process alongside the consecutive steps so marked
 
-
-@functools.cache
-def code_version() -> str:
-    """The package version plus a hash of its code and data files: a code change reruns stages."""
-    package = Path(__file__).parent.parent  # the whole impactstudy package
-    digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(path.relative_to(package).as_posix().encode())
-        digest.update(path.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:12]}"
+    @property
+    def stage(self) -> str:
+        return self.name.split(":")[0]
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def deferred(target: str, *args: Any) -> Callable[[], Any]:
+    """A step's ``run``: ``"module:function"`` called with ``args``, imported only when the step runs, so
+    declaring steps (planning, ``status``) imports no stage code and no pandas."""
+    module, function = target.split(":")
+
+    def run() -> Any:
+        return getattr(importlib.import_module(module), function)(*args)
+
+    run.__qualname__ = target
+    return run
 
 
 def sha256_config(config: Any) -> str:
-    """SHA-256 of a config section's canonical JSON."""
-    return hashlib.sha256(dumps_json(config).encode("utf-8")).hexdigest()
+    """SHA-256 of a setting's canonical JSON (sorted keys; the values :func:`impactstudy.study.keys.settings` gives)."""
+    text = json.dumps(config, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _changed(recorded: Any, now: Mapping[str, str]) -> list[str]:
+    """The keys whose hash differs between a recorded ``{key: hash}`` and ``now`` (all of them when the
+    record has another shape, as a manifest written before hashes were kept per key)."""
+    if not isinstance(recorded, dict):
+        return sorted(now)
+    return sorted(k for k in {*recorded, *now} if recorded.get(k) != now.get(k))
+
+
+def _listed(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _table(value: Any) -> dict[str, Any]:
@@ -125,15 +136,15 @@ class Manifest:
         return digest
 
     def stale_reasons(self, step: Step) -> list[str]:
-        """Why ``step`` must run; empty when it is up to date."""
+        """Why ``step`` must run, by its own inputs, settings, code and outputs; empty when it is up to date."""
         record = self.steps.get(step.name)
         if record is None:
             return ["never run"]
         reasons = []
-        if record.get("version") != code_version():
-            reasons.append(f"impactstudy changed ({record.get('version')} -> {code_version()})")
-        if record.get("config") != sha256_config(step.config):
-            reasons.append("its settings in study.toml changed")
+        if code := _changed(record.get("code"), code_hashes(step.code)):
+            reasons.append(f"its code changed ({_listed(code)})")
+        if config := _changed(record.get("config"), config_hashes(step)):
+            reasons.append(f"study.toml changed: {_listed(config, 5)}")
         recorded_inputs = record.get("inputs", {})
         for path in step.inputs:
             key = self.rel(path)
@@ -156,11 +167,11 @@ class Manifest:
         return reasons
 
     def record(self, step: Step, library_warnings: list[dict[str, Any]] | None = None) -> None:
-        """Record ``step`` as run with its current inputs, config and outputs, and the library warnings
+        """Record ``step`` as run with its current inputs, settings, code and outputs, and the library warnings
         its run showed (:mod:`impactstudy.pipeline.library_warnings`; ``warnings``, only when there were any)."""
         self.steps[step.name] = {
-            "version": code_version(),
-            "config": sha256_config(step.config),
+            "code": code_hashes(step.code),
+            "config": config_hashes(step),
             "inputs": {self.rel(p): self.file_hash(p) for p in step.inputs},
             "outputs": {self.rel(p): self.file_hash(p) for p in step.outputs},
             **({"warnings": library_warnings} if library_warnings else {}),
@@ -172,6 +183,11 @@ class Manifest:
 
     def save(self) -> None:
         write_json(self.path, {"steps": self.steps, "files": self.files})
+
+
+def config_hashes(step: Step) -> dict[str, str]:
+    """``{setting key: SHA-256 of its value}`` of what ``step`` declares it reads."""
+    return {key: sha256_config(value) for key, value in step.config.items()}
 
 
 BACKUP_SUFFIX = ".bak.tmp"
@@ -280,6 +296,10 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
     ran = []
 
     def done(step: Step, saved: list[tuple[Path, Path | None]], shown: list[dict[str, Any]]) -> None:
+        unwritten = [path for path in step.outputs if not path.is_file()]
+        if unwritten:  # recorded as missing, it would rerun every time: a declaration out of step with its stage
+            _put_back(saved)
+            raise RuntimeError(f"{step.name} did not write {unwritten[0]}, which its stage's steps.py declares as an output")
         manifest.record(step, shown)
         try:
             manifest.save()

@@ -58,12 +58,7 @@ def compare(previous: dict[str, Any] | None, current: dict[str, Any]) -> dict[st
     }
 
 
-def snapshot_path(paths: StudyPaths):
-    """Where the report keeps its snapshot (processed data, not the report folder)."""
-    return paths.processed / "report_snapshot.json"
-
-
 def load_previous(paths: StudyPaths) -> dict[str, Any] | None:
     """The snapshot of the previous report, if any."""
-    path = snapshot_path(paths)
+    path = paths.report_snapshot
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -18,10 +18,9 @@ import pandas as pd
 from impactstudy.errors import ConfigError
 from impactstudy.report import figures, findings, summaries
 from impactstudy.report.inputs import Inputs
+from impactstudy.report.steps import AUDIENCES
 from impactstudy.report.tables import Table, table
 from impactstudy.study.config import Measure, Study
-
-AUDIENCES = ("public", "internal")
 
 
 @dataclass

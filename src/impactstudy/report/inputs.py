@@ -15,6 +15,7 @@ from impactstudy.errors import DataError
 from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.report import changes
+from impactstudy.report.steps import DESCRIPTIVE, input_files
 
 
 @dataclass(frozen=True)
@@ -45,20 +46,6 @@ class Inputs:
     impact: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact.csv (empty without [impact])
     impact_summary: dict[str, Any] = field(default_factory=dict)  # impact.json
     impact_triangulation: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact_triangulation.csv
-
-
-DESCRIPTIVE = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point", "ipw_diagnostics",
-               "ipw_balance")
-
-
-def input_files(paths: StudyPaths, impact: bool = False, triangulation: bool = False) -> tuple[Path, ...]:
-    """The files the report reads (the manifest and config are read for provenance only); with ``impact``
-    the impact stage's outputs too, with ``triangulation`` its survey triangulation table."""
-    extra = (paths.impact_table, paths.impact_json) if impact else ()
-    extra += (paths.impact_triangulation,) if triangulation else ()
-    return extra + (paths.panel_long, paths.linkage_summary, paths.ingest_report, paths.quarantine, paths.link_quarantine,
-            paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
-            paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE), paths.models_json)
 
 
 def _csv(path: Path) -> pd.DataFrame:

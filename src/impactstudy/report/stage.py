@@ -26,7 +26,6 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,13 +34,12 @@ from markupsafe import Markup
 
 from impactstudy.pipeline.atomic import write_json, write_text
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.steps import Step
 from impactstudy.report import changes, figures, published
 from impactstudy.report.context import AUDIENCES, Context, Section
 from impactstudy.report.council_pages import council_facts, write_council_pages
 from impactstudy.report.disclosure import FOOTNOTE
 from impactstudy.report.document import write_document
-from impactstudy.report.inputs import Inputs, input_files, read_inputs
+from impactstudy.report.inputs import Inputs, read_inputs
 from impactstudy.report.sections import aim, expectations, groups, impact, methods, provenance, sample, summary
 from impactstudy.report.templating import environment
 from impactstudy.report.workbook import write_workbook
@@ -161,23 +159,5 @@ def run_report(study: Study, paths: StudyPaths) -> dict[str, dict[str, Any]]:
             shutil.rmtree(old)
         elif old.exists():
             old.unlink()
-    write_json(changes.snapshot_path(paths), changes.snapshot(paths))  # what the next report compares with
+    write_json(paths.report_snapshot, changes.snapshot(paths))  # what the next report compares with
     return results
-
-
-def report_outputs(paths: StudyPaths) -> tuple[Path, ...]:
-    """The files the report step records (the bundles' other files are rewritten with them)."""
-    return (*(paths.bundle(a) / name for a in AUDIENCES for name in ("index.html", "report.json")),
-            changes.snapshot_path(paths))
-
-
-def report_steps(study: Study, paths: StudyPaths) -> list[Step]:
-    """The report stage as one step writing both bundles; the audience is not a setting, so nothing to switch."""
-    config = {"min_cell": study.min_cell, "title": study.title, "description": study.description,
-              "aims": [asdict(a) for a in study.aims], "measures": [asdict(m) for m in study.analysed_measures],
-              "group_by": list(study.councils.group_by) if study.councils else [],
-              "expectations": [asdict(e) for e in study.expectations]}
-    config["impact"] = asdict(study.impact) if study.impact else None
-    triangulation = study.impact is not None and any(o.survey for o in study.impact.outcomes)
-    return [Step(name="report", inputs=input_files(paths, study.impact is not None, triangulation), config=config,
-                 outputs=report_outputs(paths), run=lambda: run_report(study, paths))]
