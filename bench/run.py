@@ -13,7 +13,10 @@ Likert measures; generating it is not timed), then, each in a fresh process, as 
   in-process; only the ``lmer`` call is timed in R), skipped with a note when ``Rscript`` with lme4
   is missing;
 * a no-op rerun (``impactstudy run``, and ``make report`` when the study is under this repository);
-* adding a wave (the generator's next wave plus its config entry): time until the new report.
+* adding a wave (the generator's next wave plus its config entry): time until the new report;
+* reruns that match the change: a no-op, a touched raw file (``make report`` when the study is under
+  this repository, else ``impactstudy run``), a change to the report's stylesheet (in the code snapshot
+  the bench runs from) and to a wave's label, each with its time and the steps that ran.
 
 Results go to ``bench/results.json`` (or ``--out``) and a table on stdout: each target with its
 value, limit and pass/fail. ``--tiny`` (12 councils x 10 respondents x 3 waves x 4 measures) runs in
@@ -36,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -292,10 +296,8 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
                                   "largest_process_mb": max(s["largest_process_mb"] for s in stages)}
 
     results["noop_rerun"] = {"impactstudy_run": measure(_impactstudy("run", root), REPO, log)}
-    if root.resolve() == REPO:  # the first make run only writes its stamp files; the second is the no-op
-        make = ["make", "--no-print-directory", "-C", str(REPO), "report", f"STUDY={STUDY}"]
-        measure(make, REPO, log)
-        results["noop_rerun"]["make_report"] = measure(make, REPO, log)
+    if root.resolve() == REPO:  # `make report` is one `impactstudy run --until report`
+        results["noop_rerun"]["make_report"] = measure(_make_report(), REPO, log)
     else:
         results["notes"].append("make-level no-op rerun skipped: the study is not under the repository root")
 
@@ -316,10 +318,41 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
     results["new_wave"] = measure(_impactstudy("run", root), REPO, log)
     results["new_wave"]["steps_run"] = [line.split(": running")[0] for line in _last_run(log)]
     set_waves(root, scale, scale.waves)
+    results["reruns"] = reruns(root, scale, log)
+    save()
+    set_waves(root, scale, scale.waves)
     results["targets"] = targets(results)
     results["seconds_elapsed"] = round(time.time() - started, 1)
     save()
     return results
+
+
+def _make_report() -> list[str]:
+    return ["make", "--no-print-directory", "-C", str(REPO), "report", f"STUDY={STUDY}"]
+
+
+def reruns(root: Path, scale: national.Scale, log: Path) -> dict[str, Any]:
+    """What a rerun costs after each kind of change, and which steps it ran (issue #20). Starts by bringing
+    the study back to ``scale.waves`` waves (after the new wave; not a figure); leaves the label edited."""
+    def timed(argv: list[str]) -> dict[str, Any]:
+        row = measure(argv, REPO, log)
+        row["steps_run"] = [line.split(": running")[0] for line in _last_run(log)]
+        return row
+
+    out = {"after_new_wave_removed": timed(_impactstudy("run", root))}
+    out["noop"] = timed(_impactstudy("run", root))
+    later = time.time() + 60
+    os.utime(wave_files(root, scale)[0], (later, later))
+    out["touched_raw_file"] = timed(_make_report() if root.resolve() == REPO else _impactstudy("run", root))
+    css = Path(ENV["PYTHONPATH"].split(os.pathsep)[0]) / "impactstudy" / "report" / "templates" / "report.css"
+    css.write_text(css.read_text(encoding="utf-8") + "\n/* bench: a stylesheet change */\n", encoding="utf-8")
+    out["template_change"] = timed(_impactstudy("run", root))
+    config = root / "pipelines" / STUDY / "study.toml"
+    first = tomllib.loads(config.read_text(encoding="utf-8"))["waves"][0]["label"]
+    config.write_text(config.read_text(encoding="utf-8").replace(f'label = "{first}"', f'label = "{first} (edited)"', 1),
+                      encoding="utf-8")
+    out["wave_label_change"] = timed(_impactstudy("run", root))
+    return out
 
 
 def _last_run(log: Path) -> list[str]:
@@ -355,6 +388,11 @@ def table(results: dict[str, Any]) -> str:
     lines.append(f"{'plain read':<10}{plain['wall_s']:>9.2f}{plain['cpu_s']:>9.2f}{plain['peak_mb']:>9.0f}")
     wave = results["new_wave"]
     lines.append(f"{'new wave':<10}{wave['wall_s']:>9.2f}{wave['cpu_s']:>9.2f}{wave['peak_mb']:>9.0f}")
+    lines.append("")
+    lines.append(f"{'rerun after':<20}{'wall s':>9}  steps that ran")
+    for change, row in results["reruns"].items():
+        if change != "after_new_wave_removed":
+            lines.append(f"{change:<20}{row['wall_s']:>9.2f}  {', '.join(row['steps_run']) or 'none'}")
     lines.append("")
     lines.append(f"{'target':<22}{'value':>10}{'limit':>10}  status")
     for t in results["targets"]:

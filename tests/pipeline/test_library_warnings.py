@@ -32,7 +32,7 @@ def _step(paths: StudyPaths, name: str, body, parallel: bool = False) -> Step:
     def run() -> None:
         body()
         out.write_text(name)
-    return Step(name=name, inputs=(), config={}, outputs=(out,), run=run, parallel=parallel)
+    return Step(name=name, inputs=(), config={}, code=(), outputs=(out,), run=run, parallel=parallel)
 
 
 @pytest.fixture()

@@ -177,10 +177,6 @@ class Manifest:
             **({"warnings": library_warnings} if library_warnings else {}),
         }
 
-    def recorded_input(self, step_name: str, path: Path) -> str | None:
-        """The hash ``path`` had when ``step_name`` last ran (None if never)."""
-        return self.steps.get(step_name, {}).get("inputs", {}).get(self.rel(path))
-
     def save(self) -> None:
         write_json(self.path, {"steps": self.steps, "files": self.files})
 
