@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -213,3 +214,17 @@ def test_a_noop_run_removes_leftovers_under_the_lock(mini):
     assert leftover.exists()
     assert stages.run("mini", ["link"], root=mini.root) == []
     assert not leftover.exists()
+
+
+def test_run_until_a_stage_is_what_make_runs_and_a_noop_says_so(mini, capsys):
+    from impactstudy.cli import main
+
+    assert main(["run", "--study", "mini", "--root", str(mini.root), "--until", "link"]) == 0
+    err = capsys.readouterr().err
+    assert "link and what it reads up to date (nothing to do)" in err
+    assert "reports:" not in err  # no bundles were asked for
+    assert not (mini.tables / "contrasts.csv").exists()  # the model was not run
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text(encoding="utf-8")
+    for stage in stages.STAGES:
+        assert f"{stage}: $(VENV)/.installed demo ##" in makefile
+    assert makefile.count("@$(IS) run --study $(STUDY) --until $@") == len(stages.STAGES)
