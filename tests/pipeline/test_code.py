@@ -32,7 +32,7 @@ print(json.dumps({{"loaded": ours, "by_planning": sorted(before.intersection(our
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory) -> dict[str, tuple[str, Path]]:
     """The mini study run through the report (for ingest, link, model, report) and a six-council demo
-    (for impact, which reads only raw files), with fewer bootstrap draws so it runs in seconds."""
+    linked (for impact and its triangulation), with fewer bootstrap draws so it runs in seconds."""
     mini = tmp_path_factory.mktemp("mini")
     write_mini_study(mini)
     stages.run("mini", None, root=mini)
@@ -40,6 +40,7 @@ def studies(tmp_path_factory) -> dict[str, tuple[str, Path]]:
     generate(demo, "demo", councils=6)
     config = demo / "pipelines" / "demo" / "study.toml"
     config.write_text(config.read_text().replace("bootstrap = 999", "bootstrap = 99").replace("permutations = 999", "permutations = 19"))
+    stages.run("demo", ["link"], root=demo)  # the triangulation step reads the linked panel
     return {stage: ("demo", demo) if stage == "impact" else ("mini", mini) for stage in stages.STAGES}
 
 
