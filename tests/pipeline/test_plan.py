@@ -183,7 +183,9 @@ def _keys(value: Any, prefix: str = "") -> list[str]:
 
 def test_the_table_covers_every_key_of_the_demo_config(demo):
     _, data = demo
-    assert set(_keys(data)) == set(TABLE)
+    keys = set(_keys(data))
+    assert not keys - set(TABLE), f"add a row to TABLE for each new key of the demo's config: {sorted(keys - set(TABLE))}"
+    assert not set(TABLE) - keys, f"keys no longer in the demo's config: {sorted(set(TABLE) - keys)}"
 
 
 @pytest.mark.parametrize("key", sorted(TABLE))
