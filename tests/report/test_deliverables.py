@@ -99,3 +99,43 @@ def test_cells_of_symbols_only_are_not_applicable_in_the_workbook() -> None:
     out = _filled(data)
     assert out["a"].tolist() == [NOT_APPLICABLE, NOT_APPLICABLE, "x", NOT_APPLICABLE]
     assert out["b"].tolist() == [1.5, NOT_APPLICABLE, "[c]", "< 0.001"]
+
+
+def test_codebook_is_in_the_methods_section_the_workbooks_the_documents_and_the_tables(bundles):
+    import docx
+    import openpyxl
+    import pandas as pd
+
+    study, paths, results = bundles
+    for audience in ("public", "internal"):
+        bundle = paths.bundle(audience)
+        assert {"codebook.csv", "codebook-sources.csv"} <= set(results[audience]["tables"])
+        measures = pd.read_csv(bundle / "tables" / "codebook.csv", encoding="utf-8-sig")
+        assert measures["Variable"].tolist() == [m.name for m in study.analysed_measures]
+        row = measures.set_index("Variable").loc["eff_leadership"]
+        assert row["Missing codes"] == "8 (Stata .a) = Don't know; 9 (Stata .b) = Not applicable"
+        book = openpyxl.load_workbook(bundle / "tables.xlsx")
+        titles = {book[n]["A1"].value.split(" [note")[0]: n for n in book.sheetnames[3:]}
+        sheet = book[titles["Codebook: the measures"]]
+        [(_, ref)] = sheet.tables.items()
+        cells = [[c.value for c in r] for r in sheet[ref]]
+        assert cells[0][:3] == ["Variable", "Label", "Type"] and len(cells) == len(measures) + 1
+        assert "Codebook: where each measure comes from in each wave" in titles
+        doc = docx.Document(str(bundle / "report.docx"))
+        heads = [t.rows[0].cells[0].text for t in doc.tables]
+        assert sum(1 for t in doc.tables if t.rows[0].cells[1].text == "Label") >= 1 and "Variable" in heads
+        html = (bundle / "index.html").read_text(encoding="utf-8")
+        methods = html[html.index("Methods and data quality"):]
+        assert "Codebook: the measures" in methods
+
+
+def test_word_columns_fill_the_page_and_share_it_by_their_text():
+    from impactstudy.report.document import WIDTH_CM, column_widths
+    from impactstudy.report.tables import from_rows
+
+    item = from_rows("t", "T", ["Measure", "n"], [["A long label of a measure asked in every wave", "40"]], numeric=["n"])
+    widths = column_widths(item)
+    assert sum(widths) == pytest.approx(WIDTH_CM) and widths[0] > 3 * widths[1]
+    assert widths[1] >= 0.45 + 0.18 * 2  # a column of numbers never narrower than its digits
+    many = from_rows("t", "T", [f"Heading{k}" for k in range(12)], [["x" * 30] * 12])
+    assert sum(column_widths(many)) == pytest.approx(WIDTH_CM)

@@ -30,11 +30,9 @@ import pandas as pd
 from impactstudy.pipeline.frames import QUARANTINE_COLUMNS, distinct, map_distinct, missing_column, sheet_rows, spread
 from impactstudy.pipeline.identifiers import identifier_text, pseudonymiser, raw_key
 from impactstudy.pipeline.readers import RawMeta
+from impactstudy.study.codebook import NO_ANSWER, OUT_OF_RANGE, UNRECOGNISED
 from impactstudy.study.config import Measure, Study, Wave
 
-NO_ANSWER = "No answer"
-OUT_OF_RANGE = "Out of range"
-UNRECOGNISED = "Unrecognised answer"
 BINARY_WORDS = {"yes": 1.0, "y": 1.0, "true": 1.0, "selected": 1.0, "no": 0.0, "n": 0.0, "false": 0.0,
                 "not selected": 0.0}
 

@@ -19,6 +19,31 @@ from impactstudy.pipeline.atomic import write_bytes
 from impactstudy.report.tables import Table
 
 WIDTH_CM = 16.0  # A4 less 2.5 cm margins
+TABLE_STYLE = "Table text"  # the paragraph style of table cells: 9-point
+
+
+CHAR_CM, BOLD_CM, PADDING_CM = 0.18, 0.21, 0.45  # a 9-point Arial character, bold (headers), a cell's side margins
+
+
+def column_widths(item: Table, width: float = WIDTH_CM) -> list[float]:
+    """Column widths in cm filling ``width``: each column at least as wide as its longest word (up to 12
+    characters) and the rest of the page shared by how much more its longest cell (up to 40 characters)
+    wants, so numbers do not break mid-figure and labels get the room (Word and LibreOffice otherwise
+    make every column equally wide)."""
+    least, wanted = [], []
+    for j, head in enumerate(item.header):
+        cells = [head, *(row[j] for row in item.rows)]
+        word = max((len(w) for c in cells[1:] for w in c.split()), default=1)
+        heading = max((len(w) for w in head.split()), default=1)
+        least.append(PADDING_CM + max(CHAR_CM * min(word, 12), BOLD_CM * min(heading, 12)))
+        wanted.append(PADDING_CM + CHAR_CM * min(max(len(c) for c in cells), 40))
+    if sum(least) >= width:
+        return [width * w / sum(least) for w in least]
+    extra = [max(w - m, 0.0) for w, m in zip(wanted, least, strict=True)]
+    if sum(wanted) <= width or not sum(extra):
+        return [width * w / sum(wanted) for w in wanted]
+    room = width - sum(least)
+    return [m + room * e / sum(extra) for m, e in zip(least, extra, strict=True)]
 
 
 def _table(doc: Any, item: Table, footnote: str | None) -> None:
@@ -26,24 +51,34 @@ def _table(doc: Any, item: Table, footnote: str | None) -> None:
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.oxml import OxmlElement
     from docx.oxml.ns import qn
+    from docx.shared import Cm
 
     doc.add_paragraph(item.caption, style="Caption")
     grid = doc.add_table(rows=1 + len(item.rows), cols=len(item.header))
     grid.style = "Table Grid"
     grid.alignment = WD_TABLE_ALIGNMENT.LEFT
+    grid.autofit = False
+    widths = column_widths(item)
+    for column, width in zip(grid.columns, widths, strict=True):
+        column.width = Cm(width)  # the table grid, which LibreOffice follows; Word follows the cells'
+        for cell in column.cells:
+            cell.width = Cm(width)
     header = grid.rows[0]
     flag = OxmlElement("w:tblHeader")  # repeat the header row on every page
     flag.set(qn("w:val"), "true")
     header._tr.get_or_add_trPr().append(flag)
+    style = doc.styles[TABLE_STYLE]
     for j, text in enumerate(item.header):
         cell = header.cells[j]
         cell.text = text
+        cell.paragraphs[0].style = style
         for run in cell.paragraphs[0].runs:
             run.bold = True
     for i, row in enumerate(item.rows, start=1):
         cells = grid.rows[i].cells
         for j, text in enumerate(row):
             cells[j].text = text
+            cells[j].paragraphs[0].style = style
             if item.numeric[j]:
                 cells[j].paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.RIGHT
     for note in item.notes:
@@ -70,12 +105,17 @@ def write_document(path: Path, sections: Iterable[Any], title: str, banner: str,
                    footnote: str | None) -> None:
     """Write the report's ``sections`` as ``path`` (.docx); the charts' PNGs are read from ``figures_dir``."""
     import docx
+    from docx.enum.style import WD_STYLE_TYPE
     from docx.shared import Pt
 
     doc = docx.Document()
     doc.core_properties.title = title
     doc.styles["Normal"].font.name = "Arial"
     doc.styles["Normal"].font.size = Pt(11)
+    table_text = doc.styles.add_style(TABLE_STYLE, WD_STYLE_TYPE.PARAGRAPH)  # small, so wide tables fit the page
+    table_text.base_style = doc.styles["Normal"]
+    table_text.font.size = Pt(9)
+    table_text.paragraph_format.space_after = Pt(0)
     doc.add_heading(title, level=0)
     doc.add_paragraph(banner)
     for section in sections:

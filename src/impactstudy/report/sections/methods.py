@@ -1,4 +1,4 @@
-"""The methods and data quality section: models fitted, missing answers, rows set aside, linkage.
+"""The methods and data quality section: models fitted, missing answers, rows set aside, linkage, codebook.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from impactstudy.report import design_blocks, summaries
+from impactstudy.report.codebook import codebook_block
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import TOTAL, protect_counts, with_totals
 from impactstudy.report.tables import counts_text, table
@@ -104,6 +105,7 @@ def build(ctx: Context) -> Section:
                               "Rows": counts_text(full["n"], mask)})
         s.table(table("linkage", "How each response was linked to its council", shown, numeric=["Rows"]))
     _reorganised(ctx, s)
+    codebook_block(ctx, s)
     return s
 
 
