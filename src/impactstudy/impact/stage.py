@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import date
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,11 +29,8 @@ from impactstudy.councils import same_authority_code
 from impactstudy.pipeline.councils_file import council_covariates
 from impactstudy.errors import ConfigError
 from impactstudy.impact import outcomes as O
-from impactstudy.impact.analysis import Rules, analyse_outcome
-from impactstudy.impact.estimate import RESULT_COLUMNS, DidOptions
 from impactstudy.impact.panel import Panel, build_panel
 from impactstudy.impact.steps import survey_waves
-from impactstudy.impact.triangulation import TRIANGULATION_COLUMNS, council_effects, survey_change, triangulate
 from impactstudy.pipeline import library_warnings
 from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.panel import read_long
@@ -42,21 +39,30 @@ from impactstudy.pipeline.readers import read_raw
 from impactstudy.study.config import ImpactSettings, Study
 from impactstudy.study.periods import cohort_year
 
+if TYPE_CHECKING:  # the estimators (scipy, csdid, pyfixest) are imported in the functions using them, so the
+    # workers' forkserver starts (run_impact) before this process imports them
+    from impactstudy.impact.analysis import Rules
+    from impactstudy.impact.estimate import DidOptions
+
 #: From this many outcomes on, the analyses run in worker processes (see :func:`_run_all`).
 MIN_PARALLEL = 4
 #: Imported once by the workers' forkserver (see :func:`worker_pool`).
-PRELOAD = ("impactstudy.impact.analysis", "csdid.att_gt", "pyfixest", "pyfixest.did.estimation",
+PRELOAD = ("impactstudy.impact.stage", "impactstudy.impact.analysis", "csdid.att_gt", "pyfixest", "pyfixest.did.estimation",
            "pyfixest.did.saturated_twfe")
 LIBRARIES = ("csdid", "differences", "pyfixest", "numpy", "pandas", "scipy")
 
 
 def _options(settings: ImpactSettings) -> DidOptions:
+    from impactstudy.impact.estimate import DidOptions
+
     return DidOptions(comparison=settings.comparison, anticipation=settings.anticipation,
                       covariates=settings.covariates, window=settings.window, bootstrap=settings.bootstrap,
                       alpha=0.05, seed=settings.seed)
 
 
 def _rules(settings: ImpactSettings) -> Rules:
+    from impactstudy.impact.analysis import Rules
+
     return Rules(pretrend_alpha=settings.pretrend_alpha, min_breakdown=settings.min_breakdown,
                  permutations=settings.permutations)
 
@@ -95,6 +101,9 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
             ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """All outcomes' tidy rows, per-outcome summaries and each treated council's own effect (pure: no
     files); in ``pool``'s workers if given."""
+    from impactstudy.impact.estimate import RESULT_COLUMNS
+    from impactstudy.impact.triangulation import council_effects
+
     settings = study.impact
     if settings.treatment not in covariates.columns:
         raise ConfigError(f"[impact] treatment = '{settings.treatment}' is not a column of the councils file; "
@@ -121,6 +130,8 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
 
 
 def _analyse_one(panel: Panel, options: DidOptions, rules: Rules) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from impactstudy.impact.analysis import analyse_outcome
+
     library_warnings.spool_worker_warnings()  # a forkserver worker: its warnings go to the step's record
     with threadpool_limits(1):
         return analyse_outcome(panel, options, rules)
@@ -161,6 +172,8 @@ def _run_all(panels: list[Panel], options: DidOptions, rules: Rules, pool: Proce
              progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
     """Each panel's analysis, in ``pool``'s workers (see :func:`worker_pool`) or, without one, here."""
     if pool is None:
+        from impactstudy.impact.analysis import analyse_outcome
+
         out = []
         for panel in panels:
             progress(panel.outcome)
@@ -220,6 +233,8 @@ def _finite(value: Any) -> Any:
 def run_triangulation(study: Study, paths: StudyPaths) -> pd.DataFrame:
     """Each outcome with a ``survey`` measure: the survey's and the administrative change in the same
     treated councils, and their association (:func:`impactstudy.impact.triangulation.triangulate`)."""
+    from impactstudy.impact.triangulation import TRIANGULATION_COLUMNS, survey_change, triangulate
+
     effects = pd.read_csv(paths.impact_councils, dtype={"council_code": str})
     last = date.fromisoformat(json.loads(paths.impact_json.read_text(encoding="utf-8"))["last_period_end"])
     pairs = [o for o in study.impact.outcomes if o.survey]
