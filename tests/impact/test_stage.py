@@ -135,6 +135,8 @@ def test_triangulation_sets_the_survey_beside_each_councils_own_effect(demo_impa
     assert (tri["n_councils"] <= summary["outcomes"]["re_referrals"]["n_treated"]).all() and (tri["n_councils"] > 20).all()
     assert (tri["admin_improvement"] > 0).all() and (tri["survey_change"] > 0).all()
     assert ((tri["correlation_ci_low"] < tri["correlation"]) & (tri["correlation"] < tri["correlation_ci_high"])).all()
+    truth = json.loads((paths.raw / "truth.json").read_text())["impact"]["triangulation"]["correlation"]
+    assert ((tri["correlation_ci_low"] < truth) & (truth < tri["correlation_ci_high"])).all()
 
 
 def test_a_new_survey_wave_reruns_the_triangulation_not_the_estimation(demo_impact: Path, tmp_path: Path) -> None:

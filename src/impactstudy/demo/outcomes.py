@@ -77,8 +77,14 @@ def write_outcomes(raw: Path, councils: pd.DataFrame, seed: int) -> dict[str, An
     write_bytes(raw / FILE, table.to_csv(index=False, lineterminator="\n").encode())
     cohorts = sorted({g for g in cohort if g})
     sizes_by_cohort = {g: int((cohort == g).sum()) for g in cohorts}
-    truth: dict[str, Any] = {"file": FILE, "years": [YEARS[0], YEARS[-1]], "year_end": "03-31",
-                             "cohorts": {str(g): n for g, n in sizes_by_cohort.items()}, "outcomes": {}}
+    truth: dict[str, Any] = {
+        "file": FILE, "years": [YEARS[0], YEARS[-1]], "year_end": "03-31",
+        "cohorts": {str(g): n for g, n in sizes_by_cohort.items()},
+        # each council's effect multiplier is drawn here, apart from the survey's council effects
+        "triangulation": {"correlation": 0.0, "why": "the outcome panel and the survey answers are generated "
+                                                     "independently, so no council's survey change predicts its "
+                                                     "administrative effect"},
+        "outcomes": {}}
     for model in OUTCOMES:
         att = true_att(model, cohorts, YEARS)
         overall = sum(n * np.mean([v for (g, _t), v in att.items() if g == c]) for c, n in sizes_by_cohort.items())
