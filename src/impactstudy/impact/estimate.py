@@ -251,39 +251,56 @@ def _coef_rows(panel: Panel, estimator: str, fit, options: DidOptions, pattern: 
                      n_treated=panel.n_treated, n_comparison=int((panel.cohorts == 0).sum()))
 
 
-def gardner(panel: Panel, options: DidOptions) -> pd.DataFrame:
-    """Gardner's two-stage (did2s) imputation: overall ATT (treated council-years weighted) and event study.
+def gardner_frame(panel: Panel, anticipation: int) -> pd.DataFrame:
+    """The panel as did2s takes it: ``treat`` marks council-years left out of the first stage (treated or
+    in the anticipation window), ``post`` the treated ones, ``rel_year`` the event time (the reference
+    ``-1 - anticipation`` for never-treated councils).
 
-    First stage: council and year effects fitted on untreated council-years only (never treated,
-    not yet treated, and years before the anticipation window); second stage: the residualised
-    outcome on treatment (or event-time) indicators, GMM standard errors clustered by council.
     Councils with a single untreated year carry no information for the first stage (their council
     effect fits it exactly) and pyfixest drops them inconsistently, so they are left out here.
     """
-    import pyfixest as pf
-
     frame = _pf_frame(panel)
-    untreated = frame["cohort"].eq(0) | (frame["year"] < frame["cohort"] - options.anticipation)
+    untreated = frame["cohort"].eq(0) | (frame["year"] < frame["cohort"] - anticipation)
     enough = untreated.groupby(frame["unit"]).transform("sum") >= 2
     frame = frame[enough].reset_index(drop=True)
     frame["post"] = frame["treat"]
-    second = "~ post"
-    if options.anticipation:  # anticipation years leave the first stage and get their own coefficient
-        frame["treat"] = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"] - options.anticipation)).astype(int)
-        frame["antic"] = frame["treat"] - frame["post"]
-        second = "~ post + antic"
-    first = "~ 0 | unit + year"
-    overall = _quiet(pf.did2s, frame, yname="y", first_stage=first, second_stage=second, treatment="treat",
-                     cluster="unit")
-    tidy = overall.tidy().loc["post"]
-    rows = [tidy_rows(panel.outcome, "gardner", "overall", tidy["Estimate"], tidy["Std. Error"], options.alpha,
-                      n_treated=panel.n_treated, n_comparison=int((panel.cohorts == 0).sum()))]
+    frame["treat"] = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"] - anticipation)).astype(int)
+    frame["rel_year"] = np.where(frame["cohort"] > 0, frame["rel_year"], float(-1 - anticipation))
+    return frame
+
+
+def gardner(panel: Panel, options: DidOptions) -> pd.DataFrame:
+    """Gardner's two-stage (did2s) imputation: event study and overall ATT (treated council-years weighted).
+
+    First stage: council and year effects fitted on untreated council-years only (never treated,
+    not yet treated, and years before the anticipation window); second stage: the residualised
+    outcome on event-time indicators (no intercept), GMM standard errors clustered by council.
+
+    One did2s fit gives both. Each event time's coefficient is the mean residualised outcome of the
+    treated council-years at that event time, so the overall effect — the mean over all treated
+    council-years, did2s's static ``~ post`` estimate (equal to it to 1e-10, tests/impact) — is their
+    average weighted by how many council-years each has; its standard error is that combination's,
+    from the same GMM covariance. (The static fit's own standard error is a little larger: its
+    residuals count the differences between event times as noise.)
+    """
+    import pyfixest as pf
+
+    frame = gardner_frame(panel, options.anticipation)
     ref = float(-1 - options.anticipation)
-    event = _quiet(pf.did2s, frame.assign(rel_year=np.where(frame["cohort"] > 0, frame["rel_year"], ref)), yname="y",
-                   first_stage=first, second_stage=f"~ i(rel_year, ref={ref})", treatment="treat",
-                   cluster="unit")
-    rows.append(_coef_rows(panel, "gardner", event, options, r"rel_year::(-?[\d.]+)"))
-    return pd.concat(rows, ignore_index=True)
+    event = _quiet(pf.did2s, frame, yname="y", first_stage="~ 0 | unit + year",
+                   second_stage=f"~ i(rel_year, ref={ref})", treatment="treat", cluster="unit")
+    names = list(event._coefnames)
+    counts = frame.loc[frame["post"] == 1, "rel_year"].value_counts()
+    weights = np.zeros(len(names))
+    for i, name in enumerate(names):
+        e = float(re.search(r"rel_year::(-?[\d.]+)", name).group(1))
+        weights[i] = counts.get(e, 0) / counts.sum() if e >= 0 else 0.0
+    estimate = float(weights @ np.asarray(event._beta_hat))
+    se = float(np.sqrt(weights @ np.asarray(event._vcov) @ weights))
+    n_never = int((panel.cohorts == 0).sum())
+    return pd.concat([tidy_rows(panel.outcome, "gardner", "overall", estimate, se, options.alpha,
+                                n_treated=panel.n_treated, n_comparison=n_never),
+                      _coef_rows(panel, "gardner", event, options, r"rel_year::(-?[\d.]+)")], ignore_index=True)
 
 
 def _saturated_lincomb(fit, model_data: pd.DataFrame, periods: list[float]) -> tuple[float, float]:
