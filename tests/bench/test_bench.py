@@ -46,9 +46,8 @@ def test_tiny_bench_writes_every_stage_and_target(tmp_path):
     reruns = results["reruns"]
     assert reruns["noop"]["steps_run"] == [] and reruns["touched_raw_file"]["steps_run"] == []
     assert reruns["template_change"]["steps_run"] == ["report"]  # the stylesheet is the report's code alone
-    assert reruns["wave_label_change"]["steps_run"][0] == "ingest:baseline"  # that wave's files carry the label
-    assert "ingest:early_impact" not in reruns["wave_label_change"]["steps_run"]
-    assert reruns["wave_label_change"]["steps_run"][-1] == "report"
+    # wording: the combined ingest report, the .sav's labels and the report; no wave read again, no model refitted
+    assert reruns["wave_label_change"]["steps_run"] == ["ingest", "link", "report"]
     assert "target" in done.stdout and "total_wall" in done.stdout
     # the study is left as declared: the extra wave's file is there, the config names the tiny scale's waves
     assert "follow_up_2" not in (tmp_path / "pipelines" / "national" / "study.toml").read_text()

@@ -69,6 +69,16 @@ def test_changed_setting_reruns(mini):
     assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w1", "link"]
 
 
+def test_a_relabelled_wave_is_not_read_again_and_its_panel_comes_out_the_same(mini):
+    panel, sav = mini.panel_long.read_bytes(), mini.panel_sav.read_bytes()
+    mini.config.write_text(mini.config.read_text().replace('label = "Wave one"', 'label = "First wave"'))
+    assert stages.run("mini", ["link"], root=mini.root) == ["ingest", "link"]
+    assert mini.panel_long.read_bytes() == panel  # so the model, reading it, would not rerun
+    assert mini.panel_sav.read_bytes() != sav  # the .sav's wave value labels say the new label
+    report = json.loads(mini.ingest_report.read_text())
+    assert [w["label"] for w in report["waves"]] == ["First wave", "Wave two"]
+
+
 def test_late_returns_reingest_that_wave_only(mini):
     before = pd.read_parquet(mini.wave_file("w2"))
     csv = mini.raw / "w2.csv"

@@ -135,8 +135,11 @@ TABLE: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
     "councils.covariates.visit_date": (_set("councils.covariates.visit_date", "category"), downstream_of("link", "impact")),
     "councils.group_by": (_set("councils.group_by", []), downstream_of("link")),  # impact does not break down by it
     "waves[0].id": (_rename_wave, downstream_of("ingest:before")),
+    # a label is wording: the combined ingest report, the panel's .sav labels and the report (the panel's
+    # Parquet files come out the same, so at run time the model is skipped)
+    "waves[0].label": (_set("waves[0].label", text), downstream_of("ingest", "link")),
     **{f"waves[0].{key}": (_set(f"waves[0].{key}", text), downstream_of("ingest:baseline"))
-       for key in ("label", "council", "council_check", "respondent", "role", "submitted")},
+       for key in ("council", "council_check", "respondent", "role", "submitted")},
     "waves[0].file": (_set("waves[0].file", "copy_wave1_baseline.sav"), downstream_of("ingest:baseline")),
     "waves[0].fieldwork_start": (_set("waves[0].fieldwork_start", day_later), downstream_of("ingest:baseline")),
     "waves[0].fieldwork_end": (_set("waves[0].fieldwork_end", day_later), downstream_of("ingest:baseline")),
@@ -249,8 +252,9 @@ def test_status_names_the_upstream_step_and_the_changed_key(demo):
     changed["waves"][0]["label"] = "Before"
     steps = stages.plan(parse_study(changed, "demo", paths.config), paths)
     reasons = {step.name: r for step, r in stale(Manifest(paths), steps)}
-    assert reasons["ingest:baseline"] == ["study.toml changed: waves[baseline]"]
-    assert reasons["link"] == ["study.toml changed: waves", "reads outputs of ingest:baseline, which will rerun"]
+    assert reasons["ingest:baseline"] == []  # the wave is not read again for a new label
+    assert reasons["ingest"] == ["study.toml changed: waves.label"]
+    assert reasons["link"] == ["study.toml changed: waves"]
     assert reasons["model"] == ["reads outputs of link, which will rerun"]
     assert reasons["report"] == ["study.toml changed: waves.label", "reads outputs of ingest, which will rerun",
                                  "reads outputs of link, which will rerun",

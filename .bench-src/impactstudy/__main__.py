@@ -1,0 +1,5 @@
+"""Allow ``python -m impactstudy``."""
+
+from impactstudy.cli import main
+
+raise SystemExit(main())

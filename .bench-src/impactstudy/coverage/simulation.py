@@ -1,0 +1,646 @@
+"""Do the model stage's intervals cover, and do its tests hold their size? A simulation over demo-like studies.
+
+Each simulated study is the demo generator's study (:mod:`impactstudy.demo`), made in memory as the
+long frames of two effectiveness measures — one that changes (:data:`EFFECT_MEASURE`) and one that does
+not (:data:`NULL_MEASURE`) — for a number of councils, a council-level random change of standard
+deviation ``tau`` and a range of respondents per council (a :class:`Cell`). Every model the model stage
+fits to such a measure is fitted by the stage's own function, :func:`impactstudy.model.fitting.fit_measure`
+(overall and within each status, every contrast), and each row is set against the generator's truth:
+
+* ``covers``: the interval contains the true value of the row's estimand — the change in the expected
+  observed score (council-weighted over statuses, ``truth.json``'s ``effects``) for the mean-change
+  models, the pseudo-true log odds ratio for the ordinal model (:func:`pseudo_truth`);
+* ``rejects``: p < 0.05; for the measure with no true change this is the test's size.
+
+Studies are grouped into tasks (:func:`task_rows`: a chunk of seeds of one cell) that run on Dask
+distributed — a ``LocalCluster`` by default, or an existing scheduler — and each task's rows are written
+to one Parquet file in the results folder as soon as it completes, so an interrupted run resumes where
+it stopped (:func:`run`). :func:`summarise` turns the rows into coverage and size per model x cell, and
+:func:`markdown` into the tables of ``docs/coverage.md``. ``make coverage`` runs it all (``python -m
+impactstudy.coverage --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impactstudy import demo
+from impactstudy.demo.sample import status_counts
+from impactstudy.pipeline.atomic import write_parquet, write_text
+from impactstudy.study.config import Study
+
+EFFECT_MEASURE = "eff_practice"
+NULL_MEASURE = "eff_voice"
+MEASURES = (EFFECT_MEASURE, NULL_MEASURE)
+GROUP_BY = ("status",)
+LEVEL = 0.95
+ALPHA = 0.05
+TOLERANCE = 0.02  # coverage within the stated level +- 2 points
+MAX_SIZE = 0.06  # rejection rate under no effect
+JUDGED_FROM = 200  # intervals (tests) a cell needs before a miss is marked: Monte-Carlo SE <= 1.5 points
+KEY_CONTRAST = "follow_up - baseline"  # the key findings' contrast: the last wave against the first
+POOLED_COUNCILS = 1200  # councils pooled for the pseudo-true values, at least ...
+POOLED_COPIES = 40  # ... this many studies' worth: the truth's SE at most 1/sqrt(40) of one study's
+PSEUDO_MODELS = ("ordinal", "wilcoxon")  # fitted to the pooled councils for their estimands' truths
+PSEUDO_ESTIMANDS = ("log odds ratio", "pseudo-median")
+SEED_BASE = 1_000_000
+TRUTH_SEED_BASE = 9_000_000
+DEFAULT_COUNCILS = (6, 20, 40, 152)
+DEFAULT_TAUS = (0.0, 0.15, 0.3)
+DEFAULT_RESPONDENTS = (1, 4)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One setting of the simulation: councils per study, SD of the council-level change, respondents per council."""
+
+    councils: int
+    tau: float
+    respondents: tuple[int, int] = DEFAULT_RESPONDENTS
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe name, e.g. ``councils=6_tau=0.15_respondents=1-4``."""
+        return f"councils={self.councils}_tau={self.tau:g}_respondents={self.respondents[0]}-{self.respondents[1]}"
+
+
+def grid(councils: Iterable[int] = DEFAULT_COUNCILS, taus: Iterable[float] = DEFAULT_TAUS,
+         respondents: tuple[int, int] = DEFAULT_RESPONDENTS) -> list[Cell]:
+    """Every combination of ``councils`` and ``taus``."""
+    return [Cell(int(n), float(t), respondents) for n in councils for t in taus]
+
+
+# ------------------------------------------------------------------------------------------ studies
+
+
+@functools.cache
+def demo_study(councils: int) -> Study:
+    """The demo's study config for ``councils`` councils (parsed once per process)."""
+    return demo.study_config(councils)
+
+
+def effect_model(cell: Cell) -> demo.EffectModel:
+    """The demo's effect model with ``cell``'s council-level change."""
+    return replace(demo.MODEL, council_change_sd=cell.tau)
+
+
+def simulate(cell: Cell, seed: int) -> dict[str, pd.DataFrame]:
+    """One simulated study's long frame per measure in :data:`MEASURES` (the demo generator's
+    :func:`impactstudy.demo.long_frames`): what ``fit_measure`` takes."""
+    return demo.long_frames(demo_study(cell.councils), cell.councils, seed, cell.respondents, effect_model(cell),
+                            MEASURES)
+
+
+def truth(cell: Cell) -> pd.DataFrame:
+    """The true change of every measure, contrast and group (``truth.json``'s ``effects``) for ``cell``."""
+    study = demo_study(cell.councils)
+    effects = pd.DataFrame(demo.true_effects(study, status_counts(cell.councils), effect_model(cell)))
+    return effects[effects["measure"].isin(MEASURES)][["measure", "contrast", "group", "estimate"]].rename(
+        columns={"estimate": "truth"})
+
+
+def fit_study(cell: Cell, seed: int, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every model's contrast rows of one simulated study (``models``: only these), from the model stage's
+    ``fit_measure``, each with its ``estimand`` (the model stage's :func:`~impactstudy.model.fitting.estimand`).
+    The LMM's rows come once per df method, from one fit; ``variant`` names the method (empty for the
+    other models), so both can be judged."""
+    from impactstudy.model import fitting  # statsmodels: imported where the fitting happens
+
+    study = demo_study(cell.councils)
+    methods = {name: method for method, name in fitting.DDF_NAMES.items()}
+    rows = []
+    for name, frame in simulate(cell, seed).items():
+        waves = [w for w in study.wave_ids if w in set(frame["wave"].astype(str))]
+        measure = study.measure(name)
+        result = fitting.fit_measure(measure, frame, waves, GROUP_BY, study.models.few_councils,
+                                     models=models, lmm_also=tuple(methods.values()))
+        for part in result["contrasts"]:
+            variant = np.where(part["model"] == "lmm", part["correction"].map(methods).fillna(""), "")
+            estimand = [fitting.estimand(m, measure.type, g) for m, g in zip(part["model"], part["group"])]
+            rows.append(part.assign(measure=name, variant=variant, estimand=estimand))
+    return pd.concat(rows, ignore_index=True).assign(seed=seed)
+
+
+# ----------------------------------------------------------------------------------- pseudo-truth
+
+
+def pseudo_truth(cell: Cell, models: Sequence[str] = PSEUDO_MODELS, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
+    """The true value of every estimand without a closed form under ``cell``'s design, from about
+    ``councils`` councils (at least :data:`POOLED_COPIES` studies' worth) drawn from it and pooled as one
+    study (studies with their own seeds, councils relabelled per study): columns ``measure, estimand,
+    contrast, group, truth``.
+
+    * log odds ratio (the ordinal model) and pseudo-median shift of council changes (Wilcoxon's
+      Hodges–Lehmann): ``models`` fitted to the pooled councils. A log odds ratio of a clipped, rounded
+      latent score has no closed form, and both depend on who answers at each wave;
+    * respondent-weighted mean change, overall: each status's true change (``truth.json``) weighted by
+      its share of the answers at the contrast's two waves among the pooled councils (statuses answer
+      and drop out at different rates, so this is not the council-weighted change). Within a status
+      every council has the same expected change, so both weightings are the status's truth there.
+    """
+    from impactstudy.model import fitting
+
+    study = demo_study(cell.councils)
+    copies = max(POOLED_COPIES, math.ceil(councils / cell.councils))
+    pooled: dict[str, list[pd.DataFrame]] = {m: [] for m in MEASURES}
+    for k in range(copies):
+        for name, frame in simulate(cell, TRUTH_SEED_BASE + k).items():
+            codes = frame["council_code"].astype(str)
+            pooled[name].append(frame.assign(council_code=f"{k}:" + codes,
+                                             respondent_id=frame["respondent_id"].astype(str) + f":{k}"))
+    effects = truth(cell).set_index(["measure", "contrast", "group"])["truth"]
+    rows = []
+    for name, frames in pooled.items():
+        frame = pd.concat(frames, ignore_index=True)
+        waves = [w for w in study.wave_ids if w in set(frame["wave"].astype(str))]
+        measure = replace(study.measure(name), models=tuple(models))
+        for part in fitting.fit_measure(measure, frame, waves, GROUP_BY, study.models.few_councils)["contrasts"]:
+            rows.append(part.assign(measure=name, estimand=[fitting.estimand(m, measure.type, g)
+                                                            for m, g in zip(part["model"], part["group"])]))
+        answers = frame.groupby(["wave", "status"], observed=True).size()
+        for later, earlier in fitting.tidy.default_contrasts(waves):
+            contrast = f"{later} - {earlier}"
+            n = answers.loc[[later, earlier]].groupby(level="status").sum()
+            value = sum(n[s] * effects[(name, contrast, f"status={s}")] for s in n.index) / n.sum()
+            rows.append(pd.DataFrame([{"measure": name, "estimand": fitting.estimand("lmm", measure.type),
+                                       "contrast": contrast, "group": "all", "estimate": value}]))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["measure", "estimand", "contrast", "group", "estimate"]].rename(columns={"estimate": "truth"})
+
+
+def pseudo_kind(estimand: str, group: str) -> str:
+    """Which :func:`pseudo_truth` a row of ``estimand`` in ``group`` is judged against ('' for ``truth.json``):
+    the estimand's kind, so that a reworded estimand still finds its truth."""
+    if estimand.startswith("difference between groups"):
+        return ""  # within a status both weightings agree: the difference of the statuses' truths
+    kind = next((k for k in PSEUDO_ESTIMANDS if k in estimand), "")
+    return kind or ("respondent-weighted" if estimand.startswith("respondent-weighted") and group == "all" else "")
+
+
+# ------------------------------------------------------------------------------------------- tasks
+
+
+def task_rows(cell: Cell, seeds: Sequence[int], models: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of studies ``seeds`` of ``cell`` (``models``: only these), each with its truth, ``covers``,
+    ``rejects`` and ``level`` (rows judged against the pseudo-truth get them when :func:`load` reads them).
+
+    A task of the simulation: run in a Dask worker, one BLAS thread (the fits are many small products).
+    """
+    return _offloaded(_task_rows, cell, seeds, models)
+
+
+def _task_rows(cell: Cell, seeds: Sequence[int], models: Sequence[str] | None) -> pd.DataFrame:
+    from threadpoolctl import threadpool_limits
+
+    # scipy warns (e.g. every council changed by the same amount); the rows' own warnings say what matters
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fits = pd.concat([fit_study(cell, s, models) for s in seeds], ignore_index=True)
+    return judge(fits, truth(cell), None)
+
+
+_CHILD: Any = None
+
+
+def _offloaded(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a child process of this Dask worker (one, kept for the worker's life).
+
+    Why: a worker's event loop shares the GIL with the task thread. On a loaded machine the loop's thread
+    is often descheduled while it holds the GIL, and the task waits: measured, the task got about 40% of
+    its core, the loop as much again. A child process has no event loop; the task thread only waits.
+    Outside a Dask worker (tests, ``task_rows`` called directly) the function runs here.
+    """
+    global _CHILD
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return function(*args)
+    if _CHILD is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _CHILD = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    return _CHILD.submit(function, *args).result()
+
+
+def truth_task(cell: Cell, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
+    """The pseudo-true values of ``cell`` from about ``councils`` pooled councils (:func:`pseudo_truth`),
+    one BLAS thread."""
+    return _offloaded(_truth_task, cell, councils)
+
+
+def _truth_task(cell: Cell, councils: int) -> pd.DataFrame:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pseudo_truth(cell, councils=councils)
+
+
+def stated_level(frame: pd.DataFrame) -> pd.Series:
+    """Each row's confidence level: its ``level`` column when the model stage gives one, else 95% unless the
+    row's warning says the interval could not reach it (the Wilcoxon test with few councils)."""
+    from impactstudy.report.findings import achieved_level
+
+    for column in ("level", "conf_level"):
+        if column in frame.columns:
+            return frame[column].astype(float).fillna(LEVEL)
+    return frame["warning"].map(lambda w: achieved_level(w) or LEVEL).astype(float)
+
+
+def with_differences(effects: pd.DataFrame, groups: Iterable[str]) -> pd.DataFrame:
+    """``effects`` plus the true difference for every row group of the form ``<a> - <b>`` (a comparison
+    of two group levels): the truth of ``a`` minus the truth of ``b``, per measure and contrast."""
+    wanted = sorted({g for g in groups if isinstance(g, str) and " - " in g} - set(effects["group"]))
+    if not wanted:
+        return effects
+    keyed = effects.set_index(["measure", "contrast", "group"])["truth"]
+    extra = []
+    for group in wanted:
+        a, _, b = group.partition(" - ")
+        for measure, contrast in effects[["measure", "contrast"]].drop_duplicates().itertuples(index=False):
+            if (measure, contrast, a) in keyed.index and (measure, contrast, b) in keyed.index:
+                extra.append({"measure": measure, "contrast": contrast, "group": group,
+                              "truth": keyed[(measure, contrast, a)] - keyed[(measure, contrast, b)]})
+    return pd.concat([effects, pd.DataFrame(extra)], ignore_index=True) if extra else effects
+
+
+def judge(fits: pd.DataFrame, effects: pd.DataFrame, pseudo: pd.DataFrame | None) -> pd.DataFrame:
+    """``fits`` with the true value of each row's ``estimand`` (``truth.json``'s council-weighted change,
+    or ``pseudo`` where :func:`needs_pseudo_truth`; NaN, so not judged, when ``pseudo`` is None), whether
+    its interval covers it, whether its test rejects at 5%, and the interval's stated level."""
+    out = fits.merge(with_differences(effects, fits["group"]), on=["measure", "contrast", "group"], how="left",
+                     validate="m:1")
+    kind = pd.Series([pseudo_kind(str(e), str(g)) for e, g in zip(out["estimand"], out["group"])], index=out.index)
+    other = (kind != "").to_numpy()
+    out.loc[other, "truth"] = np.nan
+    if pseudo is not None and other.any():
+        pseudo = pseudo.assign(kind=[pseudo_kind(str(e), str(g)) for e, g in zip(pseudo["estimand"], pseudo["group"])])
+        keyed = pseudo.drop_duplicates(["measure", "kind", "contrast", "group"]).set_index(
+            ["measure", "kind", "contrast", "group"])["truth"]
+        index = pd.MultiIndex.from_frame(out.loc[other, ["measure", "contrast", "group"]].assign(
+            kind=kind[other])[["measure", "kind", "contrast", "group"]])
+        out.loc[other, "truth"] = keyed.reindex(index).to_numpy()
+    estimable = out["ci_low"].notna() & out["ci_high"].notna() & out["truth"].notna()
+    out["covers"] = ((out["ci_low"] <= out["truth"]) & (out["truth"] <= out["ci_high"])).where(estimable)
+    out["rejects"] = (out["p_value"] < ALPHA).where(out["p_value"].notna())
+    out["level"] = stated_level(out)
+    return out
+
+
+def chunks(n_studies: int, size: int) -> list[range]:
+    """Seed ranges of ``size`` studies (the last one shorter) covering ``n_studies`` studies."""
+    return [range(SEED_BASE + a, SEED_BASE + min(a + size, n_studies)) for a in range(0, n_studies, size)]
+
+
+def models_tag(models: Sequence[str] | None) -> str:
+    """The results subfolder of a run of ``models`` (``all`` for every model)."""
+    return "all" if not models else "+".join(sorted(models))
+
+
+def task_path(results: Path, cell: Cell, seeds: range, models: Sequence[str] | None = None) -> Path:
+    return (results / cell.key / models_tag(models)
+            / f"studies-{seeds.start - SEED_BASE:05d}-{seeds.stop - SEED_BASE:05d}.parquet")
+
+
+def truth_path(results: Path, cell: Cell) -> Path:
+    return results / cell.key / "pseudo-truth.parquet"
+
+
+def git_commit() -> str:
+    """The checkout's commit (with ``+`` when it has uncommitted changes), or ``unknown``."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+" if dirty else "")
+
+
+# A busy machine (other jobs on every core) can starve the scheduler's event loop for many seconds;
+# distributed's default 30 s connect / tcp timeouts then cancel every task ("scheduler-connection-lost").
+# And a worker's event loop shares the GIL with its task: its statistical profiler (a stack sample of the
+# task thread every 10 ms) and 20 ms health tick make the task wait for the GIL whenever the loop's thread
+# is descheduled holding it, which on a loaded machine left the task a quarter of its core. Neither is
+# needed here (there is a progress bar and no dashboard).
+PATIENT = {"distributed.comm.timeouts.connect": "300s", "distributed.comm.timeouts.tcp": "600s",
+           "distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+           "distributed.admin.system-monitor.interval": "5s", "distributed.worker.daemon": False}
+
+
+def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
+    import dask
+    from distributed import Client, LocalCluster
+
+    dask.config.set(PATIENT)
+    for key, value in PATIENT.items():  # the worker processes read their config from the environment
+        os.environ.setdefault("DASK_" + key.upper().replace(".", "__").replace("-", "_"), str(value))
+
+    if scheduler:
+        return Client(scheduler), None
+    # the scheduler's HTTP server on any free port (8787 may be taken), no dashboard: the progress bar instead
+    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           scheduler_kwargs={"dashboard": False})
+    return Client(cluster), cluster
+
+
+def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10, scheduler: str | None = None,
+        workers: int | None = None, progress: bool = True, pooled_councils: int = POOLED_COUNCILS,
+        models: Sequence[str] | None = None) -> dict[str, Any]:
+    """Simulate ``n_studies`` studies of every cell on Dask (``models``: only these, in their own subfolder
+    of each cell's results), each task's rows written to ``results`` as it completes; tasks whose file is
+    already there are skipped (resume). What was run, and how long it took.
+
+    The client writes the files (workers of a remote cluster need not share its disk); only the package,
+    installed in every worker, is needed there.
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    results = Path(results)
+    # (priority, file, function, arguments): the first chunk of every cell, the pseudo-truths, then the
+    # second chunks ..., so that every cell has about as many studies whenever the run stops
+    todo: list[tuple[float, Path, Any, tuple[Any, ...]]] = []
+    for cell in cells:
+        if not truth_path(results, cell).is_file():
+            todo.append((-0.5, truth_path(results, cell), truth_task, (cell, pooled_councils)))  # after 1st chunks
+        todo.extend((-k, task_path(results, cell, seeds, models), task_rows, (cell, list(seeds), models))
+                    for k, seeds in enumerate(chunks(n_studies, chunk))
+                    if not task_path(results, cell, seeds, models).is_file())
+    todo.sort(key=lambda t: -t[0])
+    commit = git_commit()
+    started = time.monotonic()
+    if todo:
+        client, cluster = _client(scheduler, workers)
+        try:
+            futures = {client.submit(f, *args, pure=False, priority=priority): path
+                       for priority, path, f, args in todo}
+            bar = tqdm(total=len(futures), desc="coverage tasks", unit="task", disable=not progress, file=sys.stderr)
+            for future in as_completed(futures):
+                frame = future.result()
+                write_parquet(futures[future], frame.assign(commit=commit))
+                bar.update()
+                del futures[future]
+            bar.close()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    where = f"scheduler {scheduler}" if scheduler else f"a LocalCluster of {workers or 2} workers"
+    return {"tasks_run": len(todo), "seconds": round(time.monotonic() - started, 1), "commit": commit, "where": where}
+
+
+# ---------------------------------------------------------------------------------------- results
+
+
+def load(results: Path, cells: Sequence[Cell] | None = None) -> pd.DataFrame:
+    """Every study row in ``results`` (for ``cells``, else all), judged against the pseudo-true values too.
+
+    A cell's rows may come from several runs (one subfolder per set of models, :func:`models_tag`): each
+    model's rows are taken from the most recent run that fitted it, so rerunning a changed model
+    replaces its rows and leaves the others'.
+    """
+    results = Path(results)
+    frames = []
+    for folder in sorted(results.glob("councils=*")):
+        cell = _parse_key(folder.name)
+        if cells is not None and cell not in cells:
+            continue
+        runs = [d for d in folder.iterdir() if d.is_dir() and any(d.glob("studies-*.parquet"))]
+        runs.sort(key=lambda d: max(p.stat().st_mtime for p in d.glob("studies-*.parquet")), reverse=True)
+        taken: set[str] = set()
+        parts = []
+        for run_dir in runs:
+            rows = pd.concat([pd.read_parquet(p) for p in sorted(run_dir.glob("studies-*.parquet"))],
+                             ignore_index=True)
+            rows = rows[~rows["model"].isin(taken)]
+            taken |= set(rows["model"])
+            parts.append(rows)
+        if not parts:
+            continue
+        rows = pd.concat(parts, ignore_index=True)
+        pseudo = pd.read_parquet(truth_path(results, cell)) if truth_path(results, cell).is_file() else None
+        rows = judge(rows.drop(columns=["truth", "covers", "rejects", "level"]), truth(cell), pseudo)
+        frames.append(rows.assign(councils=cell.councils, tau=cell.tau,
+                                  respondents=f"{cell.respondents[0]}-{cell.respondents[1]}"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _parse_key(key: str) -> Cell:
+    parts = dict(p.split("=", 1) for p in key.split("_"))
+    lo, hi = parts["respondents"].split("-")
+    return Cell(int(parts["councils"]), float(parts["tau"]), (int(lo), int(hi)))
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Coverage and size per model, contrast, group kind (``all``, ``by status``, ``between statuses``) and cell.
+
+    ``coverage``: share of estimable intervals that contain the truth (both measures), beside their mean
+    stated ``level`` and its Monte-Carlo standard error; ``size``: share of tests with
+    p < 0.05 for the measure with no true change; ``estimable``: share of rows with an interval.
+    """
+    group = rows["group"].astype(str)
+    variant = rows["variant"].fillna("").astype(str) if "variant" in rows.columns else pd.Series("", index=rows.index)
+    method = rows["model"].astype(str).where(variant == "", rows["model"].astype(str) + " (" + variant + ")")
+    d = rows.assign(groups=np.select([group == "all", group.str.contains(" - ", regex=False)],
+                                     ["all", "between statuses"], "by status"), model=method)
+    keys = ["model", "contrast", "groups", "councils", "tau", "respondents"]
+
+    def one(g: pd.DataFrame) -> pd.Series:
+        covers = g["covers"].dropna().astype(float)
+        null = g.loc[g["measure"] == NULL_MEASURE, "rejects"].dropna().astype(float)
+        return pd.Series({
+            "studies": g["seed"].nunique(),
+            "intervals": len(covers),
+            "estimable": float(g["covers"].notna().mean()),
+            "level": float(g.loc[g["covers"].notna(), "level"].mean()) if len(covers) else LEVEL,
+            "coverage": float(covers.mean()) if len(covers) else math.nan,
+            "coverage_se": float(math.sqrt(covers.mean() * (1 - covers.mean()) / len(covers))) if len(covers) else math.nan,
+            "size": float(null.mean()) if len(null) else math.nan,
+            "tests": len(null),
+            "mean_width": float((g["ci_high"] - g["ci_low"]).mean()),
+            "bias": float((g["estimate"] - g["truth"]).mean()),
+        })
+
+    out = d.groupby(keys, sort=True).apply(one, include_groups=False).reset_index()
+    out = out.astype({"studies": int, "intervals": int, "tests": int})
+    out["coverage_ok"] = (out["coverage"] - out["level"]).abs() <= TOLERANCE
+    out["size_ok"] = out["size"] <= MAX_SIZE
+    return out
+
+
+def _pct(value: float) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+ABOUT = """\
+Every 95% interval of the model stage should contain the true value in 95% of studies, and every test
+should reject a true null hypothesis in at most 5% (here: at most 6%, allowing for simulation error).
+This page checks both by simulation, with the demo generator (docs/demo.md) as the model of the data.
+
+**Studies.** Each simulated study is the demo study (councils sampled from England's, a quarter on
+Notice to Improve; 1–4 respondent seats per council with replacement, status-dependent response and,
+from 12 councils, whole councils dropping out) made in memory, two of its effectiveness measures:
+`{effect}` (true change from baseline to follow-up +0.35 on the latent scale for an Adequate council,
+1.8x for Notice to Improve, 0.6x Good, 0.3x Outstanding) and `{null}` (no true change). Each council's
+change varies around its status's change with standard deviation τ at the follow-up (reached along the
+trajectory: 0.4 τ at early impact), the council-level heterogeneity the primary model has to allow for.
+
+**Models.** Every model the model stage fits to a Likert measure, fitted by the stage's own
+`fitting.fit_measure` (so every correction it applies below `few_councils` = 20 councils applies here),
+overall and within each status, for every contrast.
+
+**Truth.** Mean-change rows (LMM, GEE, paired t, Wilcoxon's shift) are judged against the change in the
+expected observed 1–5 score, the statuses weighted by their number of councils (`truth.json`'s
+`effects`); the ordinal model's log odds ratio against its pseudo-true value (the same model fitted to
+about {pooled} councils of the same design pooled). A row counts when its interval exists; an interval
+below 95% (an exact Wilcoxon interval with few councils) is judged against its own stated level.
+"""
+
+
+def _cell(r: pd.Series) -> str:
+    """``coverage / size`` in percent, ✗ after a miss, the stated level when it is not 95%."""
+    if math.isnan(r["coverage"]):
+        cov = "n/a"
+    else:
+        cov = _pct(r["coverage"]) + ("" if r["coverage_ok"] or r["intervals"] < JUDGED_FROM else " ✗")
+        if abs(r["level"] - LEVEL) > 0.005:
+            cov += f" (of {100 * r['level']:.0f})"
+    size = _pct(r["size"]) + ("" if r["size_ok"] or math.isnan(r["size"]) or r["tests"] < JUDGED_FROM else " ✗")
+    return f"{cov} / {size}"
+
+
+def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
+    """``docs/coverage.md``: what is simulated, how it was run, then coverage / size per model x councils x
+    tau for the key findings' contrast (overall and within status), and every contrast for reference."""
+    taus = sorted(summary["tau"].unique())
+    lines = [
+        "# Coverage of the model stage's intervals and size of its tests (`make coverage`)",
+        "",
+        "Written by `make coverage` (`python -m impactstudy.coverage`, module `impactstudy.coverage`); "
+        "do not edit by hand.",
+        "",
+        ABOUT.format(effect=EFFECT_MEASURE, null=NULL_MEASURE, pooled=info.get("pooled", POOLED_COUNCILS)),
+        "## This run",
+        "",
+        f"- {info['date']}, commit `{info['commit']}`; {info['seconds']:.0f} s wall on {info['where']}"
+        " (this invocation only: a resumed run reuses earlier tasks' results)",
+        f"- studies per cell: {info['studies']} (asked for {info['requested']}); respondent seats per council: "
+        f"{', '.join(sorted(summary['respondents'].unique()))}",
+        f"- each cell: `coverage / size` in percent — coverage of the contrast's intervals (both measures), "
+        f"size = share of p < 0.05 for `{NULL_MEASURE}`; ✗: coverage more than {100 * TOLERANCE:.0f} points "
+        f"from the stated level, or size above {100 * MAX_SIZE:.0f}% (marked only from {JUDGED_FROM} intervals or "
+        f"tests in the cell: fewer cannot tell a miss from chance); `n/a`: no interval (too few councils).",
+        f"- Monte-Carlo standard error of a coverage of 95% from n intervals: √(0.95·0.05/n), 0.7 points for "
+        "1,000 intervals (500 studies x 2 measures).",
+        "",
+    ]
+    key = summary[summary["contrast"] == KEY_CONTRAST]
+    for groups, title in (("all", "overall (group `all`): the key findings' rows"),
+                          ("by status", "within each status (pooled over the four statuses)")):
+        part = key[key["groups"] == groups]
+        if part.empty:
+            continue
+        lines += [f"## `{KEY_CONTRAST}`, {title}", "",
+                  "| model | councils | respondents | " + " | ".join(f"τ = {t:g}" for t in taus) + " |",
+                  "|---|---|---|" + "---|" * len(taus)]
+        for (model, councils, respondents), g in part.groupby(["model", "councils", "respondents"], sort=True):
+            by_tau = {float(r["tau"]): _cell(r) for _, r in g.iterrows()}
+            lines.append(f"| {model} | {councils} | {respondents} | " + " | ".join(by_tau.get(t, "") for t in taus) + " |")
+        lines.append("")
+    lines += ["## Every contrast", "",
+              "| model | contrast | groups | councils | resp. | τ | studies | estimable % | level % | coverage % (± MC SE) "
+              "| size % | mean width | mean error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples():
+        lines.append(f"| {r.model} | {r.contrast} | {r.groups} | {r.councils} | {r.respondents} | {r.tau:g} | "
+                     f"{r.studies} | {_pct(r.estimable)} | {100 * r.level:.0f} | {_pct(r.coverage)} ± "
+                     f"{_pct(r.coverage_se)} | {_pct(r.size)} | {r.mean_width:.3f} | {r.bias:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+
+def cells_of(respondents: str, councils: Sequence[int], taus: Sequence[float]) -> list[Cell]:
+    """The cells of ``--respondents`` ranges (``lo-hi`` or ``lo-hi@n1/n2``: those councils only, else
+    ``councils``) x ``taus``, in one list so that one run interleaves them."""
+    cells = []
+    for item in (x.strip() for x in respondents.split(",") if x.strip()):
+        span, _, only = item.partition("@")
+        try:
+            lo, hi = (int(x) for x in span.split("-"))
+            ns = [int(n) for n in only.split("/")] if only else list(councils)
+        except ValueError:
+            raise SystemExit(f"coverage: --respondents item {item!r} is not lo-hi or lo-hi@n1/n2 (e.g. 20-40@6/20)")
+        cells += grid(ns, taus, (lo, hi))
+    return cells
+
+
+def _numbers(text: str, kind: type) -> list[Any]:
+    return [kind(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m impactstudy.coverage``: run (or resume) the simulation and write the summary."""
+    parser = argparse.ArgumentParser(prog="python -m impactstudy.coverage", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--studies", type=int, default=500, help="simulated studies per cell (default 500)")
+    parser.add_argument("--councils", default=",".join(map(str, DEFAULT_COUNCILS)), help="councils per study, comma-separated")
+    parser.add_argument("--tau", default=",".join(f"{t:g}" for t in DEFAULT_TAUS), help="SDs of the council-level change")
+    parser.add_argument("--respondents", default=f"{DEFAULT_RESPONDENTS[0]}-{DEFAULT_RESPONDENTS[1]}",
+                        help="respondents per council, low-high (default 1-4, as the demo); several ranges "
+                        "comma-separated, each optionally with its own councils: 1-4,20-40@6/20/40")
+    parser.add_argument("--results", type=Path, default=Path("data/coverage"), help="folder of per-task results (resumable)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a LocalCluster)")
+    parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
+    parser.add_argument("--chunk", type=int, default=10, help="studies per task (default 10)")
+    parser.add_argument("--pooled-councils", type=int, default=POOLED_COUNCILS,
+                        help=f"councils pooled for the ordinal model's pseudo-true value (default {POOLED_COUNCILS})")
+    parser.add_argument("--models", default="", help="fit only these models, comma-separated (default: every "
+                        "model; a run of some models replaces their rows from earlier runs)")
+    parser.add_argument("--docs", type=Path, default=None, help="write the summary as Markdown here")
+    parser.add_argument("--summary-only", action="store_true", help="summarise what is in --results, run nothing")
+    args = parser.parse_args(argv)
+    cells = cells_of(args.respondents, _numbers(args.councils, int), _numbers(args.tau, float))
+    info: dict[str, Any] = {"seconds": 0.0, "commit": git_commit(), "tasks_run": 0, "where": "(summary only)"}
+    if not args.summary_only:
+        info = run(cells, args.studies, args.results, chunk=args.chunk, scheduler=args.scheduler, workers=args.workers,
+                   pooled_councils=args.pooled_councils, models=_numbers(args.models, str) or None)
+    rows = load(args.results, cells)
+    if rows.empty:
+        print(f"coverage: no results in {args.results}", file=sys.stderr)
+        return 1
+    summary = summarise(rows)
+    done = summary.groupby(["councils", "tau", "respondents"])["studies"].max()
+    if "commit" in rows.columns:  # the code that produced the rows, not the code summarising them
+        info["commit"] = ", ".join(sorted(rows["commit"].dropna().astype(str).unique()))
+    info.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                studies=(f"{int(done.min())}" if done.min() == done.max() else f"{int(done.min())}–{int(done.max())}"),
+                requested=args.studies, pooled=args.pooled_councils)
+    write_parquet(args.results / "summary.parquet", summary)
+    if args.docs is not None:
+        write_text(args.docs, markdown(summary, info))
+    key = summary[(summary["contrast"] == KEY_CONTRAST) & (summary["groups"] == "all")]
+    print(key[["model", "councils", "tau", "studies", "coverage", "size"]].to_string(index=False))
+    print(f"coverage: {info['tasks_run']} tasks run in {info['seconds']} s; results in {args.results}")
+    return 0

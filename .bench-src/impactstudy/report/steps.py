@@ -1,0 +1,47 @@
+"""The report stage's step, declared (light: no pandas or matplotlib; they are imported when it runs).
+
+One step writing both bundles from the link, model and (with ``[impact]``) impact stages' outputs and
+the ingest report. It reads the study's wording and display settings: title, description, aims,
+measures, waves' ids and labels, the intervention's words, expectations, group_by, min_cell,
+``[models] flag_councils`` (the finding caveat) and ``[impact]``. Its provenance table lists the
+config and raw files as they were when the report was made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.steps import Step, deferred
+from impactstudy.study.config import Study
+from impactstudy.study.keys import settings
+
+AUDIENCES = ("public", "internal")  # one bundle each, both written by the one step
+DESCRIPTIVE = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point", "ipw_diagnostics",
+               "ipw_balance")
+CONFIG_KEYS = ("title", "description", "min_cell", "aims", "measures", "waves.id", "waves.label", "intervention",
+               "expectations", "councils.group_by", "models.flag_councils", "impact")
+
+
+def input_files(paths: StudyPaths, impact: bool = False, triangulation: bool = False) -> tuple[Path, ...]:
+    """The files the report reads (the manifest and config are read for provenance only); with ``impact``
+    the impact stage's outputs too, with ``triangulation`` its survey triangulation table."""
+    extra = (paths.impact_table, paths.impact_json) if impact else ()
+    extra += (paths.impact_triangulation,) if triangulation else ()
+    return extra + (paths.panel_long, paths.linkage_summary, paths.ingest_report, paths.quarantine, paths.link_quarantine,
+                    paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
+                    paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE),
+                    paths.models_json)
+
+
+def report_outputs(paths: StudyPaths) -> tuple[Path, ...]:
+    """The files the report step records (the bundles' other files are rewritten with them)."""
+    return (*(paths.bundle(a) / name for a in AUDIENCES for name in ("index.html", "report.json")), paths.report_snapshot)
+
+
+def report_steps(study: Study, paths: StudyPaths) -> list[Step]:
+    """The report stage as one step writing both bundles; the audience is not a setting, so nothing to switch."""
+    triangulation = study.impact is not None and any(o.survey for o in study.impact.outcomes)
+    return [Step(name="report", inputs=input_files(paths, study.impact is not None, triangulation), outputs=report_outputs(paths),
+                 config=settings(study, *CONFIG_KEYS), code=("impactstudy.report",),
+                 run=deferred("impactstudy.report.stage:run_report", study, paths))]
