@@ -23,7 +23,9 @@ value, limit and pass/fail. ``--tiny`` (12 councils x 10 respondents x 3 waves x
 seconds and is what the test suite runs. Timings on a shared machine include its other load: the
 results record the load average and CPU times next to wall times.
 
-Run from the repository root:  .venv/bin/python bench/run.py [--tiny] [--root DIR] [--out FILE]
+``--reruns-only`` runs the study once and then only the reruns (a quicker way to those figures).
+
+Run from the repository root:  .venv/bin/python bench/run.py [--tiny] [--reruns-only] [--root DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -327,6 +329,26 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
     return results
 
 
+def run_reruns(root: Path, scale: national.Scale, seed: int, log: Path, out: Path) -> dict[str, Any]:
+    """``--reruns-only``: the whole pipeline once (timed), then :func:`reruns`."""
+    prepare(root, scale, seed)
+    snapshot_code(root)
+    results: dict[str, Any] = {"scale": asdict(scale), "seed": seed, "root": str(root),
+                               "machine": {"cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()]},
+                               "first_run": measure(_impactstudy("run", root), REPO, log)}
+    results["reruns"] = reruns(root, scale, log)
+    set_waves(root, scale, scale.waves)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def rerun_table(results: dict[str, Any]) -> list[str]:
+    lines = [f"{'rerun after':<24}{'wall s':>9}{'cpu s':>9}  steps that ran"]
+    for change, row in results["reruns"].items():
+        lines.append(f"{change:<24}{row['wall_s']:>9.2f}{row['cpu_s']:>9.2f}  {', '.join(row['steps_run']) or 'none'}")
+    return lines
+
+
 def _make_report() -> list[str]:
     return ["make", "--no-print-directory", "-C", str(REPO), "report", f"STUDY={STUDY}"]
 
@@ -339,7 +361,7 @@ def reruns(root: Path, scale: national.Scale, log: Path) -> dict[str, Any]:
         row["steps_run"] = [line.split(": running")[0] for line in _last_run(log)]
         return row
 
-    out = {"after_new_wave_removed": timed(_impactstudy("run", root))}
+    out = {"back_to_declared_waves": timed(_impactstudy("run", root))}  # after the new wave (or the first run): no figure
     out["noop"] = timed(_impactstudy("run", root))
     later = time.time() + 60
     os.utime(wave_files(root, scale)[0], (later, later))
@@ -389,10 +411,7 @@ def table(results: dict[str, Any]) -> str:
     wave = results["new_wave"]
     lines.append(f"{'new wave':<10}{wave['wall_s']:>9.2f}{wave['cpu_s']:>9.2f}{wave['peak_mb']:>9.0f}")
     lines.append("")
-    lines.append(f"{'rerun after':<20}{'wall s':>9}  steps that ran")
-    for change, row in results["reruns"].items():
-        if change != "after_new_wave_removed":
-            lines.append(f"{change:<20}{row['wall_s']:>9.2f}  {', '.join(row['steps_run']) or 'none'}")
+    lines.extend(rerun_table(results))
     lines.append("")
     lines.append(f"{'target':<22}{'value':>10}{'limit':>10}  status")
     for t in results["targets"]:
@@ -411,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="results file (default: bench/results.json, "
                         "or <root>/bench_results.json with --tiny)")
     parser.add_argument("--seed", type=int, default=20130401)
+    parser.add_argument("--reruns-only", action="store_true", help="run the study once, then time only the reruns")
     parser.add_argument("--r-measures", type=int, default=None,
                         help="measures whose LMM fits lme4 repeats (default: 3; 0 skips R; --tiny: 0)")
     args = parser.parse_args(argv)
@@ -421,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     log = out.with_suffix(".log")
     out.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
+    if args.reruns_only:
+        print("\n".join(rerun_table(run_reruns(root, scale, args.seed, log, out))))
+        print(f"wrote {out} (commands' output in {log})")
+        return 0
     results = run(root, scale, args.seed, r_measures, log, out)
     print(table(results))
     print(f"wrote {out} (commands' output in {log})")

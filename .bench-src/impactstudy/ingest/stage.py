@@ -61,7 +61,6 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
     }
     report = {
         "wave": wave.id,
-        "label": wave.label,
         "order": wave.order,
         "source_file": source,
         "sha256": sha,
@@ -87,7 +86,7 @@ def ingest_wave(study: Study, paths: StudyPaths, wave: Wave, salt: bytes) -> dic
     if rows_read and measures and not answered:
         report["warnings"].append(f"every answer in {source} is missing")
     metadata = {
-        "wave": {"id": wave.id, "label": wave.label, "order": wave.order, "source_file": source, "sha256": sha},
+        "wave": {"id": wave.id, "order": wave.order, "source_file": source, "sha256": sha},
         "measures": measure_metadata(study, wave),
         "column_labels": report["column_labels"],
     }
@@ -108,7 +107,8 @@ def combine_wave_outputs(study: Study, paths: StudyPaths) -> None:
         pieces.append(pd.read_csv(quarantine, dtype={"value": "string", "column": "string", "reason": "string",
                                                      "sheet_row": "Int64"},
                                   keep_default_na=False))
-        reports.append(json.loads(report.read_text(encoding="utf-8")))
+        # the label is wording: added here, so a relabelled wave is not read again (nor its panel refitted)
+        reports.append({**json.loads(report.read_text(encoding="utf-8")), "label": wave.label})
     quarantine_frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     write_csv(paths.quarantine, quarantine_frame[QUARANTINE_COLUMNS])
     totals = {

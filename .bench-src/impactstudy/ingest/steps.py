@@ -49,7 +49,7 @@ def measure_for_wave(measure: Measure, wave: Wave) -> dict[str, Any]:
 def wave_settings(study: Study, wave: Wave, salt: bytes) -> dict[str, Any]:
     """What ingesting ``wave`` reads of the study, by key."""
     return {
-        f"waves[{wave.id}]": plain(wave),
+        f"waves[{wave.id}]": {k: v for k, v in plain(wave).items() if k != "label"},  # the combining step writes it
         f"measures (as asked in {wave.id})": [measure_for_wave(m, wave) for m in study.measures if wave.id in m.columns],
         **settings(study, "duplicates"),
         "salt": hashlib.sha256(salt).hexdigest(),
@@ -74,6 +74,6 @@ def ingest_steps(study: Study, paths: StudyPaths) -> list[Step]:
     steps.append(Step(
         name="ingest", inputs=pieces + coded + coding_files(paths, study.coding),
         outputs=(paths.quarantine, paths.ingest_report) + ((paths.codes,) if study.coding else ()),
-        config=settings(study, "name", "title", "waves.id", "coding"), code=CODE,
+        config=settings(study, "name", "title", "waves.id", "waves.label", "coding"), code=CODE,
         run=deferred("impactstudy.ingest.stage:combine_wave_outputs", study, paths)))
     return steps

@@ -510,7 +510,8 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
         raise DataError(f"{paths.processed}: no row of any wave could be linked to a council ({len(rows.quarantine)} set "
                         f"aside): check that each wave's council column ({columns}) holds council names or GSS codes, "
                         "or add the study's spellings as [councils] aliases")
-    meta = {"measures": measure_metadata(study), "waves": {w.id: {"label": w.label, "order": w.order} for w in study.waves},
+    # wave labels are wording, kept in the .sav and the report: not here, so relabelling a wave refits no model
+    meta = {"measures": measure_metadata(study), "waves": {w.id: {"order": w.order} for w in study.waves},
             "covariates": rows.covariate_columns}
     with person_wave_sav_aside(paths.panel_sav, rows.person_wave, study, rows.covariate_columns):
         result = panels(study, rows)
