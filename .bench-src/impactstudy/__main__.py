@@ -1,5 +1,0 @@
-"""Allow ``python -m impactstudy``."""
-
-from impactstudy.cli import main
-
-raise SystemExit(main())
