@@ -15,6 +15,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from impactstudy import demo, stages
+from impactstudy.model import themes as model_themes
+from impactstudy.model.stats import agreement
 from impactstudy.pipeline.atomic import read_parquet_metadata, write_csv, write_json, write_parquet
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.report.summaries import groups
@@ -115,6 +117,10 @@ def write_model_outputs(root: Path, study: Study) -> None:
         if name != "extra_contrasts":
             write_csv(paths.tables / f"{name}.csv", frame)
     write_csv(paths.tables / "contrasts.csv", pd.concat([table, described["extra_contrasts"]], ignore_index=True))
+    freq, changes = model_themes.theme_tables(study, panel)  # pure and fast: the real tables of coded themes
+    write_csv(paths.tables / "themes.csv", freq)
+    write_csv(paths.tables / "theme_changes.csv", changes)
+    write_csv(paths.tables / "agreement.csv", pd.DataFrame(columns=agreement.COLUMNS))
     write_json(paths.models_json, {"settings": {"few_councils": study.models.few_councils}, "fits": fits,
                                    "design": {"councils": 40, "respondents_per_council": 2.4, "icc": 0.3,
                                               "minimum_detectable_effect": 0.5}})

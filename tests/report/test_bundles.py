@@ -22,7 +22,7 @@ from report_fixtures import build_study
 
 # columns holding counts of answers (disclosive below min_cell); counts of councils and respondents taking
 # part, and of file rows, are not disclosive (docs/report.md)
-ANSWER_COUNTS = {"Respondents selecting it", "Respondents answering"}
+ANSWER_COUNTS = {"Respondents selecting it", "Respondents answering", "Answers mentioning it", "Coded answers"}
 MISSING_TABLE = "missing.csv"  # every column but the first is a count of answers
 MARGINS = {"Total", "All reasons", "All questions"}
 

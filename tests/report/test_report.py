@@ -25,7 +25,7 @@ from report_fixtures import HOSTILE, build_study
 
 # counts of answers: withheld below min_cell in the public bundle (counts of councils or respondents taking
 # part, and of file rows, are not disclosive: docs/report.md)
-COUNT_HEADERS = {"Respondents selecting it", "Respondents answering"}
+COUNT_HEADERS = {"Respondents selecting it", "Respondents answering", "Answers mentioning it", "Coded answers"}
 
 
 @pytest.fixture(scope="module")

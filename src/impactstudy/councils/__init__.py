@@ -7,9 +7,9 @@ public interface.
 """
 
 from impactstudy.councils.register import (
-    FUZZY_CUTOFF, FUZZY_MARGIN, RESULT_COLUMNS, councils_on, load_aliases, load_register, normalise, resolve,
+    FUZZY_CUTOFF, FUZZY_MARGIN, RESULT_COLUMNS, councils_on, load_aliases, load_register, name_keys, normalise, resolve,
     resolve_to_csv, same_authority_code,
 )
 
 __all__ = ["FUZZY_CUTOFF", "FUZZY_MARGIN", "RESULT_COLUMNS", "councils_on", "load_aliases", "load_register",
-           "normalise", "resolve", "resolve_to_csv", "same_authority_code"]
+           "name_keys", "normalise", "resolve", "resolve_to_csv", "same_authority_code"]

@@ -324,6 +324,15 @@ def load_aliases(
     return _alias_table(table, where, _register())
 
 
+def name_keys(aliases: Mapping[str, str] | pd.DataFrame | str | Path | None = None) -> frozenset[str]:
+    """Every way the register knows to write a council, as :func:`normalise` keys: each authority's
+    official name (``'Bristol, City of'`` gives ``'bristol'``), the shipped aliases and a study's own
+    (``aliases``, as :func:`load_aliases` takes them). For finding councils named in free text, so that
+    a quote can have them taken out."""
+    names = {normalise(name) for name in _register_frame()["name"]}
+    return frozenset(k for k in names | set(_shipped_aliases()) | set(load_aliases(aliases)) if k)
+
+
 # --------------------------------------------------------------------------------------------
 # Resolution
 

@@ -32,11 +32,24 @@ def read_panel(path: Path, study: Study) -> pd.DataFrame:
     return read_long(path, columns)
 
 
+def read_theme_panel(path: Path, study: Study) -> pd.DataFrame:
+    """The panel rows of the coded themes (the members of every multi set with ``coding_frame_for``)."""
+    group_by = list(study.councils.group_by) if study.councils else []
+    names = [m.name for m in study.analysed_measures if m.parent and m.coding_frame_for]
+    return read_long(path, ["council_code", "respondent_id", "wave", "measure", "value", "role", *group_by], names)
+
+
+def read_codes(paths: StudyPaths) -> pd.DataFrame:
+    """The coders' codes (``codes.parquet``, written by the ingest of ``[[coding]]`` sheets); empty without it."""
+    path = paths.processed / "codes.parquet"
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["question", "answer_id", "coder", "theme", "coded"])
+
+
 def run_model(study: Study, paths: StudyPaths) -> None:
     """Read the panel, fit everything (one pool for every measure's fits, the weighted GEE and the
     time-since-intervention models; the attrition models in this process while the pool works), write the
     tables and ``models.json``."""
-    from impactstudy.model import attrition, describe, expectations, fitting  # statsmodels, scipy: see the docstring
+    from impactstudy.model import attrition, describe, expectations, fitting, themes  # statsmodels, scipy: see the docstring
 
     if not paths.panel_long.is_file():
         raise DataError(f"{paths.panel_long}: not found; run `impactstudy link --study {paths.study}` first")
@@ -79,6 +92,10 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     write_csv(paths.tables / "expectations.csv", expected)
     for name in describe.TABLES:
         write_csv(paths.tables / f"{name}.csv", described[name])
+    theme_freq, theme_changes = themes.theme_tables(study, read_theme_panel(paths.panel_long, study))
+    write_csv(paths.tables / "themes.csv", theme_freq)
+    write_csv(paths.tables / "theme_changes.csv", theme_changes)
+    write_csv(paths.tables / "agreement.csv", themes.agreement_table(read_codes(paths), *themes.coding_settings(study)))
     write_json(paths.models_json, {
         "settings": {**asdict(study.models), "group_by": group_by,
                      "confidence_level": 0.95, "q_value": "Benjamini-Hochberg across measures within model, contrast and group"},

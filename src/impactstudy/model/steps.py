@@ -16,8 +16,11 @@ from impactstudy.study.keys import settings
 
 # impactstudy.model.describe.TABLES (tests/model check they agree), named here without its imports
 DESCRIPTIVE_TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect_sizes", "tipping_point")
+THEME_TABLES = ("themes", "theme_changes", "agreement")  # coded free text (model/themes.py)
 MEASURE_KEYS = tuple(f"measures.{key}" for key in ("name", "type", "levels", "level_labels", "minimum", "maximum",
-                                                    "parent", "option", "option_label", "models", "pii"))
+                                                    "parent", "option", "option_label", "models", "pii",
+                                                    "coding_frame_for"))
+CODING_KEYS = ("coding.question", "coding.themes", "coding.alpha_threshold")
 
 
 def model_outputs(paths: StudyPaths) -> tuple[Path, ...]:
@@ -25,11 +28,12 @@ def model_outputs(paths: StudyPaths) -> tuple[Path, ...]:
     return (paths.tables / "contrasts.csv", paths.tables / "estimates.csv", paths.tables / "attrition.csv",
             paths.tables / "expectations.csv", *(paths.tables / f"{name}.csv" for name in DESCRIPTIVE_TABLES),
             paths.tables / "ipw_diagnostics.csv", paths.tables / "ipw_balance.csv", paths.processed / "ipw_weights.csv",
-            paths.models_json)
+            *(paths.tables / f"{name}.csv" for name in THEME_TABLES), paths.models_json)
 
 
 def model_steps(study: Study, paths: StudyPaths) -> list[Step]:
     """The model stage as one step over the long panel."""
-    config = settings(study, "models", "waves.id", *MEASURE_KEYS, "expectations", "councils.group_by")
-    return [Step(name="model", inputs=(paths.panel_long,), outputs=model_outputs(paths), config=config,
+    config = settings(study, "models", "waves.id", *MEASURE_KEYS, "expectations", "councils.group_by", *CODING_KEYS)
+    inputs = (paths.panel_long,) + ((paths.codes,) if study.coding else ())  # the coders' codes: agreement
+    return [Step(name="model", inputs=inputs, outputs=model_outputs(paths), config=config,
                  code=("impactstudy.model",), run=deferred("impactstudy.model.stage:run_model", study, paths))]

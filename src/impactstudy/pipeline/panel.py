@@ -16,9 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def read_long(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """``columns`` of the panel (default: all), text columns as categoricals."""
+def read_long(path: Path, columns: Sequence[str] | None = None, measures: Sequence[str] | None = None) -> pd.DataFrame:
+    """``columns`` of the panel (default: all), text columns as categoricals; with ``measures``, only those
+    measures' rows."""
     schema = pq.read_schema(path)
     wanted = list(columns) if columns is not None else schema.names
     text = [c for c in wanted if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
-    return pq.read_table(path, columns=wanted, read_dictionary=text).to_pandas()
+    filters = [("measure", "in", list(measures))] if measures is not None else None
+    return pq.read_table(path, columns=wanted, read_dictionary=text, filters=filters).to_pandas()

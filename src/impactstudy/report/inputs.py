@@ -11,11 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from impactstudy.councils import name_keys
 from impactstudy.errors import DataError
 from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.report import changes
-from impactstudy.report.steps import DESCRIPTIVE, input_files
+from impactstudy.report.steps import DESCRIPTIVE, THEMES, input_files
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,21 @@ class Inputs:
     impact: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact.csv (empty without [impact])
     impact_summary: dict[str, Any] = field(default_factory=dict)  # impact.json
     impact_triangulation: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact_triangulation.csv
+    # coded free text (THEMES): themes.csv, theme_changes.csv, agreement.csv; codes.parquet when the ingest wrote it
+    themes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    theme_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    codes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    council_names: frozenset[str] = frozenset()  # every register name and alias (the study's too), to redact quotes
 
 
 def _csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=True) if path.stat().st_size else pd.DataFrame()
 
 
-def read_inputs(paths: StudyPaths) -> Inputs:
-    """Load every input, or stop with a message naming the stage to run."""
+def read_inputs(paths: StudyPaths, aliases: Path | None = None) -> Inputs:
+    """Load every input, or stop with a message naming the stage to run; ``aliases``: the study's own
+    council aliases file, whose names are taken out of public quotes with the register's."""
     for path in input_files(paths):
         if not path.is_file():
             stage = "model" if paths.tables in path.parents or path == paths.models_json else "link"
@@ -75,7 +83,9 @@ def read_inputs(paths: StudyPaths) -> Inputs:
         models=json.loads(paths.models_json.read_text(encoding="utf-8")),
         provenance=provenance(paths),
         changes=changes.compare(changes.load_previous(paths), changes.snapshot(paths)),
-        **{name: _csv(paths.tables / f"{name}.csv") for name in DESCRIPTIVE},
+        **{name: _csv(paths.tables / f"{name}.csv") for name in (*DESCRIPTIVE, *THEMES)},
+        codes=pd.read_parquet(paths.codes) if paths.codes.is_file() else pd.DataFrame(),
+        council_names=name_keys(aliases),
         impact=_csv(paths.impact_table) if paths.impact_table.is_file() else pd.DataFrame(),
         impact_summary=json.loads(paths.impact_json.read_text(encoding="utf-8")) if paths.impact_json.is_file() else {},
         impact_triangulation=(_csv(paths.impact_triangulation) if paths.impact_triangulation.is_file()

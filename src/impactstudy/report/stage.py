@@ -42,6 +42,7 @@ from impactstudy.report.document import write_document
 from impactstudy.report.inputs import Inputs, read_inputs
 from impactstudy.report.sections import aim, expectations, groups, impact, methods, provenance, sample, summary
 from impactstudy.report.templating import environment
+from impactstudy.report.steps import council_aliases
 from impactstudy.report.workbook import write_workbook
 from impactstudy.study.config import Study
 
@@ -143,7 +144,7 @@ def run_report(study: Study, paths: StudyPaths) -> dict[str, dict[str, Any]]:
     Returns each audience's result. Files of the layout before the bundles (``reports/<study>/index.html``,
     ``tables/``, ``figures/``, ``councils/``) are removed.
     """
-    inputs = read_inputs(paths)
+    inputs = read_inputs(paths, council_aliases(study, paths))
     results = {}
     for audience in AUDIENCES:
         bundle = paths.bundle(audience)

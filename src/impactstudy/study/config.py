@@ -308,6 +308,7 @@ class Study:
     models: ModelSettings
     duplicates: str = "latest"
     min_cell: int = 5
+    redact_names: tuple[str, ...] = ()  # [report] redact_names: people, places, services taken out of public quotes
     intervention: Intervention = field(default_factory=Intervention)
     impact: ImpactSettings | None = None
     coding: tuple[Coding, ...] = ()
@@ -974,10 +975,13 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
     if duplicates not in DUPLICATE_RULES:
         raise ingest.error(f"'duplicates' must be one of {', '.join(DUPLICATE_RULES)}, got '{duplicates}'")
     report = _Section(top.get("report", dict, {}), "report", source)
-    report.check_keys(("min_cell",))
+    report.check_keys(("min_cell", "redact_names"))
     if report.get("min_cell", int, 5) < 1:
         raise report.error(f"'min_cell' must be at least 1 (the fewest councils or respondents a published figure rests on), "
                            f"got {report.get('min_cell', int)}")
+    redact_names = report.get("redact_names", list, [])
+    if not all(isinstance(n, str) and n.strip() for n in redact_names):
+        raise report.error("'redact_names' must be a list of names (text), e.g. [\"Jane Smith\", \"Westfield\"]")
     problems = check_names(measures, councils) + check_personal_data(measures, waves)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -1014,6 +1018,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         models=_model_settings(top.get("models", dict), councils, source),
         duplicates=duplicates,
         min_cell=report.get("min_cell", int, 5),
+        redact_names=tuple(n.strip() for n in redact_names),
         intervention=intervention,
         impact=impact,
         coding=coding,

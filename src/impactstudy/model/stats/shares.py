@@ -34,6 +34,7 @@ CLUSTER_NORMAL = "cluster-robust CR1 SE, normal reference"
 CLUSTER_T = "cluster-robust CR1 SE, t reference df=G-1"
 SHARE_COLUMNS = ["measure", "wave", "group", "share_from", "share_label", "estimate", "std_error", "ci_low", "ci_high",
                  "n_obs", "n_councils", "df", "correction", "warning"]
+NO_VARIATION = "no variation within the waves compared (every answer, or none, at or above the level), so there is no interval"
 DISTRIBUTION_COLUMNS = ["measure", "wave", "group", "level", "level_label", "n", "share", "n_wave"]
 
 
@@ -117,8 +118,7 @@ def _interval_row(fit: CellShares, lvec: np.ndarray, conf_level: float, bounds: 
     est = float(lvec @ fit.share)
     var = float(lvec @ fit.cov @ lvec)
     if not var > 0 or not np.isfinite(var):
-        return {"estimate": est, "warning": "no variation within the waves compared (every answer, or none, at or "
-                "above the level), so there is no interval"}
+        return {"estimate": est, "warning": NO_VARIATION}
     se = float(np.sqrt(var))
     lo, hi, p = tidy.interval(est, se, fit.df, conf_level)
     return {"estimate": est, "std_error": se, "ci_low": max(lo, bounds[0]), "ci_high": min(hi, bounds[1]),

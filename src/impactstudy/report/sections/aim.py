@@ -1,12 +1,13 @@
 """One section per research aim (``[[aims]]`` in the config): its option sets, change over time (the
-LMM forest plot and every model side by side), single-wave measures, coded themes and quotes.
+LMM forest plot and every model side by side), single-wave measures, and coded free text
+(:mod:`impactstudy.report.themes`: theme frequencies, changes, coder agreement, quotes).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from impactstudy.report import answers, figures, findings, summaries
+from impactstudy.report import answers, figures, findings, summaries, themes
 from impactstudy.report.blocks import contrast_data, trajectory_figure
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import MARK
@@ -17,7 +18,7 @@ MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcne
                "sign_flip", "cr2_council", "cr2", "wild_bootstrap")
 
 
-def _option_set(ctx: Context, s: Section, parent: str, coded: bool = False) -> None:
+def _option_set(ctx: Context, s: Section, parent: str) -> None:
     members = ctx.study.set_members(parent)
     shares = summaries.option_shares(ctx.inputs.panel, ctx.study, parent)
     shares = shares[shares["group"] == summaries.ALL]
@@ -37,9 +38,8 @@ def _option_set(ctx: Context, s: Section, parent: str, coded: bool = False) -> N
             "95% CI (%)": [MARK if m else interval(lo, hi, 0, 100) for lo, hi, m in zip(cell["ci_low"], cell["ci_high"], masked)],
         })
         top = cell.loc[value.idxmax()] if value.notna().any() else None
-        noun = "Themes coded in the lessons" if coded else set_label
         title = (f"“{top['option_label']}” was the most common: {pct(top['share'])} of respondents" if top is not None
-                 else f"{noun}: too few respondents to publish")
+                 else f"{set_label}: too few respondents to publish")
         subtitle = (f"{set_label}, {ctx.wave_labels.get(wave, wave)}: percentage of respondents selecting each option, "
                     f"with 95% Wilson intervals; respondents could select more than one")
         frame = pd.DataFrame({"label": cell["option_label"], "value": value,
@@ -172,21 +172,6 @@ def _model_tables(ctx: Context, s: Section, rows: pd.DataFrame) -> None:
                              *([findings.NOT_95_NOTE] if not_95 else [])]))
 
 
-def _quotes(ctx: Context, s: Section, text_measure: str) -> None:
-    if ctx.public:
-        s.text("Free-text answers are quoted only in the internal report.")
-        return
-    panel = ctx.inputs.panel
-    rows = panel[(panel["measure"].astype(str) == text_measure) & panel["value_label"].notna()
-                 & (panel["value_label"].astype(str).str.strip() != "")]
-    if rows.empty:
-        return
-    s.heading(f"In their own words: {ctx.label(text_measure).lower()}")
-    s.blocks.append({"kind": "quotes", "items": [
-        {"text": str(r.value_label), "who": f"{r.council_name}, {r.role}, {ctx.wave_labels.get(str(r.wave), r.wave)}"}
-        for r in rows.itertuples()]})
-
-
 def build(ctx: Context, aim: Aim) -> Section:
     """One research aim's section: its option sets, change over time, single-wave measures and themes."""
     coded_text = {m.parent for m in ctx.study.measures if m.coding_frame_for}
@@ -205,8 +190,5 @@ def build(ctx: Context, aim: Aim) -> Section:
     _single_wave(ctx, s, single)
     for parent in parents:
         if parent in coded_text:
-            frame_measure = next(m for m in ctx.study.set_members(parent))
-            s.heading(f"Themes in “{ctx.label(frame_measure.coding_frame_for)}”")
-            _option_set(ctx, s, parent, coded=True)
-            _quotes(ctx, s, frame_measure.coding_frame_for)
+            themes.build_blocks(ctx, s, parent, ctx.study.set_members(parent)[0].coding_frame_for)
     return s

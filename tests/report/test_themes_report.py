@@ -1,0 +1,127 @@
+"""Coded themes in the report: redaction, quote selection, and proof that no name in a quote reaches
+the public bundle (every file, the workbook's and the document's XML included)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from impactstudy.councils import name_keys
+from impactstudy.pipeline.atomic import read_parquet_metadata, write_csv, write_parquet
+from impactstudy.report import themes
+from impactstudy.report.redact import COUNCIL, NAME, Redactor
+from impactstudy.report.stage import run_report
+
+from report_fixtures import build_study, write_model_outputs
+
+# quotes naming councils of the register (in the study or not), by official name, alias and variant
+NAMED = ["Jane Smith led the staff engagement work and it made the review worthwhile",
+         "Stoke-on-Trent showed us how to brief frontline staff well before the review",
+         "Like BANES we found staff engagement made the findings land with managers",
+         "The team from Kingston upon Hull, City of, were honest about staff engagement with us",
+         "St. Helens and saint helens both said staff engagement was the key lesson here"]
+SENTINELS = ["Stoke-on-Trent", "Stoke on Trent", "BANES", "Kingston upon Hull", "St. Helens", "saint helens",
+             "Jane Smith"]
+
+
+def test_redactor_finds_register_names_aliases_and_study_names_as_whole_words():
+    r = Redactor.create(name_keys(), ["Jane Smith", "Westfield Academy"])
+    assert r.redact("We visited Stoke-on-Trent, BANES and Hull.") == (f"We visited {COUNCIL}, {COUNCIL} and {COUNCIL}.", 3)
+    assert r.redact("Bath and North East Somerset; Bath") == (f"{COUNCIL}; {COUNCIL}", 2)  # the longest name first
+    assert r.redact("the Kentish model") == ("the Kentish model", 0)  # Kent only as a whole word
+    assert r.redact("ST. HELENS, Saint Helens") == (f"{COUNCIL}, {COUNCIL}", 2)
+    assert r.redact("jane smith at westfield academy") == (f"{NAME} at {NAME}", 2)
+    assert r.redact("Brighton & Hove") == (COUNCIL, 1)
+
+
+def test_select_quotes_prefers_marked_then_shortest_distinct_long_enough():
+    c = pd.DataFrame({"wave": ["w"] * 6, "source_row": range(1, 7),
+                      "text": ["Yes.", "Staff engagement mattered most of all to us", "staff engagement mattered most of all to us!",
+                               "Briefing staff early made them feel part of it", "A long answer " * 10, "Marked one"]})
+    out = themes.select_quotes(c, marked={("w", 6)}, n=3)
+    assert list(out["source_row"]) == [6, 2, 4]  # marked first, then the shortest of five words or more, no duplicate
+    out = themes.select_quotes(c, marked=set(), n=2, used={"staff engagement mattered most of all to us"})
+    assert list(out["source_row"]) == [4, 5]  # a text quoted for another theme only when nothing else is left
+
+
+@pytest.fixture(scope="module")
+def named_bundles(tmp_path_factory):
+    """The 6-council study with lessons that name councils and a person, all consenting, quoted publicly."""
+    study, paths = build_study(tmp_path_factory.mktemp("named"), 6)
+    panel = pd.read_parquet(paths.panel_long)
+    meta = read_parquet_metadata(paths.panel_long)
+    lessons = panel.index[(panel["measure"] == "lessons") & panel["value_label"].notna()]
+    names = panel.loc[lessons, "council_name"].astype(str).tolist()
+    # every answer names a council: one of NAMED, or its own council's name
+    panel.loc[lessons, "value_label"] = [NAMED[i % len(NAMED)] if i % 2 else f"{name} learnt that staff engagement pays off"
+                                         for i, name in enumerate(names)]
+    staff = panel.index[panel["measure"] == "theme_staff_engagement"]
+    panel.loc[staff, "value"] = 1.0  # every answer mentions the theme, so it rests on enough respondents to quote
+    # the coders marked the answer naming a person as a quote for the theme (codes.parquet, as the ingest writes it)
+    jane = panel.loc[lessons][panel.loc[lessons, "value_label"].str.startswith("Jane")].iloc[0]
+    pd.DataFrame([{"question": "lessons", "wave": jane["wave"], "source_row": jane["source_row"], "answer_id": "A-1",
+                   "coder": "AB", "theme": "staff_engagement", "coded": 1, "quote": True, "note": ""}]).to_parquet(
+        paths.processed / "codes.parquet")
+    consent = panel.loc[lessons].assign(measure="quote_ok", value=1.0, value_label="Yes")
+    panel = pd.concat([panel, consent], ignore_index=True)
+    panel["measure"] = panel["measure"].astype("string")
+    write_parquet(paths.panel_long, panel, meta)
+    study = dataclasses.replace(study, redact_names=("Jane Smith",))
+    write_model_outputs(paths.root, study)
+    original = themes._consent
+    themes._consent = lambda s, q: "quote_ok"
+    try:
+        run_report(study, paths)
+    finally:
+        themes._consent = original
+    return study, paths, sorted(set(names))
+
+
+def _public_texts(bundle: Path) -> dict[str, str]:
+    out = {}
+    for path in bundle.rglob("*"):
+        if path.suffix in (".xlsx", ".docx"):
+            with zipfile.ZipFile(path) as z:
+                for member in z.namelist():
+                    if member.endswith(".xml"):
+                        xml = z.read(member).decode("utf-8")
+                        out[f"{path.name}:{member}"] = re.sub(r"<[^>]+>", "", xml)  # text split across runs joins up
+        elif path.is_file() and path.suffix in (".html", ".csv", ".svg", ".json"):
+            out[path.name] = path.read_text(encoding="utf-8-sig")
+    return out
+
+
+def test_no_name_in_a_quote_reaches_any_public_file(named_bundles):
+    _, paths, council_names = named_bundles
+    public = _public_texts(paths.bundle("public"))
+    assert any(name.endswith(".docx:word/document.xml") for name in public) and any(".xlsx:" in n for n in public)
+    page = public["index.html"]
+    assert "In their own words" in page and COUNCIL in page and NAME in page  # quotes were published, redacted
+    for name, text in public.items():
+        folded = text.casefold()
+        for sentinel in SENTINELS:
+            assert sentinel.casefold() not in folded, (name, sentinel)
+        for council in council_names:
+            assert f"{council} learnt".casefold() not in folded, (name, council)
+    internal = (paths.bundle("internal") / "index.html").read_text(encoding="utf-8")
+    assert "Jane Smith led" in internal  # the research team sees what was said
+
+
+def test_public_quotes_carry_no_council_and_need_consent_and_enough_respondents(named_bundles):
+    study, paths, council_names = named_bundles
+    page = (paths.bundle("public") / "index.html").read_text(encoding="utf-8")
+    quotes = page[page.index("In their own words"):]
+    quotes = quotes[:quotes.index("</section>")]
+    for council in council_names:
+        assert council not in quotes
+    # only the theme every answer mentions rests on enough respondents in the 6-council study
+    themes_quoted = re.findall(r"<p>([^<]+):</p>", quotes)
+    themes_table = pd.read_csv(paths.tables / "themes.csv")
+    wave = themes_table[(themes_table["group"] == "all")]
+    allowed = {study.measure(m).option_label for m in wave.loc[wave["n_selected"] >= study.min_cell, "measure"]}
+    assert themes_quoted and set(themes_quoted) <= allowed
