@@ -330,6 +330,7 @@ COUNCILS_TABLE = '\n[councils]\nfile = "councils.csv"\nkey = "gss"\ncovariates =
     ('file = "w2.csv"', 'file = "w2\\u0000.csv"', ("NUL character",)),
     ('title = "Mini study"', 'title = "Mini study"\n[models]\nworkers = 0', ("'workers' must be at least 1",)),
     ('title = "Mini study"', 'title = "Mini study"\n[report]\nmin_cell = -1', ("'min_cell' must be at least 1",)),
+    ('title = "Mini study"', 'title = "Mini study"\n[report]\nredact_names = ["Jo", 3]', ("'redact_names' must be a list of names",)),
 ])
 def test_config_values_and_names_refused(mini, capsys, old, new, words):
     _edit_config(mini, old, new)

@@ -1,7 +1,9 @@
 """The model stage: read the linked panel, fit every measure's models, write the tables.
 
-The stage reads ``panel_long.parquet`` and writes ``tables/contrasts.csv``, ``tables/estimates.csv``,
-``tables/attrition.csv``, ``tables/expectations.csv`` and ``models.json`` (see docs/models.md). What is
+The stage reads ``panel_long.parquet`` (and the coders' ``codes.parquet`` when the ingest wrote one) and
+writes ``tables/contrasts.csv``, ``tables/estimates.csv``, ``tables/attrition.csv``, ``tables/expectations.csv``,
+the coded themes' ``tables/themes.csv``, ``theme_changes.csv`` and ``agreement.csv`` (:mod:`impactstudy.model.themes`)
+and ``models.json`` (see docs/models.md). What is
 fitted, and how, is :mod:`impactstudy.model.fitting`, with the attrition and time-since-intervention models of
 :mod:`impactstudy.model.attrition` and the expectations of :mod:`impactstudy.model.expectations`.
 
