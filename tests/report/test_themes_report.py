@@ -16,6 +16,7 @@ from impactstudy.pipeline.atomic import read_parquet_metadata, write_csv, write_
 from impactstudy.report import themes
 from impactstudy.report.redact import COUNCIL, NAME, Redactor
 from impactstudy.report.stage import run_report
+from impactstudy.study.config import Coding
 
 from report_fixtures import build_study, write_model_outputs
 
@@ -71,14 +72,10 @@ def named_bundles(tmp_path_factory):
     panel = pd.concat([panel, consent], ignore_index=True)
     panel["measure"] = panel["measure"].astype("string")
     write_parquet(paths.panel_long, panel, meta)
-    study = dataclasses.replace(study, redact_names=("Jane Smith",))
+    study = dataclasses.replace(study, redact_names=("Jane Smith",),
+                                coding=(Coding(question="lessons", themes="theme", consent="quote_ok"),))
     write_model_outputs(paths.root, study)
-    original = themes._consent
-    themes._consent = lambda s, q: "quote_ok"
-    try:
-        run_report(study, paths)
-    finally:
-        themes._consent = original
+    run_report(study, paths)
     return study, paths, sorted(set(names))
 
 

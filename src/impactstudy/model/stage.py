@@ -41,10 +41,13 @@ def read_theme_panel(path: Path, study: Study) -> pd.DataFrame:
     return read_long(path, ["council_code", "respondent_id", "wave", "measure", "value", "role", *group_by], names)
 
 
-def read_codes(paths: StudyPaths) -> pd.DataFrame:
-    """The coders' codes (``codes.parquet``, written by the ingest of ``[[coding]]`` sheets); empty without it."""
-    path = paths.processed / "codes.parquet"
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["question", "answer_id", "coder", "theme", "coded"])
+def read_codes(study: Study, paths: StudyPaths) -> pd.DataFrame:
+    """The coders' codes (``codes.parquet``, written by the ingest of ``[[coding]]`` sheets); empty without them."""
+    if not study.coding:
+        return pd.DataFrame(columns=["question", "answer_id", "coder", "theme", "coded"])
+    if not paths.codes.is_file():
+        raise DataError(f"{paths.codes}: not found; run `impactstudy ingest --study {paths.study}` first")
+    return pd.read_parquet(paths.codes)
 
 
 def run_model(study: Study, paths: StudyPaths) -> None:
@@ -97,7 +100,7 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     theme_freq, theme_changes = themes.theme_tables(study, read_theme_panel(paths.panel_long, study))
     write_csv(paths.tables / "themes.csv", theme_freq)
     write_csv(paths.tables / "theme_changes.csv", theme_changes)
-    write_csv(paths.tables / "agreement.csv", themes.agreement_table(read_codes(paths), *themes.coding_settings(study)))
+    write_csv(paths.tables / "agreement.csv", themes.agreement_table(read_codes(study, paths), *themes.coding_settings(study)))
     write_json(paths.models_json, {
         "settings": {**asdict(study.models), "group_by": group_by,
                      "confidence_level": 0.95, "q_value": "Benjamini-Hochberg across measures within model, contrast and group"},

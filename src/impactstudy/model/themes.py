@@ -115,14 +115,17 @@ def coding_settings(study: Study) -> tuple[dict[str, list[str]], dict[str, float
     """Per coded question: its coding frame's themes (the options of its multi set) and its
     ``[[coding]]`` ``alpha_threshold`` (0.67 unless declared)."""
     themes_of = {question: [m.option for m in study.set_members(parent)] for parent, question in coded_sets(study)}
-    coding = getattr(study, "coding", ())
-    return themes_of, {c.question: c.alpha_threshold for c in coding}
+    return themes_of, {c.question: c.alpha_threshold for c in study.coding}
 
 
 def agreement_table(codes: pd.DataFrame, themes_of: dict[str, Sequence[str]], thresholds: dict[str, float],
                     draws: int = agreement.DRAWS) -> pd.DataFrame:
     """``agreement.csv``: :func:`agreement.agreement_rows` for each question of ``codes`` (the rows of
-    ``codes.parquet``), with the question's declared themes and alpha threshold (default 0.67)."""
+    ``codes.parquet``), with the question's declared themes and alpha threshold (default 0.67). An
+    adjudicator's codes settle disagreements after the fact, so they are not a coder's independent
+    judgement and are left out (``coder_role`` = ``adjudicator``)."""
+    if "coder_role" in codes:
+        codes = codes[codes["coder_role"].astype(str) != "adjudicator"]
     frames = [agreement.agreement_rows(rows, str(question), thresholds.get(str(question), 0.67), draws,
                                        themes=themes_of.get(str(question)))
               for question, rows in codes.groupby("question", sort=False)]

@@ -22,5 +22,7 @@ def read_long(path: Path, columns: Sequence[str] | None = None, measures: Sequen
     schema = pq.read_schema(path)
     wanted = list(columns) if columns is not None else schema.names
     text = [c for c in wanted if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+    if measures is not None and not list(measures):
+        return schema.empty_table().select(wanted).to_pandas()
     filters = [("measure", "in", list(measures))] if measures is not None else None
     return pq.read_table(path, columns=wanted, read_dictionary=text, filters=filters).to_pandas()

@@ -216,7 +216,7 @@ def _agreement(ctx: Context, s: Section, parent: str, question: str, members: Se
 
 def _consent(study: Study, question: str) -> str | None:
     """The consent measure of ``question``'s ``[[coding]]`` section (None: no consent question declared)."""
-    coding = study.coding_of(question) if hasattr(study, "coding_of") else None
+    coding = study.coding_of(question)
     return coding.consent if coding is not None else None
 
 
