@@ -8,10 +8,12 @@ import re
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from impactstudy.councils import name_keys
+from impactstudy.model import themes as model_themes
 from impactstudy.pipeline.atomic import read_parquet_metadata, write_csv, write_parquet
 from impactstudy.report import themes
 from impactstudy.report.redact import COUNCIL, NAME, Redactor
@@ -75,6 +77,14 @@ def named_bundles(tmp_path_factory):
     study = dataclasses.replace(study, redact_names=("Jane Smith",),
                                 coding=(Coding(question="lessons", themes="theme", consent="quote_ok"),))
     write_model_outputs(paths.root, study)
+    # two coders who agree on every theme but one, which they code at random
+    rng = np.random.default_rng(5)
+    options = [m.option for m in study.set_members("theme")]
+    codes = pd.DataFrame([{"question": "lessons", "answer_id": str(i), "coder": coder, "theme": option,
+                           "coded": int(rng.random() < 0.5) if option == "monitoring" and coder == "CD" else (i + j) % 3 == 0}
+                          for i in range(40) for coder in ("AB", "CD") for j, option in enumerate(options)])
+    agreement = model_themes.agreement_table(codes, {"lessons": options}, {"lessons": 0.67}, draws=300)
+    write_csv(paths.tables / "agreement.csv", agreement)
     run_report(study, paths)
     return study, paths, sorted(set(names))
 
@@ -122,3 +132,17 @@ def test_public_quotes_carry_no_council_and_need_consent_and_enough_respondents(
     wave = themes_table[(themes_table["group"] == "all")]
     allowed = {study.measure(m).option_label for m in wave.loc[wave["n_selected"] >= study.min_cell, "measure"]}
     assert themes_quoted and set(themes_quoted) <= allowed
+
+
+def test_agreement_table_and_low_agreement_flag_in_both_bundles(named_bundles):
+    _, paths, _ = named_bundles
+    for audience in ("public", "internal"):
+        page = (paths.bundle(audience) / "index.html").read_text(encoding="utf-8")
+        assert "How far the coders agreed" in page and "40 answers were coded by two or more coders" in page
+        assert "1 theme fell short of the study&#39;s threshold (alpha 0.67): Ongoing monitoring." in page
+        assert "Ongoing monitoring (low coder agreement)" in page  # marked in the frequency chart and table
+        assert "300 seeded draws" in page
+        table = pd.read_csv(paths.bundle(audience) / "tables" / "agreement-theme.csv", encoding="utf-8-sig")
+        flags = dict(zip(table["Theme"], table["Flag"].fillna("")))
+        assert flags["Ongoing monitoring"] == "alpha below 0.67" and flags["Staff engagement"] == ""
+        assert any(c.startswith("Cohen's kappa, AB & CD") for c in table.columns)

@@ -200,10 +200,17 @@ def _agreement(ctx: Context, s: Section, parent: str, question: str, members: Se
     threshold = float(alpha["threshold"].iloc[0]) if len(alpha) else 0.67
     flagged = [labels.get(str(t), str(t)) for t, f in zip(alpha["theme"], alpha["flag"]) if isinstance(f, str) and f]
     s.heading(f"How far the coders agreed on “{ctx.label(question)}”")
+    if n == 0:
+        s.text("No answer was coded by two coders, so their agreement cannot be measured: give a share of the "
+               "answers to a second coder (impactstudy verbatims --overlap) before relying on the theme counts.")
+        return
+    undefined = int(alpha["estimate"].isna().sum())
     s.text(f"{n:,} answers were coded by two or more coders. "
            + (f"{len(flagged)} theme{'s' if len(flagged) != 1 else ''} fell short of the study's threshold "
               f"(alpha {threshold:g}): {', '.join(flagged)}." if flagged else
-              f"Every theme reached the study's threshold (alpha {threshold:g}), interval included."))
+              f"Every theme with an alpha reached the study's threshold (alpha {threshold:g}), interval included.")
+           + (f" {undefined} had no variation to agree on (no coder used {'it' if undefined == 1 else 'them'} on "
+              "these answers), so no alpha." if undefined else ""))
     s.table(table(f"agreement-{parent}", f"Agreement between coders on “{ctx.label(question)}”", shown,
                   numeric=[c for c in shown.columns if c not in ("Theme", "Flag")],
                   notes=[f"Krippendorff's alpha (nominal) over every answer coded by two or more coders ({n:,}); "
