@@ -41,8 +41,8 @@ from impactstudy.report.disclosure import FOOTNOTE
 from impactstudy.report.document import write_document
 from impactstudy.report.inputs import Inputs, read_inputs
 from impactstudy.report.sections import aim, expectations, groups, impact, methods, provenance, sample, summary
-from impactstudy.report.templating import environment
 from impactstudy.report.steps import council_aliases
+from impactstudy.report.templating import environment
 from impactstudy.report.workbook import write_workbook
 from impactstudy.study.config import Study
 
