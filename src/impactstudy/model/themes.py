@@ -58,6 +58,8 @@ def theme_rows(data: pd.DataFrame, wave_order: Sequence[str], groupings: Sequenc
     """One theme's frequency rows (per wave and grouping) and change rows, from its 0/1 panel rows
     (``council_code, respondent_id, wave, value`` and the grouping columns; NaN values are uncoded)."""
     coded = data[data["value"].notna()]
+    if coded.empty:  # nobody coded: no frequency to give
+        return pd.DataFrame(columns=[c for c in THEME_COLUMNS if c not in ("question", "measure", "theme")]), tidy.to_frame([])
     present = {str(w) for w in coded["wave"].unique()}
     waves = [w for w in wave_order if w in present]
     contrasts = tidy.default_contrasts(waves) if len(waves) >= 2 else []
