@@ -272,3 +272,29 @@ def test_a_long_title_makes_the_chart_taller_instead_of_collapsing_it(tmp_path, 
                       "T", "S", "alt", frame, tmp_path)
     figures.render(job)
     assert not [w for w in recwarn if "constrained_layout" in str(w.message)]
+
+
+_RENDER = figures.render
+
+
+def _render_but_forests(job):  # module level: the figure workers are handed it by name
+    if job.name.startswith("forest"):
+        raise RuntimeError("a figure could not be drawn")
+    return _RENDER(job)
+
+
+def _tree(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_report_failing_in_its_figures_leaves_both_bundles_as_they_were(demo6, monkeypatch):
+    """Charts are drawn and saved one by one (in workers): when one fails after others were saved, neither
+    bundle gets a new figure, table or workbook beside its old page, and no staging folder is left."""
+    study, paths = demo6
+    run_report(study, paths)
+    before = _tree(paths.reports)
+    monkeypatch.setattr(figures, "render", _render_but_forests)
+    with pytest.raises(RuntimeError, match="could not be drawn"):
+        run_report(study, paths)
+    assert _tree(paths.reports) == before
+    assert not [p for p in paths.reports.rglob(".*") if p.name.endswith(".tmp")]

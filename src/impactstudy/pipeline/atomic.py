@@ -20,9 +20,10 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,73 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.replace(tmp_path, target)
         finally:
             tmp_path.unlink(missing_ok=True)
+
+
+STAGING_SUFFIX = ".staging.tmp"  # a folder being written: .<name>.staging.tmp beside <name>
+RETIRED_SUFFIX = ".retired.tmp"  # a folder being replaced: .<name>.retired.tmp until the new one is in place
+
+
+def _beside(target: Path, suffix: str) -> Path:
+    return target.parent / f".{target.name}{suffix}"
+
+
+@contextlib.contextmanager
+def staged_folders(targets: Sequence[Path]) -> Iterator[list[Path]]:
+    """Yield an empty staging folder beside each of the folders ``targets``; when the block succeeds,
+    swap them all in, so each target holds exactly what the block wrote; when it fails, remove the
+    staging folders and leave every target as it was.
+
+    For outputs that are whole folders of files (a report bundle: its page, figures, tables,
+    workbook): written file by file, a failure part-way (a figure that cannot be drawn, a full disk)
+    would otherwise leave new figures beside an old page. The swap is two renames per folder in the
+    same file system; a run killed during it is completed or undone by :func:`recover_staged_folders`.
+    """
+    targets = [Path(t) for t in targets]
+    staging = [_beside(t, STAGING_SUFFIX) for t in targets]
+    with full_disk_as_error(targets[0].parent if targets else Path(".")):
+        for folder in staging:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        try:
+            yield staging
+        except BaseException:
+            for folder in staging:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        retired: list[tuple[Path, Path]] = []
+        try:
+            for target, new in zip(targets, staging, strict=True):
+                old = _beside(target, RETIRED_SUFFIX)
+                shutil.rmtree(old, ignore_errors=True)
+                if target.exists():
+                    os.replace(target, old)
+                    retired.append((target, old))
+                os.replace(new, target)
+        except BaseException:  # put back the folders already swapped
+            for target, old in retired:
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(old, target)
+            for folder in staging:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        for _, old in retired:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_staged_folders(folder: Path) -> list[Path]:
+    """After a killed run, under ``folder``: remove staging folders, and put back a folder retired by a
+    swap that did not finish (its replacement never arrived); return the leftovers found."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.rglob(".*.tmp") if p.is_dir() and p.name.endswith((STAGING_SUFFIX, RETIRED_SUFFIX))]
+    for path in found:
+        if path.name.endswith(RETIRED_SUFFIX):
+            target = path.with_name(path.name[1:-len(RETIRED_SUFFIX)])
+            if not target.exists():
+                os.replace(path, target)
+                continue
+        shutil.rmtree(path, ignore_errors=True)
+    return found
 
 
 def write_bytes(target: Path, data: bytes) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from impactstudy.errors import ConfigError, LockError
 from impactstudy.pipeline import library_warnings
-from impactstudy.pipeline.atomic import write_json
+from impactstudy.pipeline.atomic import recover_staged_folders, write_json
 from impactstudy.pipeline.code import code_hashes
 from impactstudy.pipeline.hashing import sha256_file
 from impactstudy.pipeline.paths import StudyPaths
@@ -230,8 +230,9 @@ def remove_leftovers(paths: StudyPaths) -> list[Path]:
     """Undo what an interrupted run left: outputs set aside by a step that never finished are put back
     (``.<name>.bak.tmp``), then the temporary files of interrupted atomic writes (``.<name>.*.tmp``)
     are deleted; return the files found."""
+    folders = [recover_staged_folders(folder) for folder in (paths.processed, paths.reports)]  # whole bundles
     found = [p for folder in (paths.processed, paths.reports) if folder.is_dir()
-             for p in folder.rglob(".*.tmp") if p.is_file()]
+             for p in folder.rglob(".*.tmp") if p.is_file()] + [p for each in folders for p in each]
     for path in found:
         if path.name.endswith(BACKUP_SUFFIX):
             os.replace(path, path.with_name(path.name[1:-len(BACKUP_SUFFIX)]))

@@ -32,7 +32,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from impactstudy.pipeline.atomic import write_json, write_text
+from impactstudy.pipeline.atomic import staged_folders, write_json, write_text
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.report import changes, figures, published
 from impactstudy.report.context import AUDIENCES, Context, Section
@@ -146,14 +146,16 @@ def run_report(study: Study, paths: StudyPaths) -> dict[str, dict[str, Any]]:
     """
     inputs = read_inputs(paths, council_aliases(study, paths))
     results = {}
-    for audience in AUDIENCES:
-        bundle = paths.bundle(audience)
-        result = render_report(study, inputs, audience, bundle)
-        # only what the run decided, relative to the bundle, so two runs from the same inputs write the same bytes
-        write_json(bundle / "report.json", {"index": "index.html", "figures": result["figures"],
-                                            "tables": result["tables"], "councils": result["councils"],
-                                            "audience": audience})
-        results[audience] = result
+    # both bundles are written aside and swapped in together once complete: a report failing part-way
+    # (in its figures, a full disk) leaves the previous bundles as they were, never new figures by an old page
+    with staged_folders([paths.bundle(audience) for audience in AUDIENCES]) as staging:
+        for audience, bundle in zip(AUDIENCES, staging, strict=True):
+            result = render_report(study, inputs, audience, bundle)
+            # only what the run decided, relative to the bundle, so two runs from the same inputs write the same bytes
+            write_json(bundle / "report.json", {"index": "index.html", "figures": result["figures"],
+                                                "tables": result["tables"], "councils": result["councils"],
+                                                "audience": audience})
+            results[audience] = {**result, "index": str(paths.bundle(audience) / "index.html")}
     for name in OLD_LAYOUT:
         old = paths.reports / name
         if old.is_dir():
