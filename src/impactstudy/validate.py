@@ -16,6 +16,7 @@ from impactstudy.errors import UserError
 from impactstudy.impact.outcomes import read_outcome_table
 from impactstudy.ingest.columns import check_columns, closest, header_hint, read_wave
 from impactstudy.ingest.harmonise import UNRECOGNISED, harmonise_measure, harmonise_wave
+from impactstudy.pipeline.councils_file import parse_dates
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import RawTable, first_rows, read_raw, unnamed_data_problem
 from impactstudy.study.config import Study, Wave
@@ -69,6 +70,12 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
             for column in [study.councils.key, *study.councils.covariates]:
                 if column not in columns:
                     problems.append(f"{path}: council covariates file has no column '{column}'{closest(column, columns)}")
+            for column, kind in study.councils.covariates.items():
+                if kind == "date" and column in columns:  # unreadable, ambiguous or out-of-range dates: link refuses them
+                    try:
+                        parse_dates(table.data[column].replace("", None), study.councils.date_format, path.name, column)
+                    except UserError as err:
+                        problems.append(str(err))
         except UserError as err:
             problems.append(str(err))
     for spec in study.impact.files if study.impact else ():

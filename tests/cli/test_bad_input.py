@@ -623,3 +623,24 @@ def test_councils_file_takes_the_read_options_of_a_wave(mini, capsys):
     assert _run(mini, capsys, "link") == (0, [])
     panel = pd.read_parquet(mini.panel_long)
     assert "Inadéquate" in set(panel["status"].dropna())
+
+
+@pytest.mark.parametrize("value", ["1066-10-14", "2300-01-01", "1582-10-14"])
+def test_councils_file_date_beyond_range_is_one_line_naming_the_row(mini, capsys, value):
+    """A date pandas cannot hold in nanoseconds (a typo for 2016, an SPSS zero date, a 'no date' sentinel)
+    in a date covariate: link and validate say which row, never a traceback, never a silent blank."""
+    (mini.raw / "councils.csv").write_text(f"gss,review,rate\nE06000001,2013-06-04,1.5\nE06000002,{value},n/a\n"
+                                           "E08000003,2014-01-01,2\n", encoding="utf-8")
+    mini.config.write_text(mini.config.read_text() + COUNCILS_TABLE.format('review = "date", rate = "number"'))
+    line = _assert_error(mini, capsys, 3, "councils.csv row 3", f"review '{value}'", "outside the dates",
+                         failed_wave=None, command="link")
+    assert "Traceback" not in line
+    from impactstudy.cli import main
+
+    assert main(["validate", "--study", "mini", "--root", str(mini.root)]) == 6
+    assert "councils.csv row 3: review" in capsys.readouterr().out
+    (mini.raw / "councils.csv").write_text("gss,review,rate\nE06000001,2013-06-04,1.5\nE06000002,,n/a\n"
+                                           "E08000003,2014-01-01,2\n", encoding="utf-8")
+    assert _run(mini, capsys, "link")[0] == 0
+    notes = json.loads(mini.linkage_summary.read_text())["covariate_notes"]
+    assert "councils.csv row 3: rate 'n/a' is not a number; taken as not recorded" in notes

@@ -146,6 +146,9 @@ def council_covariates(study: Study, paths: StudyPaths, aliases: Any) -> tuple[p
             out[column] = parse_dates(values, spec.date_format, path.name, column)
         elif kind == "number":
             out[column] = pd.to_numeric(values, errors="coerce")
+            unread = values.notna() & out[column].isna() & values.astype("string").str.strip().ne("").fillna(False)
+            notes += [f"{path.name} row {i + 2}: {column} '{values.iloc[i]}' is not a number; taken as not recorded"
+                      for i in np.flatnonzero(unread.to_numpy())]
         else:
             out[column] = values.astype("string")
     out = out.dropna(subset=["council_code"])
@@ -163,14 +166,15 @@ def parse_dates(values: pd.Series, date_format: str | None, file: str, column: s
     ``date_format`` any other form is a :class:`DataError` naming the file, the row (as the user sees it,
     the header being row 1) and the value.
     """
+    # parsed at the resolution pandas picks (microseconds reach year 1066 or 2300), checked, then nanoseconds
     stored = pd.to_datetime(values.where(values.map(lambda v: isinstance(v, (date, pd.Timestamp)))), errors="coerce")
     text = values.where(stored.isna()).astype("string").str.strip().replace("", pd.NA)
-    out = stored.astype("datetime64[ns]")
+    out = stored.astype("datetime64[us]")
     iso = pd.to_datetime(text, errors="coerce", format="ISO8601")
-    out = out.fillna(iso.astype("datetime64[ns]"))
+    out = out.fillna(iso.astype("datetime64[us]"))
     left = text.notna() & iso.isna()
     if left.any() and date_format:
-        out = out.fillna(pd.to_datetime(text.where(left), errors="coerce", format=date_format).astype("datetime64[ns]"))
+        out = out.fillna(pd.to_datetime(text.where(left), errors="coerce", format=date_format).astype("datetime64[us]"))
     bad = text.notna() & out.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -178,4 +182,11 @@ def parse_dates(values: pd.Series, date_format: str | None, file: str, column: s
                "write dates as YYYY-MM-DD, or set date_format in [councils] (e.g. \"%d/%m/%Y\")")
         raise DataError(f"{file} row {i + 2}: {column} '{text.iloc[i]}' is not a date in ISO 8601 form; {how}"
                         + (f" ({int(bad.sum()) - 1} more such value(s))" if bad.sum() > 1 else ""))
-    return out
+    beyond = out.notna() & ((out < pd.Timestamp.min) | (out > pd.Timestamp.max))
+    if beyond.any():  # 1066 for 2016, an SPSS zero date (1582-10-14), 9999-12-31 for "no date"
+        i = int(np.flatnonzero(beyond.to_numpy())[0])
+        raise DataError(f"{file} row {i + 2}: {column} '{out.iloc[i].date()}' is outside the dates the pipeline holds "
+                        f"({pd.Timestamp.min.date() + pd.Timedelta(days=1)} to {pd.Timestamp.max.date()}); correct it, "
+                        "or leave the cell blank if the date is not known"
+                        + (f" ({int(beyond.sum()) - 1} more such value(s))" if beyond.sum() > 1 else ""))
+    return out.astype("datetime64[ns]")
