@@ -553,6 +553,53 @@ def test_full_disk_is_one_line_with_its_own_exit_code(mini, capsys):
     assert _raw_snapshot(mini) == raw
 
 
+def _tmpfs(folder: Path, kilobytes: int) -> bool:
+    """Mount a tmpfs of ``kilobytes`` over ``folder`` holding a copy of what it held (False where mounting is not allowed)."""
+    import shutil
+    import subprocess
+
+    keep = folder.with_name(folder.name + ".before")
+    shutil.copytree(folder, keep) if folder.exists() else keep.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kilobytes}k", "tmpfs", str(folder)],
+                          capture_output=True, check=False) if os.geteuid() == 0 else None
+    if done is None:
+        return False
+    if done.returncode != 0:
+        return False
+    shutil.copytree(keep, folder, dirs_exist_ok=True)
+    return True
+
+
+@pytest.mark.parametrize("stage,folder,spare", [("link", "processed", 48), ("report", "reports", 48)])
+def test_a_real_full_disk_leaves_the_outputs_as_they_were(mini, capsys, stage, folder, spare):
+    """A small tmpfs under data/processed or reports that fills during a rerun (ENOSPC from the kernel, not
+    `ulimit -f`): exit 7 with one line naming the folder; every output as before the run; no temporary file."""
+    import subprocess
+
+    assert _run(mini, capsys, stage) == (0, [])
+    target = mini.processed if folder == "processed" else mini.root / "reports" / "mini"
+    used = sum(4 * -(-p.stat().st_size // 4096) for p in target.rglob("*") if p.is_file())  # KB in 4 KB pages
+    try:
+        if not _tmpfs(target, used + spare):
+            pytest.skip("mounting a tmpfs is not allowed here")
+        before = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+        many = [[*row[:5], f"answer {i}: " + " ".join(str(i * k) for k in range(40))]  # text grows every output
+                for i, row in enumerate(W2_ROWS * 1000)]
+        (mini.raw / "w2.csv").write_text(_csv_text(rows=many), encoding="utf-8")  # every stage reruns
+        got, errors = _run(mini, capsys, stage)
+        assert got == 7 and len(errors) == 1, errors
+        assert "no space left on" in errors[0] and str(target) in errors[0], errors[0]
+        assert_outputs_complete(mini.root)
+        after = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+        if folder == "processed":  # the manifest records the steps that finished before the disk filled
+            before = {p: b for p, b in before.items() if p.name != "manifest.json"}
+            after = {p: b for p, b in after.items() if p.name != "manifest.json"}
+        assert after == before
+    finally:
+        subprocess.run(["umount", str(target)], capture_output=True, check=False)
+
+
 def test_workers_of_a_killed_run_do_not_keep_the_lock(mini):
     """Only the main process is killed (as a closed terminal or the OOM killer does): the lock is free at once."""
     import signal
