@@ -166,7 +166,7 @@ class Manifest:
                 reasons.append(f"output {key} was changed outside the pipeline")
         return reasons
 
-    def record(self, step: Step, library_warnings: list[dict[str, Any]] | None = None) -> None:
+    def record(self, step: Step, shown: list[dict[str, Any]] | None = None) -> None:
         """Record ``step`` as run with its current inputs, settings, code and outputs, and the library warnings
         its run showed (:mod:`impactstudy.pipeline.library_warnings`; ``warnings``, only when there were any)."""
         self.steps[step.name] = {
@@ -174,7 +174,7 @@ class Manifest:
             "config": config_hashes(step),
             "inputs": {self.rel(p): self.file_hash(p) for p in step.inputs},
             "outputs": {self.rel(p): self.file_hash(p) for p in step.outputs},
-            **({"warnings": library_warnings} if library_warnings else {}),
+            **({"warnings": shown} if shown else {}),
         }
 
     def save(self) -> None:
