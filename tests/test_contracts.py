@@ -20,13 +20,17 @@ from conftest import write_mini_study
 DOC = Path(__file__).resolve().parents[1] / "docs" / "data-contracts.md"
 # a table row: | `file` | one row per | `col, col, col` ... |
 # (a column may carry its values in brackets: `method (code|exact|alias|fuzzy|unmatched)`)
-ROW = re.compile(r"^\| `(?P<file>[^`]+)` \| [^|]* \| `(?P<columns>[a-z_]+(?: \([^)`]*\))?(?:, [a-z_]+(?: \([^)`]*\))?)+)`", re.M)
+# (and may go on "then the columns of `other.csv`")
+ROW = re.compile(r"^\| `(?P<file>[^`]+)` \| [^|]* \| `(?P<columns>[a-z_]+(?: \([^)`]*\))?(?:, [a-z_]+(?: \([^)`]*\))?)+)`"
+                 r"(?: then the columns of `(?P<then>[^`]+)`)?", re.M)
 
 
 def documented_csv_columns() -> dict[str, list[str]]:
     """File name (as the page writes it) -> its columns, for every row giving them as one backticked list."""
-    return {m["file"]: [re.sub(r" \(.*\)$", "", c) for c in m["columns"].split(", ")]
-            for m in ROW.finditer(DOC.read_text(encoding="utf-8"))}
+    rows = list(ROW.finditer(DOC.read_text(encoding="utf-8")))
+    listed = {m["file"]: [re.sub(r" \(.*\)$", "", c) for c in m["columns"].split(", ")] for m in rows}
+    return {m["file"]: listed[m["file"]] + [c for c in (listed[m["then"]] if m["then"] else []) if c not in listed[m["file"]]]
+            for m in rows}
 
 
 @pytest.fixture(scope="module")
