@@ -71,7 +71,10 @@ def named_bundles(tmp_path_factory):
                    "coder": "AB", "theme": "staff_engagement", "coded": 1, "quote": True, "note": ""}]).to_parquet(
         paths.processed / "codes.parquet")
     consent = panel.loc[lessons].assign(measure="quote_ok", value=1.0, value_label="Yes")
-    panel = pd.concat([panel, consent], ignore_index=True)
+    # the question recurs: the same answers and codes again at the early-impact wave
+    coded = panel["measure"].astype(str).str.startswith("theme_") | (panel["measure"] == "lessons")
+    again = panel[coded & (panel["wave"] == "follow_up")].assign(wave="early_impact", wave_order=1)
+    panel = pd.concat([panel, consent, again], ignore_index=True)
     panel["measure"] = panel["measure"].astype("string")
     write_parquet(paths.panel_long, panel, meta)
     study = dataclasses.replace(study, redact_names=("Jane Smith",),
@@ -146,3 +149,16 @@ def test_agreement_table_and_low_agreement_flag_in_both_bundles(named_bundles):
         flags = dict(zip(table["Theme"], table["Flag"].fillna("")))
         assert flags["Ongoing monitoring"] == "alpha below 0.67" and flags["Staff engagement"] == ""
         assert any(c.startswith("Cohen's kappa, AB & CD") for c in table.columns)
+
+
+def test_a_recurring_question_gets_one_chart_across_waves_and_its_changes(named_bundles):
+    _, paths, _ = named_bundles
+    internal = paths.bundle("internal")
+    assert (internal / "figures" / "theme_themes.svg").is_file()
+    assert not list((internal / "figures").glob("theme_*_themes.svg"))  # no bar chart per wave
+    data = pd.read_csv(internal / "figures" / "theme_themes.csv", encoding="utf-8-sig")
+    assert set(data["Wave"]) == {"Early impact (about 3 months after)", "Longer-term follow-up (about a year after)"}
+    changes = pd.read_csv(internal / "tables" / "theme-changes-theme.csv", encoding="utf-8-sig")
+    assert len(changes) == len(data) // 2  # one change per theme
+    page = (internal / "index.html").read_text(encoding="utf-8")
+    assert "How the themes in lessons for other councils (free text) changed between waves" in page

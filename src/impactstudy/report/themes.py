@@ -48,43 +48,77 @@ def _flags(ctx: Context, question: str) -> dict[str, str]:
 
 def _frequency(ctx: Context, s: Section, parent: str, question: str, members: Sequence[Measure],
                rows: pd.DataFrame) -> None:
+    """Each theme's percentage of coded answers: a bar chart per wave, or where the question recurs one
+    small-multiples chart of every theme across the waves; the table beneath it has the counts."""
     labels = _theme_labels(members)
     flags = _flags(ctx, question)
     order = {m.option: i for i, m in enumerate(members)}
-    mine = rows[rows["group"] == ALL]
-    for wave, cell in mine.groupby("wave", sort=False):
-        cell = cell.sort_values("theme", key=lambda c: c.map(order)).reset_index(drop=True)
-        masked = count_mask(cell["n_selected"], ctx.threshold) | count_mask(cell["n_obs"], ctx.threshold)
-        value = cell["estimate"].where(~masked)
-        names = [labels.get(t, t) + (" (low coder agreement)" if t in flags else "") for t in cell["theme"]]
-        wave_label = ctx.wave_labels.get(str(wave), str(wave))
-        data = pd.DataFrame({
-            "Theme": names,
-            "Answers mentioning it": counts_text(cell["n_selected"], masked),
+    waves = [w for w in ctx.study.wave_ids if w in set(rows["wave"].astype(str))]
+    mine = rows[rows["group"] == ALL].assign(wave=lambda d: d["wave"].astype(str))
+    mine = (mine.assign(_w=mine["wave"].map({w: i for i, w in enumerate(waves)}), _t=mine["theme"].map(order))
+            .sort_values(["_w", "_t"], kind="stable").drop(columns=["_w", "_t"]).reset_index(drop=True))
+    masked = count_mask(mine["n_selected"], ctx.threshold) | count_mask(mine["n_obs"], ctx.threshold)
+    mine = mine.assign(shown=mine["estimate"].where(~masked), low=mine["ci_low"].where(~masked),
+                       high=mine["ci_high"].where(~masked), masked=masked,
+                       name=[labels.get(t, t) + (" (low coder agreement)" if t in flags else "") for t in mine["theme"]])
+
+    def table_of(cell: pd.DataFrame, with_wave: bool) -> pd.DataFrame:
+        return pd.DataFrame({
+            "Theme": cell["name"].tolist(),
+            **({"Wave": [ctx.wave_labels.get(w, w) for w in cell["wave"]]} if with_wave else {}),
+            "Answers mentioning it": counts_text(cell["n_selected"], cell["masked"].to_numpy()),
             "Coded answers": counts_text(cell["n_obs"], count_mask(cell["n_obs"], ctx.threshold)),
-            "Percentage": [MARK if m else pct(v) for v, m in zip(cell["estimate"], masked)],
-            "95% CI (%)": [MARK if m else interval(lo, hi, 0, 100) for lo, hi, m in zip(cell["ci_low"], cell["ci_high"], masked)],
+            "Percentage": [MARK if m else pct(v) for v, m in zip(cell["estimate"], cell["masked"])],
+            "95% CI (%)": [MARK if m else interval(lo, hi, 0, 100) for lo, hi, m in zip(cell["ci_low"], cell["ci_high"], cell["masked"])],
             "Councils": [f"{int(n):,}" for n in cell["n_councils"]],
         })
-        top = cell.loc[value.idxmax()] if value.notna().any() else None
+
+    correction = str(mine["correction"].iloc[0]) if len(mine) else ""
+    notes = [f"Percentages are of the answers coded in each wave (respondent-weighted); intervals are cluster-robust "
+             f"by council ({correction}), because answers from one council are alike."]
+    if flags:
+        notes.append("Themes marked “low coder agreement” had a Krippendorff's alpha below the study's threshold (or an "
+                     "interval reaching below it): coders did not apply them consistently, so their counts are "
+                     "less reliable. See the agreement table below.")
+    noun = ctx.label(question)
+    if len(waves) >= 2:
+        top = mine.loc[mine["shown"].idxmax()] if mine["shown"].notna().any() else None
+        title = (f"“{labels.get(top['theme'], top['theme'])}” was the most common theme "
+                 f"({pct(top['estimate'])}, {ctx.wave_labels.get(top['wave'], top['wave'])})" if top is not None
+                 else "Themes: too few respondents to publish")
+        subtitle = (f"{noun}: percentage of coded answers mentioning each theme in each wave, with 95% intervals "
+                    "clustered by council; an answer can mention several themes")
+        frame = pd.DataFrame({"measure": mine["theme"], "group": ALL, "wave": mine["wave"], "mean": 100 * mine["shown"],
+                              "ci_low": 100 * mine["low"], "ci_high": 100 * mine["high"]})
+        withheld = set(mine.groupby("theme")["masked"].all().pipe(lambda x: x[x].index))
+        panels = [(m.option, labels[m.option] + (" (low coder agreement)" if m.option in flags else "")
+                   + (f": withheld {MARK}" if m.option in withheld else ""))
+                  for m in members if m.option in set(mine["theme"])]
+        alt = (f"Small multiples of the themes in {noun.lower()} across the waves, one panel per theme: "
+               + "; ".join(f"{n}, {ctx.wave_labels.get(w, w)} {MARK if m else pct(v)}"
+                           for n, w, v, m in zip(mine["name"], mine["wave"], mine["estimate"], mine["masked"])) + ".")
+        data = table_of(mine, with_wave=True)
+        job, tab = ctx.chart(figures.trajectory_chart, (frame, panels, [(ALL, "All respondents")],
+                                                        [(w, ctx.wave_labels.get(w, w)) for w in waves], title, subtitle,
+                                                        (0.0, 100.0)),
+                             f"{parent}_themes", title, subtitle, alt, data, f"Themes in {noun.lower()} by wave",
+                             numeric=list(data.columns[2:]))
+        s.figure(job, replace(tab, notes=tuple(notes)))
+        return
+    for wave, cell in mine.groupby("wave", sort=False):
+        wave_label = ctx.wave_labels.get(wave, wave)
+        top = cell.loc[cell["shown"].idxmax()] if cell["shown"].notna().any() else None
         title = (f"“{labels.get(top['theme'], top['theme'])}” was the most common theme ({pct(top['estimate'])})"
                  if top is not None else "Themes: too few respondents to publish")
-        subtitle = (f"{ctx.label(question)}, {wave_label}: percentage of coded answers mentioning each theme, with 95% "
+        subtitle = (f"{noun}, {wave_label}: percentage of coded answers mentioning each theme, with 95% "
                     "intervals clustered by council; an answer can mention several themes")
-        frame = pd.DataFrame({"label": names, "value": value, "ci_low": cell["ci_low"].where(~masked),
-                              "ci_high": cell["ci_high"].where(~masked)})
-        alt = f"Bar chart of the themes in {ctx.label(question).lower()}, {wave_label}: " + "; ".join(
-            f"{n} {MARK if m else pct(v)}" for n, v, m in zip(names, cell["estimate"], masked)) + "."
-        correction = str(cell["correction"].iloc[0]) if len(cell) else ""
-        notes = [f"Percentages are of the answers coded in this wave (respondent-weighted); intervals are cluster-robust "
-                 f"by council ({correction}), because answers from one council are alike."]
-        if flags:
-            notes.append("Themes marked “low coder agreement” had a Krippendorff's alpha below the study's threshold (or an "
-                         "interval reaching below it): coders did not apply them consistently, so their counts are "
-                         "less reliable. See the agreement table below.")
+        frame = pd.DataFrame({"label": cell["name"], "value": cell["shown"], "ci_low": cell["low"], "ci_high": cell["high"]})
+        alt = f"Bar chart of the themes in {noun.lower()}, {wave_label}: " + "; ".join(
+            f"{n} {MARK if m else pct(v)}" for n, v, m in zip(cell["name"], cell["estimate"], cell["masked"])) + "."
+        data = table_of(cell, with_wave=False)
         job, tab = ctx.chart(figures.bar_chart, (frame, title, subtitle, "Percentage of coded answers"),
-                             f"{parent}_{wave}_themes", title, subtitle, alt, data,
-                             f"Themes in {ctx.label(question).lower()} ({wave_label})", numeric=list(data.columns[1:]))
+                             f"{parent}_{wave}_themes", title, subtitle, alt, data, f"Themes in {noun.lower()} ({wave_label})",
+                             numeric=list(data.columns[1:]))
         s.figure(job, replace(tab, notes=tuple(notes)))
 
 
@@ -122,7 +156,7 @@ def _by_group(ctx: Context, s: Section, parent: str, question: str, members: Seq
                                                    *[lv.partition("=")[2] for lv in levels]])
         noun = "role" if kind == "role" else kind.replace("_", " ")
         s.table(table(f"themes-{parent}-{kind}", f"Themes in {ctx.label(question).lower()} by {noun}: percentage of coded "
-                      "answers (95% CI)", shown, numeric=list(shown.columns[1:]),
+                      "answers (95% CI)", shown, numeric=list(shown.columns[2 if several_waves else 1:]),
                       notes=["Each cell is the share of that group's coded answers mentioning the theme, with a 95% interval "
                              "clustered by council. Groups with few answers have wide intervals: compare groups only "
                              "where the intervals do not overlap. (–): every coded answer in the group, or none, "
