@@ -37,12 +37,14 @@ def _theme_labels(members: Sequence[Measure]) -> dict[str, str]:
 
 
 def _flags(ctx: Context, question: str) -> dict[str, str]:
-    """Theme -> the agreement flag of its alpha (``alpha below 0.67`` ...), for themes flagged."""
+    """Theme -> its agreement flag, for the themes whose alpha is below the threshold (those marked beside
+    their counts; an interval merely reaching below it is said in the agreement table only, as with
+    a few dozen double-coded answers it does for nearly every theme)."""
     a = ctx.inputs.agreement
     if a.empty:
         return {}
     rows = a[(a["question"].astype(str) == question) & (a["statistic"] == "krippendorff_alpha")
-             & (a["flag"].fillna("") != "")]
+             & a["flag"].fillna("").astype(str).str.startswith("alpha below")]
     return dict(zip(rows["theme"].astype(str), rows["flag"].astype(str)))
 
 
@@ -77,9 +79,9 @@ def _frequency(ctx: Context, s: Section, parent: str, question: str, members: Se
     notes = [f"Percentages are of the answers coded in each wave (respondent-weighted); intervals are cluster-robust "
              f"by council ({correction}), because answers from one council are alike."]
     if flags:
-        notes.append("Themes marked “low coder agreement” had a Krippendorff's alpha below the study's threshold (or an "
-                     "interval reaching below it): coders did not apply them consistently, so their counts are "
-                     "less reliable. See the agreement table below.")
+        notes.append("Themes marked “low coder agreement” had a Krippendorff's alpha below the study's threshold: "
+                     "coders did not apply them consistently, so their counts are less reliable. See the agreement "
+                     "table below.")
     noun = ctx.label(question)
     if len(waves) >= 2:
         top = mine.loc[mine["shown"].idxmax()] if mine["shown"].notna().any() else None
@@ -232,27 +234,36 @@ def _agreement(ctx: Context, s: Section, parent: str, question: str, members: Se
     n = int(alpha["n_answers"].max()) if len(alpha) else 0
     draws = int(alpha["draws"].max()) if len(alpha) else 0
     threshold = float(alpha["threshold"].iloc[0]) if len(alpha) else 0.67
-    flagged = [labels.get(str(t), str(t)) for t, f in zip(alpha["theme"], alpha["flag"]) if isinstance(f, str) and f]
+    per_theme = alpha[alpha["theme"].astype(str) != "all"]
+    flag = per_theme["flag"].fillna("").astype(str)
+    flagged = [labels.get(str(t), str(t)) for t in per_theme.loc[flag.str.startswith("alpha below"), "theme"]]
+    uncertain = [labels.get(str(t), str(t)) for t in per_theme.loc[flag.str.startswith("interval reaches"), "theme"]]
+    pooled = alpha[alpha["theme"].astype(str) == "all"]
     s.heading(f"How far the coders agreed on “{ctx.label(question)}”")
     if n == 0:
         s.text("No answer was coded by two coders, so their agreement cannot be measured: give a share of the "
                "answers to a second coder (impactstudy verbatims --overlap) before relying on the theme counts.")
         return
-    undefined = int(alpha["estimate"].isna().sum())
+    undefined = int(per_theme["estimate"].isna().sum())
+    overall = (f" Over all themes, alpha was {number(pooled['estimate'].iloc[0])} "
+               f"({interval(pooled['ci_low'].iloc[0], pooled['ci_high'].iloc[0])})."
+               if len(pooled) and pd.notna(pooled["estimate"].iloc[0]) else "")
     s.text(f"{n:,} answers were coded by two or more coders. "
            + (f"{len(flagged)} theme{'s' if len(flagged) != 1 else ''} fell short of the study's threshold "
               f"(alpha {threshold:g}): {', '.join(flagged)}." if flagged else
-              f"Every theme with an alpha reached the study's threshold (alpha {threshold:g}), interval included.")
+              f"Every theme with an alpha reached the study's threshold (alpha {threshold:g}).")
+           + (f" The interval of {len(uncertain)} more reaches below it ({', '.join(uncertain)}): with {n:,} "
+              "double-coded answers their agreement is not established either way." if uncertain else "")
            + (f" {undefined} had no variation to agree on (no coder used {'it' if undefined == 1 else 'them'} on "
-              "these answers), so no alpha." if undefined else ""))
+              "these answers), so no alpha." if undefined else "") + overall)
     s.table(table(f"agreement-{parent}", f"Agreement between coders on “{ctx.label(question)}”", shown,
                   numeric=[c for c in shown.columns if c not in ("Theme", "Flag")],
                   notes=[f"Krippendorff's alpha (nominal) over every answer coded by two or more coders ({n:,}); "
                          "Cohen's kappa for each pair of coders over the answers both coded; agreement: the share of "
                          "coder pairs giving the same code. 95% intervals: percentile bootstrap of "
                          f"{draws:,} seeded draws resampling the double-coded answers. A theme is flagged when its alpha "
-                         f"is below {threshold:g}, or its interval reaches below it. A theme no coder used has no "
-                         "variation to agree on, so no alpha."]))
+                         f"is below {threshold:g} (and marked “low coder agreement” beside its counts), or when its "
+                         "interval reaches below it. A theme no coder used has no variation to agree on, so no alpha."]))
 
 
 def _consent(study: Study, question: str) -> str | None:
