@@ -25,6 +25,9 @@ def key_model(councils: int) -> str:
 
 
 def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
+    import time
+
+    started = time.time()
     cells = [coverage.Cell(6, 0.3)]
     first = coverage.run(cells, 4, tmp_path, chunk=2, workers=2, progress=False, pooled_councils=30)
     assert first["where"] == "a LocalCluster of 2 workers"
@@ -69,6 +72,35 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
     text = coverage.markdown(summary, {"date": "today", "commit": "abc", "seconds": 1.0, "where": "here",
                                        "studies": "4", "requested": 4})
     assert "| lmm (satterthwaite) | 6 | 1-4 |" in text and "| lmm (kenward-roger) | 6 | 1-4 |" in text and "τ = 0.3" in text
+    # the workers' child processes end with the clusters (they were left behind as orphans once)
+    assert _our_orphans(started) == []
+
+
+def _our_orphans(since: float, wait: float = 15.0) -> list[int]:
+    """Multiprocessing children of this test session's interpreter started after ``since`` and still alive
+    (after up to ``wait`` seconds for them to notice their parent has gone)."""
+    import os
+    import sys
+    import time
+
+    import psutil
+
+    mine = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    deadline = time.time() + wait
+    while True:
+        left = []
+        for proc in psutil.process_iter(["pid", "exe", "cmdline", "create_time"]):
+            try:
+                if (proc.info["create_time"] >= since and proc.info["exe"] == os.path.realpath(sys.executable)
+                        and "multiprocessing" in " ".join(proc.info["cmdline"] or [])
+                        and proc.environ().get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] == mine
+                        and proc.ppid() != os.getpid()):
+                    left.append(proc.pid)
+            except (psutil.Error, OSError):
+                continue
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.5)
 
 
 def test_the_same_seed_gives_the_same_study_and_tau_changes_only_the_later_waves():

@@ -236,8 +236,26 @@ def _offloaded(function: Any, *args: Any) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        _CHILD = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        _CHILD = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_exit_with_parent, initargs=(os.getpid(),))
     return _CHILD.submit(function, *args).result()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Make this child process end when the Dask worker that started it ends.
+
+    Why: a LocalCluster stops its workers by terminating them, so the executor's own shutdown never runs
+    and its idle child (and the resource tracker it holds open) would outlive the run, found as orphans
+    after the test suite. A daemon thread checks every second that the parent is still there.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def truth_task(cell: Cell, councils: int = POOLED_COUNCILS) -> pd.DataFrame:
