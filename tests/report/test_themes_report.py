@@ -75,6 +75,7 @@ def named_bundles(tmp_path_factory):
     coded = panel["measure"].astype(str).str.startswith("theme_") | (panel["measure"] == "lessons")
     again = panel[coded & (panel["wave"] == "follow_up")].assign(wave="early_impact", wave_order=1)
     panel = pd.concat([panel, consent, again], ignore_index=True)
+    panel["role"] = panel["role"].astype("string").where(panel["role"] != "Lead member", "Lead member, Stoke-on-Trent")
     panel["measure"] = panel["measure"].astype("string")
     write_parquet(paths.panel_long, panel, meta)
     study = dataclasses.replace(study, redact_names=("Jane Smith",),
@@ -112,6 +113,7 @@ def test_no_name_in_a_quote_reaches_any_public_file(named_bundles):
     assert any(name.endswith(".docx:word/document.xml") for name in public) and any(".xlsx:" in n for n in public)
     page = public["index.html"]
     assert "In their own words" in page and COUNCIL in page and NAME in page  # quotes were published, redacted
+    assert f"Lead member, {COUNCIL}, " in page  # the role beside a quote is redacted too
     for name, text in public.items():
         folded = text.casefold()
         for sentinel in SENTINELS:

@@ -346,7 +346,8 @@ def _quotes(ctx: Context, s: Section, question: str, members: Sequence[Measure],
             shown_any = True
         s.text(f"{member.option_label or member.label}:")
         s.blocks.append({"kind": "quotes", "items": [
-            {"text": r.text, "who": f"{r.role}, {ctx.wave_labels.get(r.wave, r.wave)}"} for r in chosen.itertuples()]})
+            {"text": r.text, "who": f"{redactor.redact(r.role)[0] if redactor else r.role}, "
+                                    f"{ctx.wave_labels.get(r.wave, r.wave)}"} for r in chosen.itertuples()]})
 
 
 def build_blocks(ctx: Context, s: Section, parent: str, question: str) -> None:
