@@ -82,3 +82,27 @@ def test_one_group_level_gives_no_difference_rows():
     data = PANEL[PANEL["measure"] == "eff_leadership"].assign(status="Same")
     sample = tidy.sample(data, WAVES, "status")
     assert gd.difference_rows("lmm", sample, tidy.default_contrasts(WAVES), correction="", design=None, test=None).empty
+
+
+JOINT = json.loads((FIXTURES / "joint_test_reference.json").read_text())
+
+
+@pytest.mark.parametrize("measure", ["eff_leadership", "eff_voice"])
+@pytest.mark.parametrize("ddf, key", [("satterthwaite", "satterthwaite"), ("kenward-roger", "kenward_roger")])
+def test_wave_by_group_test_of_the_council_wave_lmm_matches_lmertest_and_pbkrtest(measure, ddf, key):
+    """The primary LMM (council x wave term): Satterthwaite as lmerTest's anova, Kenward-Roger as
+    pbkrtest's KRmodcomp (scaled F), which lmerTest's anova(ddf = "Kenward-Roger") also reports."""
+    sample = tidy.sample(PANEL[PANEL["measure"] == measure], WAVES, "status", require_respondent=True)
+    d = sample.frame
+    design = sample.design()
+    respondent = pd.factorize(d["council_code"].astype(str) + "|" + d["respondent_id"].astype(str))[0]
+    fit = fit_lmm(d["value"].to_numpy(), design.X, design.columns, d["council_code"].cat.codes.to_numpy(), respondent,
+                  d["wave"].cat.codes.to_numpy())
+    joint = gd.joint_test(fit, gd.interaction_matrix(design), ddf=ddf)
+    expected = JOINT[measure][key]
+    assert joint["method"] == ddf
+    for name in ("F", "num_df", "den_df", "p_value"):
+        assert joint[name] == pytest.approx(expected[name], rel=2e-4), name
+    if ddf == "kenward-roger":
+        assert joint["F_scaling"] == pytest.approx(expected["F_scaling"], rel=1e-6)
+        assert expected["F"] == pytest.approx(JOINT[measure]["kenward_roger_lmertest"]["F"], rel=1e-12)

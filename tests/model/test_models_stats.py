@@ -23,6 +23,8 @@ from impactstudy.model.stats.gee import BIAS_REDUCED, ROBUST, _Exchangeable, _Li
 from impactstudy.model.stats.ordinal import CLUSTER_T, LogitOrderedModel, fit_ordinal
 from impactstudy.model.stats.paired import council_means, hodges_lehmann, paired_t, wilcoxon_signed_rank
 from impactstudy.model.stats.proportions import (
+    EXACT_CORRECTION,
+    exact_mcnemar_interval,
     expectations_vs_outcomes,
     mcnemar_paired,
     newcombe_paired_interval,
@@ -273,8 +275,13 @@ def test_mcnemar_on_respondent_pairs_matches_r(panel: pd.DataFrame) -> None:
     assert row["n_obs"] == ref["n_pairs"]
     assert row["p_value"] == pytest.approx(ref["p_exact"], rel=1e-6)
     assert row["estimate"] == pytest.approx(ref["diff"], rel=1e-6)
-    newcombe = REF["newcombe"][0]
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx(newcombe["ci"], rel=1e-6)
+    # the interval inverts the exact test (Clopper-Pearson on the discordant pairs, checked against
+    # binom.test in test_expectations.py), so it excludes 0 exactly when p < 0.05
+    (n11, n10), (n01, n00) = REF["newcombe"][0]["table"]
+    expected = exact_mcnemar_interval(n01, n10, n11 + n10 + n01 + n00)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(expected, rel=1e-12)
+    assert row["correction"] == EXACT_CORRECTION
+    assert (row["ci_low"] > 0 or row["ci_high"] < 0) == (row["p_value"] < 0.05)
 
 
 @pytest.mark.parametrize("case", REF["newcombe"], ids=lambda c: str(c["table"]))

@@ -22,7 +22,8 @@
 #             floating point, and with R's default (digits.rank = Inf) the tie correction, so the
 #             p-value, then depends on rounding noise. p_value_digits_rank_inf records R's default.
 #   mcnemar   binom.test(n10, n10 + n01) on respondents answering improvement_plan at both waves;
-#             estimate (n01 - n10) / n and Newcombe's (1998) method 10 CI
+#             estimate (n01 - n10) / n and the CI that inverts the same exact test: binom.test(n01, d)$conf.int
+#             (Clopper-Pearson for theta = n01 / d, d = n01 + n10) mapped to d / n * (2 theta - 1)
 #
 # Contrasts: every wave minus baseline, and follow_up - early_impact; within a status level the
 # contrast vector is the model-matrix row of (later wave, level) minus that of (earlier wave, level).
@@ -170,20 +171,6 @@ for (measure in c("eff_leadership", "eff_voice")) {
 }
 
 # ---- McNemar on respondents answering improvement_plan at both waves ----------------------------
-# Newcombe (1998) method 10, as transcribed in models_reference.R (Fagerland, Lydersen & Laake 2017).
-newcombe <- function(tab) {
-  n <- sum(tab); p_first <- sum(tab[1, ]) / n; p_second <- sum(tab[, 1]) / n
-  w_first <- suppressWarnings(prop.test(sum(tab[1, ]), n, correct = FALSE))$conf.int
-  w_second <- suppressWarnings(prop.test(sum(tab[, 1]), n, correct = FALSE))$conf.int
-  a <- tab[1, 1] * tab[2, 2] - tab[1, 2] * tab[2, 1]
-  margins <- prod(rowSums(tab)) * prod(colSums(tab))
-  psi <- if (margins == 0 || (a >= 0 && a <= n / 2)) 0 else if (a > n / 2) (a - n / 2) / sqrt(margins) else a / sqrt(margins)
-  est <- p_second - p_first
-  c(est - sqrt((p_second - w_second[1])^2 + (w_first[2] - p_first)^2 -
-                 2 * psi * (p_second - w_second[1]) * (w_first[2] - p_first)),
-    est + sqrt((p_first - w_first[1])^2 + (w_second[2] - p_second)^2 -
-                 2 * psi * (p_first - w_first[1]) * (w_second[2] - p_second)))
-}
 d <- measure_data("improvement_plan")
 for (s in c(NA, statuses)) {
   sub <- if (is.na(s)) d else d[d$status == s, ]
@@ -192,7 +179,8 @@ for (s in c(NA, statuses)) {
   bb <- merge(b0, b1, by = c("council_code", "respondent_id"), suffixes = c(".earlier", ".later"))
   tab <- table(factor(bb$value.earlier, levels = 1:0), factor(bb$value.later, levels = 1:0))
   n10 <- tab[1, 2]; n01 <- tab[2, 1]
-  ci <- newcombe(tab)
+  d_pairs <- n10 + n01
+  ci <- if (d_pairs > 0) d_pairs / nrow(bb) * (2 * binom.test(n01, d_pairs, 0.5)$conf.int - 1) else c(0, 0)
   add(list(measure = "improvement_plan", model = "mcnemar", contrast = "follow_up - baseline",
            group = if (is.na(s)) "all" else paste0("status=", s), estimate = (n01 - n10) / nrow(bb),
            ci_low = ci[1], ci_high = ci[2],

@@ -24,7 +24,7 @@ import pandas as pd
 
 from impactstudy.errors import DataError
 from impactstudy.pipeline.frames import MONTHS_SINCE
-from impactstudy.model.fitting import CONTRAST_COLUMNS, extra_table, recurring_respondents
+from impactstudy.model.fitting import CONTRAST_COLUMNS, council_wave_identifiable, extra_table, recurring_respondents
 from impactstudy.model.stats import ipw, tidy
 from impactstudy.model.stats.firth import LabelledDesign, firth_logit, labelled_design, separation_note
 from impactstudy.model.stats.lmm import fit_lmm
@@ -209,17 +209,24 @@ def time_design(months: pd.Series, knots: tuple[float, ...]) -> pd.DataFrame:
 
 
 def time_rows(measure: str, data: pd.DataFrame, knots: tuple[float, ...]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    """The ``lmm_time`` coefficients of one measure (None when the fit failed) and its record."""
+    """The ``lmm_time`` coefficients of one measure (None when the fit failed) and its record.
+
+    The random part is the primary LMM's (:func:`~impactstudy.model.fitting.lmm_formula`): a council x wave
+    intercept, so that the time slope is replicated by councils' waves, not by respondents (each council
+    may sit above or below the curve at each wave), and the respondent term when respondents recur."""
     d = data[data[MONTHS_SINCE].notna()]
     X = time_design(d[MONTHS_SINCE], knots)
     nested = recurring_respondents(d)
+    council_wave = council_wave_identifiable(d)
     record: dict[str, Any] = {"measure": measure, "model": "lmm_time", "group_by": "",
                               "formula": "value ~ " + " + ".join(X.columns[1:]) + " + (1 | council_code)"
+                              + (" + (1 | council_code:wave)" if council_wave else "")
                               + (" + (1 | council_code:respondent_id)" if nested else ""),
                               "n_obs": int(len(d)), "n_councils": int(d["council_code"].nunique())}
     try:
         fit = fit_lmm(d["value"].to_numpy(float), X.to_numpy(), list(X.columns), d["council_code"].cat.codes.to_numpy(),
-                      d["respondent_id"].to_numpy() if nested else None)
+                      d["respondent_id"].to_numpy() if nested else None,
+                      pd.factorize(d["wave"])[0] if council_wave else None)
     except (DataError, ValueError, np.linalg.LinAlgError) as err:
         record.update(converged=False, error=str(err))
         return None, record

@@ -193,7 +193,7 @@ def lmm_rows(data: pd.DataFrame | tidy.Sample, wave_order: list[str], group: str
                                          test=test, warning=warning))
     rows = pd.concat(parts, ignore_index=True)
     if group:  # the joint wave x group test
-        record["interaction"] = joint_test(fit, interaction_matrix(design))
+        record["interaction"] = joint_test(fit, interaction_matrix(design), ddf=ddf)
     return rows, fit.summary_frame().assign(warning=warning), record
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from impactstudy.model.stats import tidy
+from impactstudy.model.stats.lmm import kenward_roger_f
 from impactstudy.model.stats.paired import council_means
 from impactstudy.model.stats.wave_design import Contrast, WaveDesign, group_label
 
@@ -84,10 +85,13 @@ def interaction_matrix(design: WaveDesign) -> np.ndarray:
     return np.eye(len(design.columns))[picks]
 
 
-def joint_test(fit: Any, L: np.ndarray) -> dict[str, float]:
-    """F test of ``L beta = 0`` (several rows) with Satterthwaite denominator df, as lmerTest's
-    ``contestMD`` (the ``anova()`` table of an ``lmer`` fit): ``fit`` is an
-    :class:`impactstudy.model.stats.lmm.LmmFit`.
+def joint_test(fit: Any, L: np.ndarray, ddf: str = "satterthwaite") -> dict[str, float]:
+    """F test of ``L beta = 0`` (several rows), as lmerTest's ``contestMD`` (the ``anova()`` table of an
+    ``lmer`` fit): ``fit`` is an :class:`impactstudy.model.stats.lmm.LmmFit`, ``ddf`` its df method.
+
+    Kenward-Roger: pbkrtest's ``KRmodcomp`` (= lmerTest's ``anova(ddf = "Kenward-Roger")``), the scaled F
+    on the adjusted covariance (:func:`impactstudy.model.stats.lmm.kenward_roger_f`), on the hypothesis
+    rotated as below (the same hypothesis, of full rank). Satterthwaite:
 
     The hypothesis is rotated to the eigenvectors of ``L V L'``; each rotated row has a 1-df t statistic
     and Satterthwaite df ``nu_m``; ``F = sum t_m^2 / q`` and, with ``E = sum nu_m / (nu_m - 2)`` over
@@ -105,6 +109,8 @@ def joint_test(fit: Any, L: np.ndarray) -> dict[str, float]:
     if q == 0:
         return {"F": np.nan, "num_df": 0.0, "den_df": np.nan, "p_value": np.nan}
     PtL = vectors.T @ L
+    if ddf == "kenward-roger":
+        return {"method": ddf, **kenward_roger_f(PtL, fit.beta, fit.vcov, fit.vcov_kr, fit.kr_p, fit.kr_w)}
     t2 = (PtL @ fit.beta) ** 2 / values
     nu = []
     for row, var in zip(PtL, values):
@@ -114,13 +120,13 @@ def joint_test(fit: Any, L: np.ndarray) -> dict[str, float]:
     nu = np.asarray(nu)
     F = float(t2.sum() / q)
     if q == 1:
-        ddf = float(nu[0])
+        den = float(nu[0])
     else:
         big = nu > 2
         E = float(np.sum(nu[big] / (nu[big] - 2)))
-        ddf = 2 * E / (E - q) if E > q else float(max(nu.min(), 1.0))  # lmerTest: fall back to the smallest nu
-    p = float(stats.f.sf(F, q, ddf)) if np.isfinite(ddf) else float(stats.chi2.sf(F * q, q))
-    return {"F": F, "num_df": float(q), "den_df": ddf, "p_value": p}
+        den = 2 * E / (E - q) if E > q else float(max(nu.min(), 1.0))  # lmerTest: fall back to the smallest nu
+    p = float(stats.f.sf(F, q, den)) if np.isfinite(den) else float(stats.chi2.sf(F * q, q))
+    return {"method": "satterthwaite", "F": F, "num_df": float(q), "den_df": den, "p_value": p}
 
 
 def baseline_adjusted_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str], contrasts: Sequence[Contrast],

@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, sparse
+from scipy import linalg, optimize, sparse, stats
 
 from impactstudy.errors import DataError
 from impactstudy.model.stats import tidy
@@ -362,6 +362,27 @@ def _kenward_roger(b: _Blocks, s: np.ndarray, phi: np.ndarray) -> _KenwardRoger:
 def kenward_roger_df(L: np.ndarray, vcov: np.ndarray, p_mats: np.ndarray, w: np.ndarray) -> float:
     """pbkrtest's ``Lb_ddf``: Kenward-Roger denominator df for the hypothesis ``L beta = 0`` (L: q x p
     or a vector), from the unadjusted ``vcov`` and ``vcovAdj``'s ``P`` and ``W``."""
+    return _kr_aux(L, vcov, p_mats, w)[1]
+
+
+def kenward_roger_f(L: np.ndarray, beta: np.ndarray, vcov: np.ndarray, vcov_adj: np.ndarray, p_mats: np.ndarray,
+                    w: np.ndarray) -> dict[str, float]:
+    """pbkrtest's ``KRmodcomp`` F test of ``L beta = 0`` (L: q x p of rank q), which lmerTest's
+    ``anova(ddf = "Kenward-Roger")`` reports too: ``F = lambda * W / q`` with the Wald statistic ``W`` on
+    the adjusted covariance ``vcov_adj``, the scaling ``lambda = ddf (1 - A2/q) / (ddf - 2)`` (1 when ddf is
+    within 0.01 of 2) and the Kenward-Roger ddf."""
+    lm = np.atleast_2d(np.asarray(L, dtype=float))
+    q = lm.shape[0]
+    a2, ddf = _kr_aux(lm, vcov, p_mats, w)
+    scaling = 1.0 if abs(ddf - 2) < 1e-2 else ddf * (1 - a2 / q) / (ddf - 2)
+    lb = lm @ beta
+    wald = float(lb @ np.linalg.solve(lm @ vcov_adj @ lm.T, lb))
+    F = scaling * wald / q
+    return {"F": F, "num_df": float(q), "den_df": ddf, "p_value": float(stats.f.sf(F, q, ddf)), "F_scaling": scaling}
+
+
+def _kr_aux(L: np.ndarray, vcov: np.ndarray, p_mats: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """pbkrtest's ``.KR_adjust`` pieces: ``A2`` and the denominator df of ``L beta = 0``."""
     lm = np.atleast_2d(np.asarray(L, dtype=float))
     q = lm.shape[0]
     theta = lm.T @ np.linalg.solve(lm @ vcov @ lm.T, lm)
@@ -378,7 +399,7 @@ def kenward_roger_df(L: np.ndarray, vcov: np.ndarray, p_mats: np.ndarray, w: np.
     v1, v2 = 1 - c2 * big_b, 1 - c3 * big_b
     ratio = 0.0 if v1 == 0 else (1 - a2 / q) / v1  # pbkrtest's .divZero
     rho = ratio**2 * v0 / v2 / q
-    return float(4 + (q + 2) / (q * rho - 1))
+    return a2, float(4 + (q + 2) / (q * rho - 1))
 
 
 def _gram_root(x: np.ndarray) -> np.ndarray:

@@ -9,11 +9,13 @@ respondents do not recur there are no pairs, and the rows say so.
 - p-value: exact McNemar, the two-sided binomial test on the discordant pairs (statsmodels
   ``mcnemar(table, exact=True)``; R: ``binom.test(b, b + c, 0.5)``).
 - estimate: difference in proportions, later - earlier, ``(n01 - n10) / n``.
-- CI: Newcombe's (1998) hybrid score ("square-and-add") interval for paired proportions, method 10,
-  which combines the Wilson intervals of the two margins with a corrected phi correlation, as in
-  Fagerland, Lydersen & Laake (2017) "Statistical Analysis of Contingency Tables", ch. 8; unlike the
-  Wald interval it keeps its coverage with few pairs. ``std_error`` is the large-sample
-  ``sqrt(n10 + n01 - (n10 - n01)^2 / n) / n``, for reference; the CI is not built from it.
+- CI: the interval that inverts the same exact test (:func:`exact_mcnemar_interval`: Clopper–Pearson on
+  the discordant pairs, R ``binom.test(n01, n01 + n10)$conf.int`` mapped to the difference), so a row's
+  interval excludes 0 exactly when its p is below 0.05 — an interval and a p-value that can disagree
+  would let a table say two things. Newcombe's (1998) hybrid score interval (method 10; Fagerland,
+  Lydersen & Laake 2017, ch. 8) stays available (``mcnemar_row(..., interval="newcombe")``).
+  ``std_error`` is the large-sample ``sqrt(n10 + n01 - (n10 - n01)^2 / n) / n``, for reference; the CI
+  is not built from it.
 - Wilson intervals for single proportions: statsmodels ``proportion_confint(method="wilson")``.
 """
 
@@ -125,10 +127,11 @@ def mcnemar_paired(
             else:
                 reason = ""
             if reason:
-                rows.append(tidy.make_row("mcnemar", later, earlier, label, correction=CORRECTION, warning=reason,
-                                          **counts))
+                rows.append(tidy.make_row("mcnemar", later, earlier, label, correction=EXACT_CORRECTION,
+                                          warning=reason, **counts))
                 continue
-            values = mcnemar_row(pairs["value_earlier"].to_numpy(), pairs["value_later"].to_numpy(), conf_level)
+            values = mcnemar_row(pairs["value_earlier"].to_numpy(), pairs["value_later"].to_numpy(), conf_level,
+                                 interval="exact")
             rows.append(tidy.make_row("mcnemar", later, earlier, label, **counts, **values))
     return tidy.to_frame(rows)
 
