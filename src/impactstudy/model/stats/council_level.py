@@ -29,6 +29,7 @@ for the t references of ``cr2`` and ``cr2_council``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,14 +49,11 @@ MIN_COUNCILS = 3  # a paired or council-level test on fewer councils is not esti
 def fit_cr2(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str], contrasts: Sequence[tidy.Contrast],
             group: str | None = None, conf_level: float = 0.95) -> pd.DataFrame:
     """``cr2`` rows: OLS of the answers on the wave (x group) design, CR2 by council, Bell–McCaffrey df."""
-    sample = tidy.sample(data, wave_order, group)
-    design, reason = _design(sample)
-    if design is None:
-        return _failed("cr2", sample, contrasts, reason, CR2)
-    d = sample.frame
-    y = d["value"].to_numpy(float)
+    sample, design, y, council, failed = _answers("cr2", CR2, data, wave_order, contrasts, group)
+    if failed is not None:
+        return failed
     beta, resid = wls(design.X, y)
-    vcov = cr2_vcov(design.X, resid, d["council_code"].cat.codes.to_numpy())
+    vcov = cr2_vcov(design.X, resid, council)
     return tidy.wald_rows("cr2", sample, contrasts, correction=CR2, design=design,
                           test=lambda L: vcov.test(L, beta, conf_level), cell_problem=_too_few(sample))
 
@@ -110,13 +108,9 @@ def wild_bootstrap_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[s
                         conf_level: float = 0.95) -> pd.DataFrame:
     """``wild_bootstrap`` rows: the ``cr2`` model's contrasts tested by the restricted wild cluster
     bootstrap with Webb weights (p-value and its floor), with the interval that inverts the test."""
-    sample = tidy.sample(data, wave_order, group)
-    design, reason = _design(sample)
-    if design is None:
-        return _failed("wild_bootstrap", sample, contrasts, reason, WILD)
-    d = sample.frame
-    y = d["value"].to_numpy(float)
-    council = d["council_code"].cat.codes.to_numpy()
+    sample, design, y, council, failed = _answers("wild_bootstrap", WILD, data, wave_order, contrasts, group)
+    if failed is not None:
+        return failed
 
     def test(L: np.ndarray) -> dict[str, object]:
         res = permutation.wild_cluster_bootstrap(design.X, y, council, L, conf_level=conf_level)
@@ -128,6 +122,20 @@ def wild_bootstrap_rows(data: pd.DataFrame | tidy.Sample, wave_order: Sequence[s
 
     return tidy.wald_rows("wild_bootstrap", sample, contrasts, correction=WILD, design=design, test=test,
                           cell_problem=_too_few(sample))
+
+
+def _answers(model: str, correction: str, data: pd.DataFrame | tidy.Sample, wave_order: Sequence[str],
+             contrasts: Sequence[tidy.Contrast], group: str | None) -> tuple[
+                 tidy.Sample, Any, np.ndarray, np.ndarray, pd.DataFrame | None]:
+    """What the answer-level models (``cr2``, ``wild_bootstrap``) fit: the sample, its design (a
+    :class:`WaveDesign`), the answers and their councils' codes; or the model's failed rows (last item,
+    the design None) when the design cannot be had."""
+    sample = tidy.sample(data, wave_order, group)
+    design, reason = _design(sample)
+    if design is None:
+        return sample, design, np.empty(0), np.empty(0, dtype=int), _failed(model, sample, contrasts, reason, correction)
+    d = sample.frame
+    return sample, design, d["value"].to_numpy(float), d["council_code"].cat.codes.to_numpy(), None
 
 
 def _design(sample: tidy.Sample) -> tuple[WaveDesign | None, str]:
