@@ -72,6 +72,9 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
     text = coverage.markdown(summary, {"date": "today", "commit": "abc", "seconds": 1.0, "where": "here",
                                        "studies": "4", "requested": 4})
     assert "| lmm (satterthwaite) | 6 | 1-4 |" in text and "| lmm (kenward-roger) | 6 | 1-4 |" in text and "τ = 0.3" in text
+    # the key findings' rows (below few_councils: the sign-flip test), with their verdicts
+    assert "| sign_flip | 6 | 1-4 | 0.3 | 4 | " in text and "too few intervals to judge (8)" in text
+    assert "pooled over τ" in text
     # the workers' child processes end with the clusters (they were left behind as orphans once)
     assert _our_orphans(started) == []
 

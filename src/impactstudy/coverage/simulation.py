@@ -54,6 +54,7 @@ TOLERANCE = 0.02  # coverage within the stated level +- 2 points
 MAX_SIZE = 0.06  # rejection rate under no effect
 JUDGED_FROM = 200  # intervals (tests) a cell needs before a miss is marked: Monte-Carlo SE <= 1.5 points
 KEY_CONTRAST = "follow_up - baseline"  # the key findings' contrast: the last wave against the first
+FEW_COUNCILS = 20  # the demo's [models] few_councils
 POOLED_COUNCILS = 1200  # councils pooled for the pseudo-true values, at least ...
 POOLED_COPIES = 40  # ... this many studies' worth: the truth's SE at most 1/sqrt(40) of one study's
 PSEUDO_MODELS = ("ordinal", "wilcoxon")  # fitted to the pooled councils for their estimands' truths
@@ -548,6 +549,76 @@ def _cell(r: pd.Series) -> str:
     return f"{cov} / {size}"
 
 
+def key_model(councils: int, few_councils: int = FEW_COUNCILS, lmm_df: str = "satterthwaite") -> str:
+    """The row the key findings state for a Likert measure with ``councils`` councils (as
+    :func:`impactstudy.report.findings.key_findings` chooses it): the council-level sign-flip test below
+    ``few_councils``, else the LMM with the study's df method (as :func:`summarise` names it)."""
+    from impactstudy.report import findings
+
+    return findings.COUNCIL_LEVEL if councils < few_councils else f"{findings.PRIMARY['likert']} ({lmm_df})"
+
+
+def verdict(r: pd.Series) -> str:
+    """Whether a summary row's interval covers and its test holds size, in words (:data:`JUDGED_FROM`)."""
+    parts = []
+    if math.isnan(r["coverage"]):
+        parts.append("no interval")
+    elif r["intervals"] < JUDGED_FROM:
+        parts.append(f"too few intervals to judge ({r['intervals']})")
+    else:
+        parts.append("covers" if r["coverage_ok"] else ("over-covers" if r["coverage"] > r["level"] else "UNDER-COVERS"))
+    if not math.isnan(r["size"]):
+        if r["tests"] < JUDGED_FROM:
+            parts.append(f"size: too few tests ({r['tests']})")
+        else:
+            parts.append("holds size" if r["size_ok"] else "SIZE TOO HIGH")
+    return "; ".join(parts)
+
+
+def key_findings_section(summary: pd.DataFrame) -> list[str]:
+    """The rows the key findings use (:func:`key_model`, overall, :data:`KEY_CONTRAST`), per cell, with
+    coverage ± Monte-Carlo SE, size and a verdict, for both df methods of the LMM."""
+    key = summary[(summary["contrast"] == KEY_CONTRAST) & (summary["groups"] == "all")]
+    lines = ["## The key findings' intervals", "",
+             f"Below {FEW_COUNCILS} councils a key finding states the sign-flip test's interval (council-weighted "
+             "change; at the level it can reach with so few councils), from "
+             f"{FEW_COUNCILS} on the LMM's (respondent-weighted change), with the df method of `[models] lmm_df`; "
+             "both LMM df methods are shown. `coverage ± MC SE / size`, verdict from "
+             f"{JUDGED_FROM} intervals (tests) on: coverage within {100 * TOLERANCE:.0f} points of the stated level, "
+             f"size at most {100 * MAX_SIZE:.0f}%.", "",
+             "| row | councils | respondents | τ | studies | level % | coverage % ± MC SE | size % | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (councils, respondents, tau), g in key.groupby(["councils", "respondents", "tau"], sort=True):
+        models = {key_model(councils, lmm_df=d) for d in ("satterthwaite", "kenward-roger")}
+        for r in g[g["model"].isin(models)].itertuples():
+            row = pd.Series(r._asdict())
+            lines.append(f"| {r.model} | {councils} | {respondents} | {tau:g} | {r.studies} | {100 * r.level:.0f} | "
+                         f"{_pct(r.coverage)} ± {_pct(r.coverage_se)} | {_pct(r.size)} | {verdict(row)} |")
+    return lines + [""]
+
+
+def pooled_section(summary: pd.DataFrame) -> list[str]:
+    """Every model's :data:`KEY_CONTRAST` rows pooled over τ (three times the intervals, a third of the
+    Monte-Carlo error), overall and within status."""
+    key = summary[summary["contrast"] == KEY_CONTRAST]
+    lines = [f"## `{KEY_CONTRAST}`, every model, pooled over τ", "",
+             "Each cell: `coverage ± MC SE / size` (%), the three τ cells' intervals and tests together, and the verdict.",
+             "", "| model | groups | councils | respondents | studies | coverage % ± MC SE | size % | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (model, groups, councils, respondents), g in key.groupby(["model", "groups", "councils", "respondents"],
+                                                                  sort=True):
+        n, t = g["intervals"].sum(), g["tests"].sum()
+        cov = float((g["coverage"] * g["intervals"]).sum() / n) if n else math.nan
+        size = float((g["size"] * g["tests"]).sum() / t) if t else math.nan
+        level = float((g["level"] * g["intervals"]).sum() / n) if n else LEVEL
+        row = pd.Series({"coverage": cov, "intervals": n, "level": level, "size": size, "tests": t,
+                         "coverage_ok": abs(cov - level) <= TOLERANCE, "size_ok": size <= MAX_SIZE})
+        se = math.sqrt(cov * (1 - cov) / n) if n else math.nan
+        lines.append(f"| {model} | {groups} | {councils} | {respondents} | {int(g['studies'].max())} | "
+                     f"{_pct(cov)} ± {_pct(se)} | {_pct(size)} | {verdict(row)} |")
+    return lines + [""]
+
+
 def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
     """``docs/coverage.md``: what is simulated, how it was run, then coverage / size per model x councils x
     tau for the key findings' contrast (overall and within status), and every contrast for reference."""
@@ -573,6 +644,8 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
         "1,000 intervals (500 studies x 2 measures).",
         "",
     ]
+    lines += key_findings_section(summary)
+    lines += pooled_section(summary)
     key = summary[summary["contrast"] == KEY_CONTRAST]
     for groups, title in (("all", "overall (group `all`): the key findings' rows"),
                           ("by status", "within each status (pooled over the four statuses)")):
