@@ -86,16 +86,19 @@ def paired_t(
     group: str | None = None,
     conf_level: float = 0.95,
 ) -> pd.DataFrame:
-    """Paired t test of council means (later - earlier), scipy ``ttest_rel``; ``df`` = councils - 1."""
+    """Paired t test of council means (later - earlier), as scipy ``ttest_rel`` (and R ``t.test(paired =
+    TRUE)``); ``df`` = councils - 1. The t statistic, interval and p-value are computed with the
+    ``scipy.special`` functions ``ttest_rel`` evaluates (:func:`tidy.interval`), without its argument
+    handling: ~3 ms a test, which the coverage simulation's thousands of tests felt."""
 
     def test(diff: np.ndarray) -> dict[str, object]:
         if np.ptp(diff) == 0:
             return {"estimate": float(diff[0]), "std_error": 0.0, "df": float(len(diff) - 1),
                     "warning": "every council changed by the same amount; no t statistic"}
-        res = stats.ttest_rel(diff, np.zeros_like(diff))
-        ci = res.confidence_interval(conf_level)
-        return {"estimate": float(diff.mean()), "std_error": float(stats.sem(diff)), "ci_low": float(ci.low),
-                "ci_high": float(ci.high), "p_value": float(res.pvalue), "df": float(res.df)}
+        n = len(diff)
+        estimate, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(n))
+        lo, hi, p = tidy.interval(estimate, se, float(n - 1), conf_level)
+        return {"estimate": estimate, "std_error": se, "ci_low": lo, "ci_high": hi, "p_value": p, "df": float(n - 1)}
 
     return paired_rows("paired_t", "none (t reference, df=n-1)", data, wave_order, contrasts, group, test)
 
