@@ -518,22 +518,28 @@ should reject a true null hypothesis in at most 5% (here: at most 6%, allowing f
 This page checks both by simulation, with the demo generator (docs/demo.md) as the model of the data.
 
 **Studies.** Each simulated study is the demo study (councils sampled from England's, a quarter on
-Notice to Improve; 1–4 respondent seats per council with replacement, status-dependent response and,
-from 12 councils, whole councils dropping out) made in memory, two of its effectiveness measures:
-`{effect}` (true change from baseline to follow-up +0.35 on the latent scale for an Adequate council,
-1.8x for Notice to Improve, 0.6x Good, 0.3x Outstanding) and `{null}` (no true change). Each council's
-change varies around its status's change with standard deviation τ at the follow-up (reached along the
+Notice to Improve; 1–4 respondent seats per council — or 20–40 in the second grid, where a council's
+change is replicated by many answers — with replacement, status-dependent response and, from 12
+councils, whole councils dropping out) made in memory, two of its effectiveness measures: `{effect}`
+(true change from baseline to follow-up +0.35 on the latent scale for an Adequate council, 1.8x for
+Notice to Improve, 0.6x Good, 0.3x Outstanding) and `{null}` (no true change). Each council's change
+varies around its status's change with standard deviation τ at the follow-up (reached along the
 trajectory: 0.4 τ at early impact), the council-level heterogeneity the primary model has to allow for.
 
 **Models.** Every model the model stage fits to a Likert measure, fitted by the stage's own
-`fitting.fit_measure` (so every correction it applies below `few_councils` = 20 councils applies here),
-overall and within each status, for every contrast.
+`fitting.fit_measure` (so every correction it applies below `few_councils` = 20 councils, and the GEE's and
+ordinal model's below 40 councils in a row's group level, applies here), overall and within each status,
+for every contrast; the LMM's rows once per df method (Satterthwaite, Kenward–Roger), from one fit.
 
-**Truth.** Mean-change rows (LMM, GEE, paired t, Wilcoxon's shift) are judged against the change in the
-expected observed 1–5 score, the statuses weighted by their number of councils (`truth.json`'s
-`effects`); the ordinal model's log odds ratio against its pseudo-true value (the same model fitted to
-about {pooled} councils of the same design pooled). A row counts when its interval exists; an interval
-below 95% (an exact Wilcoxon interval with few councils) is judged against its own stated level.
+**Truth.** Each row is judged against the true value of its own `estimand` (the model stage's column):
+a council-weighted mean change (paired t, sign-flip, `cr2_council`) against the change in the expected
+observed 1–5 score with the statuses weighted by their number of councils (`truth.json`'s `effects`); a
+respondent-weighted mean change (LMM, GEE, `cr2`, wild bootstrap) overall against the statuses' changes
+weighted by their share of the answers at the two waves (within a status both weightings are the
+status's change); the pseudo-median shift (Wilcoxon) and the ordinal model's log odds ratio against
+their pseudo-true values (the same model fitted to at least {pooled} councils of the same design pooled,
+40 studies' worth or more). A row counts when its interval exists; an interval below 95% (an exact test
+with few councils) is judged against its own stated level.
 """
 
 

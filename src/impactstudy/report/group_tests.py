@@ -49,8 +49,18 @@ def interaction_block(ctx: Context, s: Section, covariate: str, measures: list[M
            "by different amounts.")
     s.table(table(f"interaction-{covariate}", f"Test that change is the same in every group of {covariate.replace('_', ' ')}",
                   shown, numeric=["F (df)", "p-value", "q-value"],
-                  notes=["Wave × group interaction in the linear mixed model, F test with Satterthwaite denominator "
-                         "degrees of freedom; q-values Benjamini–Hochberg across measures.", *notes]))
+                  notes=["Wave × group interaction in the linear mixed model, F test with "
+                         f"{_df_method(t for _, t in rows)}; q-values Benjamini–Hochberg across measures.", *notes]))
+
+
+DF_METHODS = {"satterthwaite": "Satterthwaite denominator degrees of freedom (as lmerTest)",
+              "kenward-roger": "Kenward–Roger scaling and denominator degrees of freedom (as pbkrtest)"}
+
+
+def _df_method(tests: object) -> str:
+    """The df method(s) of the interaction tests (``models.json``'s ``method``; Satterthwaite before it was recorded)."""
+    methods = sorted({str(t.get("method", "satterthwaite")) for t in tests})  # type: ignore[attr-defined]
+    return " / ".join(DF_METHODS.get(m, m) for m in methods)
 
 
 def difference_block(ctx: Context, s: Section, covariate: str, measures: list[Measure], notes: Sequence[str] = ()) -> None:
@@ -95,7 +105,7 @@ def difference_block(ctx: Context, s: Section, covariate: str, measures: list[Me
     s.table(table(f"group-differences-{covariate}", f"Change from the first wave to the last: each group against the largest "
                   f"({ctx.contrast_label(last)})", shown, numeric=list(shown.columns[2:]),
                   notes=["Difference in change: the group's change minus the largest group's, from the linear mixed "
-                         "model with a wave × group interaction (Satterthwaite df); q-values across measures. Adjusted: "
+                         f"model with a wave × group interaction ({'; '.join(sorted(set(raw['correction'].dropna()) - {''})) or 'Satterthwaite df'}); q-values across measures. Adjusted: "
                          "the same difference in council means, allowing for each council's mean at the first wave "
                          "(ordinary least squares over councils answering both waves).", *notes]))
     if caution:
