@@ -112,7 +112,7 @@ def test_large_sample_conventions_are_the_ones_r_was_asked_for(paired: pd.DataFr
         estimated = rows[~overall & rows["std_error_py"].notna()]
         assert len(estimated) and estimated["correction"].str.contains("t reference").all()
         assert (estimated["df_py"] < estimated["n_councils_py"]).all()
-    assert (paired.loc[paired["model"] == "lmm", "correction"] == fitting.SATTERTHWAITE).all()
+    assert (paired.loc[paired["model"] == "lmm", "correction"] == fitting.KENWARD_ROGER).all()  # the default lmm_df
 
 
 def test_lmm_fixed_effects_and_variance_components_agree_with_lme4(reference: dict, fitted: dict):

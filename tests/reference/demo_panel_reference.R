@@ -5,7 +5,7 @@
 # pipeline fits to those measures, overall and within each level of the council covariate `status`:
 #
 #   lmm       lmer(value ~ wave [* status] + (1 | council_code) + (1 | council_code:wave) +
-#             (1 | council_code:respondent_id)), REML; lmerTest::contest1D (Satterthwaite df) for each
+#             (1 | council_code:respondent_id)), REML; lmerTest::contest1D (Kenward-Roger SE and df, via pbkrtest) for each
 #             contrast (the council:wave term only while there are fewer council x wave cells than rows,
 #             as in the pipeline)
 #   gee       geeglm(value ~ wave [* status], id = council, corstr = "exchangeable", std.err = "san.se"),
@@ -104,12 +104,12 @@ for (measure in c("eff_leadership", "eff_voice", "improvement_plan")) {
   for (by_status in c(FALSE, TRUE)) {
     rhs <- if (by_status) "wave * status" else "wave"
     if (measure != "improvement_plan") {
-      # ---- LMM with Satterthwaite contrasts ----------------------------------------------------
+      # ---- LMM with Kenward-Roger contrasts (the stage's default [models] lmm_df) -------------------
       cw <- if (nlevels(interaction(d$council_code, d$wave, drop = TRUE)) < nrow(d)) "+ (1 | council_code:wave)" else ""
       m <- lmer(as.formula(paste("value ~", rhs, "+ (1 | council_code)", cw, "+ (1 | council_code:respondent_id)")),
                 data = d, REML = TRUE, control = ctrl)
       vc <- as.data.frame(VarCorr(m))
-      co <- summary(m)$coefficients
+      co <- summary(m, ddf = "Kenward-Roger")$coefficients
       lmm_fits[[length(lmm_fits) + 1]] <- list(
         measure = measure, group_by = if (by_status) "status" else "", terms = rownames(co),
         beta = unname(fixef(m)), se = unname(co[, "Std. Error"]), df = unname(co[, "df"]),
@@ -120,7 +120,7 @@ for (measure in c("eff_leadership", "eff_voice", "improvement_plan")) {
         var_residual = vc$vcov[vc$grp == "Residual"], reml_criterion = unname(REMLcrit(m)),
         n_obs = nobs(m), singular = isSingular(m))
       for (ct in contrast_vectors(d, by_status, names(fixef(m)))) {
-        r <- contest1D(m, ct$L, confint = TRUE)
+        r <- contest1D(m, ct$L, confint = TRUE, ddf = "Kenward-Roger")
         add(c(list(measure = measure, model = "lmm", contrast = ct$contrast, group = ct$group,
                    estimate = r$Estimate, std_error = r$`Std. Error`, ci_low = r$lower, ci_high = r$upper,
                    p_value = r$`Pr(>|t|)`, df = r$df), cell_counts(d, ct)))

@@ -555,7 +555,7 @@ def _cell(r: pd.Series) -> str:
     return f"{cov} / {size}"
 
 
-def key_model(councils: int, few_councils: int = FEW_COUNCILS, lmm_df: str = "satterthwaite") -> str:
+def key_model(councils: int, few_councils: int = FEW_COUNCILS, lmm_df: str = "kenward-roger") -> str:
     """The row the key findings state for a Likert measure with ``councils`` councils (as
     :func:`impactstudy.report.findings.key_findings` chooses it): the council-level sign-flip test below
     ``few_councils``, else the LMM with the study's df method (as :func:`summarise` names it)."""

@@ -179,7 +179,7 @@ class ModelSettings:
     time_since_intervention: TimeSinceIntervention | None = None
     workers: int | None = None
     ipw_truncate: tuple[float, float] = (1.0, 99.0)  # percentiles at which retention weights are truncated
-    lmm_df: str = "satterthwaite"  # the LMM's degrees of freedom: LMM_DF_METHODS
+    lmm_df: str = "kenward-roger"  # the LMM's degrees of freedom: LMM_DF_METHODS (docs/coverage.md: why this default)
 
 
 CODING_RULES = ("primary", "either", "both")
@@ -678,7 +678,7 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
     sec = _Section(data or {}, "models", source)
     sec.check_keys(("few_councils", "flag_councils", "time_since_intervention", "time_since_review", "workers",
                     "ipw_truncate", "lmm_df"))
-    lmm_df = sec.get("lmm_df", str, "satterthwaite")
+    lmm_df = sec.get("lmm_df", str, "kenward-roger")
     if lmm_df not in LMM_DF_METHODS:
         raise sec.error(f"lmm_df = '{lmm_df}'{_suggest(lmm_df, LMM_DF_METHODS)}; use one of {', '.join(LMM_DF_METHODS)}")
     # `time_since_review` is the section's name before the rename (docs/data-contracts.md, "Renamed"): still read
