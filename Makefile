@@ -1,6 +1,8 @@
 # impactstudy — `make help` lists the targets. STUDY selects the study (pipelines/$(STUDY)/study.toml).
 STUDY ?= demo
 STUDIES ?= 500
+WORKERS ?= 2
+COVERAGE_GRID ?= 1-4,20-40@6/20/40
 SCHEDULER ?=
 PYTHON ?= python3
 VENV := .venv
@@ -65,8 +67,8 @@ bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes 
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/impact_bench.py
 
-coverage: $(VENV)/.installed ## Simulate STUDIES (500) studies per setting on Dask (SCHEDULER=tcp://host:8786 for a cluster): every model's interval coverage and test size, in docs/coverage.md
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m impactstudy.coverage --studies $(STUDIES) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) --docs docs/coverage.md
+coverage: $(VENV)/.installed ## Simulate STUDIES (500) studies per setting on Dask (WORKERS=2 local; SCHEDULER=tcp://host:8786 for a cluster): every model's interval coverage and test size, in docs/coverage.md
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m impactstudy.coverage --studies $(STUDIES) --respondents "$(COVERAGE_GRID)" $(if $(SCHEDULER),--scheduler $(SCHEDULER),--workers $(WORKERS)) --docs docs/coverage.md
 	$(BIN)/python bench/impact_coverage.py --panels 400  # the impact stage's overall ATT (bench/impact_coverage.json)
 
 clean: ## Remove the study's processed data and reports (never data/raw)

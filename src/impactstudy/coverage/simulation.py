@@ -603,6 +603,27 @@ def key_findings_section(summary: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+WHAT_THE_REPORT_DOES = """\
+## What the report does about the misses
+
+- **Key findings** rest on the sign-flip test below `few_councils` and on the LMM (Kenward–Roger, the
+  default `[models] lmm_df`) from there on: the table above is their evidence. A cell marked
+  UNDER-COVERS or SIZE TOO HIGH there is a miss of a key finding's interval; "too few intervals to
+  judge" means the run did not reach the 100 studies (200 intervals) a verdict needs.
+- **Ordinal rows** (log odds ratio of the answers given): the model has no council term, so where
+  councils of one kind answer or drop out more its "no change" test rejects far too often (see its size
+  above, worst with many respondents per council). Its estimand is named as such in `contrasts.csv`; no
+  key finding rests on it and no "models disagree" sentence compares it with another row (it is the only
+  row of its estimand).
+- **GEE and ordinal rows within a group level** use the small-sample correction of the councils behind
+  the level (below 40): the status rows that covered 75–86% at 20 councils before.
+- **Wilcoxon** estimates a pseudo-median shift, not the mean change: it is judged against its own
+  pseudo-true value and compared with no mean-change row.
+- **Within-status and between-status rows** are pooled over the statuses of one study, so their tests are
+  not independent: read their verdicts as a screen, their Monte-Carlo SE as too small.
+"""
+
+
 def pooled_section(summary: pd.DataFrame) -> list[str]:
     """Every model's :data:`KEY_CONTRAST` rows pooled over τ (three times the intervals, a third of the
     Monte-Carlo error), overall and within status."""
@@ -648,9 +669,11 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
         f"tests in the cell: fewer cannot tell a miss from chance); `n/a`: no interval (too few councils).",
         f"- Monte-Carlo standard error of a coverage of 95% from n intervals: √(0.95·0.05/n), 0.7 points for "
         "1,000 intervals (500 studies x 2 measures).",
+        *(f"- {note}" for note in info.get("notes", ())),
         "",
     ]
     lines += key_findings_section(summary)
+    lines += WHAT_THE_REPORT_DOES.splitlines() + [""]
     lines += pooled_section(summary)
     key = summary[summary["contrast"] == KEY_CONTRAST]
     for groups, title in (("all", "overall (group `all`): the key findings' rows"),
@@ -717,6 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "model; a run of some models replaces their rows from earlier runs)")
     parser.add_argument("--docs", type=Path, default=None, help="write the summary as Markdown here")
     parser.add_argument("--summary-only", action="store_true", help="summarise what is in --results, run nothing")
+    parser.add_argument("--note", action="append", default=[], help="a line for the page's 'This run' list "
+                        "(how the results were run, e.g. the machine's load); may be repeated")
     args = parser.parse_args(argv)
     cells = cells_of(args.respondents, _numbers(args.councils, int), _numbers(args.tau, float))
     info: dict[str, Any] = {"seconds": 0.0, "commit": git_commit(), "tasks_run": 0, "where": "(summary only)"}
@@ -733,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info["commit"] = ", ".join(sorted(rows["commit"].dropna().astype(str).unique()))
     info.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 studies=(f"{int(done.min())}" if done.min() == done.max() else f"{int(done.min())}–{int(done.max())}"),
-                requested=args.studies, pooled=args.pooled_councils)
+                requested=args.studies, pooled=args.pooled_councils, notes=args.note)
     write_parquet(args.results / "summary.parquet", summary)
     if args.docs is not None:
         write_text(args.docs, markdown(summary, info))
