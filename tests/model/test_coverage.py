@@ -12,6 +12,7 @@ from distributed import LocalCluster
 
 from impactstudy import coverage
 from impactstudy.coverage import simulation
+from impactstudy.model import fitting
 from impactstudy.report import findings
 
 FEW = 20  # the demo's [models] few_councils
@@ -58,7 +59,7 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
     ordinal = rows[rows["model"] == "ordinal"]
     assert ordinal["truth"].notna().all()
     pseudo = pd.read_parquet(folder / "pseudo-truth.parquet")
-    assert {"log odds ratio", "pseudo-median shift of council changes", "respondent-weighted mean change"} <= set(
+    assert {fitting.ORDINAL_ESTIMAND, "pseudo-median shift of council changes", "respondent-weighted mean change"} <= set(
         pseudo["estimand"])
     truth = coverage.truth(cells[0]).set_index(["measure", "contrast", "group"])["truth"]
     for model, same in (("paired_t", True), ("lmm", False), ("wilcoxon", False)):
