@@ -5,7 +5,8 @@ one Heading 1 per section (so one per research aim), Heading 2 for the sections'
 (key findings included) as ordinary paragraphs and bullet lists a researcher edits, every table as a Word
 table (header row repeated on each page, numbers right-aligned) with its caption and notes, and every
 chart as its 300-dpi PNG with the chart's alt text as the picture's description, its title and subtitle
-as a caption above it, followed by its data table. Withheld cells are ``[c]`` with the footnote.
+as a caption above it (so the picture is the chart without its title block: the title appears once),
+followed by its data table. Withheld cells are ``[c]`` with the footnote.
 """
 
 from __future__ import annotations
@@ -87,23 +88,25 @@ def _table(doc: Any, item: Table, footnote: str | None) -> None:
         doc.add_paragraph(footnote)
 
 
-def _figure(doc: Any, block: dict[str, Any], png: Path, footnote: str | None) -> None:
+def _figure(doc: Any, block: dict[str, Any], footnote: str | None) -> None:
     from docx.shared import Cm
 
     chart = block["chart"]
-    doc.add_paragraph(chart.title, style="Caption")
+    heading = [doc.add_paragraph(chart.title, style="Caption")]
     if chart.subtitle:
-        doc.add_paragraph(chart.subtitle)
-    picture = doc.add_picture(io.BytesIO(png.read_bytes()), width=Cm(WIDTH_CM))
+        heading.append(doc.add_paragraph(chart.subtitle))
+    for paragraph in heading:  # the caption stays on the page of its picture
+        paragraph.paragraph_format.keep_with_next = True
+    # the picture without its title block: the caption above is the title (the exported PNG keeps it)
+    picture = doc.add_picture(io.BytesIO(chart.body_png), width=Cm(WIDTH_CM))
     properties = picture._inline.docPr  # the picture's name and description: what a screen reader reads
     properties.set("descr", chart.alt)
     properties.set("title", chart.title)
     _table(doc, block["table"], footnote)
 
 
-def write_document(path: Path, sections: Iterable[Any], title: str, banner: str, figures_dir: Path,
-                   footnote: str | None) -> None:
-    """Write the report's ``sections`` as ``path`` (.docx); the charts' PNGs are read from ``figures_dir``."""
+def write_document(path: Path, sections: Iterable[Any], title: str, banner: str, footnote: str | None) -> None:
+    """Write the report's ``sections`` as ``path`` (.docx), each chart as its PNG without the title block."""
     import docx
     from docx.enum.style import WD_STYLE_TYPE
     from docx.shared import Pt
@@ -138,7 +141,7 @@ def write_document(path: Path, sections: Iterable[Any], title: str, banner: str,
             elif kind == "table":
                 _table(doc, block["table"], footnote)
             elif kind == "figure":
-                _figure(doc, block, figures_dir / f"{block['chart'].name}.png", footnote)
+                _figure(doc, block, footnote)
     if footnote:
         doc.add_paragraph(footnote)
     buffer = io.BytesIO()

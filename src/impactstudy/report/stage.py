@@ -124,8 +124,9 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
         withheld=ctx.public, councils_linked=not ctx.public)
     write_text(out_dir / "index.html", html)
     write_document(out_dir / "report.docx", sections, title, BANNERS[audience].format(threshold=study.min_cell),
-                   figures_dir, footnote if ctx.public else None)
+                   footnote if ctx.public else None)
     return {"index": str(out_dir / "index.html"), "figures": sorted(charts), "tables": tables,
+            "layout_problems": {name: list(c.layout_problems) for name, c in charts.items() if c.layout_problems},
             "councils": [f.code for f in facts], "audience": audience,
             "seconds": round(time.perf_counter() - clock, 3)}
 

@@ -224,7 +224,8 @@ def quarantine_summary(*frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def answers(panel: pd.DataFrame, max_listed: int | None = None) -> pd.DataFrame:
-    """Every answer as shown to a reader: the survey's label, else why it is missing.
+    """Every answer as shown to a reader: the survey's label, else the number given (a numeric answer has no
+    label), else why it is missing.
 
     With ``max_listed``, only council-waves with at most that many respondents (a table of
     individual answers is readable for a few respondents, not for two hundred).
@@ -236,8 +237,10 @@ def answers(panel: pd.DataFrame, max_listed: int | None = None) -> pd.DataFrame:
         panel = _council_waves(panel, rows[rows <= max_listed * max(panel["measure"].nunique(), 1)].index)
         size = panel.groupby(["council_code", "wave"], observed=True)["respondent_id"].nunique()
         panel = _council_waves(panel, size[size <= max_listed].index)
-    panel = _plain(panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure", "value_label", "missing_reason"]])
-    answer = panel["value_label"].fillna(panel["missing_reason"]).fillna("")
+    panel = _plain(panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure", "value",
+                          "value_label", "missing_reason"]])
+    given = panel["value"].map(lambda v: f"{v:,.10g}", na_action="ignore").astype("string")
+    answer = panel["value_label"].fillna(given).fillna(panel["missing_reason"]).fillna("")
     out = panel[["council_code", "wave", "wave_order", "respondent_id", "role", "measure"]].assign(answer=answer)
     return out.sort_values(["council_code", "wave_order", "respondent_id"], kind="stable").reset_index(drop=True)
 

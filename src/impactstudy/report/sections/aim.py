@@ -113,17 +113,32 @@ def _change(ctx: Context, s: Section, measures: list[Measure]) -> None:
         n_clear = int(((primary["ci_low"] > 0) | (primary["ci_high"] < 0))[~primary["withheld"]].sum())
         title = (f"{n_clear} of {len(primary)} changes have intervals that exclude zero" if n_clear
                  else "No change has an interval that excludes zero")
-        subtitle = (("Council-weighted change in mean score from the first wave (exact sign-flip test on council changes), "
+        compared = _compared(ctx, list(dict.fromkeys(primary["contrast"])))
+        subtitle = ((f"Council-weighted change in mean score {compared} (exact sign-flip test on council changes), "
                      "with intervals at the highest level these councils allow (95% where reachable; the table says "
                      "which); dashed line: no change") if few else
-                    "Change in mean score from the first wave (linear mixed model), with 95% confidence intervals; dashed line: no change")
+                    f"Change in mean score {compared} (linear mixed model), with 95% confidence intervals; "
+                    "dashed line: no change")
         data = contrast_data(ctx, primary)
-        alt = (f"Forest plot of the change in each measure from the first wave: {title.lower()}. "
+        alt = (f"Forest plot of the change in each measure {compared}: {title.lower()}. "
                "The table below gives every estimate and interval.")
         fig = (figures.forest_chart, (frame, rows, series, title, subtitle, "Change in mean score",))
-        s.figure(*ctx.chart(*fig, f"{s.id}_forest", title, subtitle, alt, data, f"Change from the first wave ({method})",
+        s.figure(*ctx.chart(*fig, f"{s.id}_forest", title, subtitle, alt, data, f"Change {compared} ({method})",
                              numeric=["Estimate", "95% CI", "q-value", "In SDs (95% CI)", "Councils"]))
     _model_tables(ctx, s, mine)
+
+
+def _compared(ctx: Context, contrasts: list[str]) -> str:
+    """What the forest plot's series compare, in words: "from the first wave" only when every series
+    starts there; a chart that also compares later waves with each other says its series name the waves."""
+    first = ctx.study.wave_ids[0]
+    earlier = {findings.contrast_waves(c)[1] for c in contrasts}
+    if earlier == {first}:
+        return "from the first wave"
+    if len(contrasts) == 1:
+        later, before = findings.contrast_waves(contrasts[0])
+        return f"from {ctx.wave_labels.get(before, before)} to {ctx.wave_labels.get(later, later)}"
+    return "between the waves each series names"
 
 
 def _lower_first(text: str) -> str:

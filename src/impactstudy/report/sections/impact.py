@@ -62,7 +62,7 @@ def event_study_chart(frame: pd.DataFrame, title: str, subtitle: str, ylabel: st
     ax.set_ylabel(ylabel)
     ax.set_xticks(t, [f"{int(v)}" for v in t])
     ax.grid(axis="y", color="#dddddd", linewidth=0.5)
-    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    figures.figure_legend(fig, *ax.get_legend_handles_labels(), most=2)
     return fig
 
 
