@@ -212,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     text = "resolve council codes or names to GSS codes, printed as CSV"
     r = csub.add_parser("resolve", help=text, description=text)
     r.add_argument("--as-of", default=None, metavar="DATE", help="resolve as of this date (YYYY-MM-DD)")
-    r.add_argument("values", nargs="+", metavar="VALUE")
+    r.add_argument("values", nargs="+", metavar="VALUE",
+                   help="council names or codes (GSS, e.g. E06000001, or DfE's 3-digit number), as written anywhere")
     r.set_defaults(func=_cmd_councils_resolve)
     return parser
 
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    from impactstudy.pipeline import progress
+
+    progress.enable(sys.stderr)  # long stages: a bar on a terminal, plain lines in a log
     try:
         return int(args.func(args))
     except UserError as err:

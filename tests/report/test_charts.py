@@ -211,3 +211,18 @@ def test_council_page_wave_labels_of_the_demo_wrap_without_overlapping(demo_char
     for left, right in zip(xs, xs[1:]):  # each label's widest line fits between its neighbours' centres
         half = lambda x: max(figures.text_width(t, figures.LINE_TEXT) * 72 for t in by_x[x]) / 2  # noqa: E731
         assert half(left) + half(right) <= right - left, (by_x[left], by_x[right])
+
+
+def test_the_report_stage_shows_its_progress_as_plain_lines_in_a_log(six_waves, tmp_path):
+    from impactstudy.pipeline import progress
+
+    study, paths, _ = six_waves
+    stream = io.StringIO()
+    progress.enable(stream)
+    try:
+        render_report(study, read_inputs(paths), "internal", tmp_path / "bundle", workers=2)
+    finally:
+        progress.disable()
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("report internal: ")]
+    assert lines and "charts and pages done in" in lines[-1] and "\r" not in stream.getvalue()
+    assert int(lines[-1].split(": ")[1].split()[0]) >= 13 + 1  # every chart, the workbook, the council pages

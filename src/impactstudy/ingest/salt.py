@@ -12,7 +12,7 @@ import os
 import tempfile
 
 from impactstudy.errors import DataError
-from impactstudy.pipeline.atomic import write_text
+from impactstudy.pipeline.atomic import make_folder, write_text
 from impactstudy.pipeline.paths import StudyPaths
 
 SALT_MIN_CHARS = 32
@@ -28,7 +28,7 @@ def load_salt(paths: StudyPaths) -> bytes:
     """
     path = paths.secret_salt
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)  # .secrets/: owner-only
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:  # mkstemp creates it readable by its owner only

@@ -23,6 +23,7 @@ from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.frames import MONTHS_SINCE
 from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.progress import progress
 from impactstudy.study.config import Study
 
 def read_panel(path: Path, study: Study) -> pd.DataFrame:
@@ -68,15 +69,15 @@ def run_model(study: Study, paths: StudyPaths) -> None:
     extra = [MONTHS_SINCE] if study.models.time_since_intervention is not None else []
     dated = bool(extra) and bool(panel[MONTHS_SINCE].notna().any())
     frames = fitting.measure_frames(panel, [m.name for m in measures], group_by, extra)
-    with fitting.TaskPool(fitting.worker_count(study)) as pool:
+    with fitting.TaskPool(fitting.worker_count(study)) as pool, progress("model", "fits") as bar:
         # the measures' fits (the bulk) first; the attrition weights the weighted GEE needs meanwhile
-        main_fits = pool.start(fitting.fit_tasks(study, measures, frames))
+        main_fits = bar.track(pool.start(fitting.fit_tasks(study, measures, frames)))
         retention = attrition.analyse(study, panel)
         expected = expectations.analyse(study, panel)
         del panel  # the workers need only the frames
-        ipw_fits = pool.start(attrition.ipw_tasks(study, measures, frames, retention["weights"]))
-        time_fits = pool.start(attrition.time_tasks(study, measures, frames, dated))
-        describe_fits = pool.start(describe.describe_tasks(study, measures, frames))
+        ipw_fits = bar.track(pool.start(attrition.ipw_tasks(study, measures, frames, retention["weights"])))
+        time_fits = bar.track(pool.start(attrition.time_tasks(study, measures, frames, dated)))
+        describe_fits = bar.track(pool.start(describe.describe_tasks(study, measures, frames)))
         main = fitting.main_tables(study, [f.result() for f in main_fits])
         ipw = attrition.ipw_table(study, [f.result() for f in ipw_fits])
         time_model = attrition.time_table([f.result() for f in time_fits])

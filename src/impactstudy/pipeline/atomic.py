@@ -5,6 +5,13 @@ the target, so a run killed at any moment leaves either the previous file or the
 never a partial file. Output is deterministic (sorted JSON keys, no timestamps in Parquet) so two runs
 from the same inputs give byte-identical files.
 
+File permissions follow the user's umask, except where the data are sensitive: everything under
+``data/processed/`` (respondent-level data, unsuppressed tables), the internal report bundle
+``reports/<study>/internal/`` (small numbers, quotes, council pages) and ``.secrets/`` (the salt) is written
+readable by its owner only (files 0o600, folders 0o700) whatever the umask, a stricter umask narrowing it
+further (:func:`is_private`). The public bundle, made to be shared, gets ``0o666 & ~umask`` (0o644 with the
+usual 022), as any file the user makes would.
+
 CSV outputs neutralise spreadsheet formula injection: analysts open them in Excel, and a text cell
 beginning ``=``, ``+``, ``-``, ``@``, tab or carriage return would be run as a formula. Such cells get
 a leading apostrophe; numbers, negative ones included, stay numbers.
@@ -17,6 +24,7 @@ not pay a second for importing them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -47,6 +55,54 @@ def full_disk_as_error(folder: Path) -> Iterator[None]:
         raise full from None
 
 
+def is_private(path: Path) -> bool:
+    """Whether ``path`` holds sensitive outputs: it lies in (or is) ``data/processed``, a report bundle
+    ``reports/<study>/internal`` or ``.secrets`` of a project (see the module docstring)."""
+    parts = Path(path).absolute().parts
+    for i, part in enumerate(parts):
+        if part == ".secrets" or (part == "processed" and i and parts[i - 1] == "data"):
+            return True
+        if part == "internal" and i >= 2 and parts[i - 2] == "reports":
+            return True
+    return False
+
+
+@functools.cache
+def umask() -> int:
+    """The process's umask, read once: from /proc where there is one (setting the umask to read it back
+    would, for a moment, let another thread create files with none)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    old = os.umask(0o077)
+    os.umask(old)
+    return old
+
+
+def file_mode(target: Path) -> int:
+    """The permission bits of a file written at ``target``: owner-only when private, else the umask's."""
+    return (0o600 if is_private(target) else 0o666) & ~umask()
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, private ones owner-only (0o700); a private folder that
+    exists with group or other access (made before this rule, or by hand) is narrowed to its owner."""
+    folder = Path(folder)
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for created in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            created.mkdir()
+            os.chmod(created, (0o700 if is_private(created) else 0o777) & ~umask())
+    mode = folder.stat().st_mode
+    if mode & 0o077 and is_private(folder):
+        os.chmod(folder, mode & 0o700)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success fsync it and rename it over ``target``.
@@ -55,7 +111,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     with full_disk_as_error(target.parent):
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp_path = Path(tmp)
@@ -63,6 +119,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
             yield tmp_path
             with open(tmp_path, "rb+") as handle:
                 os.fsync(handle.fileno())
+                os.fchmod(handle.fileno(), file_mode(target))  # mkstemp made it 0o600 whatever the rule
             os.replace(tmp_path, target)
         finally:
             tmp_path.unlink(missing_ok=True)

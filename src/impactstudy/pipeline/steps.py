@@ -37,7 +37,7 @@ from typing import Any
 
 from impactstudy.errors import ConfigError, LockError
 from impactstudy.pipeline import library_warnings
-from impactstudy.pipeline.atomic import recover_staged_folders, write_json
+from impactstudy.pipeline.atomic import make_folder, recover_staged_folders, write_json
 from impactstudy.pipeline.code import code_hashes
 from impactstudy.pipeline.hashing import sha256_file
 from impactstudy.pipeline.paths import StudyPaths
@@ -390,9 +390,9 @@ def study_lock(paths: StudyPaths, timeout: float = 0.0) -> Iterator[None]:
     killed run is taken over at once (its forked workers let go of it, see :func:`_in_forked_child`).
     """
     deadline = time.monotonic() + wait_seconds(timeout)
-    paths.processed.mkdir(parents=True, exist_ok=True)
+    make_folder(paths.processed)  # owner-only, as everything under data/processed (pipeline.atomic)
     lock_path = paths.processed / ".lock"
-    with open(lock_path, "a+") as handle:
+    with open(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "a+") as handle:
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -45,6 +45,7 @@ from PIL import Image  # noqa: E402
 from PIL.PngImagePlugin import PngInfo  # noqa: E402
 
 from impactstudy.pipeline.atomic import write_bytes, write_csv, write_text  # noqa: E402
+from impactstudy.pipeline.progress import Progress  # noqa: E402
 from impactstudy.report import published  # noqa: E402
 from impactstudy.report.bidi import neutralise_bidi  # noqa: E402
 
@@ -379,8 +380,9 @@ class Drawer:
     Use as a context manager; :meth:`charts` waits for every chart and returns them by name.
     """
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, progress: Progress | None = None):
         self.workers = workers or os.cpu_count() or 1
+        self.progress = progress  # counts each piece of work as it is started and finished
         self._pool: ProcessPoolExecutor | None = None
         self._pending: dict[str, Future | Chart] = {}
 
@@ -391,11 +393,15 @@ class Drawer:
     def call(self, fn: Callable[..., T], *args: object) -> Future | T:
         """Run ``fn(*args)`` in a worker (after the charts already submitted), or here with one worker."""
         if self.workers <= 1:
-            return fn(*args)
-        if self._pool is None:
-            start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(start))
-        return self._pool.submit(fn, *args)
+            done = fn(*args)
+        else:
+            if self._pool is None:
+                start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(start))
+            done = self._pool.submit(fn, *args)
+        if self.progress is not None:
+            self.progress.track([done])
+        return done
 
     def charts(self) -> dict[str, Chart]:
         """Every submitted chart by name, once drawn."""

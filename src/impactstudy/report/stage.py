@@ -34,6 +34,7 @@ from markupsafe import Markup
 
 from impactstudy.pipeline.atomic import staged_folders, write_json, write_text
 from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.progress import progress
 from impactstudy.report import changes, figures, published
 from impactstudy.report.context import AUDIENCES, Context, Section
 from impactstudy.report.council_pages import council_facts, write_council_pages
@@ -92,7 +93,7 @@ def render_report(study: Study, inputs: Inputs, audience: str, out_dir: Path, wo
 
     # each chart starts drawing in a worker as soon as its section is built; the council pages are
     # rendered and written by the workers too, after the charts
-    with figures.Drawer(workers) as drawer:
+    with progress(f"report {audience}", "charts and pages") as bar, figures.Drawer(workers, bar) as drawer:
         ctx = Context.create(study, inputs, audience, figures_dir, started, drawer.submit)
         sections = build_sections(ctx)
         councils_dir = out_dir / "councils"

@@ -1,0 +1,124 @@
+"""The console (#17 item 7): progress of long stages as a bar on a terminal and plain lines otherwise;
+every subcommand described, offering only the options it uses."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import io
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from impactstudy import cli
+from impactstudy.pipeline import progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def shown():
+    """Progress enabled on a stream the test reads; disabled again afterwards."""
+    def enable(stream):
+        progress.enable(stream)
+        return stream
+    yield enable
+    progress.disable()
+
+
+def _work(bar: progress.Progress, n: int) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        bar.track([pool.submit(time.sleep, 0.001) for _ in range(n)])
+
+
+def test_plain_lines_when_not_a_terminal(shown):
+    stream = shown(io.StringIO())
+    with progress.progress("model", "fits") as bar:
+        _work(bar, 8)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert lines[:3] == ["model: 2 of 8 fits done", "model: 4 of 8 fits done", "model: 6 of 8 fits done"]
+    assert lines[-1].startswith("model: 8 fits done in ") and len(lines) == 4
+
+
+def test_a_bar_on_a_terminal(shown):
+    stream = shown(Terminal())
+    with progress.progress("report public", "charts and pages") as bar:
+        _work(bar, 5)
+        bar.track(["drawn here already"])
+    text = stream.getvalue()
+    assert "\r" in text and "report public" in text and "6/6" in text and "100%" in text
+    assert "done in" not in text  # the bar is the summary
+
+
+def test_silent_unless_enabled():
+    progress.disable()
+    with progress.progress("model", "fits") as bar:
+        bar.track([1, 2, 3])
+    assert bar.done == 3 and bar.stream is None
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                nested = _commands(sub)
+                out.update({f"{name} {k}": v for k, v in nested.items()} if nested else {name: sub})
+    return out
+
+
+def _attributes_read(func) -> set[str]:
+    """``args.<name>`` read by ``func`` and by the cli functions it hands ``args`` to."""
+    seen, read = set(), set()
+
+    def visit(f) -> None:
+        if f in seen:
+            return
+        seen.add(f)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(f)))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "args":
+                read.add(node.attr)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and any(
+                    isinstance(a, ast.Name) and a.id == "args" for a in node.args):
+                helper = getattr(cli, node.func.id, None)
+                if callable(helper):
+                    visit(helper)
+    visit(func)
+    if func.__closure__:  # _stage_command(stage)'s inner command
+        for cell in func.__closure__:
+            if inspect.isfunction(cell.cell_contents):
+                visit(cell.cell_contents)
+    return read
+
+
+def test_every_subcommand_is_described_and_offers_only_options_it_uses():
+    commands = _commands(cli.build_parser())
+    assert {"ingest", "link", "model", "impact", "report", "run", "status", "validate", "init", "demo"} <= set(commands)
+    for name, parser in commands.items():
+        assert parser.description and len(parser.description) > 20, f"{name}: no description"
+        func = parser.get_default("func")
+        used = _attributes_read(func)
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help text"
+            assert action.dest in used, f"`impactstudy {name}` offers {action.option_strings or action.dest} but never reads it"
+
+
+def test_help_of_each_subcommand_lists_its_own_options(capsys):
+    for argv, present, absent in ((["status", "--help"], ["--study", "--root"], ["--force", "--wait", "--audience"]),
+                                  (["report", "--help"], ["--force", "--wait"], ["--audience", "--councils"]),
+                                  (["init", "--help"], ["--force"], ["--study", "--wait"])):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        text = capsys.readouterr().out
+        assert all(o in text for o in present), (argv, text)
+        assert not any(o in text for o in absent), (argv, text)
