@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,11 +51,13 @@ def _stage_command(stage: str) -> Callable[[argparse.Namespace], int]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from impactstudy import stages
 
+    started = time.monotonic()
     ran = stages.run(args.study, [args.until] if args.until else None, root=args.root, force=args.force,
                      wait=args.wait, log=_log)
     if ran:
         done = sorted({name.split(":")[0] for name in ran}, key=stages.STAGES.index)
-        _log(f"done: ran {', '.join(done)} ({len(ran)} step{'s' if len(ran) != 1 else ''})")
+        _log(f"done in {time.monotonic() - started:.0f} s: ran {', '.join(done)} "
+             f"({len(ran)} step{'s' if len(ran) != 1 else ''})")
     else:
         _log(f"{'all stages' if not args.until else args.until + ' and what it reads'} up to date (nothing to do)")
     _summary(args)
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from impactstudy.pipeline import progress
 
-    progress.enable(sys.stderr)  # long stages: a bar on a terminal, plain lines in a log
+    progress.enable(sys.stderr)  # long stages: a bar on a terminal, plain lines in a log (this run only)
     try:
         return int(args.func(args))
     except UserError as err:
@@ -238,3 +241,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("impactstudy: interrupted", file=sys.stderr)
         return 130
+    finally:
+        progress.disable()

@@ -122,3 +122,20 @@ def test_help_of_each_subcommand_lists_its_own_options(capsys):
         text = capsys.readouterr().out
         assert all(o in text for o in present), (argv, text)
         assert not any(o in text for o in absent), (argv, text)
+
+
+def test_progress_lines_name_the_wave_and_the_file_the_user_gave(tmp_path, capsys):
+    from conftest import write_mini_study
+
+    root = write_mini_study(tmp_path)
+    assert cli.main(["ingest", "--study", "mini", "--root", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert "ingest:w1 (wave “Wave one”, w1.sav): running (never run)" in err
+    assert "ingest:w2 (wave “Wave two”, w2.csv): running (never run)" in err
+    assert "Traceback" not in err
+
+
+def test_the_command_line_shows_progress_for_its_own_run_only(tmp_path, capsys):
+    assert cli.main(["councils", "resolve", "Bristol"]) == 0
+    capsys.readouterr()
+    assert progress._STREAM == []  # a later API call (or test) prints nothing to a stream it does not own

@@ -78,12 +78,14 @@ class Progress:
         """The last line: how much was done, in how long."""
         seconds = time.monotonic() - self._started
         if self._bar is not None:
-            self._bar.close()
+            with contextlib.suppress(ValueError, OSError):
+                self._bar.close()
         elif self.stream is not None and self.total:
             self._line(f"{self.done:,} {self.unit} done in {seconds:.1f} s")
 
     def _line(self, text: str) -> None:
-        print(f"{self.what}: {text}", file=self.stream, flush=True)
+        with contextlib.suppress(ValueError, OSError):  # a closed or broken stream: progress never fails a run
+            print(f"{self.what}: {text}", file=self.stream, flush=True)
 
 
 def _is_terminal(stream: TextIO) -> bool:

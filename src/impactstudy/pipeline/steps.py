@@ -54,10 +54,16 @@ class Step:
     code: tuple[str, ...]  # the packages whose code it runs ("impactstudy.ingest"): its code version
     run: Callable[[], Any] = field(compare=False)
     parallel: bool = False  # may run in a worker process alongside the consecutive steps so marked
+    about: str = field(default="", compare=False)  # what it works on in the user's words: the wave and its file
 
     @property
     def stage(self) -> str:
         return self.name.split(":")[0]
+
+    @property
+    def shown(self) -> str:
+        """The step as the console names it: its name, and what it works on when that says more."""
+        return f"{self.name} ({self.about})" if self.about else self.name
 
 
 def deferred(target: str, *args: Any) -> Callable[[], Any]:
@@ -314,7 +320,7 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
         stale = [(step, reasons) for step, reasons in stale if reasons]
         if len(stale) > 1 and together:
             for step, reasons in stale:
-                log(f"{step.name}: running ({'; '.join(reasons)})")
+                log(f"{step.shown}: running ({'; '.join(reasons)})")
             saved = [_set_aside(step) for step, _ in stale]
             results = _run_together([step for step, _ in stale])
             for (step, _), (error, shown), aside in zip(stale, results, saved, strict=True):
@@ -327,7 +333,7 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
                 raise failed[0]
             continue
         for step, reasons in stale:
-            log(f"{step.name}: running ({'; '.join(reasons)})")
+            log(f"{step.shown}: running ({'; '.join(reasons)})")
             saved = _set_aside(step)
             try:
                 with library_warnings.captured() as shown:
