@@ -43,6 +43,18 @@ def test_private_paths_are_owner_only_and_public_ones_follow_the_umask(tmp_path,
         assert _mode(path.parent) == 0o775, path.parent
     assert not atomic.is_private(tmp_path / "reports" / "s" / "public" / "internal.csv")
     assert atomic.is_private(tmp_path / "reports" / "s" / "internal")
+    assert atomic.is_private(tmp_path / "reports" / "s" / ".internal.staging.tmp" / "index.html")
+    assert not atomic.is_private(tmp_path / "reports" / "s" / ".public.staging.tmp" / "index.html")
+
+
+def test_bundles_written_through_staging_keep_their_modes(tmp_path, umask_002):
+    bundles = [tmp_path / "reports" / "s" / "public", tmp_path / "reports" / "s" / "internal"]
+    with atomic.staged_folders(bundles) as (public, internal):
+        atomic.write_text(public / "figures" / "a.svg", "x")
+        atomic.write_text(internal / "figures" / "a.svg", "x")
+    assert _mode(bundles[0] / "figures" / "a.svg") == 0o664 and _mode(bundles[0]) == 0o775
+    assert _mode(bundles[1] / "figures" / "a.svg") == 0o600
+    assert _mode(bundles[1]) == 0o700 and _mode(bundles[1] / "figures") == 0o700
 
 
 def test_a_stricter_umask_narrows_public_files_too(tmp_path):

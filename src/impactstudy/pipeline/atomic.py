@@ -58,13 +58,22 @@ def full_disk_as_error(folder: Path) -> Iterator[None]:
 def is_private(path: Path) -> bool:
     """Whether ``path`` holds sensitive outputs: it lies in (or is) ``data/processed``, a report bundle
     ``reports/<study>/internal`` or ``.secrets`` of a project (see the module docstring)."""
-    parts = Path(path).absolute().parts
+    parts = [_unstaged(part) for part in Path(path).absolute().parts]
     for i, part in enumerate(parts):
         if part == ".secrets" or (part == "processed" and i and parts[i - 1] == "data"):
             return True
         if part == "internal" and i >= 2 and parts[i - 2] == "reports":
             return True
     return False
+
+
+def _unstaged(part: str) -> str:
+    """A folder name without the staging marks of :func:`staged_folders` (``.internal.staging.tmp`` is the
+    internal bundle being written, and private as it will be)."""
+    for suffix in (STAGING_SUFFIX, RETIRED_SUFFIX):
+        if part.startswith(".") and part.endswith(suffix):
+            return part[1:-len(suffix)]
+    return part
 
 
 @functools.cache
@@ -149,7 +158,7 @@ def staged_folders(targets: Sequence[Path]) -> Iterator[list[Path]]:
     with full_disk_as_error(targets[0].parent if targets else Path(".")):
         for folder in staging:
             shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
+            make_folder(folder)  # owner-only for the internal bundle
         try:
             yield staging
         except BaseException:
