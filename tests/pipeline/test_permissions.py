@@ -78,6 +78,10 @@ def test_an_existing_private_folder_open_to_others_is_narrowed(tmp_path, umask_0
 
 def test_a_run_leaves_processed_data_owner_only_under_a_permissive_umask(tmp_path, umask_002):
     root = write_mini_study(tmp_path)
+    (root / ".secrets").mkdir()
+    os.chmod(root / ".secrets", 0o755)  # made by hand, open to others: narrowed
+    (root / "data" / "processed" / "mini").mkdir(parents=True)
+    (root / "data" / "processed" / "mini" / ".lock").touch(mode=0o644)
     stages.run("mini", ["link"], root=root)
     processed = root / "data" / "processed" / "mini"
     found = [p for p in processed.rglob("*")]
@@ -85,4 +89,4 @@ def test_a_run_leaves_processed_data_owner_only_under_a_permissive_umask(tmp_pat
     loose = [(str(p.relative_to(root)), oct(_mode(p))) for p in [processed, *found]
              if _mode(p) & 0o077]
     assert loose == []
-    assert _mode(root / ".secrets") == 0o700
+    assert _mode(root / ".secrets") == 0o700 and _mode(processed / ".lock") == 0o600

@@ -27,8 +27,8 @@ def load_salt(paths: StudyPaths) -> bytes:
     that no longer link to the earlier outputs, so that is refused too.
     """
     path = paths.secret_salt
+    make_folder(path.parent)  # .secrets/: owner-only (an existing one open to others is narrowed)
     if not path.is_file():
-        make_folder(path.parent)  # .secrets/: owner-only
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:  # mkstemp creates it readable by its owner only

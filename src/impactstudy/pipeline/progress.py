@@ -72,7 +72,7 @@ class Progress:
                 quarter = 4 * self.done // self.total
                 if 0 < quarter < 4 and quarter > self._said:
                     self._said = quarter
-                    self._line(f"{self.done:,} of {self.total:,} {self.unit} done")
+                    self._line(f"{self.done:,} {self.unit} done ({self.total:,} started so far)")
 
     def close(self) -> None:
         """The last line: how much was done, in how long."""

@@ -399,6 +399,7 @@ def study_lock(paths: StudyPaths, timeout: float = 0.0) -> Iterator[None]:
     make_folder(paths.processed)  # owner-only, as everything under data/processed (pipeline.atomic)
     lock_path = paths.processed / ".lock"
     with open(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "a+") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # a lock file made before this rule
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
