@@ -3,11 +3,11 @@ console line, in this process, in forked workers and in steps run side by side; 
 
 from __future__ import annotations
 
+import inspect
 import json
 import multiprocessing
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +46,7 @@ def test_captured_counts_each_warning_here_and_in_forked_workers(recwarn):
     warnings.simplefilter("default")  # as outside pytest: once per place
     with library_warnings.captured() as shown:
         for _ in range(3):
+            line = inspect.currentframe().f_lineno + 1
             warnings.warn("one", UserWarning, stacklevel=1)  # the same place: shown once, as Python does
         _divide_in_numpy()
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -53,7 +54,7 @@ def test_captured_counts_each_warning_here_and_in_forked_workers(recwarn):
     kinds = {(r["category"], r["message"]): r for r in shown}
     assert kinds[("RuntimeWarning", "invalid value encountered in divide")]["count"] == 1
     assert kinds[("UserWarning", "one")]["count"] == 1
-    assert kinds[("UserWarning", "one")]["where"] == "pipeline/test_library_warnings.py:49"
+    assert kinds[("UserWarning", "one")]["where"] == f"pipeline/test_library_warnings.py:{line}"
     assert 1 <= kinds[("UserWarning", "drawn in a worker")]["count"] <= 3  # once per worker process
     assert not recwarn.list, "a captured warning reached the outer handler"
     assert library_warnings.SPOOL_ENV not in __import__("os").environ
