@@ -57,7 +57,8 @@ def test_config_loads_with_the_template_waves_and_title(made):
     assert study.wave_ids == ("baseline", "early_impact", "follow_up")
     assert study.title == "Longer-term impact of safeguarding children peer reviews (synthetic demo)"
     assert summary["files"] == ["councils.csv", "wave1_baseline.sav", "wave2_early_impact.csv",
-                                "wave3_follow_up.sav", "cin_outcomes.csv", "truth.json"]
+                                "wave3_follow_up.sav", "cin_outcomes.csv", "coding/coding_AB.xlsx",
+                                "coding/coding_CD.xlsx", "truth.json"]
 
 
 def test_every_configured_column_and_nothing_else_is_in_each_raw_file(made):
@@ -65,7 +66,7 @@ def test_every_configured_column_and_nothing_else_is_in_each_raw_file(made):
     for wave in study.waves:
         frame, _ = _raw(root, study, wave.id)
         ids = [c for c in (wave.council, wave.council_check, wave.respondent, wave.role, wave.submitted) if c]
-        measures = [m.columns[wave.id] for m in study.measures if wave.id in m.columns]
+        measures = [m.columns[wave.id] for m in study.measures if wave.id in m.columns and not m.coded_from]
         assert list(frame.columns) == ids + measures, wave.id
 
 
@@ -216,21 +217,23 @@ def test_early_impact_names_use_register_names_variants_and_one_fuzzy_typo(made)
     assert linked.loc["Bristol", "method"] == "exact" and linked.loc["Brighton", "method"] == "alias"
 
 
-def test_free_text_is_awkward_and_themes_match_the_phrases_used(made):
+def test_free_text_is_awkward_and_its_true_themes_match_the_phrases_used(made):
     root, _, study = made
     data, _ = _raw(root, study, "follow_up")
     text = data["q11_text"]
     joined = "".join(text)
     for char in ("<", "&", '"', "’", "é"):
         assert char in joined
+    assert not any(c.startswith("theme_") or c.startswith("_") for c in data.columns)  # themes come from the coders
+    truth = json.loads((root / "data" / "raw" / "demo" / "truth.json").read_text())["coding"]["questions"]["lessons"]
+    by_row = {a["source_row"]: a["themes"] for a in truth["answers"]}
     themes = study.set_members("theme")
-    for _, row in data.iterrows():
+    for i, row in data.iterrows():
         if row["q11_text"] == "":
-            assert all(pd.isna(row[m.columns["follow_up"]]) for m in themes)
+            assert i + 1 not in by_row
             continue
-        for m in themes:
-            used = any(p in row["q11_text"] for p in answers.LESSON_PHRASES[m.option])
-            assert row[m.columns["follow_up"]] == float(used)
+        used = [m.option for m in themes if any(p in row["q11_text"] for p in answers.LESSON_PHRASES[m.option])]
+        assert by_row[i + 1] == used
     assert 0 < (text == "").sum() < len(text) / 4
 
 
@@ -357,7 +360,7 @@ def test_two_runs_give_byte_identical_files(tmp_path):
     time.sleep(1.1)  # the SPSS header would carry a different write time
     _generate(second)
     assert _tree(first) == _tree(second)
-    assert len(_tree(first)) == 7
+    assert len(_tree(first)) == 10  # config, 5 raw files, truth.json, 2 coding sheets, the salt they need
 
 
 def test_another_seed_gives_other_data(tmp_path):
@@ -421,5 +424,5 @@ def test_run_refuses_to_overwrite_unless_forced_and_removes_stale_waves(tmp_path
         demo.run(tmp_path, councils=6)
     summary = demo.run(tmp_path, councils=6, force=True)
     assert not (raw / "wave4_follow_up_2.sav").exists()
-    assert sorted(p.name for p in raw.iterdir()) == sorted(summary["files"])
+    assert sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file()) == sorted(summary["files"])
     assert re.search(r"6 councils", (tmp_path / "pipelines" / "demo" / "study.toml").read_text(encoding="utf-8"))

@@ -14,7 +14,8 @@ from impactstudy.demo.model import DONT_KNOW, ITEM_MISSING, MODEL, NTI, SENTINEL
 from impactstudy.study.config import Measure, Study, Wave
 
 
-# Phrases per lesson theme (the options of the coding frame in the config); a lesson joins 1–3 of them.
+# Phrases per theme of each coded free-text question (the options of its coding frame in the config);
+# an answer joins the phrases of 1–3 themes.
 LESSON_PHRASES = {
     "who_took_part": (
         "Involve partners & schools from the start.",
@@ -50,6 +51,65 @@ LESSON_PHRASES = {
         "Time it before Ofsted, not in the middle of a restructure.",
         "Our résumé of local issues helped the team understand the context.",
         "Rural districts need a different approach from the towns – café-style drop-ins worked.",
+    ),
+}
+
+
+# Phrases per hoped-for outcome (baseline free text)
+HOPE_PHRASES = {
+    "challenge": (
+        "We want honest, external challenge from people who do the job elsewhere.",
+        "Fresh eyes on our front door – we have stopped seeing our own blind spots.",
+        "A critical friend who will tell us what Ofsted would not.",
+    ),
+    "inspection": (
+        "Readiness for the next Ofsted inspection.",
+        "Confidence that our self-assessment is accurate before we are inspected.",
+        "To know where we stand against the inspection framework (\"good\" or better).",
+    ),
+    "practice": (
+        "Better quality assessments & plans for children.",
+        "Consistent practice across our locality teams.",
+        "Case audits that show what good practice looks like here.",
+    ),
+    "partnership": (
+        "Partners – health, police, schools – to own safeguarding with us.",
+        "A stronger LSCB that holds agencies to account.",
+        "Better information sharing at the MASH.",
+    ),
+    "leadership": (
+        "Assurance for the new DCS and the lead member.",
+        "Help for a leadership team that is still bedding in.",
+        "A clear steer on priorities for the next 12 months (< 5 of them).",
+    ),
+}
+
+# Phrases per early change (early-impact free text)
+CHANGE_PHRASES = {
+    "action_plan": (
+        "We turned the recommendations into an action plan within a month.",
+        "An improvement board now tracks the review's actions.",
+        "The action plan went to cabinet & the LSCB in the same week.",
+    ),
+    "practice_change": (
+        "Supervision is more reflective and more regular.",
+        "Thresholds at the front door are applied more consistently.",
+        "Social workers now record the child's voice in every assessment.",
+    ),
+    "culture": (
+        "Staff feel listened to – morale is visibly better.",
+        "There is a more open, learning culture; less blame.",
+        "Teams talk about \"what good looks like\" rather than targets.",
+    ),
+    "governance": (
+        "Scrutiny by members is sharper since the review.",
+        "Performance reports to the board are clearer.",
+        "The lead member now chairs a monthly performance clinic.",
+    ),
+    "too_early": (
+        "It is too early to say what has changed.",
+        "Nothing concrete yet; the new structure starts in April.",
+        "We are still digesting the findings.",
     ),
 }
 
@@ -238,21 +298,31 @@ def _recommend(ctx: Context, wave: Wave, rows: pd.DataFrame, measures: list[Meas
     return {measure.name: (rng.random(len(rows)) < 0.88 + 0.07 * _nti(rows)).astype(float)}
 
 
-def _lessons(ctx: Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
-             rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Free text built from theme phrases, and the theme dichotomies coded from the phrases used."""
-    text = next(m for m in measures if m.type == "text")
-    themes = [m for m in measures if m.type != "text"]
-    texts = np.full(len(rows), "", dtype=object)
-    codes = np.full((len(rows), len(themes)), np.nan)
-    for i in range(len(rows)):
-        if rng.random() < 0.10:
-            continue
-        chosen = sorted(rng.choice(len(themes), size=rng.choice([1, 2, 3], p=[0.45, 0.4, 0.15]), replace=False))
-        texts[i] = " ".join(str(rng.choice(LESSON_PHRASES[themes[j].option])) for j in chosen)
-        codes[i] = 0.0
-        codes[i, chosen] = 1.0
-    return {text.name: texts, **{m.name: codes[:, j] for j, m in enumerate(themes)}}
+def _coded_text(phrases: Mapping[str, tuple[str, ...]]) -> MeasureGenerator:
+    """Free text built from the phrases of 1–3 themes of its coding frame (about 10 % left blank), and the
+    themes used: the truth the coders' codes are judged by (the coded set's measures, NaN for a blank)."""
+    def generate(ctx: Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+        text = next(m for m in measures if m.type == "text")
+        themes = [m for m in measures if m.type != "text"]
+        texts = np.full(len(rows), "", dtype=object)
+        codes = np.full((len(rows), len(themes)), np.nan)
+        for i in range(len(rows)):
+            if rng.random() < 0.10:
+                continue
+            chosen = sorted(rng.choice(len(themes), size=rng.choice([1, 2, 3], p=[0.45, 0.4, 0.15]), replace=False))
+            texts[i] = " ".join(str(rng.choice(phrases[themes[j].option])) for j in chosen)
+            codes[i] = 0.0
+            codes[i, chosen] = 1.0
+        return {text.name: texts, **{m.name: codes[:, j] for j, m in enumerate(themes)}}
+    return generate
+
+
+def _quote_consent(ctx: Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
+                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Agreement to be quoted anonymously: seven in ten say yes."""
+    (measure,) = measures
+    return {measure.name: (rng.random(len(rows)) < 0.7).astype(float)}
 
 
 def _personal(ctx: Context, wave: Wave, rows: pd.DataFrame, measures: list[Measure],
@@ -275,7 +345,10 @@ _GENERATORS: dict[str, MeasureGenerator] = {
     "attribution": _attribution,
     "other_factor": _option_set(0.5, 0.3),
     "recommend": _recommend,
-    "lessons": _lessons,
+    "lessons": _coded_text(LESSON_PHRASES),
+    "hopes": _coded_text(HOPE_PHRASES),
+    "early_change": _coded_text(CHANGE_PHRASES),
+    "quote_consent": _quote_consent,
     "respondent_name": _personal,
     "respondent_email": _personal,
 }

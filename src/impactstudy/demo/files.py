@@ -15,6 +15,7 @@ import pandas as pd
 import pyreadstat
 
 from impactstudy.demo.answers import is_reversed, missing_key, numeric_missing
+from impactstudy.demo.coding import TRUTH_COLUMN
 from impactstudy.demo.model import ROLES, SENTINEL_REASONS
 from impactstudy.pipeline.atomic import atomic_path, write_bytes
 from impactstudy.study.config import Measure, Study, Wave
@@ -37,8 +38,9 @@ def _council_key(wave: Wave) -> str:
 def raw_frame(study: Study, wave: Wave, rows: pd.DataFrame, values: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """The wave as its raw file holds it: configured column names, codes or answer texts.
 
-    Hidden helper columns ``_t`` (submission time, for sorting) and ``_tag`` (which mess a row
-    carries) are dropped before writing.
+    Hidden helper columns ``_t`` (submission time, for sorting), ``_tag`` (which mess a row carries) and
+    ``_truth:<measure>`` (a coded set's themes, which the coders' sheets carry, not the raw file) are
+    dropped before writing.
     """
     csv = wave.format == "csv"
     council = {"gss": rows["gss_code"], "name": rows["name"], "dfe": rows["dfe"]}[_council_key(wave)]
@@ -50,7 +52,9 @@ def raw_frame(study: Study, wave: Wave, rows: pd.DataFrame, values: Mapping[str,
     frame[wave.submitted] = (rows["submitted_at"].dt.strftime("%d/%m/%Y %H:%M").to_numpy(dtype=object)
                              if csv else rows["submitted_at"])
     for m in study.measures:
-        if wave.id in m.columns:
+        if wave.id in m.columns and m.coded_from:  # coded by hand: the themes an answer was made of, hidden
+            frame[f"{TRUTH_COLUMN}{m.name}"] = values[m.name]
+        elif wave.id in m.columns:
             frame[m.columns[wave.id]] = _encode(values[m.name], m, wave, csv)
     frame["_t"] = rows["submitted_at"]
     frame["_tag"] = ""
@@ -94,7 +98,7 @@ def _sav_metadata(study: Study, wave: Wave) -> dict[str, Any]:
         measure_levels[wave.council_check] = "nominal"
     kinds = {"likert": "ordinal", "binary": "nominal", "numeric": "scale", "text": "nominal"}
     for m in study.measures:
-        if wave.id not in m.columns:
+        if wave.id not in m.columns or m.coded_from:
             continue
         column = m.columns[wave.id]
         labels[column] = m.label
@@ -127,7 +131,7 @@ def _write_sav(path: Path, frame: pd.DataFrame, metadata: Mapping[str, Any], sta
 
 
 def write_wave(path: Path, study: Study, wave: Wave, frame: pd.DataFrame) -> None:
-    data = frame.drop(columns=["_t", "_tag"])
+    data = frame.drop(columns=[c for c in frame.columns if c in ("_t", "_tag") or c.startswith(TRUTH_COLUMN)])
     if wave.format == "csv":
         text = data.to_csv(index=False, lineterminator="\r\n")
         write_bytes(path, text.encode(wave.read.encoding or "utf-8"))

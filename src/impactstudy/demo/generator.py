@@ -12,6 +12,9 @@ fresh clone without private data. :func:`generate` writes, for a study name and 
 * one raw file per wave, laid out as the config says (column names, formats, reversed scales), and
 * ``data/raw/<study>/cin_outcomes.csv`` — when the config's ``[impact]`` names it: a yearly
   administrative outcome panel of every council in the DfE open-data layout (:mod:`.outcomes`);
+* ``data/raw/<study>/coding/coding_AB.xlsx`` and ``coding_CD.xlsx`` — when the config has ``[[coding]]``
+  sections: two coders' returned coding sheets for the free text of every wave (:mod:`.coding`), and
+  ``.secrets/<study>.salt`` when the study has none (the answer ids on the sheets need the pseudonyms);
 * ``data/raw/<study>/truth.json`` — the generating parameters and the true change in the expected
   observed effectiveness score for every contrast the model stage estimates (see :func:`impactstudy.demo.model.true_effects`).
 
@@ -37,7 +40,7 @@ noise`` with normal council, person and residual terms (ICCs 0.2 and 0.1 on the 
 observed answer is ``clip(round(latent), 1, 5)``. NtI councils start lower and improve most; voice of
 the child has no true change. Other measures follow simple models tied to the same councils and
 people (expected outcomes predict achieved ones; the coded lesson themes are exactly the themes whose
-phrases the free text uses).
+phrases the free text uses; the coders' ticks follow :mod:`impactstudy.demo.coding`).
 
 The mess real data have (each listed in the summary's ``mess`` entry, with 1-based ``source_row``
 numbers counted in data rows of the raw file, as the ingest stage counts them)
@@ -60,7 +63,9 @@ numbers counted in data rows of the raw file, as the ingest stage counts them)
   match resolves, checked against :func:`impactstudy.councils.normalise` and the fuzzy thresholds.
 * Item non-response: about 3 % "Don't know" and 1 % "Not applicable" on the items that declare them
   (user-missing 8/9, or 999 for attribution, in SPSS files; the answer text in the CSV); blank free
-  text for about 10 % of follow-up respondents (their theme codes are then system-missing).
+  text for about 10 % of respondents to each free-text question (their themes are then missing, "No answer").
+* Coding: each coder leaves about 2 % of their answers uncoded, and one adds a column for a theme the
+  frame lacks (``mess["unknown_theme"]``, ``mess["left_uncoded"]``).
 * Free text and names carry ``<``, ``&``, straight and curly quotes and non-ASCII letters.
 
 A small demo (few councils) keeps every wave and as much of the mess as it can; what it could not
@@ -77,6 +82,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import datetime, time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -87,6 +93,7 @@ import numpy as np
 import pandas as pd
 
 from impactstudy.demo.answers import Context, wave_values
+from impactstudy.demo.coding import returned_sheets, salt_for, save_workbook, wave_answers
 from impactstudy.demo.config_text import MAX_EXTRA_WAVES, TEMPLATE, study_text
 from impactstudy.demo.files import raw_frame, write_wave
 from impactstudy.demo.mess import add_mess, with_source_rows
@@ -211,6 +218,8 @@ def generate(
 
     mess: dict[str, Any] = {"not_produced": []}
     waves_summary = {}
+    salt = salt_for(paths) if config.coding else b""
+    coded = []
     for wave in config.waves:
         rows = wave_rows(wave, answers[wave.id], persons, table, seed)
         frame = raw_frame(config, wave, rows, wave_values(ctx, wave, rows))
@@ -219,6 +228,8 @@ def generate(
         frame = frame.sort_values(["_t", wave.respondent], kind="stable").reset_index(drop=True)
         mess.update({key: with_source_rows(record, frame) for key, record in records.items()})
         mess["not_produced"].extend(skipped)
+        if config.coding:
+            coded.append(wave_answers(config, wave, frame, salt))
         write_wave(paths.raw / wave.file, config, wave, frame)
         waves_summary[wave.id] = {"file": wave.file, "rows": len(frame),
                                   "respondents": int(frame[wave.respondent].nunique())}
@@ -227,10 +238,20 @@ def generate(
     if config.impact is not None and any(f.file == OUTCOMES_FILE for f in config.impact.files):
         impact_truth = write_outcomes(paths.raw, councils_csv, seed)
 
+    coding_truth, coding_files = None, []
+    if config.coding:
+        written = datetime.combine(max(w.fieldwork_end or w.fieldwork_start for w in config.waves), time(17, 0))
+        books, coding_truth = returned_sheets(config, pd.concat(coded, ignore_index=True), seed, written)
+        for coder, book in books.items():
+            coding_files.append(f"coding/coding_{coder}.xlsx")
+            save_workbook(book, paths.raw / coding_files[-1], written)
+        mess["unknown_theme"] = coding_truth["unknown_theme"]
+        mess["left_uncoded"] = coding_truth["uncoded"]
+
     counts = real["status"].value_counts().reindex([s for s in STATUSES if s in set(real["status"])])
     status_counts = {s: int(n) for s, n in counts.items()}
     files = [config.councils.file, *[w.file for w in config.waves], *([OUTCOMES_FILE] if impact_truth else []),
-             "truth.json"]
+             *coding_files, "truth.json"]
     truth = {
         "seed": seed,
         "study": study,
@@ -264,6 +285,7 @@ def generate(
         "item_missing": {SENTINEL_REASONS[s]: p for s, p in ITEM_MISSING.items()},
         "effects": true_effects(config, status_counts, model),
         "impact": impact_truth,
+        "coding": coding_truth,
         "files": files,
     }
     write_text(paths.raw / "truth.json", dumps_json(truth))
