@@ -16,6 +16,7 @@ from impactstudy.errors import UserError
 from impactstudy.impact.outcomes import read_outcome_table
 from impactstudy.ingest.columns import check_columns, closest, header_hint, read_wave
 from impactstudy.ingest.harmonise import UNRECOGNISED, harmonise_measure, harmonise_wave
+from impactstudy.pipeline.coding import read_returned
 from impactstudy.pipeline.councils_file import parse_dates
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.pipeline.readers import RawTable, first_rows, read_raw, unnamed_data_problem
@@ -87,6 +88,12 @@ def validate_study(study: Study, paths: StudyPaths) -> list[str]:
                                council=spec.council, year=spec.year)
         except UserError as err:
             problems.append(str(err))
+    for coding in study.coding:  # the returned coding sheets, read as ingest reads them
+        for entry in coding.files:
+            try:
+                read_returned(paths.raw_file(entry.file), f"data/raw/{study.name}/{entry.file}", entry, coding, study)
+            except UserError as err:
+                problems.append(str(err))
     return problems
 
 

@@ -391,6 +391,16 @@ def test_bad_returned_sheets_get_one_line_errors(coded, edit, message):
     _bad(coded, edit, message)
 
 
+def test_validate_lists_every_bad_returned_sheet(coded):
+    from impactstudy.validate import validate_study
+
+    study, _ = sheets_for(coded, coders=("AB",), overlap=0)
+    name = return_sheet(coded, study, "AB", {}, edit=_set(3, 7, "AB"))
+    set_files(coded, f'files = ["{name}", "missing.xlsx"]')
+    problems = validate_study(load_study(coded.config, "coded"), coded)
+    assert len(problems) == 2 and "'AB' is not a tick" in problems[0] and "not found" in problems[1]
+
+
 def test_a_sheet_from_another_study_is_refused(coded, tmp_path):
     other = write_coded_study(tmp_path / "other")
     text = other.config.read_text().replace('title = "Coded study"', 'title = "Other"')
