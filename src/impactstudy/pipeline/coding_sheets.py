@@ -179,6 +179,7 @@ def coding_workbook(rows: pd.DataFrame, study: Study, coder: str, written: datet
             for j, value in enumerate((r.answer_id, r.wave_label, r.council, r.role, r.respondent, r.answer), start=1):
                 _text(ws.cell(row=i, column=j), value)
             ws.cell(row=i, column=6).alignment = Alignment(wrap_text=True, vertical="top")
+            ws.row_dimensions[i].height = 15 * max(1, -(-len(str(r.answer)) // 60))  # wrapped in a column 70 wide
         first_tick, last_tick = len(CONTEXT_COLUMNS) + 2, len(header) - 1  # the themes, No theme and Quote
         if len(mine):
             check = DataValidation(type="list", formula1='"x"', allow_blank=True, showErrorMessage=True,
@@ -190,6 +191,7 @@ def coding_workbook(rows: pd.DataFrame, study: Study, coder: str, written: datet
             ws.column_dimensions[get_column_letter(j)].width = width
         ws.row_dimensions[1].height = 60
         ws.freeze_panes = "G2"
+        _printable(ws)
         ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{max(len(mine), 1) + 1}"
         counts.append((question.label, sheet_name, len(mine), frame))
     _cover(cover, study, coder, written, counts, bold)
@@ -235,7 +237,17 @@ def _cover(ws: Any, study: Study, coder: str, written: datetime, counts: list[tu
         cell.alignment = Alignment(wrap_text=True, vertical="top")
         if font is not None:
             cell.font = font
-    ws.column_dimensions["A"].width = 110
+        ws.row_dimensions[i].height = 18 * max(1, -(-len(text) // 90))
+    ws.column_dimensions["A"].width = 95
+    _printable(ws)
+
+
+def _printable(ws: Any) -> None:
+    """Printed landscape, every column on one page's width."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
 
 
 def fill_sheet(workbook: Any, study: Study, question: str, ticks: Mapping[str, Sequence[str]],
