@@ -94,6 +94,14 @@ def _rename_aim(data: dict[str, Any]) -> None:
             measure["aim"] = "aims_first"
 
 
+def _rename_coded(key: str, new: str) -> Callable[[dict[str, Any]], None]:
+    """Rename the measure the first [[coding]] section names as ``key`` (question or themes), there too."""
+    def edit(data: dict[str, Any]) -> None:
+        old = data["coding"][0][key]
+        next(m for m in data["measures"] if m["name"] == old)["name"] = data["coding"][0][key] = new
+    return edit
+
+
 def _date_column_as_category(data: dict[str, Any]) -> None:
     data["councils"]["covariates"]["review_date"] = "category"  # and what must name a date follows to visit_date
     data["intervention"]["date"] = data["impact"]["treatment"] = data["models"]["time_since_intervention"]["date"] = "visit_date"
@@ -158,6 +166,11 @@ TABLE: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
     "measures[0].columns.early_impact": (_set("measures[0].columns.early_impact", text), downstream_of("ingest:early_impact")),
     "measures[0].columns.follow_up": (_set("measures[0].columns.follow_up", "q4_1b"), downstream_of("ingest:follow_up")),
     "measures[0].reverse": (_set("measures[0].reverse", []), downstream_of("ingest:follow_up")),
+    # the first [[coding]] section codes the baseline's free text: its codes come in with that wave
+    "coding[0].question": (_rename_coded("question", "hopes_text"), downstream_of("ingest:baseline")),
+    "coding[0].themes": (_rename_coded("themes", "hope_themes"), downstream_of("ingest:baseline")),
+    "coding[0].files": (_set("coding[0].files", ["coding/coding_AB.xlsx"]), downstream_of("ingest:baseline")),
+    "coding[0].consent": (_set("coding[0].consent", "improvement_plan"), downstream_of("ingest:baseline")),
     "models.few_councils": (_set("models.few_councils", 21), {"model", "report"}),
     "models.flag_councils": (_set("models.flag_councils", 11), {"model", "report"}),  # the report's caveat reads it too
     "models.time_since_intervention.date": (_set("models.time_since_intervention.date", "visit_date"), downstream_of("link")),
