@@ -309,10 +309,12 @@ def test_late_rows_keep_the_codes_of_the_answers_they_did_not_move(coded):
     frame = pd.read_csv(raw, dtype=str, keep_default_na=False)
     late = pd.DataFrame({"Council": ["Leeds"], "ID": ["R99"], "Role": ["Lead"], "Lesson": ["a late answer"],
                          "Quote OK": ["Yes"]})
+    frame.loc[0, "Lesson"] = "an answer corrected after coding"
     pd.concat([late, frame]).to_csv(raw, index=False)  # the late row first: every source row moves
     stages.run("coded", ["ingest"], root=coded.root)
     report = json.loads(coded.ingest_report.read_text())["coding"]["lesson"]
     assert (report["answers"], report["coded"], report["uncoded"]) == (21, 20, 1)
+    assert report["changed"] == 1  # reported, its codes kept
     assert pd.read_parquet(coded.wave_file("one"))["lesson_theme_people"].sum() == 10
 
 

@@ -17,7 +17,9 @@ import pandas as pd
 
 from impactstudy.errors import DataError
 from impactstudy.ingest.harmonise import NO_ANSWER
-from impactstudy.pipeline.coding import CODES_COLUMNS, NOT_CODED, Returned, answer_ids, read_returned, resolve_codes
+from impactstudy.pipeline.coding import (
+    CODES_COLUMNS, NOT_CODED, Returned, answer_ids, read_returned, resolve_codes, sheet_text,
+)
 from impactstudy.pipeline.frames import missing_column
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.study.config import Coding, Study, Wave
@@ -98,6 +100,9 @@ def code_wave(data: pd.DataFrame, study: Study, wave: Wave,
         coders = codes.drop_duplicates(["answer_id", "coder"])
         double = coders[coders["coder_role"] != "adjudicator"].groupby("answer_id").size()
         uncoded_ids = sorted(set(answered_ids) - set(resolved.index[resolved.notna().any(axis=1)]))
+        now = dict(zip(ids[answered].astype(str), text[answered].astype(str), strict=True))
+        changed = sorted({a for r in files for a, shown in r.texts.items()
+                          if a in now and a in set(codes["answer_id"]) and sheet_text(now[a]).strip() != shown})
         report[coding.question] = {
             "answers": int(answered.sum()),
             "coded": int(answered.sum()) - len(uncoded_ids),
@@ -106,6 +111,8 @@ def code_wave(data: pd.DataFrame, study: Study, wave: Wave,
             "double_coded": int((double >= 2).sum()),
             "adjudicated": int((coders["coder_role"] == "adjudicator").sum()),
             "coded_by": {str(k): int(v) for k, v in coders["coder"].value_counts().sort_index().items()},
+            "changed": len(changed),
+            "changed_ids": changed,
         }
     codes_frame = (pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=list(CODES_COLUMNS)))
     return data, codes_typed(codes_frame), report

@@ -149,7 +149,8 @@ def coding_summary(study: Study, paths: StudyPaths, coding: Coding, reports: lis
         "coded": sum(w["coded"] for w in per_wave.values()),
         "uncoded": sum(w["uncoded"] for w in per_wave.values()),
         "double_coded": sum(w["double_coded"] for w in per_wave.values()),
-        "by_wave": {w: {k: v for k, v in counts.items() if k != "uncoded_ids"} for w, counts in per_wave.items()},
+        "changed": sum(w["changed"] for w in per_wave.values()),
+        "by_wave": {w: {k: v for k, v in counts.items() if not k.endswith("_ids")} for w, counts in per_wave.items()},
         "unknown_themes": [u for r in returned for u in r.unknown_themes],
         "answers_not_found": not_found(returned, answered),
     }

@@ -39,12 +39,14 @@ CONTEXT_COLUMNS = ("Wave", "Council", "Role", "Respondent", "Answer")  # shown t
 NO_THEME = "No theme"
 QUOTE = "Quote"
 NOTES = "Notes"
+ANSWER = CONTEXT_COLUMNS[-1]
 ROLES = ("primary", "second", "adjudicator")
 CODES_COLUMNS = ("question", "wave", "source_row", "answer_id", "coder", "coder_role", "theme", "coded", "quote", "note")
 NOT_CODED = "Not coded"
 ID_PATTERN = re.compile(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
 TICKS = frozenset({"x", "1", "1.0", "yes", "y", "true", "\u2713", "\u2714", "\u2612", "\u2611"})
 BLANKS = frozenset({"", "0", "0.0", "no", "n", "false"})
+XML_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")  # as openpyxl's ILLEGAL_CHARACTERS_RE
 
 
 # -------------------------------------------------------------------------------------------- answer ids
@@ -74,6 +76,11 @@ def question_sheet_name(question: str, taken: set[str]) -> str:
         name, k = question[: 31 - len(suffix)] + suffix, k + 1
     taken.add(name.casefold())
     return name
+
+
+def sheet_text(value: Any) -> str:
+    """An answer as a coding sheet holds it: text, characters XML cannot hold as U+FFFD."""
+    return XML_ILLEGAL.sub("\ufffd", "" if value is None else str(value))
 
 
 def theme_header(measure: Measure) -> str:
@@ -129,6 +136,7 @@ class Returned:
     uncoded: dict[str, int] = field(default_factory=dict)  # answer id -> sheet row
     unknown_themes: tuple[dict[str, Any], ...] = ()
     roles: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # answer id -> the answer as the sheet shows it
 
 
 def _closest(name: str, names: list[str]) -> str:
@@ -265,6 +273,7 @@ def _parse_rows(rows: list[list[Any]], position: dict[str, int], themes: dict[st
     seen: dict[str, int] = {}
     codes: list[dict[str, Any]] = []
     uncoded: dict[str, int] = {}
+    texts: dict[str, str] = {}
     extra_ticks = {name: 0 for name in extra}
     counts = kind == "matrix"
 
@@ -286,6 +295,8 @@ def _parse_rows(rows: list[list[Any]], position: dict[str, int], themes: dict[st
         if answer in seen:
             raise DataError(f"{where}: answer {answer} is in rows {seen[answer]} and {number}; keep one row per answer")
         seen[answer] = number
+        if ANSWER in position:
+            texts[answer] = _cell_text(cell(row, ANSWER))
         ticked: dict[str, bool] = {}
         for heading, option in themes.items():
             value = cell(row, heading)
@@ -319,7 +330,7 @@ def _parse_rows(rows: list[list[Any]], position: dict[str, int], themes: dict[st
     unknown = tuple({"file": shown, "coder": coder, "column": name, "answers_ticked": int(n)}
                     for name, n in extra_ticks.items())
     return Returned(file=shown, coder=coder, kind=kind, codes=frame.astype({"coded": "int64", "quote": "bool"}),
-                    uncoded=uncoded, unknown_themes=unknown, roles=dict(roles))
+                    uncoded=uncoded, unknown_themes=unknown, roles=dict(roles), texts=texts)
 
 
 NVIVO_PREFIX = re.compile(r"^\s*[A-Z]{1,3}\s*:\s*")

@@ -22,7 +22,7 @@ import pandas as pd
 from impactstudy.errors import ConfigError
 from impactstudy.pipeline.coding import (
     ANSWER_ID, CONTEXT_COLUMNS, COVER_SHEET, FORMAT_VERSION, META_SHEET, NO_THEME, NOTES, QUOTE, answer_ids,
-    question_sheet_name, theme_header,
+    question_sheet_name, sheet_text, theme_header,
 )
 from impactstudy.study.config import Measure, Study
 
@@ -127,9 +127,7 @@ def assign(answers: pd.DataFrame, coders: Sequence[str], overlap: float, seed: i
 
 def _text(cell: Any, value: Any) -> None:
     """Put ``value`` in ``cell`` as text, never a formula, without characters XML cannot hold."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", "" if value is None else str(value))
+    text = sheet_text(value)
     cell.value = text
     cell.data_type = "s"
     if text[:1] in ("=", "+", "-", "@"):

@@ -73,6 +73,9 @@ def coding_lines(question: str, coding: dict[str, Any], study: str) -> list[str]
         lines.append(f"  {len(missing)} answer(s) on the returned sheets are not answers of study '{study}' (not counted):")
         lines += _more([f"    {m['file']}" + (f", row {m['sheet_row']}" if m.get("sheet_row") else "")
                         + f": {m['answer_id']}" for m in missing[:SHOWN]], len(missing))
+    if coding.get("changed"):
+        lines.append(f"  {coding['changed']} coded answer(s) differ from the text on the returned sheet (the raw answer "
+                     f"was changed after the sheets were written): codes kept; check them (waves: coding: changed_ids)")
     if coding["uncoded"]:
         lines.append(f"  answers not coded are missing ('Not coded'); their ids are in data/processed/{study}/"
                      f"ingest_report.json (waves: coding: uncoded_ids)")

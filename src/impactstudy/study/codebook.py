@@ -195,7 +195,8 @@ def codebook(study: Study, column_labels: Mapping[str, Mapping[str, str]] | None
             column = m.columns[wave_id]
             reversed_ = wave_id in m.reverse
             sources.append({
-                "Variable": m.name, "Wave": waves[wave_id], "Source column": column,
+                "Variable": m.name, "Wave": waves[wave_id],
+                "Source column": f"{column}, coded by hand (coding sheets)" if m.coded_from else column,
                 "Question in the file": labels.get(wave_id, {}).get(column) or "–",
                 "Recodes": _recode_text(m.recode.get(wave_id, {})) or "none",
                 "Reversed": (f"yes: read as {_fmt(min(m.levels) + max(m.levels))} \u2212 answer"
