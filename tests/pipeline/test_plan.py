@@ -127,7 +127,8 @@ def day_later(old: datetime.date) -> datetime.date:
 
 # every key of the demo's study.toml (arrays of tables: their first entry) -> (the edit, the steps it reruns)
 TABLE: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
-    "title": (_set("title", text), {"ingest", "report"}),  # ingest_report.json names the study's title
+    # ingest_report.json names the study's title; the combining step also writes codes.parquet, which model reads
+    "title": (_set("title", text), {"ingest", "model", "report"}),
     "description": (_set("description", text), {"report"}),
     "ingest.duplicates": (_set("ingest.duplicates", "most_complete"), SURVEY),
     "intervention.name": (_set("intervention.name", "the visit"), downstream_of("link")),  # panel_long.sav labels
@@ -268,7 +269,8 @@ def test_status_names_the_upstream_step_and_the_changed_key(demo):
     assert reasons["ingest:baseline"] == []  # the wave is not read again for a new label
     assert reasons["ingest"] == ["study.toml changed: waves.label"]
     assert reasons["link"] == ["study.toml changed: waves"]
-    assert reasons["model"] == ["reads outputs of link, which will rerun"]
+    assert reasons["model"] == ["reads outputs of ingest, which will rerun",  # codes.parquet: the demo codes its free text
+                                "reads outputs of link, which will rerun"]
     assert reasons["report"] == ["study.toml changed: waves.label", "reads outputs of ingest, which will rerun",
                                  "reads outputs of link, which will rerun",
                                  "reads outputs of impact:triangulation, which will rerun",
