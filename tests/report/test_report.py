@@ -148,7 +148,9 @@ def test_public_report_has_no_cell_below_min_cell_and_no_council_pages(demo6, re
         for column in set(frame.columns) & COUNT_HEADERS:
             values = [v.replace(",", "") for v in frame[column] if v not in (MARK, "–", "")]
             assert all(int(v) >= study.min_cell for v in values), (csv.name, column)
-    assert "In their own words" not in text and "alert" not in text
+    assert "<img" not in text and "<script" not in text  # a hostile role label on a consented quote: escaped
+    if "In their own words" in text:  # public quotes only with the respondents' consent ([[coding]] consent)
+        assert "Quoted with the respondents' consent" in html.unescape(text)
     assert "It rests on only 6 councils" in html.unescape(text)
 
 
