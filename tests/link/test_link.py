@@ -128,38 +128,42 @@ def test_vocabulary_encodes_values_or_their_labels():
     assert vocabulary.decode(np.array([1, -1, 0])).tolist() == ["Good", pd.NA, "Poor"]
 
 
-def _write_stand_in(path, *_args):  # a .sav writer stand-in
-    Path(path).write_text("the .sav")
+def _write_stand_in(paths, *_args):  # a stand-in for the SPSS/Stata writer
+    for path in paths:
+        Path(path).write_text("the export")
 
 
 def _crash(*_args):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _targets(folder):
+    return tuple(folder / name for name in ("panel_long.sav", "panel_wide.sav", "panel_long.dta", "panel_wide.dta"))
+
+
 @pytest.mark.parametrize("methods", [None, ["spawn"]], ids=["forked child", "no fork: after the body"])
-def test_sav_appears_only_after_the_body(tmp_path, monkeypatch, methods):
-    monkeypatch.setattr(link, "write_person_wave_sav", _write_stand_in)
-    if methods is not None:  # a platform that cannot fork writes the .sav in-process, after the body
+def test_exports_appear_only_after_the_body(tmp_path, monkeypatch, methods):
+    monkeypatch.setattr(link, "write_exports_in_place", _write_stand_in)
+    if methods is not None:  # a platform that cannot fork writes the files in-process, after the body
         monkeypatch.setattr(link.multiprocessing, "get_all_start_methods", lambda: methods)
-    target = tmp_path / "panel_long.sav"
-    with link.person_wave_sav_aside(target, pd.DataFrame(), None, []):
-        assert not target.exists()
-    assert target.read_text() == "the .sav"
-    assert list(tmp_path.iterdir()) == [target]
+    targets = _targets(tmp_path)
+    with link.exports_aside(targets, pd.DataFrame(), None, []):
+        assert not any(t.exists() for t in targets)
+    assert all(t.read_text() == "the export" for t in targets)
+    assert sorted(tmp_path.iterdir()) == sorted(targets)
 
 
-def test_failing_body_leaves_no_sav(tmp_path, monkeypatch):
-    monkeypatch.setattr(link, "write_person_wave_sav", _write_stand_in)
-    with pytest.raises(RuntimeError, match="panels failed"), link.person_wave_sav_aside(tmp_path / "p.sav", pd.DataFrame(), None, []):
+def test_failing_body_leaves_no_export(tmp_path, monkeypatch):
+    monkeypatch.setattr(link, "write_exports_in_place", _write_stand_in)
+    with pytest.raises(RuntimeError, match="panels failed"), link.exports_aside(_targets(tmp_path), pd.DataFrame(), None, []):
         raise RuntimeError("panels failed")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_crashed_sav_writer_is_a_one_line_data_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(link, "write_person_wave_sav", _crash)
-    target = tmp_path / "panel_long.sav"
-    with (pytest.raises(DataError, match=r"panel_long\.sav: the SPSS writer stopped unexpectedly") as err,
-          link.person_wave_sav_aside(target, pd.DataFrame(), None, [])):
+def test_crashed_export_writer_is_a_one_line_data_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(link, "write_exports_in_place", _crash)
+    with (pytest.raises(DataError, match=r"the SPSS/Stata writer stopped unexpectedly") as err,
+          link.exports_aside(_targets(tmp_path), pd.DataFrame(), None, [])):
         pass
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and str(tmp_path) in str(err.value)
     assert list(tmp_path.iterdir()) == []

@@ -30,19 +30,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyreadstat
 
 from impactstudy.councils import councils_on, load_register, normalise, resolve
 from impactstudy.errors import DataError
+from impactstudy.link.exports import long_export, wide_export, write_exports
 from impactstudy.pipeline.atomic import (
-    atomic_path, fix_sav_timestamp, read_parquet_metadata, write_csv, write_json, write_parquet,
+    atomic_path, read_parquet_metadata, write_csv, write_json, write_parquet,
 )
 from impactstudy.pipeline.councils_file import carry_code_changes, council_covariates, reference_date, reorganisations
 from impactstudy.pipeline.frames import MONTHS_SINCE, QUARANTINE_COLUMNS, map_distinct, missing_column, sheet_rows
 from impactstudy.pipeline.paths import StudyPaths
 from impactstudy.study.config import Study
 from impactstudy.study.metadata import measure_metadata
-from impactstudy.study.names import export_labels, export_names
 
 LINKAGE_COLUMNS = ["wave", "council_raw", "council_code", "council_name", "method", "score", "note", "n_rows"]
 DAYS_PER_MONTH = 365.25 / 12
@@ -419,71 +418,57 @@ def _compare(sample: pd.Series, register: pd.Series) -> dict[str, dict[str, int]
     return {k: {"sample": int(in_sample.get(k, 0)), "register": int(counts[k])} for k in sorted(counts.index)}
 
 
-# -------------------------------------------------------------------------------------------- SPSS
+# -------------------------------------------------------------------------------------- SPSS, Stata
 
 
-def write_person_wave_sav(path: Path, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> None:
-    """Person-wave rows, one column per measure, with variable and value labels (SPSS, PSPP, Stata).
-
-    Writes ``path`` in place: :func:`person_wave_sav_aside` gives it a temporary file to write.
-    """
-    measures = [m for m in study.analysed_measures if m.name in person_wave.columns]
-    frame = person_wave[["council_code", "council_name", "wave_order", "respondent_id", "role", "authority_type",
-                         "region", *covariate_columns, MONTHS_SINCE] + [m.name for m in measures]].copy()
-    frame["wave_order"] = frame["wave_order"].astype("float64") + 1
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.StringDtype) or frame[column].dtype == object:
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
-    frame = frame.rename(columns={"wave_order": "wave"})
-    labels = {"council_code": "Council GSS code", "council_name": "Council", "wave": "Survey wave",
-              "respondent_id": "Respondent (pseudonymised)", "role": "Respondent role", "authority_type": "Authority type",
-              "region": "Region", MONTHS_SINCE: f"Months since {study.intervention.name}"}
-    labels.update({m.name: m.label for m in measures})
-    value_labels_ = {"wave": {float(w.order + 1): w.label for w in study.waves}}
-    value_labels_.update({m.name: dict(m.level_labels) for m in measures if m.level_labels})
-    names = export_names(list(frame.columns), "spss")  # the study's names where SPSS takes them, else labelled safe ones
-    frame.columns = [names[c] for c in frame.columns]
-    pyreadstat.write_sav(frame, str(path), column_labels=export_labels(names, labels),
-                         variable_value_labels={names[k]: v for k, v in value_labels_.items()})
-    fix_sav_timestamp(path)
+def write_exports_in_place(targets: tuple[Path, ...], person_wave: pd.DataFrame, study: Study,
+                           covariate_columns: list[str]) -> None:
+    """The long and wide panels as ``.sav`` and ``.dta`` (:mod:`impactstudy.link.exports`) at ``targets``
+    (long .sav, wide .sav, long .dta, wide .dta), written in place: :func:`exports_aside` gives temporary files."""
+    long_sav, wide_sav, long_dta, wide_dta = targets
+    write_exports(long_export(person_wave, study, covariate_columns), long_sav, long_dta)
+    write_exports(wide_export(person_wave, study, covariate_columns), wide_sav, wide_dta)
 
 
-_SAV_ARGS: list[Any] = []  # write_person_wave_sav's arguments, for the forked child that writes the .sav
+_EXPORT_ARGS: list[Any] = []  # write_exports_in_place's arguments, for the forked child that writes the files
 
 
-def _write_sav_in_child() -> None:
-    write_person_wave_sav(*_SAV_ARGS)
+def _write_exports_in_child() -> None:
+    write_exports_in_place(*_EXPORT_ARGS)
 
 
 @contextlib.contextmanager
-def person_wave_sav_aside(path: Path, person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> Iterator[None]:
-    """Write the .sav atomically in a child process while the ``with`` body runs; wait for it on leaving.
+def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> Iterator[None]:
+    """Write the SPSS and Stata files atomically in a child process while the ``with`` body runs; wait for
+    them on leaving.
 
-    Writing the .sav (readstat, one Python call per cell) takes as long as building and writing both
+    Writing them (readstat, one Python call per cell) takes as long as building and writing both
     Parquet panels, and nothing else uses a second core meanwhile. The child is forked, as
     :func:`impactstudy.pipeline.readers.read_raw` does for readstat, and finds its arguments in memory it shares
     with this process (pickling the person-wave rows to it took a second); where the platform cannot
-    fork, the .sav is written here after the body. This process owns the temporary file, so the .sav
-    appears only once the child succeeded and the body finished.
+    fork, the files are written here after the body. This process owns the temporary files, so they
+    appear only once the child succeeded and the body finished.
     """
-    global _SAV_ARGS
-    with atomic_path(path) as tmp:
+    global _EXPORT_ARGS
+    with contextlib.ExitStack() as stack:
+        tmp = tuple(stack.enter_context(atomic_path(p)) for p in paths)
         if "fork" not in multiprocessing.get_all_start_methods():
             yield
-            write_person_wave_sav(tmp, person_wave, study, covariate_columns)
+            write_exports_in_place(tmp, person_wave, study, covariate_columns)
             return
-        _SAV_ARGS = [tmp, person_wave, study, covariate_columns]
+        _EXPORT_ARGS = [tmp, person_wave, study, covariate_columns]
         try:
             with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
                                      initializer=faulthandler.disable) as pool:
-                written = pool.submit(_write_sav_in_child)
+                written = pool.submit(_write_exports_in_child)
                 yield
                 try:
                     written.result()
                 except BrokenProcessPool:
-                    raise DataError(f"{path}: the SPSS writer stopped unexpectedly (out of memory?); run link again") from None
+                    raise DataError(f"{paths[0].parent}: the SPSS/Stata writer stopped unexpectedly (out of memory?); "
+                                    "run link again") from None
         finally:
-            _SAV_ARGS = []
+            _EXPORT_ARGS = []
 
 
 # ------------------------------------------------------------------------------------------- stage
@@ -513,7 +498,7 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
     # wave labels are wording, kept in the .sav and the report: not here, so relabelling a wave refits no model
     meta = {"measures": measure_metadata(study), "waves": {w.id: {"order": w.order} for w in study.waves},
             "covariates": rows.covariate_columns}
-    with person_wave_sav_aside(paths.panel_sav, rows.person_wave, study, rows.covariate_columns):
+    with exports_aside(paths.exports, rows.person_wave, study, rows.covariate_columns):
         result = panels(study, rows)
         write_parquet(paths.panel_long, result.panel_long, meta)
         write_parquet(paths.panel_wide, result.panel_wide, meta)

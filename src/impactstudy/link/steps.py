@@ -2,7 +2,7 @@
 
 One step over every ingested wave and the councils file (and its aliases): it resolves councils with
 each wave's dates and identifier columns, takes covariates from the councils file, writes measure and
-wave labels into the panels and ``panel_long.sav``, and dates responses against the intervention.
+wave labels into the panels and their SPSS/Stata files (``panel_long.sav`` …), and dates responses against the intervention.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from impactstudy.pipeline.steps import Step, deferred
 from impactstudy.study.config import Study
 from impactstudy.study.keys import settings
 
-# what the panels record of each measure (impactstudy.study.metadata.measure_metadata), and which reach them
+# what the panels record of each measure (impactstudy.study.metadata.measure_metadata), and which reach them;
+# missing, recode and maximum choose the SPSS/Stata missing codes (impactstudy.study.codebook.missing_codes)
 MEASURE_KEYS = tuple(f"measures.{key}" for key in
-                     ("name", "label", "type", "levels", "level_labels", "parent", "option", "option_label", "aim", "pii"))
+                     ("name", "label", "type", "levels", "level_labels", "parent", "option", "option_label", "aim", "pii",
+                      "missing", "recode", "maximum"))
 
 
 def link_steps(study: Study, paths: StudyPaths) -> list[Step]:
@@ -28,5 +30,5 @@ def link_steps(study: Study, paths: StudyPaths) -> list[Step]:
                       "intervention.before_waves", "intervention.name")
     return [Step(name="link", inputs=tuple(inputs), config=config, code=("impactstudy.link",),
                  outputs=(paths.panel_long, paths.panel_wide, paths.linkage, paths.link_quarantine,
-                          paths.linkage_summary, paths.panel_sav),
+                          paths.linkage_summary, *paths.exports),
                  run=deferred("impactstudy.link.stage:run_link", study, paths))]

@@ -315,6 +315,20 @@ def fix_sav_timestamp(path: Path) -> None:
             handle.write(SAV_TIMESTAMP)
 
 
+DTA_TIMESTAMP = b"01 Jan 2000 00:00"  # Stata's "dd Mon yyyy hh:mm", fixed as the .sav's is
+
+
+def fix_dta_timestamp(path: Path) -> None:
+    """Overwrite the write time in a .dta (format 117 and later) header with a fixed one, so equal data
+    give equal bytes."""
+    with open(path, "r+b") as handle:
+        head = handle.read(512)
+        at = head.find(b"<timestamp>")
+        if at >= 0 and head[at + 11] == len(DTA_TIMESTAMP):  # a length byte, then the text
+            handle.seek(at + 12)
+            handle.write(DTA_TIMESTAMP)
+
+
 def read_parquet_metadata(path: Path) -> dict[str, Any]:
     """The ``impactstudy`` metadata stored by :func:`write_parquet` (empty if none)."""
     import pyarrow.parquet as pq

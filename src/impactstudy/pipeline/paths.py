@@ -82,6 +82,23 @@ class StudyPaths:
         return self.processed / "panel_long.sav"
 
     @property
+    def panel_wide_sav(self) -> Path:
+        return self.processed / "panel_wide.sav"
+
+    @property
+    def panel_dta(self) -> Path:
+        return self.processed / "panel_long.dta"
+
+    @property
+    def panel_wide_dta(self) -> Path:
+        return self.processed / "panel_wide.dta"
+
+    @property
+    def exports(self) -> tuple[Path, ...]:
+        """The panels for SPSS and Stata: long .sav, wide .sav, long .dta, wide .dta."""
+        return (self.panel_sav, self.panel_wide_sav, self.panel_dta, self.panel_wide_dta)
+
+    @property
     def linkage(self) -> Path:
         return self.processed / "linkage.csv"
 

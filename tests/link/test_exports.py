@@ -1,0 +1,185 @@
+"""The panels for SPSS, PSPP and Stata (link/exports.py): read back with pyreadstat, GNU PSPP and R haven."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from impactstudy.link.exports import Export, long_export, write_exports
+from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.study.config import Measure, ModelSettings, ReadOptions, Study, Wave
+
+PSPP = shutil.which("pspp")
+RSCRIPT = shutil.which("Rscript")
+
+
+@pytest.fixture(scope="module")
+def demo(demo_root):
+    return StudyPaths(demo_root, "demo")
+
+
+@pytest.fixture(scope="module")
+def panel(demo):
+    return pd.read_parquet(demo.panel_long)
+
+
+def _reason_counts(panel: pd.DataFrame, measure: str) -> pd.Series:
+    return panel.loc[panel["measure"] == measure, "missing_reason"].value_counts()
+
+
+def test_long_sav_has_levels_formats_user_missing_and_labels(demo, panel):
+    frame, meta = pyreadstat.read_sav(str(demo.panel_sav), user_missing=True)
+    assert meta.variable_measure["eff_leadership"] == "ordinal" and meta.variable_measure["attribution"] == "scale"
+    assert meta.variable_measure["improvement_plan"] == "nominal" and meta.variable_measure["wave"] == "ordinal"
+    assert meta.variable_measure["region"] == "nominal" and meta.variable_measure["review_date"] == "scale"
+    assert meta.original_variable_types["eff_leadership"] == "F1.0" and meta.original_variable_types["wave"] == "F1.0"
+    assert meta.original_variable_types["review_date"] == "DATE11"
+    assert meta.missing_ranges["eff_leadership"] == [{"lo": 8.0, "hi": 8.0}, {"lo": 9.0, "hi": 9.0}]
+    assert meta.variable_value_labels["eff_leadership"][8.0] == "Don't know"
+    assert meta.variable_value_labels["usefulness"] == {1.0: "Not at all useful", 2.0: "Not very useful", 3.0: "Fairly useful",
+                                                        4.0: "Very useful", 5.0: "Extremely useful", 9.0: "Don't know"}
+    assert meta.column_names_to_labels["status"] == "status"
+    assert set(meta.variable_value_labels["status"].values()) == set(panel["status"].dropna().astype(str))
+    reasons = _reason_counts(panel, "eff_leadership")
+    codes = frame["eff_leadership"].value_counts()
+    assert codes.get(8.0, 0) == reasons.get("Don't know", 0) > 0  # every declared missing answer kept as its code
+    assert codes.get(9.0, 0) == reasons.get("Not applicable", 0)
+    blank = frame["eff_leadership"].isna().sum()
+    asked = frame["wave"].isin([1.0, 2.0, 3.0]).sum()
+    assert blank == asked - frame["eff_leadership"].notna().sum()
+    assert blank == reasons.drop(["Don't know", "Not applicable"], errors="ignore").sum()  # no answer, set aside
+    plain, _ = pyreadstat.read_sav(str(demo.panel_sav))  # as SPSS sees it: user-missing are missing
+    answered = panel[(panel["measure"] == "eff_leadership") & panel["value"].notna()]
+    assert plain["eff_leadership"].notna().sum() == len(answered)
+
+
+def test_wide_sav_has_a_row_per_respondent_coded_as_the_long_one(demo):
+    long, _ = pyreadstat.read_sav(str(demo.panel_sav), user_missing=True)
+    wide, meta = pyreadstat.read_sav(str(demo.panel_wide_sav), user_missing=True)
+    panel_wide = pd.read_parquet(demo.panel_wide)
+    assert len(wide) == len(panel_wide) and not wide.duplicated(["council_code", "respondent_id"]).any()
+    assert meta.column_names_to_labels["eff_leadership__baseline"] == \
+        "Effectiveness: leadership and governance (Before the review)"
+    assert meta.missing_ranges["eff_leadership__follow_up"] == [{"lo": 8.0, "hi": 8.0}, {"lo": 9.0, "hi": 9.0}]
+    merged = wide.merge(long[long["wave"] == 1.0], on=["council_code", "respondent_id"], how="inner")
+    assert len(merged) and np.array_equal(merged["eff_leadership__baseline"].fillna(-1), merged["eff_leadership"].fillna(-1))
+    assert set(wide["waves_present"]) == set(panel_wide["waves_present"])
+
+
+def test_dta_has_extended_missing_values_with_labels(demo, panel):
+    frame, meta = pyreadstat.read_dta(str(demo.panel_dta), user_missing=True)
+    reasons = _reason_counts(panel, "eff_leadership")
+    column = frame["eff_leadership"]
+    assert (column == "a").sum() == reasons.get("Don't know", 0) > 0 and (column == "b").sum() == reasons.get("Not applicable", 0)
+    assert meta.missing_user_values["eff_leadership"] == ["a", "b"]
+    labels = meta.variable_value_labels["eff_leadership"]
+    assert labels["a"] == "Don't know" and labels["b"] == "Not applicable" and labels[5] == "Very effective"
+    assert meta.column_names_to_labels["eff_leadership"] == "Effectiveness: leadership and governance"
+    assert meta.original_variable_types["eff_leadership"] == "%2.0f"
+    wide, wide_meta = pyreadstat.read_dta(str(demo.panel_wide_dta), user_missing=True)
+    assert len(wide) == len(pd.read_parquet(demo.panel_wide))
+    assert all(len(name) <= 32 for name in wide.columns)
+    assert len(set(wide.columns)) == len(wide.columns)
+    labels = wide_meta.column_names_to_labels
+    assert all(len(label) <= 80 for label in labels.values())
+    long_names = [c for c, label in labels.items() if label.startswith("Longer-term contribution of the review: Perf")]
+    assert len(long_names) == 1 and long_names[0].startswith("longer_contribution_perf")  # 43 characters cut
+    assert labels[long_names[0]].endswith("\u2026 [follow_up]")  # its label cut to 80, keeping the wave
+
+
+def _pspp_dictionary(path) -> dict[str, list[list[str]]]:
+    """PSPP's DISPLAY DICTIONARY of ``path`` as tables of rows (CSV output)."""
+    syntax = f"GET FILE='{path}'.\nDISPLAY DICTIONARY.\n"
+    done = subprocess.run([PSPP, "-O", "format=csv", "-o", "-", "-"], input=syntax, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    tables: dict[str, list[list[str]]] = {}
+    name = None
+    for row in csv.reader(io.StringIO(done.stdout)):
+        if len(row) == 1 and row[0].startswith("Table: "):
+            name = row[0][len("Table: "):]
+            tables[name] = []
+        elif name and row:
+            tables[name].append(row)
+    return tables
+
+
+@pytest.mark.skipif(PSPP is None, reason="GNU PSPP (pspp) is not installed")
+@pytest.mark.parametrize("which", ["long", "wide"])
+def test_pspp_opens_each_sav_and_shows_labels_levels_and_missing_values(demo, which):
+    path = demo.panel_sav if which == "long" else demo.panel_wide_sav
+    tables = _pspp_dictionary(path)
+    header, *rows = tables["Variables"]
+    variables = {r[0]: dict(zip(header, r, strict=False)) for r in rows}
+    item = "eff_leadership" if which == "long" else "eff_leadership__follow_up"
+    assert variables[item]["Measurement Level"] == "Ordinal" and variables[item]["Print Format"] == "F1.0"
+    assert variables[item]["Missing Values"] == "8; 9"
+    assert variables[item]["Label"].startswith("Effectiveness: leadership and governance")
+    assert variables["region"]["Measurement Level"] == "Nominal" and variables["region"]["Label"] == "Region"
+    assert variables["months_since_intervention"]["Measurement Level"] == "Scale"
+    labels = tables["Value Labels"]
+    text = "\n".join(",".join(r) for r in labels)
+    assert "8[a],Don't know" in text and "9[a],Not applicable" in text  # [a]: PSPP's footnote "User-missing value"
+    assert "Adequate" in text and "Yorkshire and The Humber" in text  # covariate and region value labels
+
+
+@pytest.mark.skipif(RSCRIPT is None, reason="R (Rscript) is not installed")
+def test_r_haven_reads_the_dta_and_sav_labels_and_missing_codes(demo, tmp_path):
+    script = tmp_path / "read.R"
+    script.write_text(f"""
+suppressMessages(library(haven))
+d <- read_dta("{demo.panel_dta}")
+x <- d$eff_leadership
+cat("dta_label", attr(x, "label"), "\\n", sep = "|")
+cat("dta_tags", sum(na_tag(x) %in% "a"), sum(na_tag(x) %in% "b"), "\\n", sep = "|")
+cat("dta_labels", names(attr(x, "labels")), "\\n", sep = "|")
+s <- read_sav("{demo.panel_sav}", user_na = TRUE)
+y <- s$eff_leadership
+cat("sav_na_values", attr(y, "na_values"), "\\n", sep = "|")
+cat("sav_dk", sum(unclass(y) == 8, na.rm = TRUE), "\\n", sep = "|")
+""", encoding="utf-8")
+    done = subprocess.run([RSCRIPT, str(script)], capture_output=True, text=True, timeout=180)
+    if done.returncode != 0 and "haven" in done.stderr and "no package" in done.stderr.lower():
+        pytest.skip("R package haven is not installed")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = {line.split("|")[0]: line.split("|")[1:-1] for line in done.stdout.splitlines() if "|" in line}
+    reasons = _reason_counts(pd.read_parquet(demo.panel_long), "eff_leadership")
+    assert out["dta_label"] == ["Effectiveness: leadership and governance"]
+    assert out["dta_tags"] == [str(reasons["Don't know"]), str(reasons.get("Not applicable", 0))]
+    assert "Don't know" in out["dta_labels"] and "Very effective" in out["dta_labels"]
+    assert out["sav_na_values"] == ["8", "9"] and out["sav_dk"] == [str(reasons["Don't know"])]
+
+
+def test_more_than_three_missing_reasons_are_one_spss_range_and_a_tag_each(tmp_path):
+    wave = Wave(id="w1", label="Wave 1", order=0, file="w1.csv", format="csv", read=ReadOptions(), council="c")
+    measure = Measure(name="q", label="Question", type="likert", columns={"w1": "q"}, levels=(1.0, 2.0, 3.0),
+                      level_labels={1.0: "Low", 2.0: "Mid", 3.0: "High"},
+                      missing={"DK": "Don't know", "NA": "Not applicable", "RF": "Refused", "SK": "Skipped"})
+    study = Study(name="s", title="S", description="", waves=(wave,), measures=(measure,), councils=None, aims=(),
+                  expectations=(), models=ModelSettings())
+    reasons = ["Don't know", "Not applicable", "Refused", "Skipped", None, "No answer"]
+    person_wave = pd.DataFrame({
+        "council_code": ["E06000001"] * 6, "council_name": ["Hartlepool"] * 6, "respondent_id": list("abcdef"),
+        "role": ["Lead"] * 6, "authority_type": ["unitary"] * 6, "region": ["North East"] * 6, "wave": ["w1"] * 6,
+        "wave_order": [0] * 6, "months_since_intervention": [np.nan] * 6,
+        "q": [np.nan, np.nan, np.nan, np.nan, 2.0, np.nan], "q__missing": pd.array(reasons, dtype="string")})
+    export = long_export(person_wave, study, [])
+    assert isinstance(export, Export)
+    assert export.frame["q"].tolist()[:5] == [9.0, 8.0, 7.0, 6.0, 2.0] and np.isnan(export.frame["q"].iloc[5])
+    write_exports(export, tmp_path / "q.sav", tmp_path / "q.dta")
+    _, meta = pyreadstat.read_sav(str(tmp_path / "q.sav"), user_missing=True)
+    assert meta.missing_ranges["q"] == [{"lo": 6.0, "hi": 9.0}]
+    frame, dta = pyreadstat.read_dta(str(tmp_path / "q.dta"), user_missing=True)
+    assert frame["q"].tolist()[:5] == ["a", "b", "c", "d", 2.0]
+    assert dta.variable_value_labels["q"] == {1: "Low", 2: "Mid", 3: "High", "a": "Don't know", "b": "Not applicable",
+                                              "c": "Refused", "d": "Skipped"}
+    first = (tmp_path / "q.dta").read_bytes()
+    write_exports(export, tmp_path / "q.sav", tmp_path / "q.dta")
+    assert (tmp_path / "q.dta").read_bytes() == first  # no write time in the file
