@@ -1,8 +1,9 @@
 """The two report bundles: public/ passes disclosure control in every file, internal/ holds the rest.
 
 The public bundle of the 6-council demo (small enough for many cells below ``min_cell``) is read file by
-file: every HTML table, every figure CSV and every table CSV. No answer count below the threshold is
-published, and no withheld cell can be worked out from the published totals of its table.
+file: every HTML table, every figure CSV and every table CSV, every table of ``tables.xlsx`` (openpyxl)
+and of ``report.docx`` (python-docx). No answer count below the threshold is published, and no withheld
+cell can be worked out from the published totals of its table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from report_fixtures import build_study
 # columns holding counts of answers (disclosive below min_cell); counts of councils and respondents taking
 # part, and of file rows, are not disclosive (docs/report.md)
 ANSWER_COUNTS = {"Respondents selecting it", "Respondents answering", "Answers mentioning it", "Coded answers"}
-MISSING_TABLE = "missing.csv"  # every column but the first is a count of answers
+MISSING_TABLE = "missing.csv"  # every column but the first is a count of answers (headed Question … All reasons)
 MARGINS = {"Total", "All reasons", "All questions"}
 
 
@@ -70,7 +71,46 @@ def _frames(bundle: Path) -> dict[str, pd.DataFrame]:
         for k, rows in enumerate(parser.tables):
             if len(rows) > 1 and all(len(r) == len(rows[0]) for r in rows):
                 out[f"{page.name}#{k}"] = pd.DataFrame(rows[1:], columns=rows[0])
+    out.update(_workbook_frames(bundle / "tables.xlsx"))
+    out.update(_document_frames(bundle / "report.docx"))
     return out
+
+
+def _cell_text(value) -> str:
+    """A spreadsheet cell as the page shows it: whole numbers without '.0', nothing as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value)}"
+    return str(value)
+
+
+def _workbook_frames(path: Path) -> dict[str, pd.DataFrame]:
+    """Every Excel table of a workbook (one per sheet after the cover, contents and notes) as text."""
+    import openpyxl
+
+    out = {}
+    book = openpyxl.load_workbook(path)
+    for sheet in book.worksheets:
+        for name, ref in sheet.tables.items():
+            rows = [[_cell_text(c.value) for c in row] for row in sheet[ref]]
+            out[f"{path.name}#{name}"] = pd.DataFrame(rows[1:], columns=rows[0])
+    return out
+
+
+def _document_frames(path: Path) -> dict[str, pd.DataFrame]:
+    """Every Word table of a document as text."""
+    import docx
+
+    out = {}
+    for k, grid in enumerate(docx.Document(str(path)).tables):
+        rows = [[cell.text for cell in row.cells] for row in grid.rows]
+        out[f"{path.name}#{k}"] = pd.DataFrame(rows[1:], columns=rows[0])
+    return out
+
+
+def _is_missing_table(name: str, frame: pd.DataFrame) -> bool:
+    return name.endswith(MISSING_TABLE) or (frame.columns[0] == "Question" and "All reasons" in frame.columns)
 
 
 def _number(cell: str) -> float | None:
@@ -90,7 +130,7 @@ def test_every_file_of_the_public_bundle_passed_disclosure_control(bundles):
     assert len(frames) > 20
     checked = withheld = 0
     for name, frame in frames.items():
-        columns = list(frame.columns[1:]) if name.endswith(MISSING_TABLE) else [c for c in frame if c in ANSWER_COUNTS]
+        columns = list(frame.columns[1:]) if _is_missing_table(name, frame) else [c for c in frame if c in ANSWER_COUNTS]
         for column in columns:
             for cell in frame[column]:
                 if cell == MARK:
@@ -99,6 +139,9 @@ def test_every_file_of_the_public_bundle_passed_disclosure_control(bundles):
                     assert value >= study.min_cell, (name, column, cell)
                     checked += 1
     assert checked > 10 and withheld > 10
+    for kind in ("tables.xlsx", "report.docx"):  # the workbook and the document were read, the missing table too
+        names = [n for n in frames if n.startswith(kind)]
+        assert len(names) > 20 and any(_is_missing_table(n, frames[n]) for n in names), kind
 
 
 def test_no_withheld_cell_follows_from_the_published_totals(bundles):
