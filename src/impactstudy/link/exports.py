@@ -258,6 +258,20 @@ def _stata_names(export: Export) -> dict[str, str]:
     return names
 
 
+def _polars(frame: pd.DataFrame, tagged: set[str]) -> Any:
+    """``frame`` as a polars frame, the columns holding Stata tags as Python objects.
+
+    pyreadstat reads a pandas object column's type from its first 100 values (narwhals), so a column
+    whose first 100 answers are blank was taken for text and refused its numbers; a polars Object column
+    is inspected whole."""
+    import polars as pl
+
+    plain = pl.from_pandas(frame[[c for c in frame.columns if c not in tagged]])
+    objects = [pl.Series(c, [None if isinstance(v, float) and np.isnan(v) else v for v in frame[c].tolist()],
+                         dtype=pl.Object) for c in frame.columns if c in tagged]
+    return plain.with_columns(objects).select(list(frame.columns))
+
+
 def write_exports(export: Export, sav: Path, dta: Path) -> None:
     """Write ``export`` as an SPSS ``.sav`` and a Stata ``.dta`` (the one writer of both; paths written in place)."""
     import pyreadstat
@@ -280,7 +294,7 @@ def write_exports(export: Export, sav: Path, dta: Path) -> None:
             frame, value_labels, tags = _dta_frame(export, names)
             old = {new: original for original, new in names.items()}
             pyreadstat.write_dta(
-                frame, str(path), version=14,
+                _polars(frame, set(tags)), str(path), version=14,
                 column_labels={k: _stata_label(export, old.get(k, k), v) for k, v in labels.items()},
                 variable_value_labels=value_labels, missing_user_values=tags,
                 variable_format={names[c]: f"%{max(width + 1, 2)}.0f" for c, width in export.formats.items()})
