@@ -426,3 +426,15 @@ def test_run_refuses_to_overwrite_unless_forced_and_removes_stale_waves(tmp_path
     assert not (raw / "wave4_follow_up_2.sav").exists()
     assert sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file()) == sorted(summary["files"])
     assert re.search(r"6 councils", (tmp_path / "pipelines" / "demo" / "study.toml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(("study", "councils"), [("demo", 40), ("demo6", 6)])
+def test_the_tracked_demo_configs_are_what_the_generator_writes(study, councils):
+    """`make report` on a fresh clone runs `impactstudy demo`, which refuses a study.toml that differs from
+    the one it would write: the tracked copies must follow every edit of the packaged template."""
+    from impactstudy.demo.config_text import study_text
+    from impactstudy.demo.generator import _template
+
+    tracked = Path(__file__).resolve().parents[2] / "pipelines" / study / "study.toml"
+    assert tracked.read_text(encoding="utf-8") == study_text(_template(), councils, 0), (
+        f"{tracked} is stale: regenerate it with `impactstudy demo --study {study} --councils {councils} --force`")
