@@ -183,3 +183,25 @@ def test_more_than_three_missing_reasons_are_one_spss_range_and_a_tag_each(tmp_p
     first = (tmp_path / "q.dta").read_bytes()
     write_exports(export, tmp_path / "q.sav", tmp_path / "q.dta")
     assert (tmp_path / "q.dta").read_bytes() == first  # no write time in the file
+
+
+def test_link_does_not_hang_in_a_session_that_has_used_polars(tmp_path):
+    """The exports are written in a forked child; once this process has run polars' thread pool a forked
+    child can deadlock in it (the suite hung in ``polars.from_pandas`` there): link must then write them
+    in place. Run in a subprocess with a time limit so a regression fails instead of hanging."""
+    import subprocess
+    import sys
+
+    script = (
+        "import polars as pl, sys\n"
+        "from pathlib import Path\n"
+        "pl.DataFrame({'a': list(range(100000))}).with_columns(pl.col('a') * 2).sum()\n"
+        "from impactstudy import demo, stages\n"
+        "root = Path(sys.argv[1])\n"
+        "demo.generate(root, 'demo6', councils=6)\n"
+        "stages.run('demo6', ['link'], root)\n"
+        "print('linked')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "linked" in done.stdout
+    assert (tmp_path / "data" / "processed" / "demo6" / "panel_wide.dta").is_file()

@@ -663,11 +663,11 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
         " (this invocation only: a resumed run reuses earlier tasks' results)",
         f"- studies per cell: {info['studies']} (asked for {info['requested']}); respondent seats per council: "
         f"{', '.join(sorted(summary['respondents'].unique()))}",
-        f"- each cell: `coverage / size` in percent — coverage of the contrast's intervals (both measures), "
+        "- each cell: `coverage / size` in percent — coverage of the contrast's intervals (both measures), "
         f"size = share of p < 0.05 for `{NULL_MEASURE}`; ✗: coverage more than {100 * TOLERANCE:.0f} points "
         f"from the stated level, or size above {100 * MAX_SIZE:.0f}% (marked only from {JUDGED_FROM} intervals or "
         f"tests in the cell: fewer cannot tell a miss from chance); `n/a`: no interval (too few councils).",
-        f"- Monte-Carlo standard error of a coverage of 95% from n intervals: √(0.95·0.05/n), 0.7 points for "
+        "- Monte-Carlo standard error of a coverage of 95% from n intervals: √(0.95·0.05/n), 0.7 points for "
         "1,000 intervals (500 studies x 2 measures).",
         *(f"- {note}" for note in info.get("notes", ())),
         "",

@@ -437,6 +437,16 @@ def _write_exports_in_child() -> None:
     write_exports_in_place(*_EXPORT_ARGS)
 
 
+def _forking_could_hang() -> bool:
+    """True when a forked child could deadlock in the Stata writer: polars (which :mod:`.exports` hands the
+    ``.dta`` to) runs a thread pool, and once this process has used it, a forked child inherits its locks
+    without its threads. Seen in a Python session (the test suite) that had written exports before: link
+    hung in ``polars.from_pandas`` in the child. A process that has not imported polars forks safely."""
+    import sys
+
+    return "polars" in sys.modules
+
+
 @contextlib.contextmanager
 def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> Iterator[None]:
     """Write the SPSS and Stata files atomically in a child process while the ``with`` body runs; wait for
@@ -452,7 +462,7 @@ def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Stu
     global _EXPORT_ARGS
     with contextlib.ExitStack() as stack:
         tmp = tuple(stack.enter_context(atomic_path(p)) for p in paths)
-        if "fork" not in multiprocessing.get_all_start_methods():
+        if "fork" not in multiprocessing.get_all_start_methods() or _forking_could_hang():
             yield
             write_exports_in_place(tmp, person_wave, study, covariate_columns)
             return
