@@ -318,7 +318,7 @@ def run(root: Path, scale: national.Scale, seed: int, r_measures: int | None, lo
 
     set_waves(root, scale, scale.waves + 1)
     results["new_wave"] = measure(_impactstudy("run", root), REPO, log)
-    results["new_wave"]["steps_run"] = [line.split(": running")[0] for line in _last_run(log)]
+    results["new_wave"]["steps_run"] = _steps_run(log)
     set_waves(root, scale, scale.waves)
     results["reruns"] = reruns(root, scale, log)
     save()
@@ -358,7 +358,7 @@ def reruns(root: Path, scale: national.Scale, log: Path) -> dict[str, Any]:
     the study back to ``scale.waves`` waves (after the new wave; not a figure); leaves the label edited."""
     def timed(argv: list[str]) -> dict[str, Any]:
         row = measure(argv, REPO, log)
-        row["steps_run"] = [line.split(": running")[0] for line in _last_run(log)]
+        row["steps_run"] = _steps_run(log)
         return row
 
     out = {"back_to_declared_waves": timed(_impactstudy("run", root))}  # after the new wave (or the first run): no figure
@@ -377,10 +377,11 @@ def reruns(root: Path, scale: national.Scale, log: Path) -> dict[str, Any]:
     return out
 
 
-def _last_run(log: Path) -> list[str]:
+def _steps_run(log: Path) -> list[str]:
+    """The names of the steps the last command in ``log`` ran, from its "<step> (<what>): running" lines."""
     lines = log.read_text(errors="replace").splitlines()
     start = max(i for i, line in enumerate(lines) if line.startswith("$ "))
-    return [line for line in lines[start + 1:] if ": running" in line]
+    return [line.split(": running")[0].split(" (")[0] for line in lines[start + 1:] if ": running" in line]
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -76,6 +76,9 @@ def named_bundles(tmp_path_factory):
     again = panel[coded & (panel["wave"] == "follow_up")].assign(wave="early_impact", wave_order=1)
     panel = pd.concat([panel, consent, again], ignore_index=True)
     panel["role"] = panel["role"].astype("string").where(panel["role"] != "Lead member", "Lead member, Stoke-on-Trent")
+    # the coder-marked quote (always shown) is a lead member's, so a role naming a council is beside a quote
+    marked = (panel["council_code"] == jane["council_code"]) & (panel["respondent_id"] == jane["respondent_id"])
+    panel.loc[marked, "role"] = "Lead member, Stoke-on-Trent"
     panel["measure"] = panel["measure"].astype("string")
     write_parquet(paths.panel_long, panel, meta)
     study = dataclasses.replace(study, redact_names=("Jane Smith",),
