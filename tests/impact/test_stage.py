@@ -36,9 +36,19 @@ def test_outputs_follow_the_contract(demo_impact: Path) -> None:
     table = pd.read_csv(paths.impact_table)
     assert list(table.columns) == RESULT_COLUMNS
     assert set(table["estimator"]) == {"callaway_santanna", "gardner", "sun_abraham", "twfe", "before_after",
-                                       "randomisation_space", "randomisation_time"}
-    assert set(table["aggregation"]) == {"group_time", "event", "cohort", "overall"}
+                                       "randomisation_space", "randomisation_time", "honestdid_rm"}
+    assert set(table["aggregation"]) == {"group_time", "event", "cohort", "overall", "sensitivity", "breakdown"}
     summary = json.loads(paths.impact_json.read_text())
+    # the HonestDiD rows: one per M̄ and one at the breakdown value, the only rows with an mbar
+    sens = table[table["estimator"] == "honestdid_rm"]
+    assert table.loc[table["estimator"] != "honestdid_rm", "mbar"].isna().all()
+    for name, outcome in summary["outcomes"].items():
+        rows = sens[sens["outcome"] == name].set_index("aggregation")
+        assert rows.loc["sensitivity", "mbar"].tolist() == outcome["sensitivity"]["mbar"]
+        assert rows.loc["sensitivity", "ci_low"].tolist() == pytest.approx(outcome["sensitivity"]["lower"])
+        if outcome["sensitivity"]["breakdown"] is not None:
+            assert rows.loc["breakdown", "mbar"] == outcome["sensitivity"]["breakdown"]
+        assert "conditional–least-favourable" in outcome["sensitivity"]["method"]
     assert summary["settings"]["anticipation"] == 1 and summary["settings"]["libraries"]["csdid"]
     assert list(summary["outcomes"]) == ["assessments_45_days", "re_referrals", "repeat_cp_plans"]
     assert summary["files"]["cin_outcomes.csv"]["rows_other_level"] > 0

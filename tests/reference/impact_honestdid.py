@@ -1,26 +1,35 @@
 """Reference values from the ``honestdid`` package for the relative-magnitudes sensitivity analysis.
 
 ``honestdid`` (Rambachan & Roth's HonestDiD ported to Python) needs PyTorch, so it is not a
-dependency of impactstudy. This script, run once by hand where it is installed
-(``.venv/bin/pip install honestdid``), takes the universal-base Callaway & Sant'Anna event study of
-``fixtures/impact_panel.csv`` (the panel ``impact_reference.R`` writes; event times -5..5) and writes
-``fixtures/impact_honestdid.json``: the event study (times, estimates, covariance) and HonestDiD's
-relative-magnitudes (Δ^RM, method C-LF) robust interval for the average post effect at each M̄.
-tests/impact/test_sensitivity.py checks that impactstudy's Bonferroni intervals contain them.
+dependency of impactstudy. This script, run by hand in a scratch environment where it is installed,
+takes universal-base Callaway & Sant'Anna event studies of ``fixtures/impact_panel.csv`` (the panel
+``impact_reference.R`` writes) and writes ``fixtures/impact_honestdid.json``: for each case the event
+study (times, estimates, covariance), what was handed to HonestDiD (pre/post counts, ``l_vec``, grid)
+and its relative-magnitudes (Δ^RM) robust interval for the average post effect at each M̄, with the
+seconds the package took. tests/impact/test_sensitivity.py checks impactstudy's intervals against them.
 
-Run from the repository root:  .venv/bin/python tests/reference/impact_honestdid.py
+Cases: the event study over -5..5 with HonestDiD's default grid (C-LF, the package's default method;
+its grid clips the upper end from M̄ = 1), the same on a grid wide enough not to clip, the
+"Conditional" (ARP without the hybrid) method, one year of anticipation (the reference year is -2 and
+event time -1 is a post-reference period with weight 0), and a single post-treatment period (the
+package's no-nuisance code path).
+
+Set-up used (2026-12-01): ``python3 -m venv /tmp/honest-ref && /tmp/honest-ref/bin/pip install
+torch==2.13.0 honestdid && /tmp/honest-ref/bin/pip install -e .`` (the CPU build of PyTorch), then from
+the repository root:  /tmp/honest-ref/bin/python tests/reference/impact_honestdid.py
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from importlib.metadata import version
 from pathlib import Path
 
+import honestdid.core
 import numpy as np
 import pandas as pd
-import honestdid.core
 
 from impactstudy.impact.estimate import DidOptions, callaway_santanna
 from impactstudy.impact.panel import Panel
@@ -30,26 +39,45 @@ from impactstudy.impact.panel import Panel
 _source = Path(honestdid.core.__file__).read_text()
 _source = re.sub(r"float\(([A-Za-z_]+\.T @ [^)]*)\)", r"float(np.ravel(\1)[0])", _source)
 exec(compile(_source, honestdid.core.__file__, "exec"), honestdid.core.__dict__)
-createSensitivityResults_relativeMagnitudes = honestdid.core.createSensitivityResults_relativeMagnitudes
+sensitivity = honestdid.core.createSensitivityResults_relativeMagnitudes
 
 HERE = Path("tests/reference/fixtures")
-MBARS = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0]
-
 frame = pd.read_csv(HERE / "impact_panel.csv", dtype={"council_code": str})
 panel = Panel("y", frame[["council_code", "year", "y", "cohort"]], tuple(sorted(frame["year"].unique())))
-fit = callaway_santanna(panel, DidOptions(window=(-5, 5), bootstrap=49))
-times, est, vcov = fit.event_times, fit.event_estimates, fit.event_vcov
-keep = times != -1  # HonestDiD leaves out the reference period
-betahat, sigma = est[keep], vcov[np.ix_(keep, keep)]
-n_pre, n_post = int((times[keep] < 0).sum()), int((times[keep] >= 0).sum())
-l_vec = np.full((n_post, 1), 1 / n_post)
-result = createSensitivityResults_relativeMagnitudes(betahat, sigma, n_pre, n_post, Mbarvec=MBARS, l_vec=l_vec)
-table = result if isinstance(result, pd.DataFrame) else pd.DataFrame(result)
-out = {
-    "honestdid_version": version("honestdid"), "method": "C-LF", "alpha": 0.05,
-    "times": times.tolist(), "estimates": est.tolist(), "vcov": vcov.tolist(),
-    "mbar": table["Mbar"].astype(float).tolist(), "lb": table["lb"].astype(float).tolist(),
-    "ub": table["ub"].astype(float).tolist(),
-}
+
+
+def case(name: str, window: tuple[int, int], anticipation: int, mbars: list[float], method: str = "C-LF",
+         grid: tuple[float, float] | None = None) -> dict:
+    fit = callaway_santanna(panel, DidOptions(window=window, bootstrap=49, anticipation=anticipation))
+    times, est, vcov = fit.event_times, fit.event_estimates, fit.event_vcov
+    ref = -1 - anticipation
+    keep = times != ref  # HonestDiD leaves out the reference period
+    betahat, sigma = est[keep], vcov[np.ix_(keep, keep)]
+    n_pre, n_post = int((times[keep] < ref).sum()), int((times[keep] > ref).sum())
+    post_times = times[keep][n_pre:]
+    l_vec = np.where(post_times >= 0, 1.0, 0.0)
+    l_vec /= l_vec.sum()
+    sd = float(np.sqrt(l_vec @ sigma[n_pre:, n_pre:] @ l_vec))
+    low, high = grid if grid is not None else (-20 * sd, 20 * sd)  # the package's default grid
+    start = time.perf_counter()
+    table = pd.DataFrame(sensitivity(betahat, sigma, n_pre, n_post, method=method, Mbarvec=mbars,
+                                     l_vec=l_vec.reshape(-1, 1), grid_lb=low, grid_ub=high))
+    seconds = time.perf_counter() - start
+    print(name, f"{seconds:.1f} s")
+    print(table)
+    return {"name": name, "window": list(window), "anticipation": anticipation, "method": method, "alpha": 0.05,
+            "times": times.tolist(), "estimates": est.tolist(), "vcov": vcov.tolist(),
+            "n_pre": n_pre, "n_post": n_post, "l_vec": l_vec.tolist(), "grid": [low, high, 1000],
+            "mbar": table["Mbar"].astype(float).tolist(), "lb": table["lb"].astype(float).tolist(),
+            "ub": table["ub"].astype(float).tolist(), "seconds": round(seconds, 1)}
+
+
+cases = [
+    case("default grid", (-5, 5), 0, [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]),
+    case("wide grid", (-5, 5), 0, [0.5, 1.0, 1.5, 2.0], grid=(-30.0, 40.0)),
+    case("conditional", (-5, 5), 0, [0.0, 0.5, 1.0], method="Conditional", grid=(-10.0, 20.0)),
+    case("anticipation 1", (-5, 5), 1, [0.0, 0.25, 0.5, 1.0], grid=(-15.0, 25.0)),
+    case("one post period", (-4, 0), 0, [0.0, 0.5, 1.0, 2.0], grid=(-15.0, 15.0)),
+]
+out = {"honestdid_version": version("honestdid"), "torch_version": version("torch"), "cases": cases}
 (HERE / "impact_honestdid.json").write_text(json.dumps(out, indent=1) + "\n")
-print(table)

@@ -7,7 +7,7 @@
 2. robustness: Gardner's two-stage imputation, Sun & Abraham, TWFE (the biased benchmark) and the
    naive before/after change of treated councils (what an uncontrolled study would report);
 3. randomisation inference (placebo in space and in time) for the overall ATT;
-4. the relative-magnitudes sensitivity of the average post effect;
+4. the relative-magnitudes sensitivity of the average post effect (HonestDiD's Δ^RM, C-LF);
 
 and decides, by rules a reader can check (:func:`verdict`), whether the report may word the result
 causally. A robustness estimator that fails (a library error on odd data) is recorded as a warning,
@@ -25,8 +25,10 @@ import pandas as pd
 from impactstudy.impact import estimate as E
 from impactstudy.impact.panel import Panel
 from impactstudy.impact.randomisation import randomisation_inference
-from impactstudy.impact.sensitivity import DEFAULT_MBARS, relative_magnitudes
+from impactstudy.impact.sensitivity import DEFAULT_MBARS, Sensitivity, relative_magnitudes
 
+#: impact.csv's estimator for the HonestDiD relative-magnitudes intervals.
+SENSITIVITY = "honestdid_rm"
 ROBUSTNESS = {"gardner": E.gardner, "sun_abraham": E.sun_abraham, "twfe": E.twfe}
 
 
@@ -71,7 +73,7 @@ def verdict(overall: pd.Series, pretrend_p: float, breakdown: float | None, rule
         reasons.append("the sensitivity analysis needs at least two years before the intervention")
     elif excludes_zero and breakdown < rules.min_breakdown:
         reasons.append(f"a violation of parallel trends {breakdown:.2f} times the largest seen before the "
-                       "intervention would explain the effect away")
+                       f"intervention would explain the effect away (the declared threshold is {rules.min_breakdown:g})")
     if excludes_zero and p_space > 0.05:
         reasons.append(f"reassigning the intervention dates to other councils gives effects this large "
                        f"often (randomisation p = {p_space:.3f}, {n_treated} treated councils)")
@@ -100,6 +102,8 @@ def analyse_outcome(panel: Panel, options: E.DidOptions, rules: Rules = Rules())
         p_value=ri.p_time))
     sens = relative_magnitudes(cs.event_times, cs.event_estimates, cs.event_vcov, options.alpha, rules.mbars,
                                options.anticipation)
+    if sens is not None:
+        rows.append(sensitivity_rows(panel, sens))
     table = pd.concat(rows, ignore_index=True)
     overall = table[(table["estimator"] == E.CS) & (table["aggregation"] == "overall")].iloc[0]
     decision = verdict(overall, cs.pretrend_p, None if sens is None else sens.breakdown, rules, panel.n_treated,
@@ -117,9 +121,10 @@ def analyse_outcome(panel: Panel, options: E.DidOptions, rules: Rules = Rules())
         "pretrend": {"chi2": cs.pretrend_chi2, "df": cs.pretrend_df, "p_value": cs.pretrend_p,
                      "base": "universal (each event time against the year before treatment)"},
         "sensitivity": None if sens is None else {
-            "method": "relative magnitudes (Bonferroni), average post effect", "mbar": list(sens.mbars),
+            "method": sens.description, "method_code": f"DeltaRM {sens.method}", "mbar": list(sens.mbars),
             "lower": list(sens.lower), "upper": list(sens.upper), "breakdown": sens.breakdown,
-            "max_pre_change": sens.max_pre_change},
+            "breakdown_interval": list(sens.breakdown_interval), "min_breakdown": rules.min_breakdown, "estimate": sens.estimate, "std_error": sens.std_error,
+            "max_pre_change": sens.max_pre_change, "n_pre": sens.n_pre, "n_post": sens.n_post},
         "randomisation": {"p_space": ri.p_space, "permutations": ri.permutations,
                           "distinct_assignments": str(ri.distinct_assignments), "strata": ri.strata,
                           "p_time": ri.p_time,
@@ -130,6 +135,23 @@ def analyse_outcome(panel: Panel, options: E.DidOptions, rules: Rules = Rules())
         "warnings": warnings_,
     }
     return table, summary
+
+
+def sensitivity_rows(panel: Panel, sens: Sensitivity) -> pd.DataFrame:
+    """The sensitivity intervals as rows of impact.csv: estimator ``honestdid_rm``, aggregation
+    ``sensitivity`` (one row per ``mbar``) and ``breakdown`` (the interval at the breakdown value)."""
+    breakdown = [sens.breakdown] if np.isfinite(sens.breakdown) else []
+    mbars = [*sens.mbars, *breakdown]
+    lower, upper = list(sens.lower), list(sens.upper)
+    if breakdown:
+        lower.append(sens.breakdown_interval[0])
+        upper.append(sens.breakdown_interval[1])
+    rows = pd.DataFrame({
+        "outcome": panel.outcome, "estimator": SENSITIVITY, "aggregation": ["sensitivity"] * len(sens.mbars)
+        + ["breakdown"] * len(breakdown), "estimate": sens.estimate, "std_error": sens.std_error,
+        "ci_low": lower, "ci_high": upper, "band_low": lower, "band_high": upper, "mbar": mbars,
+        "n_treated": panel.n_treated, "n_comparison": int((panel.cohorts == 0).sum())}, columns=E.RESULT_COLUMNS)
+    return rows
 
 
 def _overall(table: pd.DataFrame, estimator: str) -> dict[str, float] | None:

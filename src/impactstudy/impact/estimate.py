@@ -33,7 +33,7 @@ from impactstudy.impact.randomisation import comparison_mask
 from impactstudy.study.config import IMPACT_COMPARISONS
 
 RESULT_COLUMNS = ["outcome", "estimator", "aggregation", "event_time", "cohort", "estimate", "std_error",
-                  "ci_low", "ci_high", "band_low", "band_high", "p_value", "n_treated", "n_comparison"]
+                  "ci_low", "ci_high", "band_low", "band_high", "p_value", "n_treated", "n_comparison", "mbar"]
 COMPARISONS = IMPACT_COMPARISONS
 CS = "callaway_santanna"
 

@@ -135,14 +135,7 @@ def _evidence(outcome: dict[str, Any], intervention: str) -> list[str]:
         items.append(f"Pre-trends: the {pre['df']} pre-intervention event-study estimates are jointly "
                      f"{'consistent with' if pre['p_value'] >= 0.05 else 'not consistent with'} parallel trends "
                      f"(χ²({pre['df']}) = {pre['chi2']:.2f}, p {findings.fmt_p(pre['p_value'])}).")
-    if sens is None:
-        items.append("Sensitivity: needs at least two years before the intervention.")
-    elif sens["breakdown"] == 0:
-        items.append("Sensitivity: the effect is not distinguishable from zero even if trends were exactly parallel.")
-    else:
-        items.append(f"Sensitivity (relative magnitudes): the conclusion holds unless, after {intervention}, trends "
-                     f"departed from parallel by more than {number(sens['breakdown'])} times the largest year-to-year "
-                     "departure seen before it (a conservative bound; see the methods).")
+    items.append(sensitivity_sentence(sens, intervention))
     placebo = ri["placebo_estimates"]
     among = f"councils alike on the covariates ({ri['strata']})" if ri.get("strata") else "councils"
     items.append(f"Randomisation inference: p {findings.fmt_p(ri['p_space'])} reassigning the intervention dates among "
@@ -153,6 +146,25 @@ def _evidence(outcome: dict[str, Any], intervention: str) -> list[str]:
     if outcome["set_aside"]:
         items.append("Councils set aside: " + "; ".join(outcome["warnings"][:3]) + ".")
     return items
+
+
+def sensitivity_sentence(sens: dict[str, Any] | None, intervention: str) -> str:
+    """The relative-magnitudes sensitivity in words: the breakdown value against the declared threshold."""
+    if sens is None:
+        return "Sensitivity: needs at least two years before the intervention."
+    name = "Sensitivity (HonestDiD relative magnitudes, conditional–least-favourable hybrid)"
+    threshold = sens.get("min_breakdown")
+    need = (f"; causal wording needs at least {number(threshold)} (the study's declared threshold)"
+            if threshold is not None else "")
+    bd = sens["breakdown"]
+    if bd == 0:
+        return f"{name}: the effect is not distinguishable from zero even if trends were exactly parallel{need}."
+    if bd is None or not np.isfinite(bd):
+        return (f"{name}: the effect's 95% interval excludes zero however large a departure from parallel trends "
+                f"is allowed relative to those seen before {intervention}.")
+    return (f"{name}: the effect's 95% interval excludes zero unless, after {intervention}, trends departed from "
+            f"parallel by more than {number(bd)} times the largest year-to-year departure seen before it "
+            f"(breakdown value M̄ = {number(bd)}){need}.")
 
 
 def triangulation(ctx: Context) -> tuple[list[str], pd.DataFrame] | None:
