@@ -28,6 +28,7 @@ from impactstudy.model.stats import council_level, tidy
 from impactstudy.model.stats.gee import fit_gee
 from impactstudy.model.stats.group_differences import difference_rows, interaction_matrix, joint_test
 from impactstudy.model.stats.lmm import DDF_NAMES, Ddf, fit_lmm, fit_summary
+from impactstudy.model.stats.ordinal import ESTIMAND as ORDINAL_ESTIMAND
 from impactstudy.model.stats.ordinal import fit_ordinal
 from impactstudy.model.stats.paired import paired_t, wilcoxon_signed_rank
 from impactstudy.model.stats.proportions import mcnemar_paired
@@ -47,10 +48,6 @@ COUNCIL_LEVEL_MODELS = tuple(council_level.MODELS)
 :mod:`impactstudy.model.stats.council_level`): with few councils the conclusions rest on them."""
 RESPONDENT_WEIGHTED = frozenset({"lmm", "gee", "gee_ipw", "cr2", "wild_bootstrap"})
 COUNCIL_WEIGHTED = frozenset({"paired_t", "sign_flip", "cr2_council"})
-ORDINAL_ESTIMAND = "log odds ratio of the answers given (not within councils)"
-"""The ordinal model has no council term: where councils of one kind answer or drop out more, its log odds
-ratio moves with who answered, and its test rejects "no change" far too often (docs/coverage.md). The
-estimand says so; the key findings never rest on it nor compare it with another row."""
 SATTERTHWAITE = DDF_NAMES["satterthwaite"]
 KENWARD_ROGER = DDF_NAMES["kenward-roger"]
 LMM_DDF: Ddf = "kenward-roger"
