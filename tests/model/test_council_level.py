@@ -124,7 +124,7 @@ def test_council_level_models_are_fitted_only_below_few_councils(panel: pd.DataF
     ("cr2_council", "likert", "status=A", "council-weighted mean change"),
     ("sign_flip", "binary", "all", "council-weighted difference in proportions"),
     ("wilcoxon", "likert", "all", "pseudo-median shift of council changes"),
-    ("ordinal", "likert", "all", "log odds ratio of the answers given (not within councils)"),
+    ("ordinal", "likert", "all", "council-weighted log odds ratio (councils at both waves)"),
     ("mcnemar", "binary", "all", "difference in proportions (respondents at both waves)"),
     ("lmm", "likert", "status=B - status=A", "difference between groups in respondent-weighted mean change"),
 ])

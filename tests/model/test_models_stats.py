@@ -20,7 +20,7 @@ from statsmodels.genmod.generalized_estimating_equations import GEE
 
 from impactstudy.model.stats import tidy
 from impactstudy.model.stats.gee import BIAS_REDUCED, ROBUST, _Exchangeable, _LinearGEE, _start_params, fit_gee
-from impactstudy.model.stats.ordinal import CLUSTER_T, LogitOrderedModel, fit_ordinal
+from impactstudy.model.stats.ordinal import LogitOrderedModel, fit_ordinal
 from impactstudy.model.stats.paired import council_means, hodges_lehmann, paired_t, wilcoxon_signed_rank
 from impactstudy.model.stats.proportions import (
     EXACT_CORRECTION,
@@ -153,36 +153,7 @@ def test_models_give_the_same_rows_from_a_shared_sample(panel: pd.DataFrame) -> 
     assert tidy.sample(shared, WAVES, None) is not shared  # another grouping: prepared from the raw input
 
 
-# ---- ordinal vs ordinal::clm + sandwich::vcovCL -----------------------------------------------------
-
-def test_ordinal_log_odds_ratios_match_clm_with_the_same_sign(panel: pd.DataFrame) -> None:
-    ref = REF["clm_all"]
-    out = fit_ordinal(panel, WAVES, CONTRASTS, few_councils=10)
-    for contrast, weights in R_WEIGHTS.items():
-        est, _ = _r_contrast(ref["beta"], None, list(ref["beta"]), weights)
-        assert _row(out, contrast)["estimate"] == pytest.approx(est, rel=1e-3)
-    assert _row(out, "follow_up - baseline")["estimate"] > 0  # answers rise over the waves in the data
-    for name in ("early_impact", "follow_up"):
-        row = _row(out, f"{name} - baseline")
-        assert row["std_error"] == pytest.approx(ref["cluster_se"][f"wave{name}"], rel=1e-3)
-
-
-def test_ordinal_group_contrasts_match_clm_interaction_model(panel: pd.DataFrame) -> None:
-    ref = REF["clm_status"]
-    out = fit_ordinal(panel, WAVES, CONTRASTS, group="status")
-    for contrast, weights in R_WEIGHTS.items():
-        est, _ = _r_contrast(ref["beta"], None, list(ref["beta"]), _within_notice(weights))
-        assert _row(out, contrast, "status=Notice to Improve")["estimate"] == pytest.approx(est, rel=1e-3)
-    # a level's rows rest on its own G councils: R's HC1 (factor G/(G-1) of all councils) rescaled to the level's
-    g_all = panel["council_code"].nunique()
-    g = panel.loc[panel["status"] == "Intervention", "council_code"].nunique()
-    rescale = np.sqrt((g / (g - 1)) / (g_all / (g_all - 1)))
-    for name in ("early_impact", "follow_up"):
-        row = _row(out, f"{name} - baseline", "status=Intervention")
-        assert row["estimate"] == pytest.approx(ref["beta"][f"wave{name}"], rel=1e-3)
-        assert row["std_error"] == pytest.approx(ref["cluster_se"][f"wave{name}"] * rescale, rel=1e-3)
-        assert row["df"] == g - 1 and row["correction"] == CLUSTER_T  # fewer than few_councils (40) in the level
-
+# ---- ordinal: the likelihood's derivatives (R comparisons in test_ordinal.py) ---------------------------
 
 def test_ordinal_analytic_derivatives_equal_statsmodels_numerical_ones() -> None:
     """The score and Hessian LogitOrderedModel supplies are those of statsmodels' own likelihood."""

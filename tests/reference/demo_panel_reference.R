@@ -12,8 +12,10 @@
 #             normal reference. The pipeline uses Mancl-DeRouen bias-reduced SEs with a t reference only
 #             below [models] few_councils (20 in the demo); the demo panel has 40 councils, so plain
 #             san.se is the convention to match. Also fitted to the 0/1 improvement_plan (Gaussian).
-#   ordinal   clm(ordered(value) ~ wave [* status], link = "logit") with sandwich::vcovCL(cluster =
-#             council, type = "HC1"), normal reference (again because 40 >= few_councils)
+#   ordinal   per contrast and status level, councils with answers at both waves, each answer weighted
+#             1/n (its council's answers at its wave): clm(ordered(value) ~ later, weights = 1/n) with
+#             sandwich::vcovCL(cluster = council, type = "HC1"), t reference on G - 1 df below 40 councils
+#             at both waves (ordinal_contrast.R, shared with ordinal_reference.R)
 #   paired_t  t.test(later, earlier, paired = TRUE) on council means of councils seen at both waves
 #   wilcoxon  wilcox.test(later, earlier, paired = TRUE, conf.int = TRUE, digits.rank = 12) on the same
 #             council means (exact when n < 50 without ties, else normal with continuity correction).
@@ -40,6 +42,7 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
+source("tests/reference/ordinal_contrast.R")
 here <- "tests/reference/fixtures"
 waves <- c("baseline", "early_impact", "follow_up")
 panel <- read.csv(file.path(here, "demo_panel.csv"), stringsAsFactors = FALSE,
@@ -125,15 +128,15 @@ for (measure in c("eff_leadership", "eff_voice", "improvement_plan")) {
                    estimate = r$Estimate, std_error = r$`Std. Error`, ci_low = r$lower, ci_high = r$upper,
                    p_value = r$`Pr(>|t|)`, df = r$df), cell_counts(d, ct)))
       }
-      # ---- proportional-odds logit, council-clustered HC1 ----------------------------------------
-      d$y <- factor(d$value, ordered = TRUE)
-      fit <- clm(as.formula(paste("y ~", rhs)), data = d, link = "logit",
-                 control = clm.control(gradTol = 1e-10))
-      V <- vcovCL(fit, cluster = d$council_code, type = "HC1")[names(fit$beta), names(fit$beta)]
-      cts <- contrast_vectors(d, by_status, c("(Intercept)", names(fit$beta)))
-      for (ct in cts) {
-        ct$L <- ct$L[-1]                                     # thresholds replace the intercept
-        add(wald_row(measure, "ordinal", d, ct, fit$beta, V))
+      # ---- proportional-odds logit per contrast and level: councils at both waves, weighted 1/n ----
+      for (ct in contrast_vectors(d, by_status, names(fixef(m)))) {
+        r <- ordinal_contrast(d[is.na(ct$level) | d$status == ct$level, ], ct$waves[1], ct$waves[2])
+        na <- !isTRUE(r$estimable)
+        add(list(measure = measure, model = "ordinal", contrast = ct$contrast, group = ct$group,
+                 estimate = if (na) NA else r$estimate, std_error = if (na) NA else r$std_error,
+                 ci_low = if (na) NA else r$ci_low, ci_high = if (na) NA else r$ci_high,
+                 p_value = if (na) NA else r$p_value, df = if (na) NA else r$df,
+                 n_obs = r$n_obs, n_councils = r$g))
       }
     }
     # ---- GEE, exchangeable within council, san.se ----------------------------------------------

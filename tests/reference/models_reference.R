@@ -1,4 +1,5 @@
-# Reference values from R for impactstudy.model.stats (GEE, ordinal, paired tests, McNemar).
+# Reference values from R for impactstudy.model.stats (GEE, paired tests, McNemar; the ordinal model's are
+# ordinal_reference.R's, on this script's panel too).
 #
 # Builds a deterministic demo-like panel (30 councils, 1-4 respondents each who recur across three
 # waves with some missed waves, a Likert 1-5 value, a binary item and a two-level council 'status'),
@@ -8,9 +9,7 @@
 # Regenerate from the repository root with:  Rscript tests/reference/models_reference.R
 suppressPackageStartupMessages({
   library(geepack)
-  library(ordinal)
   library(jsonlite)
-  library(sandwich)
 })
 
 here <- "tests/reference/fixtures"
@@ -62,20 +61,6 @@ gee_fit <- function(formula) {
 }
 out$gee_all <- gee_fit(value ~ wave)
 out$gee_status <- gee_fit(value ~ wave * status)
-
-# ---- proportional-odds logit (ordinal::clm) ---------------------------------------------------
-clm_fit <- function(formula) {
-  dd <- d[!is.na(d$value), ]
-  dd$y <- factor(dd$value, ordered = TRUE)
-  fit <- clm(formula, data = dd, link = "logit", control = clm.control(gradTol = 1e-10))
-  # Council-clustered sandwich with the HC1 / CRV1 adjustment G/(G-1) * (N-1)/(N-K).
-  cl <- vcovCL(fit, cluster = dd$council_code, type = "HC1")
-  list(beta = as.list(fit$beta), alpha = as.list(fit$alpha),
-       se = as.list(sqrt(diag(vcov(fit)))), logLik = as.numeric(logLik(fit)),
-       cluster_se = as.list(sqrt(diag(cl))))
-}
-out$clm_all <- clm_fit(y ~ wave)
-out$clm_status <- clm_fit(y ~ wave * status)
 
 # ---- paired tests on council means -------------------------------------------------------------
 means <- aggregate(value ~ council_code + wave, data = d, FUN = mean)   # drops NA values

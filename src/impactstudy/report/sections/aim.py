@@ -180,7 +180,7 @@ def _model_tables(ctx: Context, s: Section, rows: pd.DataFrame) -> None:
                              "so councils with more respondents count more; council-weighted ones (paired tests, the "
                              "sign-flip test, the council-level regression) count each council once and use councils "
                              "present in both waves; the Wilcoxon test estimates a pseudo-median shift and the ordinal "
-                             "model a log odds ratio. Compare conclusions only between columns that estimate the same "
+                             "model a council-weighted log odds ratio (councils in both waves). Compare conclusions only between columns that estimate the same "
                              "thing: there, agreement in sign and in whether the interval excludes zero means the "
                              "conclusion does not depend on the model.",
                              *([findings.FLOOR_NOTE] if floors else []),
