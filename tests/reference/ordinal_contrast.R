@@ -6,6 +6,11 @@
 # vcovCL(fit, cluster = council, type = "HC1"). Reference: t on G - 1 df below `few` councils at both
 # waves, else normal. Fewer than 3 councils at both waves, or answers that do not overlap: not estimable.
 # Also the former estimand: clm on every answer at the two waves, unweighted.
+suppressPackageStartupMessages({
+  library(ordinal)
+  library(sandwich)
+})
+
 ordinal_contrast <- function(d, later, earlier, few = 40) {
   d <- d[d$wave %in% c(later, earlier) & !is.na(d$value), ]
   both <- intersect(unique(d$council_code[d$wave == later]), unique(d$council_code[d$wave == earlier]))

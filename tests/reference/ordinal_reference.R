@@ -14,13 +14,8 @@
 # Writes fixtures/ordinal_reference.json; tests/model/test_ordinal.py reads it (it never needs R).
 #
 # Regenerate from the repository root with:  Rscript tests/reference/ordinal_reference.R
-suppressPackageStartupMessages({
-  library(ordinal)
-  library(sandwich)
-  library(jsonlite)
-})
-
-source("tests/reference/ordinal_contrast.R")
+suppressPackageStartupMessages(library(jsonlite))
+source("tests/reference/ordinal_contrast.R")  # ordinal_contrast(); loads ordinal and sandwich
 here <- "tests/reference/fixtures"
 waves <- c("baseline", "early_impact", "follow_up")
 contrasts <- list(c("early_impact", "baseline"), c("follow_up", "baseline"), c("follow_up", "early_impact"))
