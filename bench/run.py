@@ -378,10 +378,16 @@ def reruns(root: Path, scale: national.Scale, log: Path) -> dict[str, Any]:
 
 
 def _steps_run(log: Path) -> list[str]:
-    """The names of the steps the last command in ``log`` ran, from its "<step> (<what>): running" lines."""
+    """The names of the steps the last command in ``log`` ran."""
     lines = log.read_text(errors="replace").splitlines()
     start = max(i for i, line in enumerate(lines) if line.startswith("$ "))
-    return [line.split(": running")[0].split(" (")[0] for line in lines[start + 1:] if ": running" in line]
+    return steps_named(lines[start + 1:])
+
+
+def steps_named(lines: list[str]) -> list[str]:
+    """The names of the steps a command's console ``lines`` say it ran: each "<step>: running (…)" or
+    "<step> (<what it is about>): running (…)" line gives ``<step>`` (also read by bench/impact_bench.py)."""
+    return [line.split(": running")[0].split(" (")[0] for line in lines if ": running" in line]
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:

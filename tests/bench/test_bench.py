@@ -51,3 +51,14 @@ def test_tiny_bench_writes_every_stage_and_target(tmp_path):
     assert "target" in done.stdout and "total_wall" in done.stdout
     # the study is left as declared: the extra wave's file is there, the config names the tiny scale's waves
     assert "follow_up_2" not in (tmp_path / "pipelines" / "national" / "study.toml").read_text()
+
+
+def test_steps_are_read_from_the_console_with_or_without_what_they_are_about():
+    """The new-year check of bench/impact_bench.py reads the steps a rerun ran: a line may name what the
+    step is about between the name and ': running' (a wave and its file), and that must not hide it."""
+    lines = ["impact: running (input data/raw/demo/national_outcomes.csv changed)",
+             "impact:triangulation: running (input data/processed/demo/tables/impact_councils.csv changed)",
+             "ingest:follow_up_2 (wave follow_up_2, file follow_up_2.sav): running (new step)",
+             "report (both bundles): running (input tables/impact.csv changed)",
+             "model: up to date", "done in 12 s: ran impact, report"]
+    assert bench_run.steps_named(lines) == ["impact", "impact:triangulation", "ingest:follow_up_2", "report"]

@@ -161,23 +161,24 @@ def test_a_new_survey_wave_reruns_the_triangulation_not_the_estimation(demo_impa
 
 def test_outcomes_in_worker_processes_match_one_process() -> None:
     """From MIN_PARALLEL outcomes on the analyses run in forkserver workers: the same rows, in order."""
-    from impactstudy.impact.analysis import Rules
-    from impactstudy.impact.estimate import DidOptions
     from impactstudy.impact.stage import MIN_PARALLEL, _run_all, worker_pool
+    from impactstudy.study.config import ImpactSettings
     from impact_panels import make_panel
 
     panels = [make_panel(seed=s, n=30, n_treated=9) for s in range(MIN_PARALLEL)]
     panels = [type(p)(f"outcome_{i}", p.frame, p.years) for i, p in enumerate(panels)]
-    options, rules = DidOptions(bootstrap=99), Rules(permutations=99)
-    here = _run_all(panels, options, rules, None, lambda _m: None)
+    settings = ImpactSettings(files=(), treatment="review_date", bootstrap=99, permutations=99)
+    here = _run_all(panels, settings, None, lambda _m: None)
     seen: list[str] = []
     with worker_pool(len(panels), 2) as pool:
         assert pool is not None
-        there = _run_all(panels, options, rules, pool, seen.append)
+        there = _run_all(panels, settings, pool, seen.append)
     assert seen == [p.outcome for p in panels]
-    for (a, sa), (b, sb) in zip(here, there, strict=True):
+    for (a, sa, ca), (b, sb, cb) in zip(here, there, strict=True):
         pd.testing.assert_frame_equal(a, b, rtol=1e-9)
         assert sa["overall"] == pytest.approx(sb["overall"], rel=1e-9)
+        pd.testing.assert_frame_equal(ca, cb, rtol=1e-9)
+        assert len(ca) == 9  # every treated council's own effect, computed in the worker
     with worker_pool(MIN_PARALLEL - 1, 2) as pool:
         assert pool is None
 

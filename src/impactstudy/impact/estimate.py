@@ -108,22 +108,26 @@ def _quiet(call, *args, **kwargs):
         return call(*args, **kwargs)
 
 
-def _csdid_model(panel: Panel, options: DidOptions, base_period: str, bootstrap: bool):
+def _csdid_model(panel: Panel, options: DidOptions):
+    """csdid's model of ``panel``, its data preprocessed (once: both base periods are fitted on it)."""
     from csdid.att_gt import ATTgt
 
     frame = panel.frame.copy()
     frame["unit"] = pd.factorize(frame["council_code"])[0] + 1
     xformla = f"y ~ {' + '.join(options.covariates)}" if options.covariates else None
-    model = _quiet(
+    return _quiet(
         ATTgt, yname="y", tname="year", idname="unit", gname="cohort", data=frame,
         control_group="notyettreated" if options.comparison == "not_yet_treated" else "nevertreated",
         xformla=xformla, anticipation=options.anticipation, cband=True, biters=options.bootstrap,
         alp=options.alpha,
     )
+
+
+def _csdid_fit(model, options: DidOptions, base_period: str, bootstrap: bool) -> None:
+    """Fit ``model`` with ``base_period``: each fit replaces the model's results (and what ``aggte`` reads)."""
     np.random.seed(options.seed)  # csdid's multiplier bootstrap draws from the global generator
     _quiet(model.fit, est_method="dr" if options.covariates else "reg", base_period=base_period,
            bstrap=bootstrap)
-    return model
 
 
 def _aggte(model, kind: str, options: DidOptions, band: bool = True, **kw):
@@ -139,7 +143,8 @@ def callaway_santanna(panel: Panel, options: DidOptions) -> CsFit:
     effect is a one-year change); the pre-trend test and the sensitivity analysis use the universal
     base period (every event time against the year before treatment), as HonestDiD expects.
     """
-    model = _csdid_model(panel, options, "varying", True)
+    model = _csdid_model(panel, options)
+    _csdid_fit(model, options, "varying", True)
     res = model.results
     cohort_vec = panel.cohorts.to_numpy()
     groups = np.asarray(res["group"], dtype=int)
@@ -170,8 +175,8 @@ def callaway_santanna(panel: Panel, options: DidOptions) -> CsFit:
     out.append(tidy_rows(panel.outcome, CS, "overall", grp["overall_att"], grp["overall_se"], options.alpha,
                          n_treated=n_treated, n_comparison=n_never))
 
-    uni = _csdid_model(panel, options, "universal", False)
-    udyn = _aggte(uni, "dynamic", options, band=False, **window)
+    _csdid_fit(model, options, "universal", False)  # the varying-base results are all read above
+    udyn = _aggte(model, "dynamic", options, band=False, **window)
     times = np.asarray(udyn["egt"], dtype=int)
     inf = np.asarray(udyn["inf_function"]["dynamic_inf_func_e"], dtype=float)
     vcov = inf.T @ inf / inf.shape[0] ** 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,9 @@ class Panel:
     notes: tuple[str, ...] = ()
     set_aside: Mapping[str, int] = field(default_factory=dict)
 
-    @property
+    # The derived views below are computed once per panel (the estimators ask for them dozens of times);
+    # ``frame`` is never modified after the panel is built, so they cannot go stale.
+    @cached_property
     def cohorts(self) -> pd.Series:
         """Cohort per council (index ``council_code``)."""
         return self.frame.drop_duplicates("council_code").set_index("council_code")["cohort"]
@@ -45,11 +48,19 @@ class Panel:
         return int((self.cohorts > 0).sum())
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """``(Y, cohort, councils)``: Y is councils x years in :attr:`years` order."""
+        """``(Y, cohort, councils)``: Y is councils x years in :attr:`years` order (read-only arrays)."""
+        Y, cohort, councils = self._matrix
+        return Y, cohort, list(councils)
+
+    @cached_property
+    def _matrix(self) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         wide = self.frame.pivot(index="council_code", columns="year", values="y")
         wide = wide[list(self.years)]
-        cohort = self.cohorts.reindex(wide.index).to_numpy()
-        return wide.to_numpy(dtype=float), cohort.astype(int), wide.index.tolist()
+        Y = wide.to_numpy(dtype=float)
+        cohort = self.cohorts.reindex(wide.index).to_numpy().astype(int)
+        Y.setflags(write=False)
+        cohort.setflags(write=False)
+        return Y, cohort, tuple(wide.index)
 
 
 def build_panel(

@@ -10,7 +10,6 @@ atomically. It reads nothing another stage writes, so a new year of outcome data
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import multiprocessing
 import os
@@ -39,8 +38,8 @@ from impactstudy.pipeline.readers import read_raw
 from impactstudy.study.config import ImpactSettings, Study
 from impactstudy.study.periods import cohort_year
 
-if TYPE_CHECKING:  # the estimators (scipy, csdid, pyfixest) are imported in the functions using them, so the
-    # workers' forkserver starts (run_impact) before this process imports them
+if TYPE_CHECKING:  # the estimators (scipy, csdid, pyfixest) are imported only where they run (a worker, or here
+    # when the outcomes are too few for workers), so this process never imports them otherwise
     from impactstudy.impact.analysis import Rules
     from impactstudy.impact.estimate import DidOptions
 
@@ -101,9 +100,6 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
             ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """All outcomes' tidy rows, per-outcome summaries and each treated council's own effect (pure: no
     files); in ``pool``'s workers if given."""
-    from impactstudy.impact.estimate import RESULT_COLUMNS
-    from impactstudy.impact.triangulation import council_effects
-
     settings = study.impact
     if settings.treatment not in covariates.columns:
         raise ConfigError(f"[impact] treatment = '{settings.treatment}' is not a column of the councils file; "
@@ -111,48 +107,56 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
     last = values["period_end"].max()
     cov = covariates.assign(council_code=[same_authority_code(str(c), last.date()) for c in covariates["council_code"]])
     cov = cov.drop_duplicates("council_code").set_index("council_code")
-    options, rules = _options(settings), _rules(settings)
     jobs = []
     for spec in settings.files:
         cohorts = treatment_cohorts(cov.reset_index(), settings.treatment, spec.year_end, last)
         for outcome in spec.outcomes:
             panel = build_panel(values, outcome.name, cohorts, settings.anticipation, cov, settings.covariates)
             jobs.append((spec, outcome, panel))
-    results = _run_all([panel for _, _, panel in jobs], options, rules, pool, progress)
-    rows, summaries = [], {}
-    for (spec, outcome, _), (table, summary) in zip(jobs, results, strict=True):
+    results = _run_all([panel for _, _, panel in jobs], settings, pool, progress)
+    rows, summaries, councils = [], {}, []
+    for (spec, outcome, _), (table, summary, effects) in zip(jobs, results, strict=True):
         rows.append(table)
+        councils.append(effects)
         summaries[outcome.name] = {"label": outcome.label, "better": outcome.better, "units": outcome.units,
                                    "file": spec.file, **summary}
-    councils = pd.concat([council_effects(panel, settings.comparison, settings.anticipation)
-                          for _, _, panel in jobs], ignore_index=True)
-    return pd.concat(rows, ignore_index=True)[RESULT_COLUMNS], summaries, councils
+    # each table has the tidy columns in order (RESULT_COLUMNS): not imported here, so that this process
+    # does not import the estimators' libraries when the workers do
+    return pd.concat(rows, ignore_index=True), summaries, pd.concat(councils, ignore_index=True)
 
 
-def _analyse_one(panel: Panel, options: DidOptions, rules: Rules) -> tuple[pd.DataFrame, dict[str, Any]]:
+def analyse_one(panel: Panel, settings: ImpactSettings) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """One outcome: its tidy rows and summary (:func:`~impactstudy.impact.analysis.analyse_outcome`) and
+    each treated council's own effect (:func:`~impactstudy.impact.triangulation.council_effects`).
+
+    It takes the ``[impact]`` settings, not the estimators' option objects, so that the process handing
+    it to a worker need not import the estimation modules (scipy and the rest) to make them.
+    """
     from impactstudy.impact.analysis import analyse_outcome
+    from impactstudy.impact.estimate import RESULT_COLUMNS
+    from impactstudy.impact.triangulation import council_effects
 
+    table, summary = analyse_outcome(panel, _options(settings), _rules(settings))
+    return table[RESULT_COLUMNS], summary, council_effects(panel, settings.comparison, settings.anticipation)
+
+
+def _analyse_in_worker(panel: Panel, settings: ImpactSettings) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     library_warnings.spool_worker_warnings()  # a forkserver worker: its warnings go to the step's record
     with threadpool_limits(1):
-        return analyse_outcome(panel, options, rules)
-
-
-def _warm() -> None:
-    """A worker's first task: have the estimation libraries imported (a no-op when preloaded)."""
-    for name in PRELOAD:
-        importlib.import_module(name)
+        return analyse_one(panel, settings)
 
 
 @contextlib.contextmanager
 def worker_pool(n_outcomes: int, workers: int | None) -> Iterator[ProcessPoolExecutor | None]:
-    """Worker processes for ``n_outcomes`` analyses, started at once; None when one process is faster.
+    """Worker processes for ``n_outcomes`` analyses; None when one process is faster.
 
     The outcomes are independent. Workers are forked from a ``forkserver`` process, never from this
-    one: forking after pyfixest's numba kernels have started their threads deadlocks. The forkserver
-    imports :data:`PRELOAD` once (about 2.5 s of CPU) and every worker forked from it starts with the
-    libraries loaded, instead of each importing them again. Starting the pool before the outcome files
-    are read lets that import run while this process reads them. Below :data:`MIN_PARALLEL` outcomes
-    one process is faster.
+    one: forking after pyfixest's numba kernels (or polars) have started their threads deadlocks. The
+    forkserver imports :data:`PRELOAD` once (about 2.5 s of CPU) and every worker forked from it starts
+    with the libraries loaded, instead of each importing them again. The forkserver is started here,
+    without waiting for it, so that its imports run while this process reads the outcome files; the
+    workers are forked when the first analyses are submitted. Below :data:`MIN_PARALLEL` outcomes one
+    process is faster.
     """
     workers = min(workers or os.cpu_count() or 1, n_outcomes)
     if workers < 2 or n_outcomes < MIN_PARALLEL:
@@ -161,25 +165,24 @@ def worker_pool(n_outcomes: int, workers: int | None) -> Iterator[ProcessPoolExe
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
+        from multiprocessing import forkserver
+
         context.set_forkserver_preload(list(PRELOAD))  # no effect if a forkserver already runs
+        forkserver.ensure_running()  # returns at once; the server imports PRELOAD in the background
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for _ in range(workers):
-            pool.submit(_warm)
         yield pool
 
 
-def _run_all(panels: list[Panel], options: DidOptions, rules: Rules, pool: ProcessPoolExecutor | None,
-             progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
-    """Each panel's analysis, in ``pool``'s workers (see :func:`worker_pool`) or, without one, here."""
+def _run_all(panels: list[Panel], settings: ImpactSettings, pool: ProcessPoolExecutor | None,
+             progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]]:
+    """Each panel's :func:`analyse_one`, in ``pool``'s workers (see :func:`worker_pool`) or, without one, here."""
     if pool is None:
-        from impactstudy.impact.analysis import analyse_outcome
-
         out = []
         for panel in panels:
             progress(panel.outcome)
-            out.append(analyse_outcome(panel, options, rules))
+            out.append(analyse_one(panel, settings))
         return out
-    futures = [pool.submit(_analyse_one, panel, options, rules) for panel in panels]
+    futures = [pool.submit(_analyse_in_worker, panel, settings) for panel in panels]
     out = []
     for panel, future in zip(panels, futures, strict=True):
         out.append(future.result())
