@@ -203,3 +203,43 @@ def test_the_report_words_the_triangulation_as_association_only(demo_impact: Pat
     assert not any(word in " ".join(sentences) for word in ("caused by", "effect of the review"))
     empty = SimpleNamespace(study=study, inputs=SimpleNamespace(impact_triangulation=pd.DataFrame()))
     assert triangulation(empty) is None
+
+
+def test_a_treated_councils_page_shows_its_own_effect_with_interval_and_caution(demo_impact: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from impactstudy.pipeline.panel import read_long
+    from impactstudy.report.council_pages import council_facts, write_council_pages
+    from impactstudy.study.config import load_study
+
+    paths = StudyPaths(demo_impact, "demo")
+    study = load_study(paths.config, "demo")
+    effects = pd.read_csv(paths.impact_councils, dtype={"council_code": str})
+    summary = json.loads(paths.impact_json.read_text())
+    # every own effect has a placebo interval around it (the demo has 100+ never-reviewed councils)
+    assert (effects["n_placebo"] >= 100).all()
+    assert ((effects["ci_low"] < effects["estimate"]) & (effects["estimate"] < effects["ci_high"])).all()
+    inputs = SimpleNamespace(panel=read_long(paths.panel_long), impact_councils=effects, impact_summary=summary)
+    facts = {f.code: f for f in council_facts(study, inputs)}
+    treated = sorted(set(effects["council_code"]) & set(facts))
+    assert len(treated) > 20
+    untreated = next(code for code in facts if code not in set(effects["council_code"]))
+    code = treated[0]
+    page = facts[code]
+    mine = effects[effects["council_code"] == code].set_index("outcome")
+    assert [r["label"] for r in page.impact] == [summary["outcomes"][o.name]["label"] for o in study.impact.outcomes
+                                                 if o.name in mine.index]
+    first = page.impact[0]
+    name = study.impact.outcomes[0].name
+    assert first["estimate"] == pytest.approx(mine.loc[name, "estimate"])
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx((mine.loc[name, "ci_low"], mine.loc[name, "ci_high"]))
+    assert first["overall"] == pytest.approx(summary["outcomes"][name]["overall"]["estimate"])
+    assert facts[untreated].impact == ()
+    write_council_pages(study, [page, facts[untreated]], [], {}, "", tmp_path)
+    html = (tmp_path / f"{code}.html").read_text(encoding="utf-8")
+    assert "This council&#39;s own effect on the administrative outcomes" in html or \
+        "This council's own effect on the administrative outcomes" in html
+    assert "It is not the overall effect" in html and "placebo councils" in html
+    low = f"{mine.loc[name, 'ci_low']:.2f}".replace("-", "\u2212")
+    assert low in html
+    assert "own effect on the administrative outcomes" not in (tmp_path / f"{untreated}.html").read_text(encoding="utf-8")

@@ -34,7 +34,7 @@ from scipy import stats
 from impactstudy.impact.panel import Panel
 from impactstudy.impact.randomisation import comparison_mask
 
-COUNCIL_COLUMNS = ["outcome", "council_code", "cohort", "estimate", "n_years"]
+COUNCIL_COLUMNS = ["outcome", "council_code", "cohort", "estimate", "ci_low", "ci_high", "n_years", "n_placebo"]
 TRIANGULATION_COLUMNS = [
     "outcome", "measure", "earlier_wave", "later_wave", "n_councils", "survey_change", "survey_ci_low",
     "survey_ci_high", "admin_improvement", "admin_ci_low", "admin_ci_high", "correlation", "correlation_ci_low",
@@ -45,10 +45,24 @@ MIN_COUNCILS = 5
 FEW_COUNCILS = 15
 
 
-def council_effects(panel: Panel, comparison: str = "not_yet_treated", anticipation: int = 0) -> pd.DataFrame:
-    """Each treated council's own difference-in-differences, averaged over its treated years (:data:`COUNCIL_COLUMNS`).
+def council_effects(panel: Panel, comparison: str = "not_yet_treated", anticipation: int = 0,
+                    alpha: float = 0.05) -> pd.DataFrame:
+    """Each treated council's own difference-in-differences, averaged over its treated years, with an
+    interval (:data:`COUNCIL_COLUMNS`).
 
     ``n_years`` counts the treated years with a comparison group; councils without any are left out.
+
+    The interval is a placebo (Conley & Taber 2011) interval: one council's estimate is its effect plus
+    its own noise, which no standard error from one council can measure, so the noise's distribution is
+    taken from the *placebo councils* — those in the comparison group in every one of the cohort's
+    years — each given the same statistic against the other comparison councils. The interval is the
+    estimate minus the placebo effects' order statistics ``k`` from the top and from the bottom,
+    ``k = floor((n_placebo + 1) * alpha / 2)``: a new draw of the same noise falls between them with
+    probability ``1 - 2k / (n_placebo + 1) >= 1 - alpha`` (interpolated quantiles cover less: 92.6%
+    for 54 placebo councils in the test's simulation). It assumes the council's noise is like a
+    typical comparison council's (for a council much smaller than most, whose figures vary more from
+    year to year, it is too narrow). With ``k = 0`` (fewer than ``2 / alpha - 1`` placebo councils, 39
+    at 95%) there is no interval (NaN); ``n_placebo`` says how many there were.
     """
     Y, cohort, councils = panel.matrix()
     years = np.asarray(panel.years)
@@ -59,18 +73,31 @@ def council_effects(panel: Panel, comparison: str = "not_yet_treated", anticipat
         if base not in pos:
             continue
         treated = cohort == g
-        cells = []
+        cells, placebo_cells = [], []
+        always = np.ones(len(cohort), dtype=bool)  # in the comparison group in every year used
+        masks = []
         for t in years[years >= g]:
             control = comparison_mask(cohort, int(t), base, treated, comparison, anticipation)
             if not control.any():
                 continue
-            change = Y[:, pos[int(t)]] - Y[:, pos[base]]
+            masks.append((int(t), control))
+            always &= control
+        for t, control in masks:
+            change = Y[:, pos[t]] - Y[:, pos[base]]
             cells.append(change[treated] - change[control].mean())
+            n_c = control.sum()
+            with np.errstate(invalid="ignore", divide="ignore"):  # one comparison council: no placebo
+                placebo_cells.append(change[always] - (change[control].sum() - change[always]) / (n_c - 1))
         if not cells:
             continue
         effects = np.mean(cells, axis=0)
+        placebo = np.mean(placebo_cells, axis=0)
+        placebo = np.sort(placebo[np.isfinite(placebo)])
+        k = int(np.floor((len(placebo) + 1) * alpha / 2 + 1e-9))
+        lower_noise, upper_noise = (placebo[k - 1], placebo[-k]) if k >= 1 else (np.nan, np.nan)
         for code, value in zip(np.asarray(councils)[treated], effects, strict=True):
-            rows.append((panel.outcome, code, int(g), float(value), len(cells)))
+            rows.append((panel.outcome, code, int(g), float(value), float(value - upper_noise),
+                         float(value - lower_noise), len(cells), len(placebo)))
     return pd.DataFrame(rows, columns=COUNCIL_COLUMNS)
 
 

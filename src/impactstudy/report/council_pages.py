@@ -1,22 +1,25 @@
 """The internal report's council pages, ``councils/<gss_code>.html``: one council's means against all
-councils and its groups, and its answers per wave. Facts are gathered for every council in one pass
+councils and its groups, its answers per wave and, with ``[impact]``, its own difference-in-differences on
+each administrative outcome (``tables/impact_councils.csv``) beside the overall effect. Facts are gathered for every council in one pass
 over the panel (:func:`council_facts`); the pages are built and written by workers
 (:func:`write_council_pages`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from markupsafe import Markup
 
+from impactstudy.councils import same_authority_code
 from impactstudy.pipeline.atomic import write_text
 from impactstudy.report import figures, summaries
 from impactstudy.report.inputs import Inputs
-from impactstudy.report.tables import from_rows, number
+from impactstudy.report.tables import from_rows, interval, number
 from impactstudy.report.templating import environment
 from impactstudy.study.config import Measure, Study
 
@@ -37,6 +40,9 @@ class CouncilFacts:
     listed: dict[str, dict[str, dict[str, str]]]  # wave -> respondent -> measure -> answer (few respondents)
     roles: dict[tuple[str, str], str]  # (wave, respondent) -> role
     answered: dict[str, list[tuple[str, int, float]]]  # wave -> (measure, respondents, mean), in measure order
+    # its own effect on each administrative outcome (in the study's outcome order): label, units, better,
+    # estimate, ci_low, ci_high, n_years, n_placebo, and the overall effect's estimate, ci_low, ci_high
+    impact: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
 
 def council_facts(study: Study, inputs: Inputs) -> list[CouncilFacts]:
@@ -67,11 +73,53 @@ def council_facts(study: Study, inputs: Inputs) -> list[CouncilFacts]:
         roles.setdefault(r.council_code, {})[(r.wave, r.respondent_id)] = str(r.role)
     info = (panel[["council_code", "council_name", "authority_type", "region", *group_by]].drop_duplicates("council_code")
             .astype(str).sort_values("council_code"))
+    effects = council_impact(study, inputs)
+    last = inputs.impact_summary.get("last_period_end")
+    outcome_code = {c: same_authority_code(c, date.fromisoformat(last)) for c in info["council_code"]} if last else {}
     return [CouncilFacts(code=row["council_code"], name=row["council_name"], authority_type=row["authority_type"],
                          region=row["region"], groups=tuple(f"{g}={row[g]}" for g in group_by),
                          means=means.get(row["council_code"], {}), listed=listed.get(row["council_code"], {}),
-                         roles=roles.get(row["council_code"], {}), answered=answered.get(row["council_code"], {}))
+                         roles=roles.get(row["council_code"], {}), answered=answered.get(row["council_code"], {}),
+                         impact=tuple(effects.get(outcome_code.get(row["council_code"], ""), ())))
             for row in info.to_dict("records")]
+
+
+def council_impact(study: Study, inputs: Inputs) -> dict[str, list[dict[str, Any]]]:
+    """Each treated council's own effect per outcome (outcome council codes, as at the outcomes' last
+    period end), with the outcome's overall effect beside it; empty without ``[impact]``."""
+    effects, outcomes = inputs.impact_councils, inputs.impact_summary.get("outcomes", {})
+    if effects.empty or study.impact is None:
+        return {}
+    order = {o.name: i for i, o in enumerate(study.impact.outcomes)}
+    out: dict[str, list[dict[str, Any]]] = {}
+    rows = effects[effects["outcome"].isin(outcomes)].assign(order=lambda d: d["outcome"].map(order))
+    for r in rows.sort_values("order", kind="stable").to_dict("records"):
+        summary = outcomes[r["outcome"]]
+        overall = summary.get("overall") or {}
+        out.setdefault(r["council_code"], []).append({
+            "label": summary["label"], "units": summary.get("units") or "", "better": summary["better"],
+            **{k: r[k] for k in ("estimate", "ci_low", "ci_high", "n_years", "n_placebo")},
+            "overall": overall.get("estimate", np.nan), "overall_low": overall.get("ci_low", np.nan),
+            "overall_high": overall.get("ci_high", np.nan)})
+    return out
+
+
+def impact_table(study: Study, facts: CouncilFacts) -> Any:
+    """The council's own effect on each administrative outcome, beside the overall effect (or None)."""
+    if not facts.impact:
+        return None
+    header = ["Outcome", "Better", "This council's own effect", "95% interval", "Years averaged",
+              "Overall effect, all treated councils (95% CI)"]
+    rows = []
+    for r in facts.impact:
+        units = f" ({r['units']})" if r["units"] else ""
+        own = (interval(r["ci_low"], r["ci_high"]) if np.isfinite(r["ci_low"])
+               else f"none: too few placebo councils ({int(r['n_placebo'])})")
+        overall = f"{number(r['overall'], signed=True)} ({interval(r['overall_low'], r['overall_high'])})"
+        rows.append([f"{r['label']}{units}", r["better"], number(r["estimate"], signed=True), own,
+                     str(int(r["n_years"])), overall])
+    return from_rows("impact-council", f"{facts.name}'s own difference-in-differences on the administrative outcomes",
+                     header, rows, numeric=["This council's own effect", "Years averaged"])
 
 
 def council_page(study: Study, facts: CouncilFacts, measures: Sequence[Measure], trajectories: dict[tuple[str, str, str], float]) -> dict[str, Any]:
@@ -110,7 +158,7 @@ def council_page(study: Study, facts: CouncilFacts, measures: Sequence[Measure],
                                        numeric=columns[1:]))
     return {"code": facts.code, "name": facts.name, "authority_type": facts.authority_type.replace("_", " "),
             "region": facts.region, "groups": [g.replace("=", ": ") for g in facts.groups], "charts": charts,
-            "responses": responses}
+            "responses": responses, "impact": impact_table(study, facts), "intervention": study.intervention.name}
 
 
 def write_council_pages(study: Study, facts: Sequence[CouncilFacts], measures: Sequence[Measure],

@@ -47,6 +47,7 @@ class Inputs:
     impact: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact.csv (empty without [impact])
     impact_summary: dict[str, Any] = field(default_factory=dict)  # impact.json
     impact_triangulation: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact_triangulation.csv
+    impact_councils: pd.DataFrame = field(default_factory=pd.DataFrame)  # tables/impact_councils.csv (council pages)
     # coded free text (THEMES): themes.csv, theme_changes.csv, agreement.csv; codes.parquet when the ingest wrote it
     themes: pd.DataFrame = field(default_factory=pd.DataFrame)
     theme_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -90,6 +91,8 @@ def read_inputs(paths: StudyPaths, aliases: Path | None = None) -> Inputs:
         impact_summary=json.loads(paths.impact_json.read_text(encoding="utf-8")) if paths.impact_json.is_file() else {},
         impact_triangulation=(_csv(paths.impact_triangulation) if paths.impact_triangulation.is_file()
                               else pd.DataFrame()),
+        impact_councils=(pd.read_csv(paths.impact_councils, dtype={"council_code": str})
+                         if paths.impact_councils.is_file() and paths.impact_councils.stat().st_size else pd.DataFrame()),
     )
 
 

@@ -28,9 +28,9 @@ CONFIG_KEYS = ("title", "description", "min_cell", "aims", "measures", "waves.id
 def input_files(paths: StudyPaths, impact: bool = False, triangulation: bool = False,
                 coding: bool = False) -> tuple[Path, ...]:
     """The files the report reads (the manifest and config are read for provenance only); with ``impact``
-    the impact stage's outputs too, with ``triangulation`` its survey triangulation table, with ``coding``
+    the impact stage's outputs too (each treated council's own effect for its council page), with ``triangulation`` its survey triangulation table, with ``coding``
     the coders' codes (their quote marks)."""
-    extra = (paths.impact_table, paths.impact_json) if impact else ()
+    extra = (paths.impact_table, paths.impact_json, paths.impact_councils) if impact else ()
     extra += (paths.impact_triangulation,) if triangulation else ()
     extra += (paths.codes,) if coding else ()
     return extra + (paths.panel_long, paths.linkage_summary, paths.ingest_report, paths.quarantine, paths.link_quarantine,
