@@ -126,6 +126,19 @@ def test_bad_declarations_are_clear_errors(kwargs: dict, needle: str) -> None:
         O.read_outcome_table(table, source="cin.csv", year_end=MARCH, **kwargs)
 
 
+@pytest.mark.parametrize(("rows", "needle"), [
+    ([], "no row to use of 0 read"),
+    ([{"new_la_code": "E92000001", "geographic_level": "National"}], "1 at another geographic level"),
+    ([{"new_la_code": "E06000001", "time_period": "Q1"}], "1 without a reporting period"),
+])
+def test_a_file_with_no_usable_row_is_one_line_naming_why(rows: list[dict], needle: str) -> None:
+    table = dfe_table(rows) if rows else dfe_table([{}]).iloc[:0]
+    with pytest.raises(DataError) as err:
+        O.read_outcome_table(table, source="cin.csv", layout="dfe", indicators={"r": "rate"}, year_end=MARCH)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("cin.csv: ") and needle in message
+
+
 def test_a_plain_table_read_as_dfe_says_which_layout_to_declare() -> None:
     table = pd.DataFrame({"council": ["E06000001"], "year": ["2014"], "r": ["1"]})
     with pytest.raises(DataError, match='layout = "plain"'):

@@ -86,6 +86,20 @@ def test_unknown_councils_are_quarantined_and_counted(demo_impact: Path, tmp_pat
     assert json.loads(paths.impact_json.read_text())["quarantined"]["rows"] == 2
 
 
+def test_an_outcome_file_of_unknown_councils_only_stops_with_one_line(demo_impact: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    from conftest import run_cli
+
+    root, path = _copy(demo_impact, tmp_path)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = table[table["geographic_level"] == "Local authority"].head(3)
+    table[["new_la_code", "old_la_code", "la_name"]] = ["E06009999", "", "Atlantis"]
+    table.to_csv(path, index=False)
+    code, errors = run_cli(["impact", "--study", "demo", "--root", str(root)], capsys)
+    assert code == 3 and len(errors) == 1
+    assert "cin_outcomes.csv: every one of the 3 rows was set aside (3 " in errors[0] and "aliases" in errors[0]
+
+
 def test_duplicate_council_years_stop_with_one_line(demo_impact: Path, tmp_path: Path, capsys) -> None:
     from conftest import run_cli
 

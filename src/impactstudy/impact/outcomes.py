@@ -184,6 +184,12 @@ def read_outcome_table(
         }))
     counts["rows_used"] = len(rows)
     counts["rows_bad_period"] = int(bad_period.sum())
+    if not len(rows):
+        raise DataError(
+            f"{source}: no row to use of {counts['rows_read']} read ({counts['rows_other_level']} at another "
+            f"geographic level than 'Local authority', {counts['rows_filtered_out']} outside the declared filters, "
+            f"{counts['rows_bad_period']} without a reporting period); check that it is a council-level table "
+            "and the [impact] filters")
     values = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=VALUE_COLUMNS)
     return OutcomeTable(values[VALUE_COLUMNS], pd.concat(quarantine, ignore_index=True)[QUARANTINE_COLUMNS],
                         counts)

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from impactstudy.councils import same_authority_code
 from impactstudy.pipeline.councils_file import council_covariates
-from impactstudy.errors import ConfigError
+from impactstudy.errors import ConfigError, DataError
 from impactstudy.impact import outcomes as O
 from impactstudy.impact.panel import Panel, build_panel
 from impactstudy.impact.steps import survey_waves
@@ -81,6 +81,11 @@ def read_outcomes(study: Study, paths: StudyPaths) -> tuple[pd.DataFrame, pd.Dat
         counts[spec.file] = read.counts
     aliases = paths.raw_file(study.councils.aliases) if study.councils and study.councils.aliases else None
     values, quarantine = O.combine(tables, aliases)
+    if values.empty:  # every row set aside (its council unknown): nothing to estimate, and no date to map codes to
+        reasons = quarantine["reason"].value_counts().head(2)
+        raise DataError(f"{', '.join(s.file for s in settings.files)}: every one of the {len(quarantine)} rows "
+                        f"was set aside ({'; '.join(f'{n} {r}' for r, n in reasons.items())}); check the council "
+                        "column, or declare aliases under [councils]")
     return values, quarantine, counts
 
 
