@@ -14,7 +14,7 @@ import pytest
 
 from impactstudy.link.exports import Export, long_export, write_exports
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.study.config import Measure, ModelSettings, ReadOptions, Study, Wave
+from impactstudy.study.config import CouncilsFile, Measure, ModelSettings, ReadOptions, Study, Wave
 
 PSPP = shutil.which("pspp")
 RSCRIPT = shutil.which("Rscript")
@@ -185,10 +185,68 @@ def test_more_than_three_missing_reasons_are_one_spss_range_and_a_tag_each(tmp_p
     assert (tmp_path / "q.dta").read_bytes() == first  # no write time in the file
 
 
+def test_types_do_not_depend_on_the_first_rows(tmp_path):
+    """pyreadstat types a column through narwhals, which guesses an object column's type from its first 100
+    values: a measure whose first 150 answers are blank or "Don't know", and a date covariate whose first
+    150 councils have no date, must still be written as numbers and dates (both were refused as text)."""
+    wave = Wave(id="w1", label="Wave 1", order=0, file="w1.csv", format="csv", read=ReadOptions(), council="c")
+    measure = Measure(name="q", label="Question", type="likert", columns={"w1": "q"}, levels=(1.0, 2.0, 3.0),
+                      level_labels={1.0: "Low", 2.0: "Mid", 3.0: "High"}, missing={"DK": "Don't know"})
+    study = Study(name="s", title="S", description="", waves=(wave,), measures=(measure,), aims=(), expectations=(),
+                  councils=CouncilsFile(file="councils.csv", key="council", covariates={"reviewed": "date"}),
+                  models=ModelSettings())
+    n = 300
+    reasons = [None] * 75 + ["Don't know"] * 75 + [None] * 150
+    when = [pd.NaT] * 150 + [pd.Timestamp("2013-04-01")] * 150
+    person_wave = pd.DataFrame({
+        "council_code": ["E06000001"] * n, "council_name": ["Hartlepool"] * n,
+        "respondent_id": [f"r{i:03d}" for i in range(n)], "role": ["Lead"] * n, "authority_type": ["unitary"] * n,
+        "region": ["North East"] * n, "wave": ["w1"] * n, "wave_order": [0] * n, "months_since_intervention": [np.nan] * n,
+        "reviewed": when, "q": [np.nan] * 150 + [1.0, 2.0, 3.0] * 50, "q__missing": pd.array(reasons, dtype="string")})
+    write_exports(long_export(person_wave, study, ["reviewed"]), tmp_path / "q.sav", tmp_path / "q.dta")
+    for path, read in ((tmp_path / "q.sav", pyreadstat.read_sav), (tmp_path / "q.dta", pyreadstat.read_dta)):
+        frame, meta = read(str(path), user_missing=True)
+        assert frame["q"].iloc[150:153].tolist() == [1.0, 2.0, 3.0], path
+        assert frame["q"].iloc[75] == (9.0 if path.suffix == ".sav" else "a") and pd.isna(frame["q"].iloc[0])
+        assert pd.isna(frame["reviewed"].iloc[0]) and str(frame["reviewed"].iloc[150])[:10] == "2013-04-01", path
+        assert meta.original_variable_types["reviewed"] == ("DATE11" if path.suffix == ".sav" else "%td")
+
+
+def test_the_writer_needs_no_polars(tmp_path):
+    """The exports are written in a forked child (link/stage.exports_aside). polars deadlocks in a child
+    forked from a process that has run its thread pool, so the writer must not use it: written in a fresh
+    interpreter, no polars is imported."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from impactstudy import demo, stages\n"
+        "root = Path(sys.argv[1])\n"
+        "demo.generate(root, 'demo6', councils=6)\n"
+        "from impactstudy.link import stage\n"
+        "from impactstudy.link.exports import long_export, write_exports\n"
+        "stages.run('demo6', ['ingest'], root)\n"
+        "study, paths = stages.open_study('demo6', root)\n"
+        "import pandas as pd\n"
+        "waves = {w.id: pd.read_parquet(paths.wave_file(w.id)) for w in study.waves}\n"
+        "sources = {w.id: w.file for w in study.waves}\n"
+        "covariates, notes = stage.council_covariates(study, paths, None)\n"
+        "rows = stage.link_rows(study, waves, covariates, notes, None, sources)\n"
+        "stage.write_exports_in_place(tuple(Path(sys.argv[1]) / n for n in ('a.sav', 'b.sav', 'a.dta', 'b.dta')),\n"
+        "                             rows.person_wave, study, rows.covariate_columns)\n"
+        "print('polars' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "b.dta").is_file()
+
+
 def test_link_does_not_hang_in_a_session_that_has_used_polars(tmp_path):
-    """The exports are written in a forked child; once this process has run polars' thread pool a forked
-    child can deadlock in it (the suite hung in ``polars.from_pandas`` there): link must then write them
-    in place. Run in a subprocess with a time limit so a regression fails instead of hanging."""
+    """The exports are written in a forked child. A child forked from a process that has run polars' thread
+    pool deadlocks if it runs polars (the suite hung in ``polars.from_pandas`` when the .dta writer used
+    it): the writer must not. Run in a subprocess with a time limit so a regression fails instead of hanging."""
     import subprocess
     import sys
 

@@ -144,7 +144,6 @@ def _targets(folder):
 @pytest.mark.parametrize("methods", [None, ["spawn"]], ids=["forked child", "no fork: after the body"])
 def test_exports_appear_only_after_the_body(tmp_path, monkeypatch, methods):
     monkeypatch.setattr(link, "write_exports_in_place", _write_stand_in)
-    monkeypatch.setattr(link, "_forking_could_hang", lambda: False)  # whatever this session has imported
     if methods is not None:  # a platform that cannot fork writes the files in-process, after the body
         monkeypatch.setattr(link.multiprocessing, "get_all_start_methods", lambda: methods)
     targets = _targets(tmp_path)
@@ -163,7 +162,6 @@ def test_failing_body_leaves_no_export(tmp_path, monkeypatch):
 
 def test_crashed_export_writer_is_a_one_line_data_error(tmp_path, monkeypatch):
     monkeypatch.setattr(link, "write_exports_in_place", _crash)
-    monkeypatch.setattr(link, "_forking_could_hang", lambda: False)  # the crash must happen in the child
     with (pytest.raises(DataError, match=r"the SPSS/Stata writer stopped unexpectedly") as err,
           link.exports_aside(_targets(tmp_path), pd.DataFrame(), None, [])):
         pass

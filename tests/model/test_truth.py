@@ -21,7 +21,6 @@ So the ``all`` rows are held to 95% coverage like the status rows, not to a loos
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -111,9 +110,7 @@ def _simulated_lmm(seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def simulated() -> pd.DataFrame:
-    # spawned, not forked: a child forked from this session inherits polars' thread-pool locks (the link
-    # stage's Stata writer uses polars) without its threads, and hung in polars.from_pandas
-    with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         return pd.concat(pool.map(_simulated_lmm, SEEDS), ignore_index=True)
 
 

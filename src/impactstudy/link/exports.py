@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class Export:
     formats: dict[str, int] = field(default_factory=dict)  # whole-number columns: their width in digits
     missing: dict[str, tuple[MissingCode, ...]] = field(default_factory=dict)
     waves: dict[str, tuple[str, str]] = field(default_factory=dict)  # wide columns: (wave id, wave label)
+    dates: tuple[str, ...] = ()  # columns of dates (datetime.date or None)
 
 
 def _codes(person_wave: pd.DataFrame, measure: Measure) -> tuple[MissingCode, ...]:
@@ -121,7 +123,8 @@ def _common(person_wave: pd.DataFrame, study: Study, covariates: list[str]) -> t
     frame[MONTHS_SINCE] = person_wave[MONTHS_SINCE].astype("float64")
     levels[MONTHS_SINCE] = "scale"
     formats = {c: len(str(len(v))) for c, v in value_labels.items()}
-    return frame, Export(frame, labels, value_labels, levels, formats)
+    dates = tuple(c for c in covariates if kinds.get(c) == "date")
+    return frame, Export(frame, labels, value_labels, levels, formats, dates=dates)
 
 
 def _measure_dictionary(measure: Measure, codes: tuple[MissingCode, ...]) -> tuple[dict[float, str], str]:
@@ -156,7 +159,7 @@ def long_export(person_wave: pd.DataFrame, study: Study, covariates: list[str]) 
         if width is not None:
             formats[m.name] = width
     return Export(frame.reset_index(drop=True), labels, {k: v for k, v in value_labels.items() if v}, levels,
-                  formats, missing)
+                  formats, missing, dates=base.dates)
 
 
 def wide_export(person_wave: pd.DataFrame, study: Study, covariates: list[str]) -> Export:
@@ -199,7 +202,7 @@ def wide_export(person_wave: pd.DataFrame, study: Study, covariates: list[str]) 
                 if m.name in source:
                     target[name] = source[m.name]  # type: ignore[index]
     out = pd.concat([wide, pd.DataFrame(columns, index=values.index).reindex(wide.index)], axis=1)
-    return Export(out.reset_index(), labels, value_labels, levels, formats, missing, of_wave)
+    return Export(out.reset_index(), labels, value_labels, levels, formats, missing, of_wave, long.dates)
 
 
 def _dta_frame(export: Export, names: Mapping[str, str]) -> tuple[pd.DataFrame, dict[str, dict[Any, str]], dict[str, list[str]]]:
@@ -258,18 +261,37 @@ def _stata_names(export: Export) -> dict[str, str]:
     return names
 
 
-def _polars(frame: pd.DataFrame, tagged: set[str]) -> Any:
-    """``frame`` as a polars frame, the columns holding Stata tags as Python objects.
+SPSS_EPOCH = date(1582, 10, 14)  # an SPSS date is seconds since this day
+STATA_EPOCH = date(1960, 1, 1)  # a Stata %td date is days since this day
+DATE_FORMATS = {"spss": "DATE11", "stata": "%td"}
 
-    pyreadstat reads a pandas object column's type from its first 100 values (narwhals), so a column
-    whose first 100 answers are blank was taken for text and refused its numbers; a polars Object column
-    is inspected whole."""
-    import polars as pl
 
-    plain = pl.from_pandas(frame[[c for c in frame.columns if c not in tagged]])
-    objects = [pl.Series(c, [None if isinstance(v, float) and np.isnan(v) else v for v in frame[c].tolist()],
-                         dtype=pl.Object) for c in frame.columns if c in tagged]
-    return plain.with_columns(objects).select(list(frame.columns))
+def _dates_as_numbers(frame: pd.DataFrame, columns: list[str], style: str) -> pd.DataFrame:
+    """``frame`` with its date ``columns`` as the numbers SPSS or Stata stores (float, NaN for none), given
+    the format :data:`DATE_FORMATS` by the writer: typed columns, so pyreadstat need not guess (a column of
+    date objects whose first 100 rows were blank was taken for text; see :func:`_tagged_column`)."""
+    frame = frame.copy()
+    epoch, scale = (SPSS_EPOCH, 86400.0) if style == "spss" else (STATA_EPOCH, 1.0)
+    for column in columns:
+        frame[column] = pd.Series([float((d - epoch).days) * scale if isinstance(d, date) else np.nan
+                                   for d in frame[column]], index=frame.index, dtype="float64")
+    return frame
+
+
+def _tagged_column(values: pd.Series, tags: list[str]) -> pd.Series:
+    """A Stata column holding numbers and tags (``'a'`` for .a), as a categorical whose categories are its
+    numbers first, then its tags.
+
+    pyreadstat takes a column's type from what narwhals makes of it, and narwhals guesses an object
+    column's type from its first 100 values: a column whose first 100 answers were blank or tagged was
+    taken for text and its numbers refused (found on the national benchmark). A categorical's type is
+    its categories', so a number among the first categories makes the column numeric whatever order its
+    rows come in (a column with no number at all is all missing, which pyreadstat writes as numeric)."""
+    objects = [None if isinstance(v, float) and np.isnan(v) else (v if isinstance(v, str) else float(v))
+               for v in values.tolist()]
+    numbers = sorted({v for v in objects if isinstance(v, float)})
+    return pd.Series(pd.Categorical(objects, categories=[*numbers, *tags]), index=values.index,
+                     name=values.name)
 
 
 def write_exports(export: Export, sav: Path, dta: Path) -> None:
@@ -279,23 +301,28 @@ def write_exports(export: Export, sav: Path, dta: Path) -> None:
     for path, style in ((sav, "spss"), (dta, "stata")):
         names = export_names(list(export.frame.columns), "spss") if style == "spss" else _stata_names(export)
         labels = export_labels(names, export.labels)
+        formats = {names[c]: f"F{max(width, 1)}.0" if style == "spss" else f"%{max(width + 1, 2)}.0f"
+                   for c, width in export.formats.items()}
         if style == "spss":
-            frame = export.frame.copy()
+            frame = _dates_as_numbers(export.frame, list(export.dates), style)
             frame.columns = [names[c] for c in frame.columns]
             pyreadstat.write_sav(
                 frame, str(path), column_labels=labels,
                 variable_value_labels={names[c]: v for c, v in export.value_labels.items()},
                 missing_ranges={names[c]: spss_missing(codes) for c, codes in export.missing.items() if codes},
                 variable_measure={names[c]: level for c, level in export.levels.items() if c in names},
-                variable_format={names[c]: f"F{max(width, 1)}.0" for c, width in export.formats.items()},
+                variable_format={**formats, **{names[c]: DATE_FORMATS[style] for c in export.dates}},
                 variable_display_width={names[c]: max(width, 8) for c, width in export.formats.items()})
             fix_sav_timestamp(path)
         else:
             frame, value_labels, tags = _dta_frame(export, names)
+            frame = _dates_as_numbers(frame, [names[c] for c in export.dates], style)
+            for column, column_tags in tags.items():
+                frame[column] = _tagged_column(frame[column], column_tags)
             old = {new: original for original, new in names.items()}
             pyreadstat.write_dta(
-                _polars(frame, set(tags)), str(path), version=14,
+                frame, str(path), version=14,
                 column_labels={k: _stata_label(export, old.get(k, k), v) for k, v in labels.items()},
                 variable_value_labels=value_labels, missing_user_values=tags,
-                variable_format={names[c]: f"%{max(width + 1, 2)}.0f" for c, width in export.formats.items()})
+                variable_format={**formats, **{names[c]: DATE_FORMATS[style] for c in export.dates}})
             fix_dta_timestamp(path)

@@ -437,16 +437,6 @@ def _write_exports_in_child() -> None:
     write_exports_in_place(*_EXPORT_ARGS)
 
 
-def _forking_could_hang() -> bool:
-    """True when a forked child could deadlock in the Stata writer: polars (which :mod:`.exports` hands the
-    ``.dta`` to) runs a thread pool, and once this process has used it, a forked child inherits its locks
-    without its threads. Seen in a Python session (the test suite) that had written exports before: link
-    hung in ``polars.from_pandas`` in the child. A process that has not imported polars forks safely."""
-    import sys
-
-    return "polars" in sys.modules
-
-
 @contextlib.contextmanager
 def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> Iterator[None]:
     """Write the SPSS and Stata files atomically in a child process while the ``with`` body runs; wait for
@@ -455,14 +445,16 @@ def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Stu
     Writing them (readstat, one Python call per cell) takes as long as building and writing both
     Parquet panels, and nothing else uses a second core meanwhile. The child is forked, as
     :func:`impactstudy.pipeline.readers.read_raw` does for readstat, and finds its arguments in memory it shares
-    with this process (pickling the person-wave rows to it took a second); where the platform cannot
-    fork, the files are written here after the body. This process owns the temporary files, so they
+    with this process (pickling the person-wave rows to it took a second). Forking is safe whatever this
+    process has imported: the writer runs no thread pool (it hands pyreadstat typed pandas columns, see
+    :mod:`impactstudy.link.exports`; polars, which deadlocked in a child forked after it had run, is not
+    used). Where the platform cannot fork, the files are written here after the body. This process owns the temporary files, so they
     appear only once the child succeeded and the body finished.
     """
     global _EXPORT_ARGS
     with contextlib.ExitStack() as stack:
         tmp = tuple(stack.enter_context(atomic_path(p)) for p in paths)
-        if "fork" not in multiprocessing.get_all_start_methods() or _forking_could_hang():
+        if "fork" not in multiprocessing.get_all_start_methods():
             yield
             write_exports_in_place(tmp, person_wave, study, covariate_columns)
             return
