@@ -26,7 +26,6 @@ year it exists). See docs/impact.md.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import pandas as pd
 from impactstudy.councils import resolve, same_authority_code
 from impactstudy.errors import DataError
 from impactstudy.study.config import IMPACT_LAYOUTS
+from impactstudy.study.hints import did_you_mean
 from impactstudy.study.periods import period_end
 
 #: DfE's symbols for a value that is not given, and the reason each stands for.
@@ -155,8 +155,8 @@ def read_outcome_table(
     needed = list(indicators.values()) + ([council, year] if layout == "plain" else [])
     absent = [c for c in needed if c not in table.columns]
     if absent:
-        close = difflib.get_close_matches(absent[0], [str(c) for c in table.columns], n=1, cutoff=0.6)
-        hint = f" (did you mean '{close[0]}'?)" if close else f"; its columns are {', '.join(table.columns)}"
+        hint = (did_you_mean(absent[0], table.columns, n=1, cutoff=0.6)
+                or f"; its columns are {', '.join(map(str, table.columns))}")
         raise DataError(f"{source}: column(s) {', '.join(repr(c) for c in absent)} not in the file{hint}")
     rows, counts = _pick_rows(table, layout, filters or {}, source)
     period_text = rows["time_period" if layout == "dfe" else year].astype(str).str.strip()

@@ -5,17 +5,17 @@ Used by the ingest stage before it reads a wave, and by ``impactstudy validate``
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from impactstudy.errors import DataError
 from impactstudy.pipeline.readers import RawTable, first_rows, read_raw
 from impactstudy.study.config import Study, Wave
+from impactstudy.study.hints import did_you_mean
 
 
 def closest(name: str, columns: list[str]) -> str:
-    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.4)
-    return f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
+    """"; closest: 'a', 'b'" naming up to three of a file's ``columns`` like the missing column ``name``."""
+    return did_you_mean(name, columns, n=3, cutoff=0.4, wording="; closest: {}")
 
 
 def wave_columns(wave: Wave, study: Study) -> dict[str, str]:

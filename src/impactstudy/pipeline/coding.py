@@ -18,7 +18,6 @@ file, sheet, row and column and what to do.
 from __future__ import annotations
 
 import base64
-import difflib
 import hashlib
 import math
 import re
@@ -30,6 +29,7 @@ import pandas as pd
 
 from impactstudy.errors import DataError
 from impactstudy.study.config import Coding, CodingFile, Measure, Study
+from impactstudy.study.hints import did_you_mean
 
 FORMAT_VERSION = "1"
 META_SHEET = "_impactstudy"  # very hidden: study, coder, and each answer's role (primary or second coder)
@@ -140,8 +140,7 @@ class Returned:
 
 
 def _closest(name: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-    return f" (closest: '{close[0]}')" if close else ""
+    return did_you_mean(name, names, n=1, cutoff=0.5, wording=" (closest: {})")
 
 
 def _fold(text: str) -> str:
