@@ -356,3 +356,19 @@ def test_sparse_random_panels_never_raise(cells: list[tuple], by_group: bool) ->
         assert tuple(out.columns) == tidy.COLUMNS
         assert len(out) == len(contrasts) * len(tidy.levels(data, group))
         assert (out["estimate"].notna() | (out["warning"] != "")).all()  # a missing number always says why
+
+
+@pytest.mark.parametrize("categorical", [True, False], ids=["panel categorical", "text"])
+def test_prepare_keeps_the_asked_waves_in_order_without_a_pandas_warning(categorical: bool) -> None:
+    """The panel's wave column is a categorical of every wave; a model of two of them must not rebuild a
+    Categorical from it (pandas deprecates that when its categories hold other waves: Pandas4Warning)."""
+    import warnings
+
+    waves = ["w1", "w2", "w3", "w1"]
+    data = pd.DataFrame({"council_code": ["a", "b", "c", "d"], "value": [1.0, 2.0, 3.0, 4.0],
+                         "wave": pd.Categorical(waves) if categorical else waves})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = tidy.prepare(data, ["w2", "w1"])
+    assert out["wave"].tolist() == ["w1", "w2", "w1"] and out["value"].tolist() == [1.0, 2.0, 4.0]
+    assert list(out["wave"].cat.categories) == ["w2", "w1"] and out["wave"].cat.ordered

@@ -147,11 +147,20 @@ def prepare(
         keep &= data[group].notna()
     out = data.loc[keep, needed].copy()
     out["council_code"] = labels(out["council_code"])
-    out["wave"] = pd.Categorical(out["wave"], categories=list(wave_order), ordered=True)
+    out["wave"] = ordered_waves(out["wave"], wave_order)
     out["value"] = out["value"].astype(float)
     if group is not None:
         out[group] = labels(out[group])
     return out.reset_index(drop=True)
+
+
+def ordered_waves(wave: pd.Series, wave_order: Sequence[str]) -> pd.Series:
+    """``wave`` as an ordered categorical of ``wave_order`` (every value is one of them). A categorical
+    input (the panel's) is recategorised, not rebuilt: constructing a Categorical from one whose categories
+    include other waves is deprecated in pandas (Pandas4Warning) even when no row holds them."""
+    if isinstance(wave.dtype, pd.CategoricalDtype):
+        return wave.cat.set_categories(list(wave_order), ordered=True)
+    return pd.Series(pd.Categorical(wave, categories=list(wave_order), ordered=True), index=wave.index, name=wave.name)
 
 
 def labels(values: pd.Series) -> pd.Series:
