@@ -57,7 +57,29 @@ def test_captured_counts_each_warning_here_and_in_forked_workers(recwarn):
     assert kinds[("UserWarning", "one")]["where"] == f"pipeline/test_library_warnings.py:{line}"
     assert 1 <= kinds[("UserWarning", "drawn in a worker")]["count"] <= 3  # once per worker process
     assert not recwarn.list, "a captured warning reached the outer handler"
-    assert library_warnings.SPOOL_ENV not in __import__("os").environ
+    assert library_warnings.current_spool() is None
+
+
+def _warn_in_forkserver_worker(spool: str | None) -> int:
+    library_warnings.spool_worker_warnings(spool)
+    warnings.warn(f"from a forkserver worker for {spool}", UserWarning, stacklevel=1)
+    return 1
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver here")
+def test_a_reused_forkserver_records_each_blocks_warnings():
+    """A forkserver starts once per session and keeps the environment it started with: a second step's
+    workers (the impact stage's, run twice in one Python session) must still record into that step."""
+    context = multiprocessing.get_context("forkserver")
+    seen = []
+    for _ in range(2):
+        with library_warnings.captured() as shown:
+            spool = library_warnings.current_spool()
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                assert pool.submit(_warn_in_forkserver_worker, spool).result() == 1
+        seen.append([r["message"] for r in shown])
+    assert seen[0] != seen[1] and all(len(messages) == 1 for messages in seen), seen
+    assert all(m[0].startswith("from a forkserver worker for ") for m in seen)
 
 
 def test_a_step_records_its_warnings_and_says_so_once(paths, capfd):

@@ -12,7 +12,10 @@ prints one line per step that had any. The process's warning filters are kept (`
 warnings a fit records itself (``models.json``) are not counted twice.
 
 Worker processes that are spawned rather than forked (the impact stage's forkserver pool) inherit no
-Python state; they find the spool folder in :data:`SPOOL_ENV` and call :func:`spool_worker_warnings`.
+Python state: each task is handed :func:`current_spool` with its arguments and calls
+:func:`spool_worker_warnings` with it. (Not an environment variable: a forkserver keeps the environment
+it started with and is reused for the rest of the session, so its workers would write a later step's
+warnings to the first step's folder, long deleted.)
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-SPOOL_ENV = "IMPACTSTUDY_WARNING_SPOOL"  # folder where worker processes write the warnings they show
+_SPOOLS: list[str] = []  # the folders of the open captured() blocks, innermost last
 
 
 def _where(filename: str, lineno: int) -> str:
@@ -51,9 +54,14 @@ def _spooler(spool: Path) -> Any:
     return show
 
 
-def spool_worker_warnings() -> None:
-    """In a spawned worker: send the warnings it shows to the capturing run's spool (if one is capturing)."""
-    spool = os.environ.get(SPOOL_ENV)
+def current_spool() -> str | None:
+    """The folder of the innermost :func:`captured` block (None outside one): hand it to a spawned worker's task."""
+    return _SPOOLS[-1] if _SPOOLS else None
+
+
+def spool_worker_warnings(spool: str | None) -> None:
+    """In a spawned worker, given the task's :func:`current_spool`: send the warnings it shows to that
+    capturing run (none: shown as usual)."""
     if spool and Path(spool).is_dir():
         warnings.showwarning = _spooler(Path(spool))
 
@@ -85,17 +93,13 @@ def captured() -> Iterator[list[dict[str, Any]]]:
             in_child(message, category, filename, lineno)
 
     records: list[dict[str, Any]] = []
-    previous = os.environ.get(SPOOL_ENV)
     with warnings.catch_warnings():
         warnings.showwarning = show
-        os.environ[SPOOL_ENV] = str(spool)
+        _SPOOLS.append(str(spool))
         try:
             yield records
         finally:
-            if previous is None:
-                os.environ.pop(SPOOL_ENV, None)
-            else:
-                os.environ[SPOOL_ENV] = previous
+            _SPOOLS.remove(str(spool))
             spooled = [tuple(json.loads(line)) for path in sorted(spool.glob("*.jsonl"))
                        for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
             shutil.rmtree(spool, ignore_errors=True)
