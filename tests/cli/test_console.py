@@ -139,3 +139,37 @@ def test_the_command_line_shows_progress_for_its_own_run_only(tmp_path, capsys):
     assert cli.main(["councils", "resolve", "Bristol"]) == 0
     capsys.readouterr()
     assert progress._STREAM == []  # a later API call (or test) prints nothing to a stream it does not own
+
+
+def test_ingest_and_link_show_progress_as_plain_lines(tmp_path, capsys, monkeypatch):
+    """Not a terminal (a log): ingest counts its waves run side by side, link its parts (the councils, each
+    panel and file, the SPSS/Stata files), a line at each quarter and one at the end."""
+    from conftest import write_mini_study
+
+    from impactstudy.pipeline import steps
+
+    monkeypatch.setattr(steps, "_cores", lambda: 2)  # the waves side by side, as on any multi-core machine
+    root = write_mini_study(tmp_path)
+    assert cli.main(["link", "--study", "mini", "--root", str(root)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "ingest: 1 waves done (2 started so far)" in err
+    assert any(line.startswith("ingest: 2 waves done in ") for line in err)
+    quarters = [line for line in err if line.startswith("link: ") and "started so far" in line]
+    done = [int(line.split()[1]) for line in quarters]  # the SPSS/Stata files count 4 when their writer ends
+    assert 2 <= len(done) <= 3 and done == sorted(set(done)) and 0 < done[0] and done[-1] < 11
+    assert all("(11 started so far)" in q for q in quarters)
+    assert any(line.startswith("link: 11 parts done in ") for line in err)
+    assert err.index(quarters[0]) > err.index("link: running (never run)")
+
+
+def test_link_shows_a_bar_on_a_terminal(tmp_path, shown):
+    from conftest import write_mini_study
+
+    from impactstudy import stages
+
+    root = write_mini_study(tmp_path)
+    stages.run("mini", ["ingest"], root=root)
+    stream = shown(Terminal())
+    stages.run("mini", ["link"], root=root)
+    text = stream.getvalue()
+    assert "\r" in text and "link" in text and "11/11" in text and "100%" in text and "done in" not in text

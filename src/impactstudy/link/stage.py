@@ -40,6 +40,7 @@ from impactstudy.pipeline.atomic import (
 from impactstudy.pipeline.councils_file import carry_code_changes, council_covariates, reference_date, reorganisations
 from impactstudy.pipeline.frames import MONTHS_SINCE, QUARANTINE_COLUMNS, map_distinct, missing_column, sheet_rows
 from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.progress import Progress, progress
 from impactstudy.study.config import Study
 from impactstudy.study.metadata import measure_metadata
 
@@ -438,7 +439,8 @@ def _write_exports_in_child() -> None:
 
 
 @contextlib.contextmanager
-def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Study, covariate_columns: list[str]) -> Iterator[None]:
+def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Study, covariate_columns: list[str],
+                  bar: Progress | None = None) -> Iterator[None]:
     """Write the SPSS and Stata files atomically in a child process while the ``with`` body runs; wait for
     them on leaving.
 
@@ -449,7 +451,7 @@ def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Stu
     process has imported: the writer runs no thread pool (it hands pyreadstat typed pandas columns, see
     :mod:`impactstudy.link.exports`; polars, which deadlocked in a child forked after it had run, is not
     used). Where the platform cannot fork, the files are written here after the body. This process owns the temporary files, so they
-    appear only once the child succeeded and the body finished.
+    appear only once the child succeeded and the body finished. ``bar`` advances by the files once written.
     """
     global _EXPORT_ARGS
     with contextlib.ExitStack() as stack:
@@ -457,12 +459,16 @@ def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Stu
         if "fork" not in multiprocessing.get_all_start_methods():
             yield
             write_exports_in_place(tmp, person_wave, study, covariate_columns)
+            if bar is not None:
+                bar.advance(len(tmp))
             return
         _EXPORT_ARGS = [tmp, person_wave, study, covariate_columns]
         try:
             with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
                                      initializer=faulthandler.disable) as pool:
                 written = pool.submit(_write_exports_in_child)
+                if bar is not None:
+                    written.add_done_callback(lambda _f: bar.advance(len(tmp)))
                 yield
                 try:
                     written.result()
@@ -482,6 +488,16 @@ def _aliases(study: Study, paths: StudyPaths) -> Any:
 
 def run_link(study: Study, paths: StudyPaths) -> LinkResult:
     """Read ingest's outputs, link, and write every link output."""
+    with progress("link", "parts") as bar:
+        return _run_link(study, paths, bar)
+
+
+LINK_PARTS = ("the waves read", "councils resolved and respondents keyed", "panel_long.parquet",
+              "panel_wide.parquet", "linkage.csv", "quarantine_link.csv", "linkage_summary.json")
+
+
+def _run_link(study: Study, paths: StudyPaths, bar: Progress) -> LinkResult:
+    bar.expect(len(LINK_PARTS) + len(paths.exports))  # and the SPSS/Stata files, written beside the panels
     waves, sources = {}, {}
     for wave in study.waves:
         path = paths.wave_file(wave.id)
@@ -489,9 +505,11 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
             raise DataError(f"{path}: not found; run `impactstudy ingest --study {paths.study}` first")
         waves[wave.id] = pd.read_parquet(path)
         sources[wave.id] = read_parquet_metadata(path)["wave"]["source_file"]
+    bar.advance()
     aliases = _aliases(study, paths)
     covariates, notes = council_covariates(study, paths, aliases)
     rows = link_rows(study, waves, covariates, notes, aliases, sources)
+    bar.advance()
     if rows.person_wave.empty:
         columns = ", ".join(sorted({f"'{w.council}' ({w.id})" for w in study.waves}))
         raise DataError(f"{paths.processed}: no row of any wave could be linked to a council ({len(rows.quarantine)} set "
@@ -500,11 +518,15 @@ def run_link(study: Study, paths: StudyPaths) -> LinkResult:
     # wave labels are wording, kept in the .sav and the report: not here, so relabelling a wave refits no model
     meta = {"measures": measure_metadata(study), "waves": {w.id: {"order": w.order} for w in study.waves},
             "covariates": rows.covariate_columns}
-    with exports_aside(paths.exports, rows.person_wave, study, rows.covariate_columns):
-        result = panels(study, rows)
-        write_parquet(paths.panel_long, result.panel_long, meta)
-        write_parquet(paths.panel_wide, result.panel_wide, meta)
-        write_csv(paths.linkage, result.linkage)
-        write_csv(paths.link_quarantine, result.quarantine)
-        write_json(paths.linkage_summary, result.summary)
-    return result
+    with exports_aside(paths.exports, rows.person_wave, study, rows.covariate_columns, bar):
+        long = to_long(rows.person_wave, study, rows.covariate_columns)
+        write_parquet(paths.panel_long, long, meta)
+        bar.advance()
+        wide = to_wide(rows.person_wave, study, rows.covariate_columns)
+        write_parquet(paths.panel_wide, wide, meta)
+        bar.advance()
+        write_csv(paths.linkage, rows.linkage)
+        write_csv(paths.link_quarantine, rows.quarantine)
+        write_json(paths.linkage_summary, rows.summary)
+        bar.advance(3)
+    return LinkResult(long, wide, rows.person_wave, rows.linkage, rows.quarantine, rows.summary)

@@ -1,9 +1,13 @@
 """Progress of the long stages on the console: a bar on a terminal (tqdm), plain lines otherwise.
 
 The command line turns it on (:func:`enable`) for its standard error; the Python API stays silent unless a
-caller does the same. A stage opens a :func:`progress` for the work it waits on (the model stage's fits, the
-report's charts and council pages) and hands it the futures as it starts them (:meth:`Progress.track`):
-the count grows as work is started and moves as it finishes, in whatever order.
+caller does the same. A stage opens a :func:`progress` for the work it waits on and hands it the futures as
+it starts them (:meth:`Progress.track`), or says how much it expects and advances as it goes
+(:meth:`Progress.expect`, :meth:`Progress.advance`): the count grows as work is started and moves as it
+finishes, in whatever order. Who shows what: ingest's waves run side by side (``pipeline/steps.py``),
+link's parts (the councils, each panel and file, the SPSS/Stata files written beside them), impact's
+outcomes (each with its estimators, bootstrap and randomisation inference), the model stage's fits, the
+report's charts and council pages.
 
 On a terminal the line is a tqdm bar redrawn in place; in a log file or a CI job (standard error not a
 terminal) it is a plain line at each quarter of the work and one at the end, so a log stays readable.
@@ -47,19 +51,24 @@ class Progress:
 
             self._bar = tqdm(total=0, desc=what, unit=f" {unit}", file=stream, leave=True, dynamic_ncols=True)
 
-    def track(self, futures: Iterable[Future | object]) -> list:
-        """Count ``futures`` as started work, each done when it finishes (a plain value: done already)."""
-        futures = list(futures)
+    def expect(self, n: int) -> None:
+        """``n`` more units of work started (or about to be), done as :meth:`advance` says."""
         with self._lock:
-            self.total += len(futures)
+            self.total += n
             if self._bar is not None:
                 self._bar.total = self.total
                 self._bar.refresh()
+
+    def track(self, futures: Iterable[Future | object], weight: int = 1) -> list:
+        """Count ``futures`` as started work, ``weight`` units each, done when it finishes (a plain value:
+        done already)."""
+        futures = list(futures)
+        self.expect(weight * len(futures))
         for future in futures:
             if isinstance(future, Future):
-                future.add_done_callback(lambda _f: self.advance())
+                future.add_done_callback(lambda _f: self.advance(weight))
             else:
-                self.advance()
+                self.advance(weight)
         return futures
 
     def advance(self, n: int = 1) -> None:

@@ -41,6 +41,7 @@ from impactstudy.pipeline.atomic import make_folder, recover_staged_folders, wri
 from impactstudy.pipeline.code import code_hashes
 from impactstudy.pipeline.hashing import sha256_file
 from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.progress import progress
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Step:
     run: Callable[[], Any] = field(compare=False)
     parallel: bool = False  # may run in a worker process alongside the consecutive steps so marked
     about: str = field(default="", compare=False)  # what it works on in the user's words: the wave and its file
+    unit: str = field(default="steps", compare=False)  # what progress counts it as when run side by side ("waves")
 
     @property
     def stage(self) -> str:
@@ -276,13 +278,13 @@ def _cores() -> int:
 
 def _run_together(steps: list[Step]) -> list[tuple[BaseException | None, list[dict[str, Any]]]]:
     """Run ``steps`` at once in forked workers; each one's exception (or None) and library warnings, in
-    order, once all finished."""
+    order, once all finished. Progress counts the steps as they finish (ingest: "ingest: 2 waves done")."""
     global _WORKER_STEPS
     _WORKER_STEPS = steps
     try:
-        with ProcessPoolExecutor(max_workers=min(len(steps), _cores()),
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_run_in_worker, i) for i in range(len(steps))]
+        with progress(steps[0].stage, steps[0].unit) as bar, ProcessPoolExecutor(
+                max_workers=min(len(steps), _cores()), mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = bar.track([pool.submit(_run_in_worker, i) for i in range(len(steps))])
             return [(future.exception(), [] if future.exception() else future.result()) for future in futures]
     finally:
         _WORKER_STEPS = []
