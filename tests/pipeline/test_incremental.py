@@ -53,7 +53,7 @@ def test_changed_file_reruns_its_wave_and_what_follows_and_status_names_it(mini)
     csv = mini.raw / "w2.csv"
     csv.write_bytes(csv.read_bytes().replace(b"Very good", b"Good"))
     reasons = stale(mini)
-    assert reasons["ingest:w2"] == ["input data/raw/mini/w2.csv changed"]
+    assert reasons["ingest:w2"] == ["data/raw/mini/w2.csv changed"]  # the file the user gave, as they put it
     assert "ingest:w1" not in reasons
     assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w2", "ingest", "link"]
 
@@ -63,8 +63,9 @@ def test_changed_setting_reruns(mini):
     toml.write_text(toml.read_text().replace('label = "Percent"', 'label = "Per cent"'))
     reasons = stale(mini)
     assert reasons["ingest:w1"] == ["study.toml changed: measures (as asked in w1)"]
-    assert reasons["link"] == ["study.toml changed: measures.label", "reads outputs of ingest:w1, which will rerun"]
-    assert reasons["ingest"] == ["reads outputs of ingest:w1, which will rerun"]  # status cannot know they come out the same
+    upstream = "reads what ingest:w1 (wave “Wave one”, w1.sav) writes, which will rerun"  # the wave, not waves/w1.parquet
+    assert reasons["link"] == ["study.toml changed: measures.label", upstream]
+    assert reasons["ingest"] == [upstream]  # status cannot know they come out the same
     # the wave is re-ingested; its quarantine and report pieces are unchanged, so "ingest" need not rerun
     assert stages.run("mini", ["link"], root=mini.root) == ["ingest:w1", "link"]
 
@@ -189,7 +190,7 @@ def test_replaced_salt_is_refused(mini):
 def test_changed_output_is_rewritten(mini):
     before = mini.linkage.read_bytes()
     mini.linkage.write_bytes(before + b"x")
-    assert stale(mini) == {"link": ["output data/processed/mini/linkage.csv was changed outside the pipeline"]}
+    assert stale(mini) == {"link": ["its output linkage.csv was changed outside the pipeline"]}
     assert stages.run("mini", ["link"], root=mini.root) == ["link"]
     assert mini.linkage.read_bytes() == before
 
@@ -238,3 +239,18 @@ def test_run_until_a_stage_is_what_make_runs_and_a_noop_says_so(mini, capsys):
     for stage in stages.STAGES:
         assert f"{stage}: $(VENV)/.installed demo ##" in makefile
     assert makefile.count("@$(IS) run --study $(STUDY) --until $@") == len(stages.STAGES)
+
+
+def test_stale_reasons_name_the_wave_and_its_file_not_intermediate_files(mini):
+    """After `run --until ingest` the panel lags the waves: link's reason names the wave that changed, as
+    the user knows it (label and raw file), never waves/w2.parquet; a deleted output is named in the
+    study's folder."""
+    csv = mini.raw / "w2.csv"
+    csv.write_bytes(csv.read_bytes().replace(b"Very good", b"Good"))
+    assert stages.run("mini", ["ingest"], root=mini.root) == ["ingest:w2", "ingest"]
+    reasons = stale(mini)
+    assert reasons == {"link": ["what ingest:w2 (wave “Wave two”, w2.csv) writes changed since it last ran"]}
+    mini.wave_file("w1").unlink()
+    reasons = stale(mini)
+    assert reasons["ingest:w1"] == ["its output waves/w1.parquet is missing"]
+    assert not any(".parquet" in r for name, rs in reasons.items() if name != "ingest:w1" for r in rs), reasons

@@ -269,12 +269,10 @@ def test_status_names_the_upstream_step_and_the_changed_key(demo):
     assert reasons["ingest:baseline"] == []  # the wave is not read again for a new label
     assert reasons["ingest"] == ["study.toml changed: waves.label"]
     assert reasons["link"] == ["study.toml changed: waves"]
-    assert reasons["model"] == ["reads outputs of ingest, which will rerun",  # codes.parquet: the demo codes its free text
-                                "reads outputs of link, which will rerun"]
-    assert reasons["report"] == ["study.toml changed: waves.label", "reads outputs of ingest, which will rerun",
-                                 "reads outputs of link, which will rerun",
-                                 "reads outputs of impact:triangulation, which will rerun",
-                                 "reads outputs of model, which will rerun"]
+    # codes.parquet: the demo codes its free text
+    assert reasons["model"] == ["reads what ingest and link write, which will rerun"]
+    assert reasons["report"] == ["study.toml changed: waves.label",
+                                 "reads what ingest, link, impact:triangulation and 1 more write, which will rerun"]
     assert reasons["impact"] == [] and reasons["ingest:follow_up"] == []
 
 

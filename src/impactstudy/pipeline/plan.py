@@ -8,7 +8,7 @@ missing file part-way through a run.
 :func:`needed` is the part of the plan a stage depends on (its steps and those of the stages writing
 what they read, transitively), so ``run --until model`` runs no impact step. :func:`stale` says of each step
 why it will run, its own reasons first and then the upstream steps that will rerun before it
-("reads outputs of ingest:baseline, which will rerun"): ``status`` tells what ``run`` will do.
+("reads what ingest:baseline (wave “Before the review”, wave1_baseline.sav) writes, which will rerun"): ``status`` tells what ``run`` will do.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from impactstudy.errors import ConfigError
 from impactstudy.pipeline.paths import StudyPaths
-from impactstudy.pipeline.steps import Manifest, Step
+from impactstudy.pipeline.steps import Manifest, Step, joined
 
 
 class PlanError(ConfigError):
@@ -77,15 +77,20 @@ def needed(steps: list[Step], stages: Collection[str]) -> list[Step]:
 
 
 def stale(manifest: Manifest, steps: list[Step]) -> list[tuple[Step, list[str]]]:
-    """Each step with the reasons it will run (empty: up to date), upstream reruns included."""
-    rerun: dict[Path, str] = {}  # output -> the stale step that writes it
+    """Each step with the reasons it will run (empty: up to date), upstream reruns included, named as the
+    user knows them: the step and, for a wave, the wave and its file (never the intermediate files)."""
+    writers = {p.resolve(): step for step in steps for p in step.outputs}
+    rerun: dict[Path, Step] = {}  # output -> the stale step that writes it
     order = {step.name: i for i, step in enumerate(steps)}
     out = []
     for step in steps:
-        reasons = manifest.stale_reasons(step)
-        upstream = sorted({rerun[p.resolve()] for p in step.inputs if p.resolve() in rerun}, key=order.__getitem__)
-        reasons += [f"reads outputs of {name}, which will rerun" for name in upstream]
+        reasons = manifest.stale_reasons(step, writers, {s.name for s in rerun.values()})
+        upstream = sorted({rerun[p.resolve()].name for p in step.inputs if p.resolve() in rerun}, key=order.__getitem__)
+        if upstream:
+            shown = {s.name: s.shown for s in rerun.values()}
+            reasons.append(f"reads what {joined([shown[name] for name in upstream])} "
+                           f"write{'s' if len(upstream) == 1 else ''}, which will rerun")
         if reasons:
-            rerun.update((p.resolve(), step.name) for p in step.outputs)
+            rerun.update((p.resolve(), step) for p in step.outputs)
         out.append((step, reasons))
     return out

@@ -98,6 +98,13 @@ def _listed(names: list[str], most: int = 3) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
+def joined(names: list[str], most: int = 3) -> str:
+    """Names as a sentence lists them: "a", "a and b", "a, b and c", "a, b, c and 2 more"."""
+    if len(names) > most:
+        return _listed(names, most)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _table(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -143,35 +150,57 @@ class Manifest:
         self.files[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
         return digest
 
-    def stale_reasons(self, step: Step) -> list[str]:
-        """Why ``step`` must run, by its own inputs, settings, code and outputs; empty when it is up to date."""
+    def shown(self, path: Path) -> str:
+        """A file as the console names it: a raw file (the user's) by its path from the project folder, a
+        file the pipeline writes by its name in the study's folder (``linkage.csv``, ``public/index.html``)."""
+        resolved = Path(path).resolve()
+        for folder in (self.paths.processed, self.paths.reports):
+            if resolved.is_relative_to(folder.resolve()):
+                return resolved.relative_to(folder.resolve()).as_posix()
+        return self.rel(path)
+
+    def stale_reasons(self, step: Step, writers: Mapping[Path, Step] | None = None,
+                      rerunning: Collection[str] = ()) -> list[str]:
+        """Why ``step`` must run, by its own inputs, settings, code and outputs; empty when it is up to date.
+
+        ``writers`` (resolved path -> the step writing it) lets an input another step writes be named by
+        that step, in words (the wave and file it works on), not by the intermediate file; one that a step
+        in ``rerunning`` writes is left out (:func:`impactstudy.pipeline.plan.stale` says it will rerun)."""
         record = self.steps.get(step.name)
         if record is None:
             return ["never run"]
+        writers = writers or {}
         reasons = []
         if code := _changed(record.get("code"), code_hashes(step.code)):
-            reasons.append(f"its code changed ({_listed(code)})")
+            reasons.append(f"impactstudy's code for it changed ({_listed(code)})")
         if config := _changed(record.get("config"), config_hashes(step)):
             reasons.append(f"study.toml changed: {_listed(config, 5)}")
         recorded_inputs = record.get("inputs", {})
+        upstream: list[Step] = []
         for path in step.inputs:
             key = self.rel(path)
             digest = self.file_hash(path)
-            if digest is None:
-                reasons.append(f"input {key} is missing")
+            writer = writers.get(Path(path).resolve())
+            if writer is not None and digest != recorded_inputs.get(key):
+                if writer.name not in rerunning and writer not in upstream:
+                    upstream.append(writer)
+            elif digest is None:
+                reasons.append(f"{key} is missing")
             elif key not in recorded_inputs:
-                reasons.append(f"new input {key}")
+                reasons.append(f"it reads {key}, new since it last ran")
             elif recorded_inputs[key] != digest:
-                reasons.append(f"input {key} changed")
+                reasons.append(f"{key} changed")
+        if upstream:
+            reasons.append(f"what {joined([w.shown for w in upstream])} write{'s' if len(upstream) == 1 else ''} "
+                           "changed since it last ran")
         for key in sorted(set(recorded_inputs) - {self.rel(p) for p in step.inputs}):
-            reasons.append(f"input {key} no longer used")
+            reasons.append(f"it no longer reads {self.shown(self.paths.root / key)}")
         for path in step.outputs:
-            key = self.rel(path)
             digest = self.file_hash(path)
             if digest is None:
-                reasons.append(f"output {key} is missing")
-            elif record.get("outputs", {}).get(key) != digest:
-                reasons.append(f"output {key} was changed outside the pipeline")
+                reasons.append(f"its output {self.shown(path)} is missing")
+            elif record.get("outputs", {}).get(self.rel(path)) != digest:
+                reasons.append(f"its output {self.shown(path)} was changed outside the pipeline")
         return reasons
 
     def record(self, step: Step, shown: list[dict[str, Any]] | None = None) -> None:
@@ -298,6 +327,7 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
     """
     remove_leftovers(paths)
     manifest = Manifest(paths)
+    writers = {p.resolve(): step for step in steps for p in step.outputs}
     ran = []
 
     def done(step: Step, saved: list[tuple[Path, Path | None]], shown: list[dict[str, Any]]) -> None:
@@ -318,7 +348,7 @@ def run_steps(paths: StudyPaths, steps: list[Step], force: Collection[str] = (),
 
     together = _cores() > 1 and "fork" in multiprocessing.get_all_start_methods()
     for batch in _batches(steps):
-        stale = [(step, ["forced"] if step.name in force else manifest.stale_reasons(step)) for step in batch]
+        stale = [(step, ["forced"] if step.name in force else manifest.stale_reasons(step, writers)) for step in batch]
         stale = [(step, reasons) for step, reasons in stale if reasons]
         if len(stale) > 1 and together:
             for step, reasons in stale:
