@@ -173,3 +173,43 @@ def test_link_shows_a_bar_on_a_terminal(tmp_path, shown):
     stages.run("mini", ["link"], root=root)
     text = stream.getvalue()
     assert "\r" in text and "link" in text and "11/11" in text and "100%" in text and "done in" not in text
+
+
+INTERMEDIATE = (".parquet", "waves/", ".report.json", ".quarantine.csv", "manifest.json", ".codes.")
+
+
+def test_run_status_and_validate_name_what_the_user_knows(tmp_path, capsys):
+    """Every console line of run, status and validate on a generated study, through a first run, a changed
+    raw file, a changed label, a deleted panel and `run --until ingest`: steps and waves in words, raw files
+    by their path, no intermediate file (waves/*.parquet, a wave's report or quarantine piece, the manifest)."""
+    from conftest import write_mini_study
+
+    root = write_mini_study(tmp_path)
+    said = []
+
+    def cli_says(*argv: str) -> str:
+        assert cli.main([*argv, "--study", "mini", "--root", str(root)]) in (0, 6)
+        out = capsys.readouterr()
+        said.append(out.out + out.err)
+        return said[-1]
+
+    cli_says("validate")
+    cli_says("run", "--until", "link")
+    csv = root / "data" / "raw" / "mini" / "w2.csv"
+    csv.write_bytes(csv.read_bytes().replace(b"Very good", b"Good"))
+    text = cli_says("status")
+    assert "ingest:w2 " in text and "data/raw/mini/w2.csv changed" in text
+    assert "reads what ingest:w2 (wave “Wave two”, w2.csv) writes, which will rerun" in text
+    cli_says("run", "--until", "ingest")
+    assert "what ingest:w2 (wave “Wave two”, w2.csv) writes changed since it last ran" in cli_says("status")
+    toml = root / "pipelines" / "mini" / "study.toml"
+    toml.write_text(toml.read_text().replace('label = "Percent"', 'label = "Per cent"'))
+    (root / "data" / "processed" / "mini" / "panel_long.parquet").unlink()
+    text = cli_says("status")
+    assert "study.toml changed: measures.label" in text and "its output panel_long.parquet is missing" in text
+    cli_says("run", "--until", "link")
+    cli_says("validate")
+    for line in "".join(said).splitlines():
+        shown = line.replace("its output panel_long.parquet is missing", "")  # the file the user deleted
+        assert not any(name in shown for name in INTERMEDIATE), line
+        assert "Traceback" not in line and str(tmp_path) not in line.replace(str(root / "data" / "raw"), ""), line
