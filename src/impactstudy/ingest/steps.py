@@ -68,7 +68,8 @@ def ingest_steps(study: Study, paths: StudyPaths) -> list[Step]:
             outputs=paths.wave_outputs(wave.id) + ((codes_piece(paths, wave),) if codings else ()),
             config=wave_settings(study, wave, salt), code=CODE,
             run=deferred("impactstudy.ingest.stage:ingest_wave", study, paths, wave, salt),
-            parallel=True, about=f"wave “{wave.label}”, {wave.file}", unit="waves"))  # waves are independent: one per core
+            parallel=True, about=f"wave “{wave.label}”, {wave.file}",  # waves are independent: one per core
+            unit="waves"))
     pieces = tuple(p for wave in study.waves for p in paths.wave_outputs(wave.id)[1:])
     coded = tuple(p for w in study.waves if coded_questions(study, w) for p in (paths.wave_file(w.id), codes_piece(paths, w)))
     steps.append(Step(

@@ -450,8 +450,9 @@ def exports_aside(paths: tuple[Path, ...], person_wave: pd.DataFrame, study: Stu
     with this process (pickling the person-wave rows to it took a second). Forking is safe whatever this
     process has imported: the writer runs no thread pool (it hands pyreadstat typed pandas columns, see
     :mod:`impactstudy.link.exports`; polars, which deadlocked in a child forked after it had run, is not
-    used). Where the platform cannot fork, the files are written here after the body. This process owns the temporary files, so they
-    appear only once the child succeeded and the body finished. ``bar`` advances by the files once written.
+    used). Where the platform cannot fork, the files are written here after the body. This process owns
+    the temporary files, so they appear only once the child succeeded and the body finished. ``bar``
+    advances by the files once written.
     """
     global _EXPORT_ARGS
     with contextlib.ExitStack() as stack:

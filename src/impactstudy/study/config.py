@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from impactstudy.errors import ConfigError
-from impactstudy.study.hints import closest, did_you_mean
+from impactstudy.study.hints import closest
+from impactstudy.study.hints import did_you_mean as _suggest  # config's wording: " (did you mean 'a', 'b'?)"
 from impactstudy.study.names import check_names, check_personal_data
 
 MEASURE_TYPES = ("likert", "numeric", "binary", "multi", "text")
@@ -379,7 +380,7 @@ class _Section:
     def check_keys(self, allowed: tuple[str, ...]) -> None:
         for key in self.data:
             if key not in allowed:
-                raise self.error(f"unknown key '{key}'{did_you_mean(key, allowed)}")
+                raise self.error(f"unknown key '{key}'{_suggest(key, allowed)}")
 
 
 def _identifier(value: str, what: str, section: _Section) -> str:
@@ -453,7 +454,7 @@ def _wave(data: Any, order: int, source: Path) -> Wave:
             )
         fmt = FORMATS[suffix]
     elif fmt not in set(FORMATS.values()):
-        raise sec.error(f"unknown format '{fmt}'{did_you_mean(fmt, sorted(set(FORMATS.values())))}")
+        raise sec.error(f"unknown format '{fmt}'{_suggest(fmt, sorted(set(FORMATS.values())))}")
     start = _date(sec.get("fieldwork_start", (date, str)), "fieldwork_start", sec)
     end = _date(sec.get("fieldwork_end", (date, str)), "fieldwork_end", sec)
     if start and end and end < start:
@@ -506,10 +507,10 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
             raise sec.error("its codes come from the returned coding sheets ([[coding]] names it as 'themes'): "
                             "remove its 'columns'")
     if mtype not in MEASURE_TYPES:
-        raise sec.error(f"unknown type '{mtype}'{did_you_mean(mtype, MEASURE_TYPES)}; use one of {', '.join(MEASURE_TYPES)}")
+        raise sec.error(f"unknown type '{mtype}'{_suggest(mtype, MEASURE_TYPES)}; use one of {', '.join(MEASURE_TYPES)}")
     aim = sec.get("aim", str)
     if aim is not None and aim not in aims:
-        raise sec.error(f"unknown aim '{aim}'{did_you_mean(aim, aims)}")
+        raise sec.error(f"unknown aim '{aim}'{_suggest(aim, aims)}")
 
     levels: tuple[float, ...] = ()
     level_labels: dict[float, str] = {}
@@ -536,7 +537,7 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
     recode: dict[str, dict[str, float]] = {}
     for wave_id, mapping in recode_sec.items():
         if wave_id not in waves:
-            raise sec.error(f"recode names unknown wave '{wave_id}'{did_you_mean(wave_id, waves)}")
+            raise sec.error(f"recode names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
         if not isinstance(mapping, dict):
             raise sec.error(f"recode.{wave_id} must be a table of raw value = code")
         for key, target in mapping.items():
@@ -546,14 +547,14 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
     reverse = tuple(sec.get("reverse", list, []))
     for wave_id in reverse:
         if wave_id not in waves:
-            raise sec.error(f"reverse names unknown wave '{wave_id}'{did_you_mean(wave_id, waves)}")
+            raise sec.error(f"reverse names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
     if reverse and mtype != "likert":
         raise sec.error("'reverse' applies to likert measures only")
     models = sec.get("models", list)
     if models is not None:
         for model in models:
             if model not in MODEL_NAMES:
-                raise sec.error(f"unknown model '{model}'{did_you_mean(model, MODEL_NAMES)}")
+                raise sec.error(f"unknown model '{model}'{_suggest(model, MODEL_NAMES)}")
         models = tuple(models)
     minimum = sec.get("min", float)
     maximum = sec.get("max", float)
@@ -570,7 +571,8 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
         raise sec.error(f"share_from = {share_from:g} is not one of the levels ({', '.join(f'{v:g}' for v in levels)})")
 
     if "columns" not in sec.data and mtype == "multi" and name not in coded:
-        hint = "".join(f"; [[coding]] names themes '{c}': did you mean '{name}'?" for c in coded if closest(c, [name], cutoff=0.6))
+        hint = "".join(f"; [[coding]] names themes '{c}': did you mean '{name}'?"
+                       for c in coded if closest(c, [name], cutoff=0.6))
         raise sec.error(f"missing required key 'columns' (each option's raw column per wave), unless a [[coding]] "
                         f"section names it as 'themes'{hint}")
     columns = sec.get("columns", dict, required=name not in coded)
@@ -578,7 +580,7 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
         columns = {}
     for wave_id in columns:
         if wave_id not in waves:
-            raise sec.error(f"columns names unknown wave '{wave_id}'{did_you_mean(wave_id, waves)}")
+            raise sec.error(f"columns names unknown wave '{wave_id}'{_suggest(wave_id, waves)}")
     options = sec.get("options", dict)
     common = dict(
         levels=levels, level_labels=level_labels, missing=missing, recode=recode, reverse=reverse,
@@ -603,7 +605,7 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
                 raise sec.error(f"columns.{wave_id} must map each option to a column")
             for key in mapping:
                 if key not in options:
-                    raise sec.error(f"columns.{wave_id} names unknown option '{key}'{did_you_mean(key, list(options))}")
+                    raise sec.error(f"columns.{wave_id} names unknown option '{key}'{_suggest(key, list(options))}")
             if option in mapping:
                 per_wave[wave_id] = mapping[option]
         expanded.append(
@@ -637,14 +639,14 @@ def _councils(data: Any, source: Path) -> CouncilsFile | None:
                 raise sec.error(f"'{key}' needs 'file' (the councils file it describes)")
     mergers = sec.get("mergers", str, "separate")
     if mergers not in MERGER_RULES:
-        raise sec.error(f"'mergers' must be one of {', '.join(MERGER_RULES)}, got '{mergers}'{did_you_mean(mergers, MERGER_RULES)}")
+        raise sec.error(f"'mergers' must be one of {', '.join(MERGER_RULES)}, got '{mergers}'{_suggest(mergers, MERGER_RULES)}")
     for column, kind in covariates.items():
         if kind not in COVARIATE_KINDS:
             raise sec.error(f"covariate '{column}' has unknown kind '{kind}'; use one of {', '.join(COVARIATE_KINDS)}")
     group_by = tuple(sec.get("group_by", list, []))
     for column in group_by:
         if column not in covariates:
-            raise sec.error(f"group_by names '{column}', which is not a declared covariate{did_you_mean(column, list(covariates))}")
+            raise sec.error(f"group_by names '{column}', which is not a declared covariate{_suggest(column, list(covariates))}")
     aliases = sec.get("aliases", str)
     return CouncilsFile(
         file=_relative_file(file, sec) if file is not None else None,
@@ -674,7 +676,7 @@ def _model_settings(data: Any, councils: CouncilsFile | None, source: Path) -> M
                     "ipw_truncate", "lmm_df"))
     lmm_df = sec.get("lmm_df", str, "kenward-roger")
     if lmm_df not in LMM_DF_METHODS:
-        raise sec.error(f"lmm_df = '{lmm_df}'{did_you_mean(lmm_df, LMM_DF_METHODS)}; use one of {', '.join(LMM_DF_METHODS)}")
+        raise sec.error(f"lmm_df = '{lmm_df}'{_suggest(lmm_df, LMM_DF_METHODS)}; use one of {', '.join(LMM_DF_METHODS)}")
     # `time_since_review` is the section's name before the rename (docs/data-contracts.md, "Renamed"): still read
     key = "time_since_review" if "time_since_review" in sec.data else "time_since_intervention"
     if key == "time_since_review" and "time_since_intervention" in sec.data:
@@ -719,7 +721,7 @@ def _intervention(data: Any, waves: tuple[str, ...], councils: CouncilsFile | No
     before_waves = tuple(sec.get("before_waves", list, []))
     for wave_id in before_waves:
         if wave_id not in waves:
-            raise sec.error(f"before_waves names unknown wave '{wave_id}'{did_you_mean(str(wave_id), waves)}")
+            raise sec.error(f"before_waves names unknown wave '{wave_id}'{_suggest(str(wave_id), waves)}")
     if before_waves and date_column is None:
         raise sec.error("'before_waves' needs 'date' (the covariate holding each council's intervention date)")
     return Intervention(
@@ -755,11 +757,11 @@ def _coding(entries: list[Any], measures: list[Measure], source: Path) -> tuple[
         sec.where = f"coding of '{question}'"
         if question not in by_name or by_name[question].type != "text" or by_name[question].pii:
             raise sec.error(f"'question' must name a free-text measure (type = \"text\", not pii), got '{question}'"
-                            f"{did_you_mean(question, texts)}")
+                            f"{_suggest(question, texts)}")
         themes = sec.get("themes", str, required=True)
         if themes not in sets:
             raise sec.error(f"'themes' must name the multi measure whose options are the coding frame, got '{themes}'"
-                            f"{did_you_mean(themes, sorted(sets))}")
+                            f"{_suggest(themes, sorted(sets))}")
         frame_for = sets[themes].coding_frame_for
         if frame_for is not None and frame_for != question:
             raise sec.error(f"measure '{themes}' declares coding_frame_for = '{frame_for}', not '{question}'")
@@ -773,14 +775,14 @@ def _coding(entries: list[Any], measures: list[Measure], source: Path) -> tuple[
             raise sec.error(f"'alpha_threshold' must be above 0 and at most 1 (usually 0.67 or 0.8), got {threshold:g}")
         resolve = sec.get("resolve", str, "primary")
         if resolve not in CODING_RULES:
-            raise sec.error(f"'resolve' must be one of {', '.join(CODING_RULES)}, got '{resolve}'{did_you_mean(resolve, CODING_RULES)}")
+            raise sec.error(f"'resolve' must be one of {', '.join(CODING_RULES)}, got '{resolve}'{_suggest(resolve, CODING_RULES)}")
         consent = sec.get("consent", str)
         if consent is not None:
             binaries = sorted(n for n, m in by_name.items() if m.type == "binary" and not m.pii)
             asked = set(by_name[question].columns)
             if consent not in by_name or by_name[consent].type != "binary":
                 raise sec.error(f"'consent' must name a binary measure (1 = the respondent agreed to be quoted), got "
-                                f"'{consent}'{did_you_mean(consent, binaries)}")
+                                f"'{consent}'{_suggest(consent, binaries)}")
             if not asked & set(by_name[consent].columns):
                 raise sec.error(f"consent measure '{consent}' is asked in none of the waves '{question}' is asked in")
         adjudicator = sec.get("adjudicator", str)
@@ -831,16 +833,16 @@ def _impact(data: Any, councils: CouncilsFile | None, intervention: Intervention
     if councils.covariates.get(treatment) != "date":
         dates = [c for c, k in councils.covariates.items() if k == "date"]
         raise sec.error(f"'treatment' must name a date covariate of [councils], got '{treatment}'"
-                        f"{did_you_mean(treatment, dates)}")
+                        f"{_suggest(treatment, dates)}")
     comparison = sec.get("comparison", str, "not_yet_treated")
     if comparison not in IMPACT_COMPARISONS:
         raise sec.error(f"'comparison' must be one of {', '.join(IMPACT_COMPARISONS)}, got '{comparison}'"
-                        f"{did_you_mean(comparison, IMPACT_COMPARISONS)}")
+                        f"{_suggest(comparison, IMPACT_COMPARISONS)}")
     covariates = tuple(sec.get("covariates", list, []))
     for column in covariates:
         if column not in councils.covariates or councils.covariates[column] == "date":
             raise sec.error(f"covariate '{column}' must be a number or category covariate of [councils]"
-                            f"{did_you_mean(column, list(councils.covariates))}")
+                            f"{_suggest(column, list(councils.covariates))}")
     window = sec.get("window", list)
     if window is not None:
         if len(window) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in window) \
@@ -861,14 +863,14 @@ def _impact(data: Any, councils: CouncilsFile | None, intervention: Intervention
         layout = sub.get("layout", str, "dfe")
         if layout not in IMPACT_LAYOUTS:
             raise sub.error(f"'layout' must be one of {', '.join(IMPACT_LAYOUTS)}, got '{layout}'"
-                            f"{did_you_mean(layout, IMPACT_LAYOUTS)}")
+                            f"{_suggest(layout, IMPACT_LAYOUTS)}")
         outcomes = []
         for j, o in enumerate(sub.get("outcomes", list, required=True)):
             osec = _Section(o, f"impact.files[{i}].outcomes[{j}]", source)
             osec.check_keys(("name", "label", "column", "better", "units", "survey"))
             better = osec.get("better", str, "higher")
             if better not in BETTER:
-                raise osec.error(f"'better' must be 'higher' or 'lower', got '{better}'{did_you_mean(better, BETTER)}")
+                raise osec.error(f"'better' must be 'higher' or 'lower', got '{better}'{_suggest(better, BETTER)}")
             name = _identifier(osec.get("name", str, required=True), "outcome name", osec)
             outcomes.append(ImpactOutcome(name=name, label=osec.get("label", str, name),
                                           column=osec.get("column", str, required=True), better=better,
@@ -916,7 +918,7 @@ def _check_impact_survey(impact: ImpactSettings | None, measures: Sequence[Measu
         measure = by_name.get(outcome.survey)
         if measure is None:
             raise where.error(f"'survey' must name a number, rating or yes/no measure, got '{outcome.survey}'"
-                              f"{did_you_mean(outcome.survey, list(by_name))}")
+                              f"{_suggest(outcome.survey, list(by_name))}")
         missing = [w for w in waves if w not in measure.waves]
         if missing:
             raise where.error(f"survey measure '{measure.name}' is not asked at {', '.join(missing)} "
@@ -990,7 +992,7 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
         for key in ("expected", "achieved"):
             value = getattr(pair, key)
             if value not in sets:
-                raise sec.error(f"'{key}' names '{value}', which is not an option set{did_you_mean(value, sorted(sets))}")
+                raise sec.error(f"'{key}' names '{value}', which is not an option set{_suggest(value, sorted(sets))}")
         expected_opts = {m.option for m in measures if m.parent == pair.expected}
         achieved_opts = {m.option for m in measures if m.parent == pair.achieved}
         if not expected_opts & achieved_opts:
