@@ -174,20 +174,32 @@ def test_a_new_survey_wave_reruns_the_triangulation_not_the_estimation(demo_impa
 
 
 def test_outcomes_in_worker_processes_match_one_process() -> None:
-    """From MIN_PARALLEL outcomes on the analyses run in forkserver workers: the same rows, in order."""
+    """From MIN_PARALLEL outcomes on the analyses run in forkserver workers: the same rows, in order; the
+    console's progress counts the outcomes either way (plain lines: this is no terminal)."""
+    import io
+
     from impactstudy.impact.stage import MIN_PARALLEL, _run_all, worker_pool
+    from impactstudy.pipeline import progress
     from impactstudy.study.config import ImpactSettings
     from impact_panels import make_panel
 
     panels = [make_panel(seed=s, n=30, n_treated=9) for s in range(MIN_PARALLEL)]
     panels = [type(p)(f"outcome_{i}", p.frame, p.years) for i, p in enumerate(panels)]
     settings = ImpactSettings(files=(), treatment="review_date", bootstrap=99, permutations=99)
-    here = _run_all(panels, settings, None, lambda _m: None)
-    seen: list[str] = []
-    with worker_pool(len(panels), 2) as pool:
-        assert pool is not None
-        there = _run_all(panels, settings, pool, seen.append)
-    assert seen == [p.outcome for p in panels]
+    shown = io.StringIO()
+    progress.enable(shown)
+    try:
+        with progress.progress("impact", "outcomes") as bar:
+            here = _run_all(panels, settings, None, bar)
+        with worker_pool(len(panels), 2) as pool, progress.progress("impact", "outcomes") as bar:
+            assert pool is not None
+            there = _run_all(panels, settings, pool, bar)
+    finally:
+        progress.disable()
+    lines = shown.getvalue().splitlines()
+    assert [line for line in lines if "done (" in line] == [
+        f"impact: {n} outcomes done ({MIN_PARALLEL} started so far)" for n in (1, 2, 3)] * 2
+    assert sum(line.startswith(f"impact: {MIN_PARALLEL} outcomes done in ") for line in lines) == 2
     for (a, sa, ca), (b, sb, cb) in zip(here, there, strict=True):
         pd.testing.assert_frame_equal(a, b, rtol=1e-9)
         assert sa["overall"] == pytest.approx(sb["overall"], rel=1e-9)

@@ -13,7 +13,7 @@ import contextlib
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import date
@@ -34,6 +34,7 @@ from impactstudy.pipeline import library_warnings
 from impactstudy.pipeline.atomic import write_csv, write_json
 from impactstudy.pipeline.panel import read_long
 from impactstudy.pipeline.paths import StudyPaths
+from impactstudy.pipeline.progress import Progress, progress
 from impactstudy.pipeline.readers import read_raw
 from impactstudy.study.config import ImpactSettings, Study
 from impactstudy.study.periods import cohort_year
@@ -100,11 +101,11 @@ def treatment_cohorts(covariates: pd.DataFrame, column: str, year_end: tuple[int
     return out
 
 
-def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
-            progress: Callable[[str], None] = lambda _m: None, pool: ProcessPoolExecutor | None = None,
+def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame, pool: ProcessPoolExecutor | None = None,
             ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """All outcomes' tidy rows, per-outcome summaries and each treated council's own effect (pure: no
-    files); in ``pool``'s workers if given."""
+    files); in ``pool``'s workers if given. Progress counts the outcomes as each one's estimators,
+    bootstrap and randomisation inference finish (:mod:`impactstudy.pipeline.progress`)."""
     settings = study.impact
     if settings.treatment not in covariates.columns:
         raise ConfigError(f"[impact] treatment = '{settings.treatment}' is not a column of the councils file; "
@@ -118,7 +119,8 @@ def analyse(study: Study, values: pd.DataFrame, covariates: pd.DataFrame,
         for outcome in spec.outcomes:
             panel = build_panel(values, outcome.name, cohorts, settings.anticipation, cov, settings.covariates)
             jobs.append((spec, outcome, panel))
-    results = _run_all([panel for _, _, panel in jobs], settings, pool, progress)
+    with progress("impact", "outcomes") as bar:
+        results = _run_all([panel for _, _, panel in jobs], settings, pool, bar)
     rows, summaries, councils = [], {}, []
     for (spec, outcome, _), (table, summary, effects) in zip(jobs, results, strict=True):
         rows.append(table)
@@ -145,8 +147,9 @@ def analyse_one(panel: Panel, settings: ImpactSettings) -> tuple[pd.DataFrame, d
     return table[RESULT_COLUMNS], summary, council_effects(panel, settings.comparison, settings.anticipation)
 
 
-def _analyse_in_worker(panel: Panel, settings: ImpactSettings) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
-    library_warnings.spool_worker_warnings()  # a forkserver worker: its warnings go to the step's record
+def _analyse_in_worker(panel: Panel, settings: ImpactSettings, spool: str | None,
+                       ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    library_warnings.spool_worker_warnings(spool)  # a forkserver worker: its warnings go to the step's record
     with threadpool_limits(1):
         return analyse_one(panel, settings)
 
@@ -179,20 +182,19 @@ def worker_pool(n_outcomes: int, workers: int | None) -> Iterator[ProcessPoolExe
 
 
 def _run_all(panels: list[Panel], settings: ImpactSettings, pool: ProcessPoolExecutor | None,
-             progress: Callable[[str], None]) -> list[tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]]:
-    """Each panel's :func:`analyse_one`, in ``pool``'s workers (see :func:`worker_pool`) or, without one, here."""
+             bar: Progress) -> list[tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]]:
+    """Each panel's :func:`analyse_one`, in ``pool``'s workers (see :func:`worker_pool`) or, without one, here;
+    ``bar`` counts them as they finish."""
     if pool is None:
+        bar.expect(len(panels))
         out = []
         for panel in panels:
-            progress(panel.outcome)
             out.append(analyse_one(panel, settings))
+            bar.advance()
         return out
-    futures = [pool.submit(_analyse_in_worker, panel, settings) for panel in panels]
-    out = []
-    for panel, future in zip(panels, futures, strict=True):
-        out.append(future.result())
-        progress(panel.outcome)
-    return out
+    spool = library_warnings.current_spool()
+    futures = bar.track([pool.submit(_analyse_in_worker, panel, settings, spool) for panel in panels])
+    return [future.result() for future in futures]
 
 
 def run_impact(study: Study, paths: StudyPaths) -> dict[str, Any]:
