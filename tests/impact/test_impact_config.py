@@ -115,6 +115,11 @@ def test_an_outcome_names_a_survey_measure_and_the_waves_are_checked() -> None:
         with pytest.raises(ConfigError) as err:
             parse(two_waves + text)
         assert needle in str(err.value) and "\n" not in str(err.value)
+    for text, needle in [(two_waves.replace('name = "eff"', 'name = "eff"\nanalyse = false') + surveyed,
+                          "survey measure 'eff' is not analysed (analyse = false")]:
+        with pytest.raises(ConfigError) as err:
+            parse(text)
+        assert needle in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="is not asked at w2"):
         parse(BASE + '\n[[waves]]\nid = "w2"\nlabel = "Two"\nfile = "w2.csv"\ncouncil = "la"\nrespondent = "rid"\n'
               + surveyed.replace("anticipation = 1", 'anticipation = 1\nsurvey_waves = ["w1", "w2"]'))

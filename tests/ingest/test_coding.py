@@ -173,6 +173,27 @@ def test_coding_must_name_a_text_question_and_a_multi_frame():
         assert message in str(err.value)
 
 
+def test_a_consent_question_is_administrative_unless_it_says_analyse_true():
+    import tomllib
+
+    base = textwrap.dedent(CODED_TOML).replace("{files}", "")
+    study = parse_study(tomllib.loads(base), "coded", Path("s.toml"))
+    assert not study.measure("quote_ok").analyse and study.measure("lesson_theme_people").analyse
+    assert [m.name for m in study.research_measures] == [m.name for m in study.analysed_measures if m.name != "quote_ok"]
+    kept = parse_study(tomllib.loads(base.replace('type = "binary"\n', 'type = "binary"\nanalyse = true\n')), "coded",
+                       Path("s.toml"))
+    assert kept.measure("quote_ok").analyse  # declared: the researcher wants the consent rate modelled
+    not_coded = parse_study(tomllib.loads(base.replace('consent = "quote_ok"\n', "")), "coded", Path("s.toml"))
+    assert not_coded.measure("quote_ok").analyse  # without [[coding]] naming it, a binary question like any other
+    dropped = parse_study(tomllib.loads(base.replace('type = "multi"\n', 'type = "multi"\nanalyse = false\n')), "coded",
+                          Path("s.toml"))
+    assert not any(m.analyse for m in dropped.set_members("lesson_theme"))  # a set's flag is each option's
+    with pytest.raises(ConfigError) as err:
+        parse_study(tomllib.loads(base.replace('type = "binary"\n', 'type = "binary"\nanalyse = "no"\n')), "coded",
+                    Path("s.toml"))
+    assert "measure 'quote_ok': 'analyse' must be bool" in str(err.value)
+
+
 # ------------------------------------------------------------------------------------------ pure parts
 
 

@@ -100,3 +100,17 @@ def test_any_study_shape_gives_sane_rows(councils, per_council, seed, p1, p3, un
     assert (freq.loc[ok, "ci_high"] >= freq.loc[ok, "estimate"] - 1e-12).all()
     assert (freq["n_selected"] <= freq["n_obs"]).all()
     assert change.empty or change["estimate"].dropna().abs().max() <= 1 + 1e-12
+
+
+def test_the_consent_question_is_not_modelled():
+    """A [[coding]] consent measure is administrative: observed in every wave, it gets no model (so no row
+    of contrasts.csv, no q-value share with the research measures), while a research measure does."""
+    from pathlib import Path
+
+    from impactstudy.model import fitting
+    from impactstudy.study.config import load_study
+
+    study = load_study(Path(__file__).parents[2] / "pipelines" / "demo" / "study.toml", "demo")
+    rows = [{"council_code": f"E{c}", "respondent_id": f"r{c}", "wave": w, "measure": m, "value": float((c + k) % 2)}
+            for c in range(8) for k, w in enumerate(("baseline", "follow_up")) for m in ("quote_consent", "improvement_plan")]
+    assert [m.name for m in fitting.modelled_measures(study, pd.DataFrame(rows))] == ["improvement_plan"]

@@ -214,6 +214,24 @@ def test_findings_are_worded_with_care(demo6):
     assert np.isclose(key_findings(clear, study)[0].estimate, 0.5)
 
 
+def test_the_consent_question_is_no_finding_but_stays_in_the_codebook(demo6, reports6):
+    """The demo's ``quote_consent`` is a [[coding]] consent question, so administrative: even where a model
+    table has rows for it (as the synthetic tables here do, like a model stage before it was excluded),
+    no key finding, table of change or "models disagree" sentence states it; the codebook lists it."""
+    study, paths = demo6
+    consent = study.measure("quote_consent")
+    assert not consent.analyse and consent not in study.research_measures and consent in study.analysed_measures
+    contrasts = pd.read_csv(paths.tables / "contrasts.csv")
+    assert (contrasts["measure"] == "quote_consent").any()  # the rows are there: the report is what leaves them out
+    assert "quote_consent" not in {f.measure for f in key_findings(contrasts, study)}
+    for page in (reports6[0], reports6[2]):
+        label = consent.label
+        methods = page.index('<section id="methods"')
+        assert label not in page[:methods]  # no finding, chart or table of change before the methods
+        codebook = page[methods:]
+        assert label in codebook and "not analysed (administrative" in codebook
+
+
 def test_trajectories_match_statsmodels_t_interval_of_council_means(demo6):
     from statsmodels.stats.weightstats import DescrStatsW
 

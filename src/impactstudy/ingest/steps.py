@@ -40,6 +40,7 @@ def coding_files(paths: StudyPaths, codings: list[Coding] | tuple[Coding, ...]) 
 def measure_for_wave(measure: Measure, wave: Wave) -> dict[str, Any]:
     """The settings of ``measure`` that ingesting ``wave`` depends on (not other waves' columns)."""
     out = plain(measure)
+    del out["analyse"]  # whether the measure is modelled: the model stage's and the report's concern
     out["columns"] = measure.columns[wave.id]
     out["recode"] = plain(measure.recode.get(wave.id, {}))
     out["reverse"] = wave.id in measure.reverse

@@ -97,7 +97,7 @@ def baseline_characteristics(panel: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Per baseline council: grouping covariates and the mean of its baseline scores (all measures)."""
     first = study.wave_ids[0]
     base = panel[panel["wave"] == first]
-    likert = {m.name for m in study.analysed_measures if m.type in ("likert", "numeric") and first in m.waves}
+    likert = {m.name for m in study.research_measures if m.type in ("likert", "numeric") and first in m.waves}
     scores = base[base["measure"].isin(likert)]
     # standardise per measure so measures on different scales weigh alike
     z = scores.groupby("measure", observed=True)["value"].transform(lambda v: (v - v.mean()) / v.std(ddof=0))
@@ -161,7 +161,7 @@ def analyse(study: Study, panel: pd.DataFrame) -> dict[str, Any]:
         rows, record, _ = _logit_rows(y, design, f"took_part:{wave}", _separated_levels(y, chars[groups]))
         estimates.append(rows)
         records.append(record)
-    scored = [m.name for m in study.analysed_measures if m.type in ("likert", "numeric") and waves[0] in m.waves]
+    scored = [m.name for m in study.research_measures if m.type in ("likert", "numeric") and waves[0] in m.waves]
     cohort = ipw.history(panel, waves, scored, groups)
     steps = ipw.step_models(cohort, groups)
     raw, truncated = ipw.weights(cohort, steps, study.models.ipw_truncate)

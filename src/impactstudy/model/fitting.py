@@ -387,7 +387,7 @@ def modelled_measures(study: Study, panel: pd.DataFrame) -> list[Measure]:
     asked = np.zeros((len(panel["measure"].cat.categories), len(panel["wave"].cat.categories)), dtype=bool)
     asked[measure, wave] = True
     waves_of = dict(zip(panel["measure"].cat.categories.astype(str), asked.sum(axis=1)))
-    return [m for m in study.analysed_measures if models_for(m) and waves_of.get(m.name, 0) >= 2]
+    return [m for m in study.research_measures if models_for(m) and waves_of.get(m.name, 0) >= 2]
 
 
 def fit_tasks(study: Study, measures: Sequence[Measure], frames: dict[str, pd.DataFrame]) -> list[Task]:

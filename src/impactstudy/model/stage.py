@@ -38,7 +38,7 @@ def read_panel(path: Path, study: Study) -> pd.DataFrame:
 def read_theme_panel(path: Path, study: Study) -> pd.DataFrame:
     """The panel rows of the coded themes (the members of every multi set with ``coding_frame_for``)."""
     group_by = list(study.councils.group_by) if study.councils else []
-    names = [m.name for m in study.analysed_measures if m.parent and m.coding_frame_for]
+    names = [m.name for m in study.research_measures if m.parent and m.coding_frame_for]
     return read_long(path, ["council_code", "respondent_id", "wave", "measure", "value", "role", *group_by], names)
 
 

@@ -1,8 +1,8 @@
 """The model stage's step, declared (light: no pandas or statsmodels; they are imported when it runs).
 
 One step over the long panel. It reads of each measure what decides its models (type, levels, range,
-option set, models override), not its wording or raw columns: a reworded question or a renamed raw
-column that ingests to the same panel does not refit anything.
+option set, models override, whether it is analysed at all), not its wording or raw columns: a reworded
+question or a renamed raw column that ingests to the same panel does not refit anything.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ DESCRIPTIVE_TABLES = ("distributions", "shares", "ordinal_check", "icc", "effect
 THEME_TABLES = ("themes", "theme_changes", "agreement")  # coded free text (model/themes.py)
 MEASURE_KEYS = tuple(f"measures.{key}" for key in ("name", "type", "levels", "level_labels", "minimum", "maximum",
                                                     "parent", "option", "option_label", "models", "pii",
-                                                    "coding_frame_for"))
+                                                    "coding_frame_for", "analyse"))
 CODING_KEYS = ("coding.question", "coding.themes", "coding.alpha_threshold")
 
 

@@ -47,7 +47,7 @@ def coded_sets(study: Study) -> list[tuple[str, str]]:
     """``(multi measure, text question)`` for every multi set that codes a free-text question
     (``coding_frame_for``), in config order."""
     seen: dict[str, str] = {}
-    for m in study.analysed_measures:
+    for m in study.research_measures:
         if m.parent and m.coding_frame_for and m.parent not in seen:
             seen[m.parent] = m.coding_frame_for
     return list(seen.items())

@@ -81,7 +81,7 @@ class Context:
         group_by = tuple(study.councils.group_by) if study.councils else ()
         panel = inputs.panel
         answered = panel.loc[panel["value"].notna(), ["measure", "wave"]]
-        scored = [m.name for m in study.analysed_measures if m.type in ("likert", "numeric")]
+        scored = [m.name for m in study.research_measures if m.type in ("likert", "numeric")]
         return cls(study=study, inputs=inputs, audience=audience, figures_dir=figures_dir, draw=draw, started=started,
                    public=public, threshold=study.min_cell if public else None, group_by=group_by,
                    wave_labels={w.id: w.label for w in study.waves},
@@ -124,5 +124,5 @@ class Context:
 
     def change_measures(self, aim: str | None = None) -> list[Measure]:
         """Likert and numeric measures observed in two or more waves (optionally of one aim)."""
-        return [m for m in self.study.analysed_measures
+        return [m for m in self.study.research_measures
                 if m.type in ("likert", "numeric") and self.observed.get(m.name, 0) >= 2 and (aim is None or m.aim == aim)]

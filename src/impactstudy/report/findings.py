@@ -223,7 +223,7 @@ def key_findings(contrasts: pd.DataFrame, study: Study, min_cell: int | None = N
     findings = []
     # every model's row of each measure, contrast and group, found once (a national study has thousands of rows)
     keyed = dict(tuple(contrasts.groupby(["measure", "contrast", "group"], sort=False)))
-    for measure in study.measures:
+    for measure in study.research_measures:
         model = PRIMARY.get(measure.type)
         waves = [w for w in study.wave_ids if w in measure.waves]
         if model is None or len(waves) < 2:

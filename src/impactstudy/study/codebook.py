@@ -153,6 +153,8 @@ def _type_text(measure: Measure) -> str:
     if measure.parent:
         name += f"; an option of the set {measure.parent}" if measure.type == "binary" else \
             f"; an item of the grid {measure.parent}"
+    if not measure.analyse:
+        name += "; not analysed (administrative: kept in the data, not modelled or reported as a finding)"
     return name
 
 

@@ -109,6 +109,7 @@ class Measure:
     models: tuple[str, ...] | None = None  # override of the default models for this type
     share_from: float | None = None  # likert: answers at or above this level are "the share" readers quote
     share_label: str | None = None  # what that share is called ("agree or better")
+    analyse: bool = True  # False: administrative (a [[coding]] consent question): kept and exported, never modelled
 
     @property
     def waves(self) -> tuple[str, ...]:
@@ -344,8 +345,15 @@ class Study:
 
     @property
     def analysed_measures(self) -> tuple[Measure, ...]:
-        """Measures that reach processed data (personal data never do)."""
+        """Measures that reach processed data (personal data never do): the panels, exports and codebook."""
         return tuple(m for m in self.measures if not m.pii)
+
+    @property
+    def research_measures(self) -> tuple[Measure, ...]:
+        """Measures the analysis is about: those of :attr:`analysed_measures` not declared ``analyse = false``
+        (a ``[[coding]]`` consent question is administrative unless it says ``analyse = true``). Only these
+        are modelled, tabulated by wave and stated in the key findings."""
+        return tuple(m for m in self.analysed_measures if m.analyse)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -480,7 +488,7 @@ def _wave(data: Any, order: int, source: Path) -> Wave:
 
 _MEASURE_KEYS = (
     "name", "label", "type", "aim", "levels", "labels", "missing", "columns", "recode", "reverse", "min",
-    "max", "options", "coding_frame_for", "pii", "models", "share_from", "share_label",
+    "max", "options", "coding_frame_for", "pii", "models", "share_from", "share_label", "analyse",
 )
 
 
@@ -494,7 +502,7 @@ def code_key(key: str) -> str:
 
 
 def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ...], source: Path,
-              coded: frozenset[str] = frozenset()) -> list[Measure]:
+              coded: frozenset[str] = frozenset(), consent: frozenset[str] = frozenset()) -> list[Measure]:
     sec = _Section(data, f"measures[{index}]", source)
     sec.check_keys(_MEASURE_KEYS)
     name = _identifier(sec.get("name", str, required=True), "measure name", sec)
@@ -586,6 +594,7 @@ def _measures(data: Any, index: int, waves: tuple[str, ...], aims: tuple[str, ..
         levels=levels, level_labels=level_labels, missing=missing, recode=recode, reverse=reverse,
         minimum=minimum, maximum=maximum, aim=aim, coding_frame_for=sec.get("coding_frame_for", str),
         pii=sec.get("pii", bool, False), models=models, share_from=share_from, share_label=share_label,
+        analyse=sec.get("analyse", bool, name not in consent),  # a consent question is administrative unless declared
     )
     label = sec.get("label", str, name)
     if mtype == "multi" and not options:
@@ -919,6 +928,9 @@ def _check_impact_survey(impact: ImpactSettings | None, measures: Sequence[Measu
         if measure is None:
             raise where.error(f"'survey' must name a number, rating or yes/no measure, got '{outcome.survey}'"
                               f"{_suggest(outcome.survey, list(by_name))}")
+        if not measure.analyse:
+            raise where.error(f"survey measure '{measure.name}' is not analysed (analyse = false, or a [[coding]] "
+                              "consent question); name an analysed measure, or set analyse = true on it")
         missing = [w for w in waves if w not in measure.waves]
         if missing:
             raise where.error(f"survey measure '{measure.name}' is not asked at {', '.join(missing)} "
@@ -950,9 +962,10 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
 
     raw_coding = top.get("coding", list, [])
     coded = frozenset(c["themes"] for c in raw_coding if isinstance(c, dict) and isinstance(c.get("themes"), str))
+    consent = frozenset(c["consent"] for c in raw_coding if isinstance(c, dict) and isinstance(c.get("consent"), str))
     measures: list[Measure] = []
     for i, m in enumerate(top.get("measures", list, required=True)):
-        measures.extend(_measures(m, i, wave_ids, aim_ids, source, coded))
+        measures.extend(_measures(m, i, wave_ids, aim_ids, source, coded, consent))
     names = [m.name for m in measures]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -993,6 +1006,9 @@ def parse_study(data: Mapping[str, Any], name: str, source: Path) -> Study:
             value = getattr(pair, key)
             if value not in sets:
                 raise sec.error(f"'{key}' names '{value}', which is not an option set{_suggest(value, sorted(sets))}")
+            if not all(m.analyse for m in measures if m.parent == value):
+                raise sec.error(f"'{key}' names '{value}', which is not analysed (analyse = false); set analyse = true "
+                                "on it or remove the pair")
         expected_opts = {m.option for m in measures if m.parent == pair.expected}
         achieved_opts = {m.option for m in measures if m.parent == pair.achieved}
         if not expected_opts & achieved_opts:

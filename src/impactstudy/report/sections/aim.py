@@ -191,7 +191,7 @@ def build(ctx: Context, aim: Aim) -> Section:
     """One research aim's section: its option sets, change over time, single-wave measures and themes."""
     coded_text = {m.parent for m in ctx.study.measures if m.coding_frame_for}
     s = Section(f"aim-{aim.id}", aim.title, aim.intro)
-    measures = [m for m in ctx.study.analysed_measures if m.aim == aim.id]
+    measures = [m for m in ctx.study.research_measures if m.aim == aim.id]
     parents = list(dict.fromkeys(m.parent for m in measures if m.parent))
     for parent in parents:
         members = ctx.study.set_members(parent)
