@@ -285,6 +285,27 @@ def test_assign_for_any_split(n, k, overlap, seed):
 # ---------------------------------------------------------------------------------------- round trips
 
 
+def test_a_rerun_with_other_coders_sets_the_old_workbooks_aside(coded):
+    study, first = sheets_for(coded, coders=("AB", "CD"))
+    returned = return_sheet(coded, study, "AB", {})  # AB's returned copy, in data/raw
+    ab_ids = sheet_ids(first[0])
+    raw_before = {p: p.read_bytes() for p in coded.raw.rglob("*") if p.is_file()}
+    (coded.coding_dir / "notes.txt").write_text("the team's own file", encoding="utf-8")
+    lines: list[str] = []
+    again = write_sheets(study, coded, ["CD", "EF"], 0.5, seed=7, written=WRITTEN, log=lines.append)
+    assert sorted(p.name for p in coded.coding_dir.glob("coding_*.xlsx")) == ["coding_CD.xlsx", "coding_EF.xlsx"]
+    previous = coded.coding_dir / "previous" / "coding_AB.xlsx"
+    assert sheet_ids(previous) == ab_ids  # moved, not rewritten
+    assert (coded.coding_dir / "notes.txt").is_file()  # only the workbooks it writes are moved
+    assert [line for line in lines if "previous" in line] == [
+        "verbatims: data/processed/coded/coding/coding_AB.xlsx is an earlier run's sheet for a coder not in this run: "
+        "moved to data/processed/coded/coding/previous/coding_AB.xlsx (delete it once nobody codes on it)"]
+    assert {p: p.read_bytes() for p in coded.raw.rglob("*") if p.is_file()} == raw_before  # the returned sheet untouched
+    assert (coded.raw / returned).is_file() and [p.name for p in again] == ["coding_CD.xlsx", "coding_EF.xlsx"]
+    write_sheets(study, coded, ["CD", "EF"], 0.5, seed=7, written=WRITTEN, log=lines.append)  # same coders: nothing moved
+    assert len([line for line in lines if "previous" in line]) == 1
+
+
 def test_round_trip_codes_equal_what_was_ticked(coded):
     study, written = sheets_for(coded)
     assert [p.name for p in written] == ["coding_AB.xlsx", "coding_CD.xlsx"]
