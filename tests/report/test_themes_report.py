@@ -16,7 +16,7 @@ from impactstudy.councils import name_keys
 from impactstudy.model import themes as model_themes
 from impactstudy.pipeline.atomic import read_parquet_metadata, write_csv, write_parquet
 from impactstudy.report import themes
-from impactstudy.report.redact import COUNCIL, NAME, Redactor
+from impactstudy.report.redact import COUNCIL, NAME, ORDINARY_WORDS, Redactor, fold
 from impactstudy.report.stage import run_report
 from impactstudy.study.config import Coding
 
@@ -40,6 +40,28 @@ def test_redactor_finds_register_names_aliases_and_study_names_as_whole_words():
     assert r.redact("ST. HELENS, Saint Helens") == (f"{COUNCIL}, {COUNCIL}", 2)
     assert r.redact("jane smith at westfield academy") == (f"{NAME} at {NAME}", 2)
     assert r.redact("Brighton & Hove") == (COUNCIL, 1)
+
+
+def test_names_are_matched_as_names_and_ambiguous_words_err_on_removing():
+    r = Redactor.create(name_keys(), ["Jane Smith", "Hope"])
+    kept = ["reading the report helped", "the hull of the ship", "we had to stoke interest", "a bath and a derby",
+            "staffs from both teams", "stop havering and decide", "a harrow in the field", "they wilts"]
+    for text in kept:  # ordinary words that are also councils' names, written as words
+        assert r.redact(text) == (text, 0), text
+    removed = {"we visited Reading": f"we visited {COUNCIL}",
+               "Reading the report helped": f"{COUNCIL} the report helped",  # capitalised: cannot tell, so removed
+               "READING HELPED": f"{COUNCIL} HELPED", "staff from bury council": f"staff from {COUNCIL}",
+               "the borough of harrow": COUNCIL, "we visited wigan": f"we visited {COUNCIL}",  # no ordinary word
+               "stoke-on-trent, stoke on trent": f"{COUNCIL}, {COUNCIL}",  # several words: however written
+               "the Hull team": f"the {COUNCIL} team",
+               "jane smith gave us hope": f"{NAME} gave us {NAME}"}  # the study's own names: however written
+    for text, expected in removed.items():
+        assert r.redact(text)[0] == expected, text
+
+
+def test_every_ordinary_word_is_a_one_word_name_of_the_register():
+    one_word = {k for k in (tuple(fold(w) for w in re.findall(r"\w+|&", n)) for n in name_keys()) if len(k) == 1}
+    assert {(w,) for w in ORDINARY_WORDS} <= one_word
 
 
 def test_select_quotes_prefers_marked_then_shortest_distinct_long_enough():
