@@ -9,9 +9,13 @@ computed with the intervention dates *reassigned*:
   overall ATT is at least as far from zero as the observed one (counting the observed assignment, so
   the smallest reachable p is ``1 / (permutations + 1)``; with few councils the exact number of
   distinct assignments is smaller still and said so);
-* **placebo in time** — each treated council's panel is cut before its real treatment and its
-  intervention moved ``k`` years earlier, for every ``k`` that leaves a year before the placebo date;
-  the placebo effects should be near zero, and p is the share as large as the observed effect.
+* **placebo in time** — every treated council's intervention moved ``k`` years earlier
+  (:func:`placebo_in_time`), using only each council's own years before its real treatment (and its
+  anticipation window) and comparisons untreated in those years; the placebo effects should be near
+  zero, and p is the share of shifts with a placebo effect at least as far from zero as the observed one,
+  counting the observed (so the smallest reachable p is ``1 / (shifts + 1)``). A cohort needs
+  ``2 × (1 + anticipation)`` outcome years before its cohort year (a base year, then a placebo year
+  before the anticipation window); :func:`placebo_in_time_note` says why none could be run.
 
 Each reassignment needs only point estimates, so :func:`overall_att` computes the unconditional
 Callaway & Sant'Anna overall ATT in closed form (2x2 differences of means, cohort-size weights); the
@@ -118,10 +122,66 @@ class Randomisation:
     p_space: float
     permutations: int
     distinct_assignments: int
-    p_time: float
+    p_time: float  # nan when no placebo date in time could be used
     placebo_shifts: tuple[int, ...]
     placebo_estimates: tuple[float, ...]
     strata: str = ""  # how reassignments were restricted, in words ("" when among all councils)
+    time_note: str = ""  # why no placebo date in time could be used ("" when some could)
+
+
+def placebo_in_time(Y: np.ndarray, cohort: np.ndarray, years: np.ndarray, comparison: str = "not_yet_treated",
+                    anticipation: int = 0) -> tuple[list[int], list[float]]:
+    """Placebo overall ATTs with every intervention moved ``k`` years earlier, from pre-treatment years only.
+
+    For shift ``k`` each treated cohort ``g`` gets the placebo date ``g − k`` and, as the real estimate
+    does, the base year ``g − k − 1 − anticipation``; its placebo ATT(g − k, t) are computed for the
+    years ``t`` from ``g − k`` up to ``g − 1 − anticipation`` only (before its real treatment and
+    anticipation window), against never-treated councils or (``not_yet_treated``) councils whose
+    placebo date is after ``max(t, base) + anticipation`` — so no real post-treatment year of any
+    council enters. Each cohort's placebo ATTs are averaged and the cohorts weighted by size, as the
+    overall ATT is. Returns the shifts with at least one cohort's placebo effect, and those effects.
+    """
+    pos = {int(y): i for i, y in enumerate(years)}
+    shifts, estimates = [], []
+    groups = np.unique(cohort[cohort > 0])
+    for k in range(1 + anticipation, len(years)):
+        fake = np.where(cohort > 0, cohort - k, 0)
+        total, weight = 0.0, 0
+        for g in groups:
+            treated = cohort == g
+            base = int(g) - k - 1 - anticipation
+            if base not in pos:
+                continue
+            cells = []
+            for t in range(int(g) - k, int(g) - anticipation):
+                if t not in pos:
+                    continue
+                control = comparison_mask(fake, t, base, treated, comparison, anticipation)
+                if not control.any():
+                    continue
+                change = Y[:, pos[t]] - Y[:, pos[base]]
+                cells.append(change[treated].mean() - change[control].mean())
+            if cells:
+                total += treated.sum() * np.mean(cells)
+                weight += treated.sum()
+        if weight:
+            shifts.append(k)
+            estimates.append(float(total / weight))
+    return shifts, estimates
+
+
+def placebo_in_time_note(cohort: np.ndarray, years: np.ndarray, anticipation: int) -> str:
+    """Why no placebo date in time could be used, in words for the report (see :func:`placebo_in_time`)."""
+    if not (cohort > 0).any():
+        return "no council is treated within the outcome's years"
+    need = 2 * (1 + anticipation)
+    latest = int(cohort[cohort > 0].max())
+    return (f"placebo dates in time need {need} years of outcomes before a cohort's first treated year (a base "
+            f"year, then a placebo year before the {anticipation}-year anticipation window)" if anticipation else
+            f"placebo dates in time need {need} years of outcomes before a cohort's first treated year (a base "
+            "year and a placebo year)") + (
+        f"; the outcome starts in {int(years[0])} and the latest cohort's first treated year is {latest}, "
+        f"{latest - int(years[0])} year(s) later")
 
 
 def _assignments(cohort: np.ndarray, strata: np.ndarray) -> int:
@@ -191,20 +251,10 @@ def randomisation_inference(panel: Panel, comparison: str = "not_yet_treated", a
     draws = draws[np.isfinite(draws)]
     p_space = float((1 + np.sum(np.abs(draws) >= abs(observed) - 1e-12)) / (1 + len(draws)))
 
-    shifts, placebo = [], []
-    treated = cohort > 0
-    first = int(cohort[treated].min()) if treated.any() else years[-1]
-    for k in range(1, len(years)):
-        # keep only years before every treated council's real (anticipated) treatment
-        cut = years < first - anticipation
-        if (first - k - anticipation) <= years[0] or cut.sum() < 2:
-            break
-        fake = np.where(treated, cohort - k, 0)
-        fake = np.where(fake > years[cut][-1], 0, fake)
-        estimate = overall_att(Y[:, cut], fake, years[cut], comparison, anticipation)
-        if np.isfinite(estimate):
-            shifts.append(k)
-            placebo.append(estimate)
-    p_time = float((1 + sum(abs(e) >= abs(observed) for e in placebo)) / (1 + len(placebo)))
+    shifts, placebo = placebo_in_time(Y, cohort, years, comparison, anticipation)
+    finite = [e for e in placebo if np.isfinite(e)]
+    p_time = float((1 + sum(abs(e) >= abs(observed) - 1e-12 for e in finite)) / (1 + len(finite))) if finite \
+        else float("nan")
+    note = "" if finite else placebo_in_time_note(cohort, years, anticipation)
     return Randomisation(observed, p_space, len(draws), _assignments(cohort, strata), p_time, tuple(shifts),
-                         tuple(placebo), stratified)
+                         tuple(placebo), stratified, note)

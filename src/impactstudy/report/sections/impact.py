@@ -123,6 +123,13 @@ def _agreement(rows: pd.DataFrame, outcome: dict[str, Any]) -> pd.DataFrame:
         outcome["overall"]["estimate"], signed=True), "95% CI": "–", "p": findings.fmt_p(ri["p_space"]),
         "What it averages": f"share of {ri['permutations']} random reassignments of the intervention dates "
                             "giving an effect at least as large"})
+    placebo = ri["placebo_estimates"]
+    out.append({"Estimator": "Randomisation inference (placebo in time)", "Overall effect": number(
+        outcome["overall"]["estimate"], signed=True), "95% CI": "–",
+        "p": findings.fmt_p(ri["p_time"]) if placebo else "not run",
+        "What it averages": (f"share of {len(placebo)} earlier placebo date(s), and the real one, giving an effect at "
+                             "least as large" if placebo else ri.get("time_note") or "too few years before the first "
+                             "intervention")})
     return pd.DataFrame(out)
 
 
@@ -136,16 +143,27 @@ def _evidence(outcome: dict[str, Any], intervention: str) -> list[str]:
                      f"{'consistent with' if pre['p_value'] >= 0.05 else 'not consistent with'} parallel trends "
                      f"(χ²({pre['df']}) = {pre['chi2']:.2f}, p {findings.fmt_p(pre['p_value'])}).")
     items.append(sensitivity_sentence(sens, intervention))
-    placebo = ri["placebo_estimates"]
     among = f"councils alike on the covariates ({ri['strata']})" if ri.get("strata") else "councils"
     items.append(f"Randomisation inference: p {findings.fmt_p(ri['p_space'])} reassigning the intervention dates among "
-                 f"{among}, against the asymptotic p {findings.fmt_p(ri['p_asymptotic'])}; "
-                 + (f"moving the dates {len(placebo)} year(s) earlier gives placebo effects of "
-                    f"{', '.join(number(v, signed=True) for v in placebo)} (p {findings.fmt_p(ri['p_time'])})."
-                    if placebo else "too few years before the first intervention for placebo dates in time."))
+                 f"{among} (placebo in space), against the asymptotic p {findings.fmt_p(ri['p_asymptotic'])}; "
+                 + placebo_in_time_sentence(ri, intervention))
     if outcome["set_aside"]:
         items.append("Councils set aside: " + "; ".join(outcome["warnings"][:3]) + ".")
     return items
+
+
+def placebo_in_time_sentence(ri: dict[str, Any], intervention: str) -> str:
+    """Placebo in time in words: the placebo effects and their p, or why it could not be run."""
+    placebo = ri["placebo_estimates"]
+    if not placebo:
+        note = ri.get("time_note") or "too few years before the first intervention"
+        return f"placebo in time could not be run: {note}."
+    shifts = ", ".join(str(k) for k in ri["placebo_shifts"])
+    smallest = ri.get("p_time_smallest", 1 / (1 + len(placebo)))
+    return (f"placebo in time (each {intervention} moved {shifts} year(s) earlier, using only years before it) gives "
+            f"placebo effects of {', '.join(number(v, signed=True) for v in placebo)} (p {findings.fmt_p(ri['p_time'])}; "
+            f"with {len(placebo)} placebo date(s) p cannot be below {number(smallest)}, so this is a check that "
+            "nothing like the effect appears before the intervention, not a test on its own).")
 
 
 def sensitivity_sentence(sens: dict[str, Any] | None, intervention: str) -> str:
