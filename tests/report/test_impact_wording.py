@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "impact"))
@@ -16,7 +17,8 @@ from impactstudy.demo.panels import OutcomeModel  # noqa: E402
 from impactstudy.impact import estimate as E  # noqa: E402
 from impactstudy.impact.analysis import Rules, analyse_outcome  # noqa: E402
 from impactstudy.impact.panel import Panel  # noqa: E402
-from impactstudy.report.sections.impact import headline, sensitivity_sentence  # noqa: E402
+from impactstudy.report.sections.impact import (_agreement, headline, placebo_in_time_sentence,  # noqa: E402
+                                                sensitivity_sentence)
 
 CLEAR = OutcomeModel("rate", "Assessments on time (%)", level=50, council_sd=5, trend=0.3, noise_sd=1.0, gain=5,
                      dip=0.0)
@@ -92,3 +94,23 @@ def test_sensitivity_sentence_edges() -> None:
     assert "however large a departure" in sensitivity_sentence({"breakdown": None, "min_breakdown": 0.5},
                                                                 "the review")
     assert sensitivity_sentence(None, "the review").startswith("Sensitivity: needs at least two years")
+
+
+def test_placebo_in_time_is_reported_beside_the_other_p_values_or_why_not(clear: Panel) -> None:
+    outcome = _summary(clear)
+    ri = outcome["randomisation"]
+    assert ri["placebo_shifts"] and ri["p_time_smallest"] == pytest.approx(1 / (1 + len(ri["placebo_shifts"])))
+    sentence = placebo_in_time_sentence(ri, "the programme")
+    assert f"p {ri['p_time']:.3f}" in sentence and f"cannot be below {ri['p_time_smallest']:.2f}" in sentence
+    table = _agreement(pd.DataFrame(), outcome)
+    rows = table.set_index("Estimator")["p"]
+    assert rows["Randomisation inference (placebo in time)"] == f"{ri['p_time']:.3f}"
+    assert "Randomisation inference (placebo in space)" in rows
+    # cohorts too close to the start of the data: said in words, and no p
+    late = make_panel(seed=5, n=150, n_treated=40, cohorts=(2011,), model=CLEAR)
+    none = _summary(late)["randomisation"]
+    assert none["placebo_shifts"] == [] and none["p_time"] != none["p_time"]  # nan
+    assert placebo_in_time_sentence(none, "the programme") == (
+        "placebo in time could not be run: placebo dates in time need 2 years of outcomes before a cohort's first "
+        "treated year (a base year and a placebo year); the outcome starts in 2010 and the latest cohort's first "
+        "treated year is 2011, 1 year(s) later.")

@@ -158,12 +158,15 @@ def placebo_in_time_sentence(ri: dict[str, Any], intervention: str) -> str:
     if not placebo:
         note = ri.get("time_note") or "too few years before the first intervention"
         return f"placebo in time could not be run: {note}."
-    shifts = ", ".join(str(k) for k in ri["placebo_shifts"])
+    ks = [str(k) for k in ri["placebo_shifts"]]
+    shifts = ks[0] if len(ks) == 1 else f"{', '.join(ks[:-1])} or {ks[-1]}"
+    years = "year" if ks == ["1"] else "years"
     smallest = ri.get("p_time_smallest", 1 / (1 + len(placebo)))
-    return (f"placebo in time (each {intervention} moved {shifts} year(s) earlier, using only years before it) gives "
-            f"placebo effects of {', '.join(number(v, signed=True) for v in placebo)} (p {findings.fmt_p(ri['p_time'])}; "
-            f"with {len(placebo)} placebo date(s) p cannot be below {number(smallest)}, so this is a check that "
-            "nothing like the effect appears before the intervention, not a test on its own).")
+    dates = "1 placebo date" if len(placebo) == 1 else f"{len(placebo)} placebo dates"
+    return (f"placebo in time (the dates of {intervention} moved {shifts} {years} earlier, using only years before each "
+            f"council's own) gives placebo effects of {', '.join(number(v, signed=True) for v in placebo)} "
+            f"(p {findings.fmt_p(ri['p_time'])}; with {dates} p cannot be below {number(smallest)}, so this checks "
+            "that nothing like the effect appears before the intervention rather than testing it on its own).")
 
 
 def sensitivity_sentence(sens: dict[str, Any] | None, intervention: str) -> str:
