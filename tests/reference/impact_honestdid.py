@@ -34,10 +34,18 @@ import pandas as pd
 from impactstudy.impact.estimate import DidOptions, callaway_santanna
 from impactstudy.impact.panel import Panel
 
-# honestdid 0.1.1 calls float() on 1x1 matrix products, which NumPy 2.x refuses: run its module
-# with those products flattened first (the computation itself is unchanged).
+# honestdid 0.1.1 calls float() on 1x1 and length-1 arrays, which NumPy 2.x refuses: run its module
+# with every float() taking the single element of such an array (the computation itself is unchanged).
+
+
+def _scalar(value):
+    array = np.asarray(value)
+    return float(array.reshape(-1)[0]) if array.dtype.kind != "U" and array.size == 1 else float(value)
+
+
 _source = Path(honestdid.core.__file__).read_text()
-_source = re.sub(r"float\(([A-Za-z_]+\.T @ [^)]*)\)", r"float(np.ravel(\1)[0])", _source)
+_source = re.sub(r"(?<![\w.])float\(", "_scalar(", _source)
+honestdid.core.__dict__["_scalar"] = _scalar
 exec(compile(_source, honestdid.core.__file__, "exec"), honestdid.core.__dict__)
 sensitivity = honestdid.core.createSensitivityResults_relativeMagnitudes
 
