@@ -67,9 +67,10 @@ bench: $(VENV)/.installed ## Time every stage on a national-scale study (writes 
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/impact_bench.py
 
-coverage: $(VENV)/.installed ## Simulate STUDIES (500) studies per setting on Dask (WORKERS=2 local; SCHEDULER=tcp://host:8786 for a cluster): every model's interval coverage and test size, in docs/coverage.md
+coverage: $(VENV)/.installed ## Simulate STUDIES (500) studies per setting on Dask (WORKERS=2 local; SCHEDULER=tcp://host:8786 for a cluster): every model's interval coverage and test size, in docs/coverage.md; agreement and theme shares in docs/coding.md
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m impactstudy.coverage --studies $(STUDIES) --respondents "$(COVERAGE_GRID)" $(if $(SCHEDULER),--scheduler $(SCHEDULER),--workers $(WORKERS)) --docs docs/coverage.md
 	$(BIN)/python bench/impact_coverage.py --panels 400  # the impact stage's overall ATT (bench/impact_coverage.json)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m impactstudy.coverage.themes --studies $(STUDIES) --docs docs/coding.md  # agreement and theme-share intervals
 
 clean: ## Remove the study's processed data and reports (never data/raw)
 	rm -rf data/processed/$(STUDY) reports/$(STUDY)

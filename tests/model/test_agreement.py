@@ -104,3 +104,23 @@ def test_kappa_two_coders_known_value():
     out = agreement.agreement_rows(pd.DataFrame(rows), "q", draws=100)
     kappa = out[(out["statistic"] == agreement.KAPPA) & (out["theme"] == "t")].iloc[0]
     assert kappa["estimate"] == pytest.approx(0.4) and kappa["agreement"] == pytest.approx(0.7)
+
+
+def test_a_theme_ticked_on_too_few_answers_gets_its_estimate_but_no_interval():
+    """Below MIN_USES answers ticked with a theme the bootstrap interval covers far less than 95% (the
+    simulation in docs/coding.md): the estimate stands, the interval is withheld and flagged, for alpha
+    and kappa alike; at MIN_USES the interval is back."""
+    def codes(uses: int) -> pd.DataFrame:
+        return pd.DataFrame([{"answer_id": a, "coder": c, "theme": "p",
+                              "coded": int(a < uses and not (c == "y" and a == 0))}
+                             for a in range(60) for c in ("x", "y")])
+
+    few = agreement.agreement_rows(codes(agreement.MIN_USES - 1), "q1", draws=200)
+    assert few["estimate"].notna().all() and few["ci_low"].isna().all() and few["ci_high"].isna().all()
+    assert (few["warning"] == agreement.too_few(agreement.MIN_USES - 1)).all()
+    alpha = few[few["statistic"] == agreement.ALPHA]
+    assert (alpha["flag"] == agreement.FEW_USES).all()  # 0.94 is above 0.67, but not established
+    enough = agreement.agreement_rows(codes(agreement.MIN_USES), "q1", draws=200)
+    assert enough["ci_low"].notna().all() and (enough["warning"] == "").all()
+    poor = agreement.agreement_rows(codes(2), "q1", draws=200)  # one agreement, one disagreement: alpha below
+    assert (poor.loc[poor["statistic"] == agreement.ALPHA, "flag"] == "alpha below 0.67").all()

@@ -101,6 +101,10 @@ def named_bundles(tmp_path_factory):
     # the coder-marked quote (always shown) is a lead member's, so a role naming a council is beside a quote
     marked = (panel["council_code"] == jane["council_code"]) & (panel["respondent_id"] == jane["respondent_id"])
     panel.loc[marked, "role"] = "Lead member, Stoke-on-Trent"
+    # a free-text role only the other councils' officers gave, naming a council: its group is left out in public
+    others = sorted(set(panel["council_code"].astype(str)) - {str(jane["council_code"])})[:3]
+    officer = panel["council_code"].astype(str).isin(others) & (panel["role"] != "Lead member, Stoke-on-Trent")
+    panel.loc[officer, "role"] = "Head of the Wigan front door"
     panel["measure"] = panel["measure"].astype("string")
     write_parquet(paths.panel_long, panel, meta)
     study = dataclasses.replace(study, redact_names=("Jane Smith",),
@@ -147,6 +151,17 @@ def test_no_name_in_a_quote_reaches_any_public_file(named_bundles):
             assert f"{council} learnt".casefold() not in folded, (name, council)
     internal = (paths.bundle("internal") / "index.html").read_text(encoding="utf-8")
     assert "Jane Smith led" in internal  # the research team sees what was said
+
+
+def test_roles_in_public_tables_are_redacted_and_those_of_few_councils_left_out(named_bundles):
+    study, paths, _ = named_bundles
+    public = _public_texts(paths.bundle("public"))
+    assert not any("Wigan" in text for text in public.values())  # in no table, chart, CSV or document
+    by_role = pd.read_csv(paths.bundle("public") / "tables" / "themes-theme-role.csv", encoding="utf-8-sig")
+    assert f"Lead member, {COUNCIL}" in by_role.columns  # given in every council: shown, its name taken out
+    assert "role given in fewer than 5 councils left out" in public["index.html"]
+    internal = pd.read_csv(paths.bundle("internal") / "tables" / "themes-theme-role.csv", encoding="utf-8-sig")
+    assert {"Head of the Wigan front door", "Lead member, Stoke-on-Trent"} <= set(internal.columns)  # the team sees all
 
 
 def test_public_quotes_carry_no_council_and_need_consent_and_enough_respondents(named_bundles):

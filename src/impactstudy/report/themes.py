@@ -30,6 +30,9 @@ ALL = "all"
 QUOTES_PER_THEME = 3
 MIN_WORDS = 5
 LOW_AGREEMENT = "low coder agreement"
+FEW_USES = "too few uses to judge"  # agreement.csv's flag for a theme ticked on too few double-coded answers
+ROLE = "role"
+OTHER_ROLE = "another role"  # a public quote's role given in fewer than min_cell councils
 
 
 def _theme_labels(members: Sequence[Measure]) -> dict[str, str]:
@@ -124,9 +127,24 @@ def _frequency(ctx: Context, s: Section, parent: str, question: str, members: Se
         s.figure(job, replace(tab, notes=tuple(notes)))
 
 
+def public_roles(ctx: Context) -> dict[str, str]:
+    """Role (as the panel has it) -> how the public report names it. The role column is free text, so it
+    may carry names: each goes through the quotes' :class:`Redactor`; and a role given in fewer than
+    ``min_cell`` councils is :data:`OTHER_ROLE`, because a role so few councils use points at them
+    (councils are public bodies, their respondents are not). Empty for the internal report."""
+    if not ctx.public:
+        return {}
+    panel = ctx.inputs.panel
+    pairs = panel.loc[panel["role"].notna(), ["role", "council_code"]].astype(str).drop_duplicates()
+    councils = pairs.groupby("role")["council_code"].nunique()
+    redactor = Redactor.create(ctx.inputs.council_names, ctx.study.redact_names)
+    return {role: redactor.redact(role)[0] if n >= ctx.threshold else OTHER_ROLE for role, n in councils.items()}
+
+
 def _by_group(ctx: Context, s: Section, parent: str, question: str, members: Sequence[Measure],
-              rows: pd.DataFrame) -> None:
-    """One table per grouping (role, each group_by covariate): each theme's percentage per level and wave."""
+              rows: pd.DataFrame, roles: dict[str, str]) -> None:
+    """One table per grouping (role, each group_by covariate): each theme's percentage per level and wave;
+    in the public report roles as :func:`public_roles` names them, those it does not name left out."""
     labels = _theme_labels(members)
     groups = rows[rows["group"] != ALL]
     if groups.empty:
@@ -135,11 +153,16 @@ def _by_group(ctx: Context, s: Section, parent: str, question: str, members: Seq
     several_waves = rows["wave"].nunique() > 1
     for kind in kinds:
         cell = groups[groups["group"].str.partition("=")[0] == kind]
-        dropped = 0
+        dropped = rare = 0
         if ctx.threshold is not None:  # a group too small to publish anything is left out, name and all
             large = cell.groupby("group", sort=False)["n_obs"].transform("max") >= ctx.threshold
             dropped = cell.loc[~large, "group"].nunique()
             cell = cell[large]
+        if ctx.public and kind == ROLE and not cell.empty:
+            shown = cell["group"].str.partition("=")[2].map(roles).fillna(OTHER_ROLE)
+            keep = shown != OTHER_ROLE
+            rare = cell.loc[~keep, "group"].nunique()
+            cell = cell[keep].assign(group=ROLE + "=" + _distinct(shown[keep], cell.loc[keep, "group"]))
         if cell.empty:
             continue
         levels = list(dict.fromkeys(cell["group"]))
@@ -164,7 +187,23 @@ def _by_group(ctx: Context, s: Section, parent: str, question: str, members: Seq
                              "where the intervals do not overlap. (–): every coded answer in the group, or none, "
                              "mentions the theme, so there is no variation to estimate an interval from.",
                              *([f"{dropped} group{'s' if dropped != 1 else ''} with fewer than {ctx.threshold} coded answers "
-                                "in every wave left out."] if dropped else [])]))
+                                "in every wave left out."] if dropped else []),
+                             *([f"{rare} role{'s' if rare != 1 else ''} given in fewer than {ctx.threshold} councils left "
+                                "out: a role so few councils use could point at them. Names of councils, places and "
+                                "people are taken out of the roles shown."] if rare else [])]))
+
+
+def _distinct(shown: pd.Series, groups: pd.Series) -> pd.Series:
+    """``shown`` labels made distinct where two groups came out the same ("Officer, [council]" twice):
+    numbered in the order of their groups."""
+    first = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    out = shown.copy()
+    for label, part in groups.groupby(shown, sort=False):
+        levels = sorted(set(part), key=first.get)
+        if len(levels) > 1:
+            for k, level in enumerate(levels, 1):
+                out[groups == level] = f"{label} ({k})"
+    return out
 
 
 def _changes(ctx: Context, s: Section, parent: str, question: str, members: Sequence[Measure]) -> None:
@@ -216,6 +255,8 @@ def _agreement(ctx: Context, s: Section, parent: str, question: str, members: Se
     def cell(r: pd.Series) -> str:
         if pd.isna(r["estimate"]):
             return "– (no variation)" if r["n_answers"] else "–"
+        if pd.isna(r["ci_low"]):
+            return f"{number(r['estimate'])} (too few uses for an interval)"
         return f"{number(r['estimate'])} ({interval(r['ci_low'], r['ci_high'])})"
 
     alpha = mine[mine["statistic"] == "krippendorff_alpha"]
@@ -238,6 +279,7 @@ def _agreement(ctx: Context, s: Section, parent: str, question: str, members: Se
     flag = per_theme["flag"].fillna("").astype(str)
     flagged = [labels.get(str(t), str(t)) for t in per_theme.loc[flag.str.startswith("alpha below"), "theme"]]
     uncertain = [labels.get(str(t), str(t)) for t in per_theme.loc[flag.str.startswith("interval reaches"), "theme"]]
+    sparse = [labels.get(str(t), str(t)) for t in per_theme.loc[flag == FEW_USES, "theme"]]
     pooled = alpha[alpha["theme"].astype(str) == "all"]
     s.heading(f"How far the coders agreed on “{ctx.label(question)}”")
     if n == 0:
@@ -254,6 +296,8 @@ def _agreement(ctx: Context, s: Section, parent: str, question: str, members: Se
               f"Every theme with an alpha reached the study's threshold (alpha {threshold:g}).")
            + (f" The interval of {len(uncertain)} more reaches below it ({', '.join(uncertain)}): with {n:,} "
               "double-coded answers their agreement is not established either way." if uncertain else "")
+           + (f" {len(sparse)} more {'was' if len(sparse) == 1 else 'were'} ticked on too few double-coded answers "
+              f"({', '.join(sparse)}) to judge agreement either way, so no interval." if sparse else "")
            + (f" {undefined} had no variation to agree on (no coder used {'it' if undefined == 1 else 'them'} on "
               "these answers), so no alpha." if undefined else "") + overall)
     s.table(table(f"agreement-{parent}", f"Agreement between coders on “{ctx.label(question)}”", shown,
@@ -263,7 +307,9 @@ def _agreement(ctx: Context, s: Section, parent: str, question: str, members: Se
                          "coder pairs giving the same code. 95% intervals: percentile bootstrap of "
                          f"{draws:,} seeded draws resampling the double-coded answers. A theme is flagged when its alpha "
                          f"is below {threshold:g} (and marked “low coder agreement” beside its counts), or when its "
-                         "interval reaches below it. A theme no coder used has no variation to agree on, so no alpha."]))
+                         "interval reaches below it. A theme no coder used has no variation to agree on, so no alpha; "
+                         "one ticked on only a few double-coded answers gets no interval (in simulation, intervals "
+                         "resting on so few uses cover far less than 95%: docs/coding.md)."]))
 
 
 def _consent(study: Study, question: str) -> str | None:
@@ -305,7 +351,8 @@ def select_quotes(candidates: pd.DataFrame, marked: set[tuple[str, int]], n: int
     return c.drop_duplicates("_key").head(n).drop(columns=["_key", "_marked", "_used", "_words", "_len", "_short"])
 
 
-def _quotes(ctx: Context, s: Section, question: str, members: Sequence[Measure], rows: pd.DataFrame) -> None:
+def _quotes(ctx: Context, s: Section, question: str, members: Sequence[Measure], rows: pd.DataFrame,
+            roles: dict[str, str]) -> None:
     panel = ctx.inputs.panel
     measure = panel["measure"].astype(str)
     text = panel[(measure == question) & panel["value_label"].notna()]
@@ -346,7 +393,7 @@ def _quotes(ctx: Context, s: Section, question: str, members: Sequence[Measure],
             shown_any = True
         s.text(f"{member.option_label or member.label}:")
         s.blocks.append({"kind": "quotes", "items": [
-            {"text": r.text, "who": f"{redactor.redact(r.role)[0] if redactor else r.role}, "
+            {"text": r.text, "who": f"{roles.get(r.role, OTHER_ROLE) if ctx.public else r.role}, "
                                     f"{ctx.wave_labels.get(r.wave, r.wave)}"} for r in chosen.itertuples()]})
 
 
@@ -356,12 +403,14 @@ def build_blocks(ctx: Context, s: Section, parent: str, question: str) -> None:
     t = ctx.inputs.themes
     rows = t[t["question"].astype(str) == question] if not t.empty else t
     s.heading(f"Themes in “{ctx.label(question)}”")
+    roles = public_roles(ctx)
     if not rows.empty:
         _frequency(ctx, s, parent, question, members, rows)
-        _by_group(ctx, s, parent, question, members, rows)
+        _by_group(ctx, s, parent, question, members, rows, roles)
         _changes(ctx, s, parent, question, members)
     _agreement(ctx, s, parent, question, members)
-    _quotes(ctx, s, question, members, rows if not rows.empty else pd.DataFrame(columns=["group", "theme", "wave", "n_selected"]))
+    _quotes(ctx, s, question, members, rows if not rows.empty else pd.DataFrame(columns=["group", "theme", "wave", "n_selected"]),
+            roles)
 
 
 __all__ = ["build_blocks", "select_quotes"]

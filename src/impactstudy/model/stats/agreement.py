@@ -43,6 +43,8 @@ ALPHA = "krippendorff_alpha"
 KAPPA = "cohen_kappa"
 COLUMNS = ["question", "theme", "statistic", "coders", "estimate", "ci_low", "ci_high", "draws", "draws_defined",
            "below", "agreement", "n_answers", "n_coders", "threshold", "flag", "warning"]
+MIN_USES = 10  # answers ticked with a theme by some coder, below which no interval is given (docs/coding.md: coverage)
+FEW_USES = "too few uses to judge"
 NO_VARIATION = "no variation: no coder used this theme on the double-coded answers, or every coder used it on all of them"
 
 
@@ -117,11 +119,19 @@ def _interval(point: float, draws: np.ndarray, threshold: float) -> dict[str, fl
             "below": float(np.mean(ok < threshold))}
 
 
-def _flag(estimate: float, ci_low: float, threshold: float) -> str:
+def too_few(uses: int) -> str:
+    """The warning of an agreement resting on fewer than :data:`MIN_USES` answers ticked with the theme."""
+    return (f"the theme was ticked on only {uses} double-coded answer{'s' if uses != 1 else ''} (fewer than {MIN_USES}): "
+            "too few for an interval that covers")
+
+
+def _flag(estimate: float, ci_low: float, threshold: float, few: bool = False) -> str:
     if not np.isfinite(estimate):
         return ""
     if estimate < threshold:
         return f"alpha below {threshold:g}"
+    if few:
+        return FEW_USES
     if np.isfinite(ci_low) and ci_low < threshold:
         return f"interval reaches below {threshold:g}"
     return ""
@@ -148,22 +158,26 @@ def agreement_rows(codes: pd.DataFrame, question: str, threshold: float = 0.67, 
     rows: list[dict[str, object]] = []
 
     def add(theme: str, statistic: str, pair: str, estimate: float, boot: np.ndarray | None, agreement: float,
-            n: int, n_coders: int) -> None:
-        ci = _interval(estimate, boot if boot is not None else np.array([]), threshold)
+            n: int, n_coders: int, uses: int) -> None:
+        few = np.isfinite(estimate) and uses < MIN_USES
+        ci = _interval(estimate, boot if boot is not None and not few else np.array([]), threshold)
+        warning = NO_VARIATION if not np.isfinite(estimate) and n else too_few(uses) if few else ""
         rows.append({"question": question, "theme": theme, "statistic": statistic, "coders": pair,
                      "estimate": estimate, **ci, "draws": draws if boot is not None else 0, "agreement": agreement,
                      "n_answers": n, "n_coders": n_coders, "threshold": threshold,
-                     "flag": _flag(estimate, ci["ci_low"], threshold) if statistic == ALPHA else "",
-                     "warning": "" if np.isfinite(estimate) or n == 0 else NO_VARIATION})
+                     "flag": _flag(estimate, ci["ci_low"], threshold, few) if statistic == ALPHA else "",
+                     "warning": warning})
 
     parts = _alpha_parts(x) if n_answers else np.zeros((0, len(order), 3))
+    ticked = (np.nan_to_num(x, nan=0.0) > 0).any(axis=2)  # answer x theme: some coder ticked it
+    uses = [*ticked.sum(axis=0), ticked.sum()]  # per theme, then pooled
     observed = (~np.isnan(x)).any(axis=(0, 1)).sum() if n_answers else 0
     for j, theme in enumerate([*order, ALL]):
         units = parts[:, j, :] if theme != ALL else parts.sum(axis=1)
         cube = x[:, j, :] if theme != ALL else x.reshape(-1, x.shape[2])
         estimate = krippendorff_alpha(cube.T) if n_answers else float("nan")
         boot = _alpha_from(weights @ units) if weights is not None else None
-        add(theme, ALPHA, ALL, estimate, boot, _percent_agreement(cube), n_answers, int(observed))
+        add(theme, ALPHA, ALL, estimate, boot, _percent_agreement(cube), n_answers, int(observed), int(uses[j]))
     coded_by = (~np.isnan(x)).any(axis=1)  # answer x coder
     for i, k in combinations(range(len(coders)), 2):
         shared = coded_by[:, i] & coded_by[:, k]
@@ -177,7 +191,8 @@ def agreement_rows(codes: pd.DataFrame, question: str, threshold: float = 0.67, 
             estimate = float(_kappa_from(units.sum(axis=0)))
             boot = _kappa_from(w @ units) if w is not None else None
             agreed = units[:, 1].sum() / units[:, 0].sum() if units[:, 0].sum() else np.nan
-            add(theme, KAPPA, pair, estimate, boot, float(agreed), int(shared.sum()), 2)
+            either = (units[:, 2] + units[:, 3] > 0).sum() if theme != ALL else ((kp[:, :, 2] + kp[:, :, 3]) > 0).sum()
+            add(theme, KAPPA, pair, estimate, boot, float(agreed), int(shared.sum()), 2, int(either))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -190,4 +205,5 @@ def _percent_agreement(x: np.ndarray) -> float:
     return float(same.sum() / pairs.sum()) if pairs.sum() else float("nan")
 
 
-__all__ = ["ALL", "ALPHA", "COLUMNS", "DRAWS", "KAPPA", "SEED", "agreement_rows", "krippendorff_alpha"]
+__all__ = ["ALL", "ALPHA", "COLUMNS", "DRAWS", "FEW_USES", "KAPPA", "MIN_USES", "SEED", "agreement_rows", "krippendorff_alpha",
+           "too_few"]
