@@ -22,12 +22,12 @@ def test_the_agreement_truth_is_what_a_very_large_study_measures():
         assert abs(agreement.krippendorff_alpha(x.T) - study_truth[theme]) < 0.02, theme
         assert abs(study_truth[theme] - truth[theme]) < 0.01, theme
     assert truth["common_clear"] > truth["common_vague"] > truth["rare_vague"]  # the themes span good to poor
-    _, six = sim.agreement_study(30, 6, seed=1)
-    assert abs(six["rare_vague"] - truth["rare_vague"]) > 0.01  # six councils' own agreement is not the population's
+    six = pd.DataFrame([sim.agreement_study(30, 6, seed)[1] for seed in range(40)])
+    assert six["all"].std() > 0.005 and abs(six["all"].mean() - truth["all"]) < 0.02  # each study its own, around it
 
 
 def test_the_share_truth_is_what_a_very_large_study_measures():
-    data = sim.share_study(4_000, (5, 15), seed=2)
+    data = sim.share_study(2_000, (5, 15), seed=2)
     truth = sim.share_truth()
     means = data.groupby(["measure", "wave"])["value"].mean()
     for (theme, wave), value in means.items():

@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=agreement.DRAWS, help="bootstrap draws per agreement interval")
     parser.add_argument("--parts", default="agreement,shares", help="which parts to run (default both)")
     parser.add_argument("--docs", type=Path, default=None, help="write the summary into this Markdown file")
-    parser.add_argument("--results", type=Path, default=None, help="also write every row as Parquet here")
+    parser.add_argument("--results", type=Path, default=None, help="a folder: each cell's rows as Parquet, as it completes")
     parser.add_argument("--summarise", type=Path, nargs="*", default=None, metavar="PARQUET",
                         help="run nothing: summarise the rows of earlier runs' --results files")
     parser.add_argument("--note", default="", help="how the run went, for the summary (machine, load, CPU)")
@@ -333,12 +333,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = {"run": f"{when}: summary of {', '.join(p.name for p in args.summarise)}. {args.note}".strip()}
     else:
         seeds = range(SEED_BASE, SEED_BASE + args.studies)
-        frames = []
         parts = args.parts.split(",")
-        if "agreement" in parts:
-            frames += [agreement_rows(a, g, seeds, args.draws) for a in AGREEMENT_ANSWERS for g in AGREEMENT_COUNCILS]
-        if "shares" in parts:
-            frames += [share_rows(g, r, seeds) for g in SHARE_COUNCILS for r in SHARE_RESPONDENTS]
+        tasks = ([(f"agreement_{a}x{g}", agreement_rows, (a, g, seeds, args.draws))
+                  for a in AGREEMENT_ANSWERS for g in AGREEMENT_COUNCILS] if "agreement" in parts else [])
+        tasks += ([(f"shares_{g}x{r[0]}-{r[1]}", share_rows, (g, r, seeds)) for g in SHARE_COUNCILS for r in SHARE_RESPONDENTS]
+                  if "shares" in parts else [])
+        frames = []
+        for name, function, task_args in tasks:  # each cell saved as it completes, so an interrupted run keeps it
+            frames.append(function(*task_args))
+            if args.results is not None:
+                args.results.mkdir(parents=True, exist_ok=True)
+                frames[-1].to_parquet(args.results / f"{name}_{args.studies}.parquet")
         rows = pd.concat(frames, ignore_index=True)
         used = resource.getrusage(resource.RUSAGE_SELF)
         cpu = used.ru_utime - started.ru_utime + used.ru_stime - started.ru_stime
@@ -346,8 +351,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                        f"{time.time() - wall:.0f} s wall (load average {os.getloadavg()[0]:.0f} on a shared 2-core "
                        f"machine). {args.note}".strip()}
     summary = summarise(rows)
-    if args.results is not None:
-        rows.to_parquet(args.results)
     section = markdown(summary, info)
     if args.docs is not None:
         write_section(args.docs, section)
