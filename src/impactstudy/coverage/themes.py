@@ -58,6 +58,7 @@ from impactstudy.pipeline.atomic import write_text
 
 LEVEL = 0.95
 TOLERANCE = 0.02
+JUDGED_FROM = 200  # intervals a cell needs before a miss is marked (Monte-Carlo SE at most 1.5 points)
 FEW_COUNCILS = 20  # the default [models] few_councils
 COUNCIL_SD = 0.6  # SD of a council's effect on a theme's prevalence (logit scale)
 CHANGE_SD = 0.4  # SD of a council's own change between the waves (logit scale)
@@ -258,7 +259,8 @@ def _cells_table(summary: pd.DataFrame, columns: Sequence[str], header: Sequence
                 values.append("–")
                 continue
             r = by_cell.loc[cell]
-            text = "n/a" if not r["intervals"] else f"{100 * r['coverage']:.1f}" + ("" if r["ok"] else " ✗")
+            judged = r["ok"] or r["intervals"] < JUDGED_FROM
+            text = "n/a" if not r["intervals"] else f"{100 * r['coverage']:.1f}" + ("" if judged else " ✗")
             if r["intervals"] and abs(r["level"] - LEVEL) > 0.005:
                 text += f" (of {100 * r['level']:.1f})"
             if r["intervals"] < r["studies"]:
@@ -279,14 +281,15 @@ def markdown(summary: pd.DataFrame, info: dict[str, str]) -> str:
              f"`impactstudy.coverage.themes`, whose docstring has the generating model): {studies} studies per cell, "
              f"each fitted by the model stage's own functions (`themes.agreement_table`, `themes.theme_rows`). "
              f"Cells give coverage in percent of the 95% intervals; ✗: more than {100 * TOLERANCE:.0f} points from the "
-             f"stated level (Monte-Carlo SE about {mc:.1f} points at {studies} studies); `[n]`: only n studies had an "
+             f"stated level, marked from {JUDGED_FROM} intervals on (Monte-Carlo SE about {mc:.1f} points at {studies} "
+             "studies); `[n]`: only n studies had an "
              "interval (a theme nobody, or everybody, used: no agreement or no interval is reported there, not a miss); "
              "`(of x)`: an exact test's interval at the level the councils allow.", "",
              f"- {info.get('run', '')}", ""]
     if len(agree):
         lines += ["### Agreement (`agreement.csv`)", "",
                   "Two coders, four themes whose prevalence varies by council (logit SD "
-                  f"{COUNCIL_SD:g}); truth: the population alpha (= kappa, equal margins). Columns: double-coded answers "
+                  f"{COUNCIL_SD:g}); truth: each study's own alpha (= kappa, equal margins; the column gives its mean). Columns: double-coded answers "
                   "× councils.", ""]
         lines += _cells_table(agree, ["answers", "councils"],
                               [f"{a}×{g}" for a, g in dict.fromkeys(zip(agree["answers"], agree["councils"]))])
