@@ -136,8 +136,13 @@ def test_every_file_of_the_public_bundle_passed_disclosure_control(bundles):
                 if cell == MARK:
                     withheld += 1
                 elif (value := _number(cell)) is not None:
-                    assert value >= study.min_cell, (name, column, cell)
+                    assert value == 0 or value >= study.min_cell, (name, column, cell)  # zeros: docs/report.md
                     checked += 1
+        if {"Respondents selecting it", "Respondents answering"} <= set(frame.columns):
+            for chosen, base in zip(frame["Respondents selecting it"], frame["Respondents answering"]):
+                if chosen != MARK and base != MARK:  # those not selecting it follow: not 1 to min_cell - 1 either
+                    rest = _number(base) - _number(chosen)
+                    assert rest == 0 or rest >= study.min_cell, (name, chosen, base)
     assert checked > 10 and withheld > 10
     for kind in ("tables.xlsx", "report.docx"):  # the workbook and the document were read, the missing table too
         names = [n for n in frames if n.startswith(kind)]
@@ -170,6 +175,25 @@ def test_no_withheld_cell_follows_from_the_published_totals(bundles):
                 if len(total) and total.iloc[0] != MARK and len(groups) > 1:
                     assert (groups == MARK).sum() != 1, (name, cell)
     assert margins_checked >= 1
+
+
+def test_answer_distributions_never_show_one_withheld_level_or_a_whole_wave_in_one_level(bundles):
+    """A wave's percentages beside the number answering are its counts: a single withheld level would be
+    100% less the others, and a wave whose answers are all at one level tells each respondent's answer."""
+    _, paths = bundles
+    rows = 0
+    for name, frame in _frames(paths.bundle("public")).items():
+        if frame.columns[0] != "Wave" or "Answers" not in frame.columns or not name.startswith("figures/distribution"):
+            continue
+        for _, row in frame.iterrows():
+            levels = row.drop(["Wave", "Answers"])
+            if row["Answers"] == MARK:
+                continue
+            rows += 1
+            assert (levels == MARK).sum() != 1, (name, row.to_dict())
+            shown = [_number(v) for v in levels if v != MARK]
+            assert not (len(shown) == len(levels) and sum(v > 0 for v in shown) == 1), (name, row.to_dict())
+    assert rows >= 3
 
 
 def test_the_internal_bundle_has_what_the_public_one_withholds(bundles):

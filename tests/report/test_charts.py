@@ -83,6 +83,28 @@ def test_the_check_finds_a_clipped_legend_and_overlapping_labels(tmp_path):
     assert "reaches into the title block" in problems
 
 
+def test_a_forest_of_twelve_series_tells_every_series_apart(tmp_path):
+    """Colours and line styles cycle every eight series; the marker (shape and fill) must not, or series 1
+    and 9 look the same in the legend and on the plot (#17)."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    series = [(f"g{k}", f"Region {k + 1}") for k in range(12)]
+    rows = [(f"m{j}", f"Measure {j + 1}") for j in range(3)]
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame([{"row": r, "series": g, "estimate": e, "ci_low": e - 0.2, "ci_high": e + 0.2}
+                          for r, _ in rows for g, _ in series for e in [float(rng.normal(0, 0.3))]])
+    fig = figures.forest_chart(frame, rows, series, "Twelve groups", "Change by group", "Change")
+    drawn = figures.draw_png(fig)
+    assert drawn.problems == ()
+    (tmp_path / "forest12.png").write_bytes(drawn.png)
+    looks = [(line.get_marker(), str(line.get_markerfacecolor()) == "white")
+             for line in fig.axes[0].get_lines() if isinstance(line, Line2D) and line.get_label() in dict(series).values()]
+    assert len(looks) == 12 and len(set(looks)) == 12, looks
+    keys = [(figures.style(k)["marker"], figures.style(k)["markerfacecolor"] == "white") for k in range(figures.DISTINCT_SERIES)]
+    assert len(set(keys)) == figures.DISTINCT_SERIES
+
+
 def test_the_title_is_shown_once_in_the_page_and_in_word_and_kept_in_the_exported_files(demo_charts):
     import docx
 

@@ -139,3 +139,43 @@ def test_word_columns_fill_the_page_and_share_it_by_their_text():
     assert widths[1] >= 0.45 + 0.18 * 2  # a column of numbers never narrower than its digits
     many = from_rows("t", "T", [f"Heading{k}" for k in range(12)], [["x" * 30] * 12])
     assert sum(column_widths(many)) == pytest.approx(WIDTH_CM)
+
+
+def test_wide_word_tables_get_a_landscape_page_or_are_split_so_no_column_is_narrower_than_its_words(tmp_path):
+    import docx
+    from docx.enum.section import WD_ORIENT
+
+    from impactstudy.report.document import (LANDSCAPE_CM, WIDTH_CM, column_widths, least_widths, pages,
+                                             write_document)
+    from impactstudy.report.tables import from_rows
+
+    narrow = from_rows("n", "Narrow", ["Measure", "n"], [["Leadership", "40"]], numeric=["n"])
+    wide = from_rows("w", "Wide", ["Question", *[f"Reason{k}" for k in range(7)]],
+                     [["Effectiveness: leadership", *["1,234"] * 7]])
+    widest = from_rows("x", "Widest", ["Question", *[f"Comparison{k}" for k in range(14)]],
+                       [["Effectiveness", *["−0.21 (−0.53 to 0.16)"] * 14]], notes=["A note."])
+    assert pages(narrow) == [(narrow, False)]
+    assert sum(least_widths(wide)) > WIDTH_CM and pages(wide) == [(wide, True)]
+    parts = pages(widest)
+    assert len(parts) >= 2 and all(landscape for _, landscape in parts)
+    assert [p.header[0] for p, _ in parts] == ["Question"] * len(parts)  # row labels repeated
+    assert sum(len(p.header) - 1 for p, _ in parts) == 14 and parts[-1][0].notes == ("A note.",)
+    assert parts[0][0].caption == f"Widest (part 1 of {len(parts)})"
+    for part, _ in parts:
+        assert sum(least_widths(part)) <= LANDSCAPE_CM
+        widths = column_widths(part, LANDSCAPE_CM)
+        assert all(w >= m - 1e-9 for w, m in zip(widths, least_widths(part)))  # no column below its longest word
+
+    class Section:  # the shape write_document reads
+        def __init__(self, blocks):
+            self.title, self.intro, self.blocks = "Section", "", blocks
+
+    blocks = [{"kind": "table", "table": t} for t in (narrow, wide, narrow, widest)]
+    path = tmp_path / "wide.docx"
+    write_document(path, [Section(blocks)], "Title", "Banner", None)
+    document = docx.Document(str(path))
+    orientation = [s.orientation for s in document.sections]
+    assert orientation == [WD_ORIENT.PORTRAIT, WD_ORIENT.LANDSCAPE, WD_ORIENT.PORTRAIT, WD_ORIENT.LANDSCAPE,
+                           WD_ORIENT.PORTRAIT][: len(orientation)]
+    assert all((s.page_width > s.page_height) == (s.orientation == WD_ORIENT.LANDSCAPE) for s in document.sections)
+    assert len(document.tables) == 3 + len(parts)

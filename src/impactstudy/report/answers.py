@@ -11,7 +11,7 @@ import pandas as pd
 
 from impactstudy.report import figures, findings, summaries
 from impactstudy.report.context import Context, Section
-from impactstudy.report.disclosure import MARK
+from impactstudy.report.disclosure import MARK, protect_distribution, small
 from impactstudy.report.tables import interval, number, pct, table
 from impactstudy.study.config import Measure
 
@@ -24,6 +24,28 @@ def _rows_of(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return frame[frame["measure"].isin(names)]
 
 
+def answer_plan(ctx: Context, measure: Measure) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """One measure's answers by wave and level for all councils, and what the public report withholds of
+    them: ``(counts, base, level_mask, share_mask)``, rows the waves in order, columns the levels.
+
+    The distribution table and the share table are two views of the same counts, so both read this one
+    plan (:func:`impactstudy.report.disclosure.protect_distribution`): a level withheld in one is never
+    worked out from the other.
+    """
+    dist = _rows_of(ctx.inputs.distributions, [measure.name])
+    dist = dist[dist["group"] == summaries.ALL] if len(dist) else dist
+    waves = list(dict.fromkeys(dist["wave"])) if len(dist) else []
+    counts = (dist.pivot_table(index="wave", columns="level", values="n", aggfunc="sum", fill_value=0)
+              .reindex(index=waves, columns=list(measure.levels), fill_value=0).astype(float) if waves else
+              pd.DataFrame(columns=list(measure.levels), dtype=float))
+    base = dist.groupby("wave", sort=False)["n_wave"].first().reindex(waves).astype(float) if waves else pd.Series(dtype=float)
+    if ctx.threshold is None:
+        return counts, base, pd.DataFrame(False, index=counts.index, columns=counts.columns), pd.Series(False, index=counts.index)
+    top = [lv for lv in measure.levels if measure.share_threshold is not None and lv >= measure.share_threshold[0]]
+    levels, shares = protect_distribution(counts, base, ctx.threshold, top)
+    return counts, base, levels, shares
+
+
 def distribution_block(ctx: Context, s: Section, measures: list[Measure]) -> None:
     """A 100% stacked bar chart of each measure's answers by wave, and the table behind it."""
     names = [m.name for m in measures]
@@ -33,24 +55,21 @@ def distribution_block(ctx: Context, s: Section, measures: list[Measure]) -> Non
         return
     s.heading("How answers were spread")
     for measure in measures:
-        mine = dist[dist["measure"] == measure.name]
-        if mine.empty:
+        counts, base, withheld, _ = answer_plan(ctx, measure)
+        if counts.empty:
             continue
         labels = [measure.level_labels.get(lv, f"{lv:g}") for lv in measure.levels]
-        waves = list(dict.fromkeys(mine["wave"]))
         shares, cells = [], []
-        for wave in waves:
-            at = mine[mine["wave"] == wave].set_index("level")
-            base = int(at["n_wave"].iloc[0])
-            small_base = ctx.threshold is not None and base < ctx.threshold
+        for wave in counts.index:
+            n = float(base[wave])
             row = {"label": ctx.wave_labels.get(wave, wave)}
             text = {"Wave": ctx.wave_labels.get(wave, wave)}
             for lv, lab in zip(measure.levels, labels):
-                n = int(at["n"].get(lv, 0))
-                hidden = small_base or (ctx.threshold is not None and 0 < n < ctx.threshold)
-                row[lab] = np.nan if hidden else float(at["share"].get(lv, np.nan))
-                text[lab] = MARK if hidden else pct(at["share"].get(lv, np.nan))
-            text["Answers"] = MARK if small_base else f"{base:,}"
+                hidden = bool(withheld.loc[wave, lv])
+                share = counts.loc[wave, lv] / n if n > 0 else np.nan
+                row[lab] = np.nan if hidden else share
+                text[lab] = MARK if hidden else pct(share)
+            text["Answers"] = MARK if ctx.threshold is not None and small(n, ctx.threshold) else f"{int(n):,}"
             shares.append(row)
             cells.append(text)
         frame, data = pd.DataFrame(shares), pd.DataFrame(cells)
@@ -63,7 +82,8 @@ def distribution_block(ctx: Context, s: Section, measures: list[Measure]) -> Non
                 title = f"“{threshold[1]}”: {pct(first)} at the first wave, {pct(last)} at the last"
         subtitle = f"{measure.label}: percentage of answers at each level of the scale, every answer counted once"
         if ctx.threshold is not None:
-            subtitle += f"; levels with fewer than {ctx.threshold} answers are left blank"
+            subtitle += (f"; levels with 1 to {ctx.threshold - 1} answers, and levels that would reveal them, "
+                         "are left blank")
         alt = (f"Stacked bar chart of the answers to {measure.label.lower()} at each wave. "
                "The table below gives every percentage.")
         fig = (figures.stacked_bar_chart, (frame, labels, title, subtitle))
@@ -89,20 +109,23 @@ def share_block(ctx: Context, s: Section, measures: list[Measure]) -> None:
         mine = shares[shares["measure"] == measure.name].set_index("wave")
         if mine.empty:
             continue
+        planned = answer_plan(ctx, measure)[3]  # the same counts as the distribution table: one plan
         row = {"Question": measure.label, "Share counted": str(mine["share_label"].iloc[0])}
         for wave in waves:
             if wave not in mine.index:
                 row[ctx.wave_labels.get(wave, wave)] = "–"
                 continue
             r = mine.loc[wave]
-            hidden = ctx.threshold is not None and (r["n_obs"] < ctx.threshold or r["n_councils"] < ctx.threshold)
+            hidden = ctx.threshold is not None and (r["n_obs"] < ctx.threshold or r["n_councils"] < ctx.threshold
+                                                    or bool(planned.get(wave, True)))
             ci = "" if pd.isna(r["ci_low"]) else f" ({interval(r['ci_low'], r['ci_high'], 0, 100)})"
             row[ctx.wave_labels.get(wave, wave)] = MARK if hidden else f"{pct(r['estimate'])}{ci}"
         c = change.loc[measure.name] if measure.name in change.index else None
         if c is None or pd.isna(c["estimate"]):
             row["Change, points (95% CI); q"] = "–"
-        elif ctx.threshold is not None and c["n_councils"] < ctx.threshold:
-            row["Change, points (95% CI); q"] = MARK
+        elif ctx.threshold is not None and (c["n_councils"] < ctx.threshold
+                                            or bool(planned.get(waves[0], True)) or bool(planned.get(waves[-1], True))):
+            row["Change, points (95% CI); q"] = MARK  # with one end's share it would give the other
         else:
             row["Change, points (95% CI); q"] = (f"{number(100 * c['estimate'], 0, signed=True)} "
                                                  f"({interval(c['ci_low'], c['ci_high'], 0, 100)}); "

@@ -3,7 +3,9 @@
 The same sections, in the same order, as the HTML: the study's title, a line saying which bundle it is,
 one Heading 1 per section (so one per research aim), Heading 2 for the sections' sub-headings, the text
 (key findings included) as ordinary paragraphs and bullet lists a researcher edits, every table as a Word
-table (header row repeated on each page, numbers right-aligned) with its caption and notes, and every
+table (header row repeated on each page, numbers right-aligned, no column narrower than its longest
+word: a table too wide for a portrait page gets a landscape one, and one too wide for that is split by
+columns, :func:`pages`) with its caption and notes, and every
 chart as its 300-dpi PNG with the chart's alt text as the picture's description, its title and subtitle
 as a caption above it (so the picture is the chart without its title block: the title appears once),
 followed by its data table. Withheld cells are ``[c]`` with the footnote.
@@ -14,40 +16,105 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from impactstudy.pipeline.atomic import write_bytes
 from impactstudy.report.tables import Table
 
-WIDTH_CM = 16.0  # A4 less 2.5 cm margins
+WIDTH_CM = 16.0  # A4 portrait less 2.5 cm margins
+LANDSCAPE_CM = 24.7  # A4 landscape less 2.5 cm margins: the page of a table too wide for portrait
 TABLE_STYLE = "Table text"  # the paragraph style of table cells: 9-point
 
 
 CHAR_CM, BOLD_CM, PADDING_CM = 0.18, 0.21, 0.45  # a 9-point Arial character, bold (headers), a cell's side margins
+LONGEST_WORD = 30  # characters: a longer "word" (a file hash, a path) may break; every other word fits its column
+
+
+def least_widths(item: Table) -> list[float]:
+    """Each column's narrowest width in cm: its longest word (of the cells, or bold of the header) on one line."""
+    out = []
+    for j, head in enumerate(item.header):
+        word = max((len(w) for row in item.rows for w in row[j].split()), default=1)
+        heading = max((len(w) for w in head.split()), default=1)
+        out.append(PADDING_CM + max(CHAR_CM * min(word, LONGEST_WORD), BOLD_CM * min(heading, LONGEST_WORD)))
+    return out
 
 
 def column_widths(item: Table, width: float = WIDTH_CM) -> list[float]:
-    """Column widths in cm filling ``width``: each column at least as wide as its longest word (up to 12
-    characters) and the rest of the page shared by how much more its longest cell (up to 40 characters)
-    wants, so numbers do not break mid-figure and labels get the room (Word and LibreOffice otherwise
-    make every column equally wide)."""
-    least, wanted = [], []
-    for j, head in enumerate(item.header):
-        cells = [head, *(row[j] for row in item.rows)]
-        word = max((len(w) for c in cells[1:] for w in c.split()), default=1)
-        heading = max((len(w) for w in head.split()), default=1)
-        least.append(PADDING_CM + max(CHAR_CM * min(word, 12), BOLD_CM * min(heading, 12)))
-        wanted.append(PADDING_CM + CHAR_CM * min(max(len(c) for c in cells), 40))
+    """Column widths in cm filling ``width``: each column at least as wide as its longest word and the
+    rest of the page shared by how much more its longest cell (up to 40 characters) wants, so numbers
+    do not break mid-figure and labels get the room (Word and LibreOffice otherwise make every column
+    equally wide). Only a table whose words cannot fit ``width`` at all (:func:`pages` splits those) is
+    scaled down."""
+    least = least_widths(item)
+    wanted = [max(m, PADDING_CM + CHAR_CM * min(max(len(c) for c in [head, *(row[j] for row in item.rows)]), 40))
+              for j, (head, m) in enumerate(zip(item.header, least, strict=True))]
     if sum(least) >= width:
         return [width * w / sum(least) for w in least]
-    extra = [max(w - m, 0.0) for w, m in zip(wanted, least, strict=True)]
+    extra = [w - m for w, m in zip(wanted, least, strict=True)]
     if sum(wanted) <= width or not sum(extra):
         return [width * w / sum(wanted) for w in wanted]
     room = width - sum(least)
     return [m + room * e / sum(extra) for m, e in zip(least, extra, strict=True)]
 
 
-def _table(doc: Any, item: Table, footnote: str | None) -> None:
+def pages(item: Table) -> list[tuple[Table, bool]]:
+    """How a table goes into the document: ``(table, landscape)`` parts.
+
+    A table whose longest words fit the portrait width stays on a portrait page; one that needs more goes
+    on a landscape page; one too wide even for that is split by columns into parts that each fit a
+    landscape page, each repeating the first column (the row labels) and saying which part it is.
+    """
+    least = least_widths(item)
+    if sum(least) <= WIDTH_CM:
+        return [(item, False)]
+    if sum(least) <= LANDSCAPE_CM or len(item.header) < 3:
+        return [(item, True)]
+    groups: list[list[int]] = [[]]
+    for j in range(1, len(item.header)):
+        if groups[-1] and least[0] + sum(least[k] for k in groups[-1]) + least[j] > LANDSCAPE_CM:
+            groups.append([])
+        groups[-1].append(j)
+    parts = []
+    for n, group in enumerate(groups, start=1):
+        keep = [0, *group]
+        parts.append((replace(item, id=f"{item.id}-part{n}",
+                              caption=f"{item.caption} (part {n} of {len(groups)})",
+                              header=tuple(item.header[k] for k in keep),
+                              rows=tuple(tuple(row[k] for k in keep) for row in item.rows),
+                              numeric=tuple(item.numeric[k] for k in keep),
+                              notes=item.notes if n == len(groups) else ()), True))
+    return parts
+
+
+class _Pages:
+    """The document's page orientation as blocks are added: a new section only where it changes."""
+
+    def __init__(self, doc: Any) -> None:
+        self.doc, self.landscape = doc, False
+
+    def turn(self, landscape: bool) -> None:
+        from docx.enum.section import WD_ORIENT, WD_SECTION
+
+        if landscape == self.landscape:
+            return
+        section = self.doc.add_section(WD_SECTION.NEW_PAGE)
+        width, height = section.page_width, section.page_height
+        section.orientation = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
+        if (width < height) == landscape:  # the new section starts with the previous one's size: swap it
+            section.page_width, section.page_height = height, width
+        self.landscape = landscape
+
+
+def _tables(doc: Any, item: Table, footnote: str | None, paging: _Pages) -> None:
+    """A table on pages of the orientation it needs (:func:`pages`), then back to portrait for what follows."""
+    for part, landscape in pages(item):
+        paging.turn(landscape)
+        _table(doc, part, footnote, LANDSCAPE_CM if landscape else WIDTH_CM)
+
+
+def _table(doc: Any, item: Table, footnote: str | None, width: float = WIDTH_CM) -> None:
     from docx.enum.table import WD_TABLE_ALIGNMENT
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.oxml import OxmlElement
@@ -59,7 +126,7 @@ def _table(doc: Any, item: Table, footnote: str | None) -> None:
     grid.style = "Table Grid"
     grid.alignment = WD_TABLE_ALIGNMENT.LEFT
     grid.autofit = False
-    widths = column_widths(item)
+    widths = column_widths(item, width)
     for column, width in zip(grid.columns, widths, strict=True):
         column.width = Cm(width)  # the table grid, which LibreOffice follows; Word follows the cells'
         for cell in column.cells:
@@ -88,9 +155,10 @@ def _table(doc: Any, item: Table, footnote: str | None) -> None:
         doc.add_paragraph(footnote)
 
 
-def _figure(doc: Any, block: dict[str, Any], footnote: str | None) -> None:
+def _figure(doc: Any, block: dict[str, Any], footnote: str | None, paging: _Pages) -> None:
     from docx.shared import Cm
 
+    paging.turn(False)
     chart = block["chart"]
     heading = [doc.add_paragraph(chart.title, style="Caption")]
     if chart.subtitle:
@@ -102,7 +170,7 @@ def _figure(doc: Any, block: dict[str, Any], footnote: str | None) -> None:
     properties = picture._inline.docPr  # the picture's name and description: what a screen reader reads
     properties.set("descr", chart.alt)
     properties.set("title", chart.title)
-    _table(doc, block["table"], footnote)
+    _tables(doc, block["table"], footnote, paging)
 
 
 def write_document(path: Path, sections: Iterable[Any], title: str, banner: str, footnote: str | None) -> None:
@@ -121,12 +189,16 @@ def write_document(path: Path, sections: Iterable[Any], title: str, banner: str,
     table_text.paragraph_format.space_after = Pt(0)
     doc.add_heading(title, level=0)
     doc.add_paragraph(banner)
+    paging = _Pages(doc)
     for section in sections:
+        paging.turn(False)
         doc.add_heading(section.title, level=1)
         if section.intro:
             doc.add_paragraph(section.intro)
         for block in section.blocks:
             kind = block["kind"]
+            if kind not in ("table", "figure"):
+                paging.turn(False)
             if kind in ("p", "callout"):
                 doc.add_paragraph(block["text"])
             elif kind == "h3":
@@ -139,10 +211,11 @@ def write_document(path: Path, sections: Iterable[Any], title: str, banner: str,
                     doc.add_paragraph(quote["text"], style="Quote")
                     doc.add_paragraph(quote["who"])
             elif kind == "table":
-                _table(doc, block["table"], footnote)
+                _tables(doc, block["table"], footnote, paging)
             elif kind == "figure":
-                _figure(doc, block, footnote)
+                _figure(doc, block, footnote, paging)
     if footnote:
+        paging.turn(False)
         doc.add_paragraph(footnote)
     buffer = io.BytesIO()
     doc.save(buffer)

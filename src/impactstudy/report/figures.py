@@ -53,7 +53,8 @@ from impactstudy.report.bidi import neutralise_bidi  # noqa: E402
 # 3:1 WCAG asks of graphics), so the first series, "all councils", is always the darkest.
 PALETTE = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 BAR = PALETTE[1]
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8", "H")
+DISTINCT_SERIES = 2 * len(MARKERS)  # series told apart by marker shape and fill alone (colour aside)
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5)))
 DPI = 300
 HEADER_LINE = 10 * 1.2 / 72  # inches per line of the title block (10 pt text, 1.2 spacing)
@@ -97,8 +98,18 @@ class Chart:
 
 
 def style(index: int) -> dict:
-    """Colour, marker and line style of series ``index`` (cycling through the palette)."""
-    return {"color": PALETTE[index % len(PALETTE)], "marker": MARKERS[index % len(MARKERS)],
+    """Colour, marker, marker fill and line style of series ``index`` (matplotlib ``plot`` keywords).
+
+    Colours and line styles cycle every eight series, so a series is told apart by its marker: the
+    first :data:`DISTINCT_SERIES` series each have their own shape and fill (the shapes filled, then the
+    same shapes hollow), whatever the colour, so they stay distinct in greyscale and for readers who do
+    not see the colours. Beyond that the markers repeat, but not with the same colour and line style
+    until series 120.
+    """
+    colour = PALETTE[index % len(PALETTE)]
+    hollow = (index // len(MARKERS)) % 2 == 1
+    return {"color": colour, "marker": MARKERS[index % len(MARKERS)],
+            "markerfacecolor": "white" if hollow else colour, "markeredgecolor": colour,
             "linestyle": LINESTYLES[index % len(LINESTYLES)]}
 
 
@@ -483,7 +494,8 @@ def forest_chart(frame: pd.DataFrame, rows: Sequence[tuple[str, str]], series: S
     fig = new_figure(7.0, 0.42 * len(rows) * max(1, len(series)) ** 0.5 + 2.0, title, subtitle)
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1].astype(float)
-    offsets = np.linspace(0.22, -0.22, len(series)) if len(series) > 1 else [0.0]
+    half = 0.22 if len(series) <= 4 else 0.38  # many series use most of the line's height
+    offsets = np.linspace(half, -half, len(series)) if len(series) > 1 else [0.0]
     for k, (key, label) in enumerate(series):
         cell = frame[frame["series"] == key].set_index("row").reindex([r for r, _ in rows])
         est = cell["estimate"].to_numpy(dtype=float)
@@ -491,7 +503,8 @@ def forest_chart(frame: pd.DataFrame, rows: Sequence[tuple[str, str]], series: S
         ax.hlines(y + offsets[k], cell["ci_low"].to_numpy(dtype=float), cell["ci_high"].to_numpy(dtype=float),
                   color=st["color"], linewidth=1.1)
         withheld = not np.isfinite(est).any()
-        ax.plot(est, y + offsets[k], st["marker"], color=st["color"], markersize=4,
+        ax.plot(est, y + offsets[k], linestyle="none", marker=st["marker"], color=st["color"],
+                markerfacecolor=st["markerfacecolor"], markeredgecolor=st["markeredgecolor"], markersize=4,
                 label=f"{label}: withheld [c]" if withheld else label)
     ax.axvline(0, color="#555555", linewidth=0.8, linestyle="--")
     ax.set_yticks(y, [_wrap(label, 40) for _, label in rows], fontsize=8)

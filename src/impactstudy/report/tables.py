@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from impactstudy.report.disclosure import MARK, format_cells, protect_counts, protect_rates, small
+from impactstudy.report.disclosure import MARK, format_cells, protect_binary, protect_counts, protect_rates, small
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,14 @@ def count_mask(counts: pd.Series, threshold: int | None) -> np.ndarray:
     if threshold is None:
         return np.zeros(len(counts), dtype=bool)
     return protect_rates(counts.to_numpy(dtype=float), threshold)
+
+
+def binary_mask(selected: pd.Series, base: pd.Series, threshold: int | None) -> np.ndarray:
+    """Suppression of yes/no answers beside their base (none when ``threshold`` is None): see
+    :func:`impactstudy.report.disclosure.protect_binary`."""
+    if threshold is None:
+        return np.zeros(len(selected), dtype=bool)
+    return protect_binary(selected.to_numpy(dtype=float), base.to_numpy(dtype=float), threshold)
 
 
 def partition_mask(frame: pd.DataFrame, keys: Sequence[str], part: str, total: str, count: str,

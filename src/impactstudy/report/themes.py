@@ -23,7 +23,7 @@ from impactstudy.report import figures, findings
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import MARK
 from impactstudy.report.redact import Redactor
-from impactstudy.report.tables import count_mask, counts_text, interval, number, pct, table
+from impactstudy.report.tables import binary_mask, count_mask, counts_text, interval, number, pct, table
 from impactstudy.study.config import Measure, Study
 
 ALL = "all"
@@ -62,7 +62,7 @@ def _frequency(ctx: Context, s: Section, parent: str, question: str, members: Se
     mine = rows[rows["group"] == ALL].assign(wave=lambda d: d["wave"].astype(str))
     mine = (mine.assign(_w=mine["wave"].map({w: i for i, w in enumerate(waves)}), _t=mine["theme"].map(order))
             .sort_values(["_w", "_t"], kind="stable").drop(columns=["_w", "_t"]).reset_index(drop=True))
-    masked = count_mask(mine["n_selected"], ctx.threshold) | count_mask(mine["n_obs"], ctx.threshold)
+    masked = binary_mask(mine["n_selected"], mine["n_obs"], ctx.threshold)
     mine = mine.assign(shown=mine["estimate"].where(~masked), low=mine["ci_low"].where(~masked),
                        high=mine["ci_high"].where(~masked), masked=masked,
                        name=[labels.get(t, t) + (" (low coder agreement)" if t in flags else "") for t in mine["theme"]])
@@ -166,7 +166,7 @@ def _by_group(ctx: Context, s: Section, parent: str, question: str, members: Seq
         if cell.empty:
             continue
         levels = list(dict.fromkeys(cell["group"]))
-        masked = count_mask(cell["n_selected"], ctx.threshold) | count_mask(cell["n_obs"], ctx.threshold)
+        masked = binary_mask(cell["n_selected"], cell["n_obs"], ctx.threshold)
         text = pd.Series([MARK if m else f"{pct(e)} ({interval(lo, hi, 0, 100)})" for e, lo, hi, m in
                           zip(cell["estimate"], cell["ci_low"], cell["ci_high"], masked)], index=cell.index)
         out = []

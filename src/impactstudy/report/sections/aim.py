@@ -11,7 +11,7 @@ from impactstudy.report import answers, figures, findings, summaries, themes
 from impactstudy.report.blocks import contrast_data, trajectory_figure
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import MARK
-from impactstudy.report.tables import count_mask, counts_text, interval, number, pct, table
+from impactstudy.report.tables import binary_mask, count_mask, counts_text, interval, number, pct, table
 from impactstudy.study.config import Aim, Measure
 
 MODEL_ORDER = ("lmm", "gee", "gee_ipw", "ordinal", "paired_t", "wilcoxon", "mcnemar",
@@ -27,7 +27,7 @@ def _option_set(ctx: Context, s: Section, parent: str) -> None:
     set_label = members[0].label.rsplit(":", 1)[0] if members else parent
     for wave, cell in shares.groupby("wave", sort=False):
         cell = cell.reset_index(drop=True)
-        masked = count_mask(cell["selected"], ctx.threshold) | count_mask(cell["base"], ctx.threshold)
+        masked = binary_mask(cell["selected"], cell["base"], ctx.threshold)
         value = cell["share"].where(~masked)
         base_text = counts_text(cell["base"], count_mask(cell["base"], ctx.threshold))
         data = pd.DataFrame({
@@ -68,7 +68,8 @@ def _single_wave(ctx: Context, s: Section, measures: list[Measure]) -> None:
     for r in both.itertuples():
         measure = ctx.study.measure(r.measure)
         hidden = ctx.threshold is not None and (r.n_councils < ctx.threshold or r.n_respondents < ctx.threshold)
-        if measure.type == "binary":
+        if measure.type == "binary":  # % yes beside the base: both counts follow, so both are protected
+            hidden = hidden or bool(binary_mask(pd.Series([r.selected]), pd.Series([r.base]), ctx.threshold)[0])
             value, ci, scale = pct(r.mean), interval(r.ci_low, r.ci_high, 0, 100), "% answering yes (Wilson 95% CI)"
         else:
             value, ci = number(r.mean), interval(r.ci_low, r.ci_high)

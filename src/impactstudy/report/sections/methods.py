@@ -61,7 +61,8 @@ def build(ctx: Context) -> Section:
         pivot = missing.groupby(["measure", "reason"])["n"].sum().unstack(fill_value=0)
         pivot = pivot.loc[:, pivot.sum() > 0].astype(float)
         # answer counts: primary and secondary suppression with both margins published, so the totals by
-        # question and by reason show what can be shown and no withheld cell follows from them
+        # question and by reason show what can be shown and no withheld cell follows from them; zeros are
+        # published (a row leaves out the respondents who answered, so a zero never tells everyone's answer)
         full, hidden = (protect_counts(pivot, ctx.threshold) if ctx.threshold is not None else
                         (with_totals(pivot), pd.DataFrame(False, index=with_totals(pivot).index,
                                                           columns=with_totals(pivot).columns)))
