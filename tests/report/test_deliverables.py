@@ -145,23 +145,27 @@ def test_wide_word_tables_get_a_landscape_page_or_are_split_so_no_column_is_narr
     import docx
     from docx.enum.section import WD_ORIENT
 
-    from impactstudy.report.document import (LANDSCAPE_CM, WIDTH_CM, column_widths, least_widths, pages,
+    from dataclasses import replace
+
+    from impactstudy.report.document import (LANDSCAPE_CM, SMALL, WIDTH_CM, column_widths, least_widths, pages,
                                              write_document)
     from impactstudy.report.tables import from_rows
 
     narrow = from_rows("n", "Narrow", ["Measure", "n"], [["Leadership", "40"]], numeric=["n"])
-    wide = from_rows("w", "Wide", ["Question", *[f"Reason{k}" for k in range(7)]],
-                     [["Effectiveness: leadership", *["1,234"] * 7]])
+    wide = from_rows("w", "Wide", ["Question", *[f"Reason{k}" for k in range(9)]],
+                     [["Effectiveness: leadership", *["1,234"] * 9]])
     widest = from_rows("x", "Widest", ["Question", *[f"Comparison{k}" for k in range(14)]],
                        [["Effectiveness", *["−0.21 (−0.53 to 0.16)"] * 14]], notes=["A note."])
-    assert pages(narrow) == [(narrow, False)]
-    assert sum(least_widths(wide)) > WIDTH_CM and pages(wide) == [(wide, True)]
+    assert pages(narrow) == [(narrow, False, False)]
+    assert sum(least_widths(wide, SMALL)) > WIDTH_CM and pages(wide) == [(wide, True, False)]
+    snug = replace(wide, header=wide.header[:8], rows=(wide.rows[0][:8],), numeric=wide.numeric[:8])
+    assert sum(least_widths(snug)) > WIDTH_CM >= sum(least_widths(snug, SMALL)) and pages(snug) == [(snug, False, True)]
     parts = pages(widest)
-    assert len(parts) >= 2 and all(landscape for _, landscape in parts)
-    assert [p.header[0] for p, _ in parts] == ["Question"] * len(parts)  # row labels repeated
-    assert sum(len(p.header) - 1 for p, _ in parts) == 14 and parts[-1][0].notes == ("A note.",)
+    assert len(parts) >= 2 and all(landscape for _, landscape, _ in parts)
+    assert [p.header[0] for p, _, _ in parts] == ["Question"] * len(parts)  # row labels repeated
+    assert sum(len(p.header) - 1 for p, _, _ in parts) == 14 and parts[-1][0].notes == ("A note.",)
     assert parts[0][0].caption == f"Widest (part 1 of {len(parts)})"
-    for part, _ in parts:
+    for part, _, _ in parts:
         assert sum(least_widths(part)) <= LANDSCAPE_CM
         widths = column_widths(part, LANDSCAPE_CM)
         assert all(w >= m - 1e-9 for w, m in zip(widths, least_widths(part)))  # no column below its longest word
@@ -170,7 +174,7 @@ def test_wide_word_tables_get_a_landscape_page_or_are_split_so_no_column_is_narr
         def __init__(self, blocks):
             self.title, self.intro, self.blocks = "Section", "", blocks
 
-    blocks = [{"kind": "table", "table": t} for t in (narrow, wide, narrow, widest)]
+    blocks = [{"kind": "table", "table": t} for t in (narrow, wide, snug, widest)]
     path = tmp_path / "wide.docx"
     write_document(path, [Section(blocks)], "Title", "Banner", None)
     document = docx.Document(str(path))
@@ -179,3 +183,4 @@ def test_wide_word_tables_get_a_landscape_page_or_are_split_so_no_column_is_narr
                            WD_ORIENT.PORTRAIT][: len(orientation)]
     assert all((s.page_width > s.page_height) == (s.orientation == WD_ORIENT.LANDSCAPE) for s in document.sections)
     assert len(document.tables) == 3 + len(parts)
+    assert document.tables[2].rows[0].cells[0].paragraphs[0].style.name == "Table text small"

@@ -129,8 +129,8 @@ def suppress(values: np.ndarray, hidden: np.ndarray, equations: np.ndarray, rank
 
     While withheld cells are determined by ``equations``, the cheapest published cell of an equation
     holding one of them is withheld too (any published cell when those equations have none left), by
-    ``rank`` of the cell (0 interior, higher for totals), then a non-zero before a zero, the smaller
-    value, the first. ``fixed`` cells are published whatever happens (a base shown elsewhere).
+    ``rank`` of the cell (0 interior, higher for totals), then the fewest withheld cells it would leave
+    exposed, then a non-zero before a zero, the smaller value, the first. ``fixed`` cells are published whatever happens (a base shown elsewhere).
     Returns the new mask; ``hidden`` is not changed.
     """
     values = np.asarray(values, dtype=float)
@@ -147,8 +147,12 @@ def suppress(values: np.ndarray, hidden: np.ndarray, equations: np.ndarray, rank
         if candidates.size == 0:  # cannot happen for a consistent table; withhold everything rather than leak
             hidden[free] = True
             return hidden
-        best = min(candidates, key=lambda j: (rank[j], values[j] == 0, values[j], j))
-        hidden[best] = True
+        def cost(j: int) -> tuple:
+            trial = hidden.copy()
+            trial[j] = True  # how many withheld cells the partner would still leave exposed
+            return (rank[j], int(exposed(trial, equations).sum()), values[j] == 0, values[j], j)
+
+        hidden[min(candidates, key=cost)] = True
 
 
 def _rectangles(values: np.ndarray, mask: np.ndarray, margin: np.ndarray) -> np.ndarray:

@@ -25,30 +25,33 @@ from impactstudy.report.tables import Table
 WIDTH_CM = 16.0  # A4 portrait less 2.5 cm margins
 LANDSCAPE_CM = 24.7  # A4 landscape less 2.5 cm margins: the page of a table too wide for portrait
 TABLE_STYLE = "Table text"  # the paragraph style of table cells: 9-point
+SMALL_STYLE = "Table text small"  # 8-point, for a table a little too wide for portrait at 9 points
+SMALL = 8 / 9  # its characters' width relative to 9-point
 
 
 CHAR_CM, BOLD_CM, PADDING_CM = 0.18, 0.21, 0.45  # a 9-point Arial character, bold (headers), a cell's side margins
 LONGEST_WORD = 30  # characters: a longer "word" (a file hash, a path) may break; every other word fits its column
 
 
-def least_widths(item: Table) -> list[float]:
-    """Each column's narrowest width in cm: its longest word (of the cells, or bold of the header) on one line."""
+def least_widths(item: Table, scale: float = 1.0) -> list[float]:
+    """Each column's narrowest width in cm: its longest word (of the cells, or bold of the header) on one
+    line, at 9 points (``scale`` for a smaller size)."""
     out = []
     for j, head in enumerate(item.header):
         word = max((len(w) for row in item.rows for w in row[j].split()), default=1)
         heading = max((len(w) for w in head.split()), default=1)
-        out.append(PADDING_CM + max(CHAR_CM * min(word, LONGEST_WORD), BOLD_CM * min(heading, LONGEST_WORD)))
+        out.append(PADDING_CM + scale * max(CHAR_CM * min(word, LONGEST_WORD), BOLD_CM * min(heading, LONGEST_WORD)))
     return out
 
 
-def column_widths(item: Table, width: float = WIDTH_CM) -> list[float]:
+def column_widths(item: Table, width: float = WIDTH_CM, scale: float = 1.0) -> list[float]:
     """Column widths in cm filling ``width``: each column at least as wide as its longest word and the
     rest of the page shared by how much more its longest cell (up to 40 characters) wants, so numbers
     do not break mid-figure and labels get the room (Word and LibreOffice otherwise make every column
     equally wide). Only a table whose words cannot fit ``width`` at all (:func:`pages` splits those) is
     scaled down."""
-    least = least_widths(item)
-    wanted = [max(m, PADDING_CM + CHAR_CM * min(max(len(c) for c in [head, *(row[j] for row in item.rows)]), 40))
+    least = least_widths(item, scale)
+    wanted = [max(m, PADDING_CM + scale * CHAR_CM * min(max(len(c) for c in [head, *(row[j] for row in item.rows)]), 40))
               for j, (head, m) in enumerate(zip(item.header, least, strict=True))]
     if sum(least) >= width:
         return [width * w / sum(least) for w in least]
@@ -59,18 +62,21 @@ def column_widths(item: Table, width: float = WIDTH_CM) -> list[float]:
     return [m + room * e / sum(extra) for m, e in zip(least, extra, strict=True)]
 
 
-def pages(item: Table) -> list[tuple[Table, bool]]:
-    """How a table goes into the document: ``(table, landscape)`` parts.
+def pages(item: Table) -> list[tuple[Table, bool, bool]]:
+    """How a table goes into the document: ``(table, landscape, small)`` parts.
 
-    A table whose longest words fit the portrait width stays on a portrait page; one that needs more goes
-    on a landscape page; one too wide even for that is split by columns into parts that each fit a
-    landscape page, each repeating the first column (the row labels) and saying which part it is.
+    A table whose longest words fit the portrait width stays on a portrait page at 9 points, or at 8
+    points when that is what it takes; one that needs more goes on a landscape page; one too wide even
+    for that is split by columns into parts that each fit a landscape page, each repeating the first
+    column (the row labels) and saying which part it is.
     """
     least = least_widths(item)
     if sum(least) <= WIDTH_CM:
-        return [(item, False)]
+        return [(item, False, False)]
+    if sum(least_widths(item, SMALL)) <= WIDTH_CM:
+        return [(item, False, True)]
     if sum(least) <= LANDSCAPE_CM or len(item.header) < 3:
-        return [(item, True)]
+        return [(item, True, False)]
     groups: list[list[int]] = [[]]
     for j in range(1, len(item.header)):
         if groups[-1] and least[0] + sum(least[k] for k in groups[-1]) + least[j] > LANDSCAPE_CM:
@@ -84,7 +90,7 @@ def pages(item: Table) -> list[tuple[Table, bool]]:
                               header=tuple(item.header[k] for k in keep),
                               rows=tuple(tuple(row[k] for k in keep) for row in item.rows),
                               numeric=tuple(item.numeric[k] for k in keep),
-                              notes=item.notes if n == len(groups) else ()), True))
+                              notes=item.notes if n == len(groups) else ()), True, False))
     return parts
 
 
@@ -109,12 +115,12 @@ class _Pages:
 
 def _tables(doc: Any, item: Table, footnote: str | None, paging: _Pages) -> None:
     """A table on pages of the orientation it needs (:func:`pages`), then back to portrait for what follows."""
-    for part, landscape in pages(item):
+    for part, landscape, small in pages(item):
         paging.turn(landscape)
-        _table(doc, part, footnote, LANDSCAPE_CM if landscape else WIDTH_CM)
+        _table(doc, part, footnote, LANDSCAPE_CM if landscape else WIDTH_CM, small)
 
 
-def _table(doc: Any, item: Table, footnote: str | None, width: float = WIDTH_CM) -> None:
+def _table(doc: Any, item: Table, footnote: str | None, width: float = WIDTH_CM, small: bool = False) -> None:
     from docx.enum.table import WD_TABLE_ALIGNMENT
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.oxml import OxmlElement
@@ -126,7 +132,7 @@ def _table(doc: Any, item: Table, footnote: str | None, width: float = WIDTH_CM)
     grid.style = "Table Grid"
     grid.alignment = WD_TABLE_ALIGNMENT.LEFT
     grid.autofit = False
-    widths = column_widths(item, width)
+    widths = column_widths(item, width, SMALL if small else 1.0)
     for column, width in zip(grid.columns, widths, strict=True):
         column.width = Cm(width)  # the table grid, which LibreOffice follows; Word follows the cells'
         for cell in column.cells:
@@ -135,7 +141,7 @@ def _table(doc: Any, item: Table, footnote: str | None, width: float = WIDTH_CM)
     flag = OxmlElement("w:tblHeader")  # repeat the header row on every page
     flag.set(qn("w:val"), "true")
     header._tr.get_or_add_trPr().append(flag)
-    style = doc.styles[TABLE_STYLE]
+    style = doc.styles[SMALL_STYLE if small else TABLE_STYLE]
     for j, text in enumerate(item.header):
         cell = header.cells[j]
         cell.text = text
@@ -187,6 +193,9 @@ def write_document(path: Path, sections: Iterable[Any], title: str, banner: str,
     table_text.base_style = doc.styles["Normal"]
     table_text.font.size = Pt(9)
     table_text.paragraph_format.space_after = Pt(0)
+    small_text = doc.styles.add_style(SMALL_STYLE, WD_STYLE_TYPE.PARAGRAPH)
+    small_text.base_style = table_text
+    small_text.font.size = Pt(8)
     doc.add_heading(title, level=0)
     doc.add_paragraph(banner)
     paging = _Pages(doc)
