@@ -40,6 +40,9 @@ def test_workbook_has_cover_contents_notes_and_one_titled_table_per_sheet(bundle
         assert len(sheet.tables) == 1  # one Excel table per sheet
         assert isinstance(sheet["A1"].value, str) and sheet["A1"].value  # the title in the first row
         [(_, ref)] = sheet.tables.items()
+        for column in zip(*sheet[ref]):  # no column narrower than its longest word (widths are in characters)
+            word = max((len(w) for c in column for w in str(c.value if c.value is not None else "").split()), default=0)
+            assert (sheet.column_dimensions[column[0].column_letter].width or 0) >= word, (name, column[0].value)
         for row in sheet[ref][1:]:
             for cell in row:
                 if isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool):
@@ -182,5 +185,8 @@ def test_wide_word_tables_get_a_landscape_page_or_are_split_so_no_column_is_narr
     assert orientation == [WD_ORIENT.PORTRAIT, WD_ORIENT.LANDSCAPE, WD_ORIENT.PORTRAIT, WD_ORIENT.LANDSCAPE,
                            WD_ORIENT.PORTRAIT][: len(orientation)]
     assert all((s.page_width > s.page_height) == (s.orientation == WD_ORIENT.LANDSCAPE) for s in document.sections)
+    assert {(round(s.page_width.cm, 1), round(s.page_height.cm, 1)) for s in document.sections} == {(21.0, 29.7), (29.7, 21.0)}
+    assert {round(s.page_width.cm - s.left_margin.cm - s.right_margin.cm, 1) for s in document.sections} == {
+        WIDTH_CM, LANDSCAPE_CM}  # the widths the tables are laid out for
     assert len(document.tables) == 3 + len(parts)
     assert document.tables[2].rows[0].cells[0].paragraphs[0].style.name == "Table text small"

@@ -183,10 +183,13 @@ def write_document(path: Path, sections: Iterable[Any], title: str, banner: str,
     """Write the report's ``sections`` as ``path`` (.docx), each chart as its PNG without the title block."""
     import docx
     from docx.enum.style import WD_STYLE_TYPE
-    from docx.shared import Pt
+    from docx.shared import Cm, Pt
 
     doc = docx.Document()
     doc.core_properties.title = title
+    page = doc.sections[0]  # A4 with 2.5 cm margins, which WIDTH_CM and LANDSCAPE_CM assume (the template is Letter)
+    page.page_width, page.page_height = Cm(21.0), Cm(29.7)
+    page.left_margin = page.right_margin = page.top_margin = page.bottom_margin = Cm(2.5)
     doc.styles["Normal"].font.name = "Arial"
     doc.styles["Normal"].font.size = Pt(11)
     table_text = doc.styles.add_style(TABLE_STYLE, WD_STYLE_TYPE.PARAGRAPH)  # small, so wide tables fit the page
