@@ -343,6 +343,67 @@ def truth_path(results: Path, cell: Cell) -> Path:
     return results / cell.key / "pseudo-truth.parquet"
 
 
+# What each model's rows depend on, beside the data generator and the row format (:data:`SHARED_CODE`):
+# its own modules, and the functions of the model stage that fit it (``file:function``). A model's code
+# version (:func:`code_version`) is the hash of these texts, so a change to one model's code makes only
+# that model's rows stale, and the rows of one model in one cell never mix two versions (:func:`load`).
+SHARED_CODE = ("model/stats/tidy.py", "model/stats/wave_design.py", "demo/answers.py", "demo/model.py",
+               "demo/people.py", "demo/sample.py", "demo/panels.py", "demo/demo_study.toml",
+               "demo/generator.py:long_frames", "demo/generator.py:study_config", "coverage/simulation.py:fit_study",
+               "coverage/simulation.py:simulate")
+_COUNCIL_LEVEL = ("model/stats/council_level.py", "model/stats/cluster_robust.py", "model/stats/permutation.py",
+                  "model/stats/paired.py")
+MODEL_CODE: dict[str, tuple[str, ...]] = {
+    "lmm": ("model/stats/lmm.py", "model/stats/group_differences.py", "model/fitting.py:lmm_rows",
+            "model/fitting.py:council_wave_identifiable", "model/fitting.py:recurring_respondents"),
+    "gee": ("model/stats/gee.py", "model/fitting.py:fit_measure"),
+    "ordinal": ("model/stats/ordinal.py", "model/fitting.py:fit_measure"),
+    "paired_t": ("model/stats/paired.py", "model/stats/permutation.py"),
+    "wilcoxon": ("model/stats/paired.py", "model/stats/permutation.py"),
+    "cr2": _COUNCIL_LEVEL, "cr2_council": _COUNCIL_LEVEL, "sign_flip": _COUNCIL_LEVEL,
+    "wild_bootstrap": _COUNCIL_LEVEL,
+}
+PACKAGE = Path(__file__).resolve().parent.parent  # src/impactstudy
+
+
+def _source(path: str, commit: str | None) -> str:
+    """The text of ``path`` (relative to the package; ``file:function`` for one top-level function's
+    source) in the checkout (``commit`` None) or at ``commit``; '' when it does not exist there."""
+    import ast
+
+    file, _, function = path.partition(":")
+    if commit is None:
+        target = PACKAGE / file
+        text = target.read_text(encoding="utf-8") if target.is_file() else ""
+    else:
+        shown = subprocess.run(["git", "-C", str(PACKAGE), "show", f"{commit}:src/impactstudy/{file}"],
+                               capture_output=True, text=True)
+        text = shown.stdout if shown.returncode == 0 else ""
+    if not function or not text:
+        return text
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == function:
+            return ast.get_source_segment(text, node) or ""
+    return ""
+
+
+@functools.cache
+def code_version(model: str, commit: str | None = None) -> str:
+    """A short hash of the code ``model``'s rows depend on (:data:`MODEL_CODE`, :data:`SHARED_CODE`), in
+    the checkout (``commit`` None) or at a recorded commit. A commit recorded with uncommitted changes
+    (``abc1234+``) or unknown cannot be reconstructed: its version is the commit itself, which never
+    equals a reconstructed one."""
+    import hashlib
+
+    if commit is not None and (commit.endswith("+") or commit in ("", "unknown")):
+        return f"uncommitted:{commit}"
+    paths = (*MODEL_CODE.get(model, ("model/fitting.py",)), *SHARED_CODE)
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.encode() + b"\0" + _source(path, commit).encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def git_commit() -> str:
     """The checkout's commit (with ``+`` when it has uncommitted changes), or ``unknown``."""
     here = Path(__file__).resolve().parent
@@ -403,9 +464,13 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
     for cell in cells:
         if not truth_path(results, cell).is_file():
             todo.append((-0.5, truth_path(results, cell), truth_task, (cell, pooled_councils)))  # after 1st chunks
+        if models and not applicable(cell, models):
+            continue  # e.g. only council-level models, which the model stage fits below few_councils only
+        done = done_seeds(results / cell.key, applicable(cell, models)) if models else set()
         todo.extend((-k, task_path(results, cell, seeds, models), task_rows, (cell, list(seeds), models))
                     for k, seeds in enumerate(chunks(n_studies, chunk))
-                    if not task_path(results, cell, seeds, models).is_file())
+                    if not task_path(results, cell, seeds, models).is_file()
+                    and not (models and all((m, sd) in done for m in applicable(cell, models) for sd in seeds)))
     todo.sort(key=lambda t: -t[0])
     commit = git_commit()
     started = time.monotonic()
@@ -435,9 +500,11 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
 def load(results: Path, cells: Sequence[Cell] | None = None) -> pd.DataFrame:
     """Every study row in ``results`` (for ``cells``, else all), judged against the pseudo-true values too.
 
-    A cell's rows may come from several runs (one subfolder per set of models, :func:`models_tag`): each
-    model's rows are taken from the most recent run that fitted it, so rerunning a changed model
-    replaces its rows and leaves the others'.
+    A cell's rows may come from several runs (one subfolder per set of models, :func:`models_tag`), made
+    by different code. Each model's rows in a cell come from one code version (:func:`code_version` of
+    the commit each file records), never a mix: the checkout's own version when some rows have it, else
+    the newest version found, its rows marked ``stale`` (the summary and docs/coverage.md say so). Within
+    a version, a study (seed) is taken once, from the newest file that has it.
     """
     results = Path(results)
     frames = []
@@ -445,24 +512,77 @@ def load(results: Path, cells: Sequence[Cell] | None = None) -> pd.DataFrame:
         cell = _parse_key(folder.name)
         if cells is not None and cell not in cells:
             continue
-        runs = [d for d in folder.iterdir() if d.is_dir() and any(d.glob("studies-*.parquet"))]
-        runs.sort(key=lambda d: max(p.stat().st_mtime for p in d.glob("studies-*.parquet")), reverse=True)
-        taken: set[str] = set()
-        parts = []
-        for run_dir in runs:
-            rows = pd.concat([pd.read_parquet(p) for p in sorted(run_dir.glob("studies-*.parquet"))],
-                             ignore_index=True)
-            rows = rows[~rows["model"].isin(taken)]
-            taken |= set(rows["model"])
-            parts.append(rows)
-        if not parts:
+        rows = cell_rows(folder)
+        if rows.empty:
             continue
-        rows = pd.concat(parts, ignore_index=True)
         pseudo = pd.read_parquet(truth_path(results, cell)) if truth_path(results, cell).is_file() else None
-        rows = judge(rows.drop(columns=["truth", "covers", "rejects", "level"]), truth(cell), pseudo)
+        rows = judge(rows.drop(columns=["truth", "covers", "rejects", "level"], errors="ignore"), truth(cell), pseudo)
         frames.append(rows.assign(councils=cell.councils, tau=cell.tau,
                                   respondents=f"{cell.respondents[0]}-{cell.respondents[1]}"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def result_files(folder: Path) -> list[Path]:
+    """A cell folder's task files, newest first."""
+    files = [p for p in folder.glob("*/studies-*.parquet")]
+    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def file_versions(path: Path) -> dict[str, str]:
+    """Each model's :func:`code_version` in one task file (from the commit the file records)."""
+    index = pd.read_parquet(path, columns=["model", "commit"]).drop_duplicates()
+    if "commit" not in index.columns or index["commit"].nunique() > 1:
+        raise SystemExit(f"coverage: {path} records {index['commit'].nunique()} commits; a task file is written "
+                         "by one run: delete it and rerun to remake it")
+    return {str(m): code_version(str(m), str(c)) for m, c in index.itertuples(index=False)}
+
+
+def cell_rows(folder: Path) -> pd.DataFrame:
+    """The rows of one cell folder, one code version per model (:func:`load`), with columns ``code``
+    (the version) and ``stale`` (True when it is not the checkout's)."""
+    files = result_files(folder)
+    versions = {p: file_versions(p) for p in files}
+    models = sorted({m for v in versions.values() for m in v})
+    picked: dict[Path, list[tuple[str, str, bool]]] = {}
+    for model in models:
+        found = [versions[p][model] for p in files if model in versions[p]]  # newest first
+        current = code_version(model)
+        chosen = current if current in found else found[0]
+        for p in files:
+            if versions[p].get(model) == chosen:
+                picked.setdefault(p, []).append((model, chosen, chosen != current))
+    parts, taken = [], set()
+    for p in files:  # newest first: a seed a newer file has is not taken again
+        if p not in picked:
+            continue
+        rows = pd.read_parquet(p)
+        for model, version, stale in picked[p]:
+            own = rows[rows["model"] == model]
+            fresh = ~own["seed"].map(lambda seed, m=model: (m, seed) in taken)
+            own = own[fresh.to_numpy(bool)]
+            taken |= {(model, seed) for seed in own["seed"].unique()}
+            parts.append(own.assign(code=version, stale=stale))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def applicable(cell: Cell, models: Sequence[str]) -> list[str]:
+    """Those of ``models`` the model stage fits in ``cell``: the council-level models only below
+    :data:`FEW_COUNCILS` councils."""
+    from impactstudy.model.fitting import COUNCIL_LEVEL_MODELS
+
+    return [m for m in models if m not in COUNCIL_LEVEL_MODELS or cell.councils < FEW_COUNCILS]
+
+
+def done_seeds(folder: Path, models: Sequence[str]) -> set[tuple[str, int]]:
+    """``(model, seed)`` pairs of ``models`` a cell folder holds at the checkout's code version: the
+    studies a run of these models need not fit again."""
+    out: set[tuple[str, int]] = set()
+    for p in result_files(folder) if folder.is_dir() else []:
+        current = [m for m, v in file_versions(p).items() if m in models and v == code_version(m)]
+        if current:
+            index = pd.read_parquet(p, columns=["model", "seed"]).drop_duplicates()
+            out |= {(m, int(sd)) for m, sd in index.itertuples(index=False) if m in current}
+    return out
 
 
 def _parse_key(key: str) -> Cell:
