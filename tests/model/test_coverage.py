@@ -16,6 +16,7 @@ from impactstudy.model import fitting
 from impactstudy.report import findings
 
 FEW = 20  # the demo's [models] few_councils
+SESSION_MARK = "IMPACTSTUDY_COVERAGE_TEST_PID"
 
 
 def key_model(councils: int) -> str:
@@ -25,10 +26,12 @@ def key_model(councils: int) -> str:
     return council_level if council_level and councils < FEW else findings.PRIMARY["likert"]
 
 
-def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
+def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path, monkeypatch):
+    import os
     import time
 
     started = time.time()
+    monkeypatch.setenv(SESSION_MARK, str(os.getpid()))  # inherited by the processes this test starts
     cells = [coverage.Cell(6, 0.3)]
     first = coverage.run(cells, 4, tmp_path, chunk=2, workers=2, progress=False, pooled_councils=30)
     assert first["where"] == "a LocalCluster of 2 workers"
@@ -46,12 +49,29 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
         assert coverage.run(cells, 4, tmp_path, chunk=2, scheduler=cluster.scheduler_address)["tasks_run"] == 0
     rows = coverage.load(tmp_path)
     assert rows["seed"].nunique() == 4
-    # a later run of some models (a model changed) replaces their rows and leaves the others'
+    # each row records its model's code version; a run of some models skips studies their current code
+    # has fitted already ...
+    assert set(rows["code"]) == {simulation.code_version(m) for m in rows["model"].unique()}
+    assert not rows["stale"].any()
+    assert coverage.run(cells, 2, tmp_path, chunk=2, workers=1, progress=False, models=["paired_t"])["tasks_run"] == 0
+    # ... and after a change to a model's code (here: its rows relabelled as an older version) refits
+    # them and replaces its rows, never mixing two versions, and leaves the other models' rows
+    for path in (folder / "all").iterdir():
+        frame = pd.read_parquet(path)
+        frame.loc[frame["model"] == "paired_t", "code"] = "older"
+        frame.to_parquet(path)
     again = coverage.run(cells, 2, tmp_path, chunk=2, workers=1, progress=False, models=["paired_t"])
     assert again["tasks_run"] == 1 and (folder / "paired_t").is_dir()
     mixed = coverage.load(tmp_path)
     assert mixed.loc[mixed["model"] == "paired_t", "seed"].nunique() == 2
-    assert mixed.loc[mixed["model"] == "lmm", "seed"].nunique() == 4
+    assert set(mixed.loc[mixed["model"] == "paired_t", "code"]) == {simulation.code_version("paired_t")}
+    assert mixed.loc[mixed["model"] == "lmm", "seed"].nunique() == 4 and not mixed["stale"].any()
+    # with no rows of the current version a model's newest rows are shown, marked stale in the summary
+    for path in (folder / "paired_t").iterdir():
+        path.unlink()
+    old = coverage.load(tmp_path)
+    assert set(old.loc[old["stale"], "model"]) == {"paired_t"} and set(old.loc[old["stale"], "code"]) == {"older"}
+    assert coverage.summarise(old).query("stale")["model"].unique().tolist() == ["paired_t"]
     assert set(rows["measure"]) == set(simulation.MEASURES)
     assert {"lmm", "gee", "ordinal", "paired_t", "wilcoxon"} <= set(rows["model"])
     # each row judged against its estimand's truth: the pseudo-true log odds ratio, pseudo-median and
@@ -81,15 +101,16 @@ def test_two_worker_local_cluster_writes_each_task_and_resumes(tmp_path):
 
 
 def _our_orphans(since: float, wait: float = 15.0) -> list[int]:
-    """Multiprocessing children of this test session's interpreter started after ``since`` and still alive
-    (after up to ``wait`` seconds for them to notice their parent has gone)."""
+    """Multiprocessing children of this test's processes started after ``since`` and still alive (after up
+    to ``wait`` seconds for them to notice their parent has gone). Recognised by :data:`SESSION_MARK` in
+    their environment: the test's name alone also matched another checkout running the same test."""
     import os
     import sys
     import time
 
     import psutil
 
-    mine = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    mine = os.environ[SESSION_MARK]
     deadline = time.time() + wait
     while True:
         left = []
@@ -97,7 +118,7 @@ def _our_orphans(since: float, wait: float = 15.0) -> list[int]:
             try:
                 if (proc.info["create_time"] >= since and proc.info["exe"] == os.path.realpath(sys.executable)
                         and "multiprocessing" in " ".join(proc.info["cmdline"] or [])
-                        and proc.environ().get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] == mine
+                        and proc.environ().get(SESSION_MARK) == mine
                         and proc.ppid() != os.getpid()):
                     left.append(proc.pid)
             except (psutil.Error, OSError):

@@ -7,7 +7,9 @@
 #   lmm       lmer(value ~ wave [* status] + (1 | council_code) + (1 | council_code:wave) +
 #             (1 | council_code:respondent_id)), REML; lmerTest::contest1D (Kenward-Roger SE and df, via pbkrtest) for each
 #             contrast (the council:wave term only while there are fewer council x wave cells than rows,
-#             as in the pipeline)
+#             as in the pipeline). Each contrast's row comes from the model fitted to its two waves only
+#             (the respondent term where respondents recur in them), as the pipeline; lmm_fits are the
+#             all-wave fits
 #   gee       geeglm(value ~ wave [* status], id = council, corstr = "exchangeable", std.err = "san.se"),
 #             normal reference. The pipeline uses Mancl-DeRouen bias-reduced SEs with a t reference only
 #             below [models] few_councils (20 in the demo); the demo panel has 40 councils, so plain
@@ -122,8 +124,21 @@ for (measure in c("eff_leadership", "eff_voice", "improvement_plan")) {
         var_respondent = vc$vcov[vc$grp == "council_code:respondent_id"],
         var_residual = vc$vcov[vc$grp == "Residual"], reml_criterion = unname(REMLcrit(m)),
         n_obs = nobs(m), singular = isSingular(m))
+      # each contrast from the same model fitted to its two waves only (with more than two waves)
       for (ct in contrast_vectors(d, by_status, names(fixef(m)))) {
-        r <- contest1D(m, ct$L, confint = TRUE, ddf = "Kenward-Roger")
+        mc <- m
+        if (nlevels(d$wave) > 2) {
+          d2 <- d[d$wave %in% ct$waves, ]
+          d2$wave <- factor(as.character(d2$wave), levels = levels(d$wave)[levels(d$wave) %in% ct$waves])
+          cw2 <- if (nlevels(interaction(d2$council_code, d2$wave, drop = TRUE)) < nrow(d2)) "+ (1 | council_code:wave)" else ""
+          rt <- if (any(duplicated(paste(d2$council_code, d2$respondent_id)))) "+ (1 | council_code:respondent_id)" else ""
+          mc <- lmer(as.formula(paste("value ~", rhs, "+ (1 | council_code)", cw2, rt)), data = d2, REML = TRUE,
+                     control = ctrl)
+          ct2 <- Filter(function(x) x$contrast == ct$contrast && x$group == ct$group,
+                        contrast_vectors(d2, by_status, names(fixef(mc))))[[1]]
+          ct$L <- ct2$L
+        }
+        r <- contest1D(mc, ct$L, confint = TRUE, ddf = "Kenward-Roger")
         add(c(list(measure = measure, model = "lmm", contrast = ct$contrast, group = ct$group,
                    estimate = r$Estimate, std_error = r$`Std. Error`, ci_low = r$lower, ci_high = r$upper,
                    p_value = r$`Pr(>|t|)`, df = r$df), cell_counts(d, ct)))

@@ -186,7 +186,11 @@ save("council_wave", cw, list(
   wave_status = describe(lmer(cw_group, data = cw_data, REML = TRUE, control = ctrl), group_contrasts),
   # the same rows without the council x wave term: the nested model as a special case
   nested = describe(lmer(value ~ wave + (1 | council_code) + (1 | council_code:respondent_id), data = cw_data,
-                         REML = TRUE, control = ctrl), list(`w3 - w1` = c(0, 0, 1)))
+                         REML = TRUE, control = ctrl), list(`w3 - w1` = c(0, 0, 1))),
+  # the model stage's w3 - w1 row: the same model fitted to waves w1 and w3 only
+  pair_w3_w1 = describe(lmer(cw_formula, data = transform(cw_data[cw_data$wave != "w2", ],
+                                                          wave = factor(wave, levels = c("w1", "w3"))),
+                             REML = TRUE, control = ctrl), list(`w3 - w1` = c(0, 1)))
 ))
 
 # ---- (5) council x wave, respondents answer once (cross-sections): no respondent term --------------

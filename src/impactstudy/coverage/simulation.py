@@ -452,7 +452,9 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
     already there are skipped (resume). What was run, and how long it took.
 
     The client writes the files (workers of a remote cluster need not share its disk); only the package,
-    installed in every worker, is needed there.
+    installed in every worker, is needed there. Each row records the commit and its model's
+    :func:`code_version` in the client's checkout (the workers must run the same code): do not edit the
+    checkout a run is using.
     """
     from distributed import as_completed
     from tqdm import tqdm
@@ -482,6 +484,8 @@ def run(cells: Sequence[Cell], n_studies: int, results: Path, *, chunk: int = 10
             bar = tqdm(total=len(futures), desc="coverage tasks", unit="task", disable=not progress, file=sys.stderr)
             for future in as_completed(futures):
                 frame = future.result()
+                if "model" in frame.columns:  # a task's rows (the pseudo-truths have none)
+                    frame = frame.assign(code=frame["model"].map({m: code_version(m) for m in frame["model"].unique()}))
                 write_parquet(futures[future], frame.assign(commit=commit))
                 bar.update()
                 del futures[future]
@@ -529,11 +533,20 @@ def result_files(folder: Path) -> list[Path]:
 
 
 def file_versions(path: Path) -> dict[str, str]:
-    """Each model's :func:`code_version` in one task file (from the commit the file records)."""
-    index = pd.read_parquet(path, columns=["model", "commit"]).drop_duplicates()
-    if "commit" not in index.columns or index["commit"].nunique() > 1:
-        raise SystemExit(f"coverage: {path} records {index['commit'].nunique()} commits; a task file is written "
-                         "by one run: delete it and rerun to remake it")
+    """Each model's :func:`code_version` in one task file: the ``code`` column :func:`run` writes, or for
+    a file written before it, reconstructed from the commit the file records."""
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(path).names)
+    column = "code" if "code" in names else "commit" if "commit" in names else None
+    if column is None:
+        return {str(m): "unknown" for m in pd.read_parquet(path, columns=["model"])["model"].unique()}
+    index = pd.read_parquet(path, columns=["model", column]).drop_duplicates()
+    if index["model"].duplicated().any():
+        raise SystemExit(f"coverage: {path} holds rows of one model from two code versions; a task file is "
+                         "written by one run: delete it and rerun to remake it")
+    if column == "code":
+        return dict(zip(index["model"].astype(str), index["code"].astype(str)))
     return {str(m): code_version(str(m), str(c)) for m, c in index.itertuples(index=False)}
 
 
@@ -619,13 +632,19 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
             "tests": len(null),
             "mean_width": float((g["ci_high"] - g["ci_low"]).mean()),
             "bias": float((g["estimate"] - g["truth"]).mean()),
+            "stale": bool(g["stale"].fillna(False).astype(bool).any()) if "stale" in g else False,
         })
 
     out = d.groupby(keys, sort=True).apply(one, include_groups=False).reset_index()
-    out = out.astype({"studies": int, "intervals": int, "tests": int})
+    out = out.astype({"studies": int, "intervals": int, "tests": int, "stale": bool})
     out["coverage_ok"] = (out["coverage"] - out["level"]).abs() <= TOLERANCE
     out["size_ok"] = out["size"] <= MAX_SIZE
     return out
+
+
+STALE_MARK = " †"
+STALE_NOTE = ("† rows made by an older version of the model's code than this checkout's (no rows of the current "
+              "version yet): they describe the model as it was, not as it is")
 
 
 def _pct(value: float) -> str:
@@ -718,7 +737,7 @@ def key_findings_section(summary: pd.DataFrame) -> list[str]:
         models = {key_model(councils, lmm_df=d) for d in ("satterthwaite", "kenward-roger")}
         for r in g[g["model"].isin(models)].itertuples():
             row = pd.Series(r._asdict())
-            lines.append(f"| {r.model} | {councils} | {respondents} | {tau:g} | {r.studies} | {100 * r.level:.0f} | "
+            lines.append(f"| {r.model}{STALE_MARK if r.stale else ''} | {councils} | {respondents} | {tau:g} | {r.studies} | {100 * r.level:.0f} | "
                          f"{_pct(r.coverage)} ± {_pct(r.coverage_se)} | {_pct(r.size)} | {verdict(row)} |")
     return lines + [""]
 
@@ -764,7 +783,7 @@ def pooled_section(summary: pd.DataFrame) -> list[str]:
         row = pd.Series({"coverage": cov, "intervals": n, "level": level, "size": size, "tests": t,
                          "coverage_ok": abs(cov - level) <= TOLERANCE, "size_ok": size <= MAX_SIZE})
         se = math.sqrt(cov * (1 - cov) / n) if n else math.nan
-        lines.append(f"| {model} | {groups} | {councils} | {respondents} | {int(g['studies'].max())} | "
+        lines.append(f"| {model}{STALE_MARK if g['stale'].any() else ''} | {groups} | {councils} | {respondents} | {int(g['studies'].max())} | "
                      f"{_pct(cov)} ± {_pct(se)} | {_pct(size)} | {verdict(row)} |")
     return lines + [""]
 
@@ -793,6 +812,8 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
         "- Monte-Carlo standard error of a coverage of 95% from n intervals: √(0.95·0.05/n), 0.7 points for "
         "1,000 intervals (500 studies x 2 measures).",
         *(f"- {note}" for note in info.get("notes", ())),
+        *([f"- {STALE_NOTE}: " + ", ".join(sorted(summary.loc[summary["stale"], "model"].unique()))]
+          if summary["stale"].any() else []),
         "",
     ]
     lines += key_findings_section(summary)

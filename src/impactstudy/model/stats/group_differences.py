@@ -70,7 +70,9 @@ def difference_rows(model: str, sample: tidy.Sample, contrasts: Sequence[Contras
             total = {key: n[0][key] + n[1][key] for key in ("n_obs", "n_councils", "n_councils_both")}
             vectors = [design.contrast(later, earlier, lv) for lv in (str(level), reference)] if design is not None else [None]
             if test is None or any(v is None for v in vectors):
-                reason = warning or "not estimable: a group has no answers at one of the waves"
+                # a fitted model's own warning (a boundary fit) goes with the reason, never instead of it
+                empty = "not estimable: a group has no answers at one of the waves"
+                reason = (warning or empty) if test is None else tidy.join_warnings(empty, warning)
                 rows.append(tidy.make_row(model, later, earlier, label, correction=correction, warning=reason, **total))
                 continue
             values = {k: v for k, v in test(vectors[0] - vectors[1]).items() if k in tidy.COLUMNS}
