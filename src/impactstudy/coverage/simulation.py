@@ -742,6 +742,36 @@ def key_findings_section(summary: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+LMM_TAU_NOTE = """\
+## Why the LMM under-covered with many respondents per council at τ = 0.3, and what changed
+
+Before commit 2c884c5 the LMM's `follow_up - baseline` intervals covered 91.8% at 20 councils and 88.6%
+at 40 with 20–40 respondents per council and τ = 0.3 (110 studies a cell), and its test rejected in
+10–12% of the studies with no change. What it was, checked on that cell:
+
+- **Not the engine.** On four simulated studies of the 20-council cell, estimates, variance components
+  (council:wave included), REML criterion, and the Kenward–Roger and Satterthwaite SE and df agreed with
+  lme4 + pbkrtest / lmerTest to the printed digits (e.g. SE 0.068436 and KR df 36.83 in both).
+- **Not the truth it was judged against.** The estimates averaged 0.320 against a respondent-weighted
+  truth of 0.319 (council-weighted 0.336, 20 councils); the measure with no change in any council (truth
+  0 under every weighting) under-covered as much (88.8% and 90.4%).
+- **Not the df: the SE.** Across studies the estimates' SD was 0.087 (20 councils) and 0.061 (40), the
+  mean SE 0.077 and 0.053: about 0.88 of the spread at either df.
+- **The model's covariance.** The generator's council change builds up along the trajectory (0, 0.4 τ
+  and τ at baseline, early impact and follow-up: a council that gains more by the follow-up was already
+  gaining at the early wave). The council × wave term gives every wave's council deviation one
+  variance, so a fit to the three waves averages the spread: for the council part of `follow_up -
+  baseline` it implies about half of τ² (0.51 τ² with balanced waves) where the truth is τ². With 1–4
+  respondents a council the answers' noise dominates and the miss hides; with 20–40 it shows. lme4 with an unstructured council covariance,
+  `(0 + wave | council_code)`, on the same studies gave SE 0.090 against 0.068 (df 17.7 against 36.8).
+
+**The fix** (2c884c5, `fitting.lmm_rows`, docs/lmm.md): with more than two waves each contrast comes from
+the model fitted to its own two waves, where the term's variance is the contrast's own whatever the
+trajectory. Checked on 100 studies of the 20-council cell before the grid was rerun: 95.5%
+(Kenward–Roger) and 96.0% (Satterthwaite), size 5.0%; the LMM rows above are the rerun's.
+"""
+
+
 WHAT_THE_REPORT_DOES = """\
 ## What the report does about the misses
 
@@ -817,6 +847,7 @@ def markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
         "",
     ]
     lines += key_findings_section(summary)
+    lines += LMM_TAU_NOTE.splitlines() + [""]
     lines += WHAT_THE_REPORT_DOES.splitlines() + [""]
     lines += pooled_section(summary)
     key = summary[summary["contrast"] == KEY_CONTRAST]

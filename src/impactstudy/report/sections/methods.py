@@ -25,7 +25,8 @@ def build(ctx: Context) -> Section:
                "Satterthwaite df (as lmerTest)")
     s.text("Change over time is estimated with a linear mixed model (random intercepts for councils, for each "
            "council at each wave, so that councils may change by different amounts, and for respondents who "
-           f"answered more than once; {ddf}), with a GEE (exchangeable "
+           "answered more than once; each comparison of two waves fitted to those two waves, so that its "
+           f"council-level spread is its own; {ddf}), with a GEE (exchangeable "
            "correlation within councils, robust errors), a proportional-odds model for Likert items and paired "
            "council-level tests as checks. Binary items use McNemar's exact test. q-values are Benjamini–Hochberg "
            "adjusted across measures within each model, comparison and group. Shares of answers at or above a level "
