@@ -745,7 +745,7 @@ def key_findings_section(summary: pd.DataFrame) -> list[str]:
 LMM_TAU_NOTE = """\
 ## Why the LMM under-covered with many respondents per council at τ = 0.3, and what changed
 
-Before commit 2c884c5 the LMM's `follow_up - baseline` intervals covered 91.8% at 20 councils and 88.6%
+Before the fix below the LMM's `follow_up - baseline` intervals covered 91.8% at 20 councils and 88.6%
 at 40 with 20–40 respondents per council and τ = 0.3 (110 studies a cell), and its test rejected in
 10–12% of the studies with no change. What it was, checked on that cell:
 
@@ -762,11 +762,12 @@ at 40 with 20–40 respondents per council and τ = 0.3 (110 studies a cell), an
   gaining at the early wave). The council × wave term gives every wave's council deviation one
   variance, so a fit to the three waves averages the spread: for the council part of `follow_up -
   baseline` it implies about half of τ² (0.51 τ² with balanced waves) where the truth is τ². With 1–4
-  respondents a council the answers' noise dominates and the miss hides; with 20–40 it shows. lme4 with an unstructured council covariance,
-  `(0 + wave | council_code)`, on the same studies gave SE 0.090 against 0.068 (df 17.7 against 36.8).
+  respondents a council the answers' noise dominates and the miss hides; with 20–40 it shows. lme4 with
+  an unstructured council covariance, `(0 + wave | council_code)`, gave SEs 0.090, 0.092 and 0.080
+  against 0.068, 0.076 and 0.070 on the three studies' changing measure (df about 17.6 against 35–37).
 
-**The fix** (2c884c5, `fitting.lmm_rows`, docs/lmm.md): with more than two waves each contrast comes from
-the model fitted to its own two waves, where the term's variance is the contrast's own whatever the
+**The fix** (`fitting.lmm_rows`, docs/lmm.md): with more than two waves each contrast comes from the
+model fitted to its own two waves, where the term's variance is the contrast's own whatever the
 trajectory. Checked on 100 studies of the 20-council cell before the grid was rerun: 95.5%
 (Kenward–Roger) and 96.0% (Satterthwaite), size 5.0%; the LMM rows above are the rerun's.
 """
