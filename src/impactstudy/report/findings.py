@@ -44,7 +44,11 @@ MODEL_NAMES = {"lmm": "linear mixed model", "gee": "GEE", "gee_ipw": "retention-
                "ordinal": "ordinal (proportional-odds) model", "paired_t": "paired t-test",
                "wilcoxon": "Wilcoxon signed-rank test", "mcnemar": "McNemar's test",
                "cr2": "CR2 cluster-robust regression", "cr2_council": "council-level regression (CR2)",
-               "sign_flip": "sign-flip permutation test", "wild_bootstrap": "wild cluster bootstrap"}
+               "sign_flip": "sign-flip permutation test", "wild_bootstrap": "wild cluster bootstrap",
+               "lmm_time": "linear mixed model on time since the intervention",
+               "attrition_logit": "which councils took part (Firth logistic regression)",
+               "dropout_logit": "which respondents stayed (logistic regression for the retention weights)",
+               "theme_share": "theme share (council-clustered)"}
 # rows of contrasts.csv that estimate something other than the change in the measure's mean or odds (a share
 # of top answers, a difference between groups): never compared with the change models nor tabled beside them
 OTHER_ESTIMANDS = ("share", "share_diff", "change_adjusted")

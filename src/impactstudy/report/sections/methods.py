@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impactstudy.report import design_blocks, summaries
+from impactstudy.report import design_blocks, findings, summaries
 from impactstudy.report.codebook import codebook_block
 from impactstudy.report.context import Context, Section
 from impactstudy.report.disclosure import TOTAL, protect_counts, with_totals
@@ -48,6 +48,8 @@ def build(ctx: Context) -> Section:
             shown["n_councils"] = counts_text(shown["n_councils"], np.zeros(len(shown), dtype=bool))
         if "measure" in shown:
             shown["measure"] = [ctx.label(str(m)) for m in shown["measure"]]
+        if "model" in shown:  # the model's name as the findings give it, not its code
+            shown["model"] = [_first_upper(findings.MODEL_NAMES.get(str(m), str(m))) for m in shown["model"]]
         shown = shown.astype(object).where(shown.notna(), "")
         shown.columns = [c.replace("_", " ").capitalize() for c in shown.columns]
         s.table(table("model-fits", "Models fitted", shown, numeric=["N councils"]))
@@ -109,6 +111,11 @@ def build(ctx: Context) -> Section:
     _reorganised(ctx, s)
     codebook_block(ctx, s)
     return s
+
+
+def _first_upper(text: str) -> str:
+    """The text with its first letter a capital, the rest as written ("GEE", "McNemar's" keep theirs)."""
+    return text[:1].upper() + text[1:]
 
 
 def _reorganised(ctx: Context, s: Section) -> None:
