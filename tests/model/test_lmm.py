@@ -247,6 +247,16 @@ def test_design_columns_and_contrasts_follow_r_treatment_coding() -> None:
     assert [c.contrast for c in d.contrasts(["successive"])][:2] == ["w2 - w1", "w3 - w2"]
 
 
+def test_contrast_of_a_level_the_design_does_not_hold_is_not_estimable() -> None:
+    """A two-wave fit (the LMM's per-contrast rows) may lack a group level answered only at other waves:
+    its contrast is None (a 'not estimable' row), not a ValueError (found by tests/fuzz on a generated study)."""
+    df = pd.DataFrame({"wave": ["w2", "w3"] * 3, "grp": ["North"] * 6})
+    d = design_matrix(df, WAVES, "grp")
+    assert d.levels == ("North",)
+    assert d.contrast("w3", "w2", "South") is None
+    assert d.contrast("w3", "w2", "North") is not None
+
+
 @settings(max_examples=30, deadline=None)
 @given(n_waves=st.integers(2, 5), n_levels=st.integers(1, 4), data=st.data())
 def test_every_contrast_is_a_difference_of_cell_means(n_waves: int, n_levels: int, data) -> None:

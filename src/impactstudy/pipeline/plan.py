@@ -8,7 +8,7 @@ missing file part-way through a run.
 :func:`needed` is the part of the plan a stage depends on (its steps and those of the stages writing
 what they read, transitively), so ``run --until model`` runs no impact step. :func:`stale` says of each step
 why it will run, its own reasons first and then the upstream steps that will rerun before it ("reads what
-ingest:baseline (wave “Before the review”, wave1_baseline.sav) writes, which will rerun"): ``status`` tells
+ingest:w1 (wave “First wave”, w1.sav) writes, which will rerun"): ``status`` tells
 what ``run`` will do.
 """
 

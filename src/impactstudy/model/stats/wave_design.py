@@ -97,8 +97,11 @@ class WaveDesign:
 
     def contrast(self, later: str, earlier: str, level: str | None = None) -> np.ndarray | None:
         """``L`` over the columns of ``X`` for ``mean(later) - mean(earlier)`` within ``level``; None
-        when either wave is absent or its cell (within the level) is empty, so it is not estimable."""
+        when either wave or the level is absent (a two-wave fit may hold a level only at other waves) or its
+        cell (within the level) is empty, so it is not estimable."""
         if later not in self.waves or earlier not in self.waves:
+            return None
+        if self.group is not None and level not in self.levels:
             return None
         j = self.levels.index(level) if self.group is not None else 0
         if not (self.observed[self.waves.index(later), j] and self.observed[self.waves.index(earlier), j]):
